@@ -1,0 +1,12 @@
+"""fastgram: Numba-jitted numeric kernels for tiny language models.
+
+Counting n-grams over token streams and files, sampling and generation, and batched softmax
+attention, each with a plain-NumPy reference (:mod:`fastgram.reference`) that
+:func:`fastgram.check` compares it against.
+"""
+
+from fastgram.check import check
+
+__version__ = "0.1.0"
+
+__all__ = ["check", "__version__"]

@@ -1,0 +1,196 @@
+"""Argument checks shared by the public modules.
+
+Kernels trust their inputs; these helpers are what makes that safe. Each raises ``TypeError``
+for the wrong kind of argument and ``ValueError`` for a wrong value, with a message that names
+the argument, what was expected and what came.
+"""
+
+from __future__ import annotations
+
+import numbers
+import operator
+
+import numpy as np
+
+#: Tokens examined per step when scanning a stream (bounds the scratch memory of checks).
+SCAN_CHUNK = 1 << 22
+
+#: Default memory budget for a dense ``(V, V)`` int64 table: 2 GiB (V up to 16,384).
+DENSE_TABLE_BUDGET = 2 << 30
+
+
+def fmt_int(n: int) -> str:
+    """``1234567 -> '1,234,567'``, for messages."""
+    return f"{int(n):,}"
+
+
+def fmt_bytes(n: float) -> str:
+    """Human-readable byte count: ``fmt_bytes(3 << 30) -> '3.0 GiB'``."""
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def require_int(value, name: str, *, min: int | None = None, max: int | None = None) -> int:
+    """Return ``value`` as a Python int, or raise naming ``name``.
+
+    Accepts Python and NumPy integers (not ``bool``). ``min``/``max`` are inclusive bounds.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    value = operator.index(value)
+    if min is not None and value < min:
+        raise ValueError(f"{name} must be >= {fmt_int(min)}, got {fmt_int(value)}")
+    if max is not None and value > max:
+        raise ValueError(f"{name} must be <= {fmt_int(max)}, got {fmt_int(value)}")
+    return value
+
+
+def require_float(
+    value,
+    name: str,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    min_open: bool = False,
+    max_open: bool = False,
+) -> float:
+    """Return ``value`` as a finite Python float within the given bounds, or raise.
+
+    ``min_open``/``max_open`` make the corresponding bound exclusive.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    lo = "(" if min_open else "["
+    hi = ")" if max_open else "]"
+    interval = f"{lo}{'-inf' if min is None else min}, {'inf' if max is None else max}{hi}"
+    if min is not None and (value < min or (min_open and value == min)):
+        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+    if max is not None and (value > max or (max_open and value == max)):
+        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+    return value
+
+
+def as_int_array(x, name: str) -> np.ndarray:
+    """``x`` as an integer ndarray without copying an ndarray (memmaps stay memmaps).
+
+    Lists and other sequences are converted with :func:`numpy.asarray`. Booleans, floats and
+    other kinds raise ``TypeError``.
+    """
+    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if arr.dtype.kind not in "iu":
+        if arr.dtype.kind == "f" and arr.size == 0 and not isinstance(x, np.ndarray):
+            return np.zeros(0, dtype=np.uint8)  # an empty list
+        raise TypeError(f"{name} must be an array of integers, got dtype {arr.dtype}")
+    return arr
+
+
+def as_token_stream(x, name: str = "tokens") -> np.ndarray:
+    """A 1-D integer token stream (any integer dtype, byte order or strides)."""
+    arr = as_int_array(x, name)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    return arr
+
+
+def as_float_array(x, name: str) -> np.ndarray:
+    """``x`` as a float32 or float64 ndarray (no copy for those dtypes).
+
+    Integer, boolean and complex inputs raise ``TypeError``: the result dtype follows the
+    input's float dtype, so the caller must choose it.
+    """
+    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if arr.dtype not in (np.float32, np.float64):
+        if arr.dtype.kind == "f" and arr.dtype.itemsize == 2:
+            raise TypeError(f"{name} must be float32 or float64, got float16 (cast it first)")
+        raise TypeError(f"{name} must be float32 or float64, got dtype {arr.dtype}")
+    return arr
+
+
+def stream_max(tokens: np.ndarray) -> int:
+    """Largest id in a 1-D stream, read in chunks (no full-size temporaries)."""
+    best = -1
+    for lo in range(0, tokens.shape[0], SCAN_CHUNK):
+        best = max(best, int(tokens[lo : lo + SCAN_CHUNK].max()))
+    return best
+
+
+def first_out_of_range(tokens: np.ndarray, limit: int) -> tuple[int, int] | None:
+    """``(position, value)`` of the first id outside ``[0, limit)``, or ``None``.
+
+    Reads the stream in chunks of :data:`SCAN_CHUNK`, so the extra memory is O(chunk) whatever
+    the stream's length, dtype or strides. Skips the scan when the dtype cannot hold a bad id.
+    """
+    info = np.iinfo(tokens.dtype)
+    if info.min >= 0 and info.max < limit:
+        return None
+    for lo in range(0, tokens.shape[0], SCAN_CHUNK):
+        chunk = tokens[lo : lo + SCAN_CHUNK]
+        if (info.min < 0 and chunk.min() < 0) or chunk.max() >= limit:
+            bad = np.flatnonzero((chunk < 0) | (chunk >= limit))[0]
+            return lo + int(bad), int(chunk[bad])
+    return None
+
+
+def check_token_range(tokens: np.ndarray, limit: int, name: str = "tokens", offset: int = 0) -> None:
+    """Raise ``ValueError`` naming the first id outside ``[0, limit)``.
+
+    ``offset`` is added to positions, so streaming callers report positions in the whole
+    stream rather than in the current chunk.
+    """
+    bad = first_out_of_range(tokens, limit)
+    if bad is not None:
+        pos, value = bad
+        raise ValueError(
+            f"{name}: token id {fmt_int(value)} at position {fmt_int(pos + offset)} "
+            f"is outside [0, {fmt_int(limit)})"
+        )
+
+
+def kernel_view(chunk: np.ndarray) -> np.ndarray:
+    """The chunk as a C-contiguous, native-order, *unsigned* integer array for a kernel.
+
+    Signed ids must already be checked to be non-negative: they are reinterpreted (a view, no
+    copy) as the unsigned type of the same width. Only a non-contiguous or byte-swapped chunk
+    is copied, so callers pass chunks of bounded size. Kernels are therefore compiled for four
+    dtypes (uint8/16/32/64) at most.
+    """
+    unsigned = np.dtype(f"u{chunk.dtype.itemsize}")
+    if chunk.flags.c_contiguous and chunk.dtype.isnative:
+        return chunk.view(unsigned)
+    native = chunk.dtype.newbyteorder("=")
+    return np.ascontiguousarray(chunk, dtype=native).view(unsigned)
+
+
+def needs_chunked_copy(tokens: np.ndarray) -> bool:
+    """Whether :func:`kernel_view` would copy (so the caller should feed it chunks)."""
+    return not (tokens.flags.c_contiguous and tokens.dtype.isnative)
+
+
+def check_dense_table(vocab_size: int, max_bytes: int = DENSE_TABLE_BUDGET, name: str = "vocab_size") -> None:
+    """Raise ``ValueError`` if a dense ``(V, V)`` int64 table would exceed ``max_bytes``."""
+    need = 8 * vocab_size * vocab_size
+    if need > max_bytes:
+        raise ValueError(
+            f"{name}={fmt_int(vocab_size)} needs a dense ({fmt_int(vocab_size)}, "
+            f"{fmt_int(vocab_size)}) int64 table of {fmt_bytes(need)}, over the memory budget "
+            f"of {fmt_bytes(max_bytes)}; raise max_table_bytes or count sparsely"
+        )
+
+
+def resolve_vocab_size(tokens: np.ndarray, vocab_size, name: str = "vocab_size") -> int:
+    """``vocab_size`` checked, or ``max(tokens) + 1`` when ``None`` (0 for an empty stream)."""
+    if vocab_size is not None:
+        return require_int(vocab_size, name, min=1)
+    if tokens.shape[0] == 0:
+        return 0
+    info = np.iinfo(tokens.dtype)
+    if info.min < 0:
+        check_token_range(tokens, int(info.max) + 1)  # any negative id is an error
+    return stream_max(tokens) + 1

@@ -1,0 +1,256 @@
+"""Kernels against their references: the registry, the comparison and the report.
+
+One registry (:data:`REGISTRY`) maps each public, Numba-backed function to its plain-NumPy
+reference in :mod:`fastgram.reference` and to a generator of seeded inputs and edge cases. It
+feeds three users:
+
+- ``fastgram.check()`` / ``fastgram check``: run every case through both, print a table,
+  fail on any mismatch;
+- ``tests/test_check.py``: the same cases as parametrised tests;
+- ``benchmarks/``: the same pairing of kernel and reference (plus outside peers).
+
+Each kernel family registers its entries in its own section at the bottom of this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Case", "KernelCheck", "REGISTRY", "register", "run_checks", "check", "max_difference"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One input: ``fn(*args, **kwargs)`` for both the kernel and the reference."""
+
+    label: str
+    args: tuple = ()
+    kwargs: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelCheck:
+    """A registry entry.
+
+    Attributes
+    ----------
+    name : str
+        The public function's name (``"count_bigrams"``).
+    family : str
+        ``"counting"``, ``"sampling"``, ``"attention"``...
+    kernel, reference : callable
+        The public function and its reference, called with the same arguments.
+    cases : callable
+        ``cases(rng) -> iterable of Case``: seeded random inputs plus edge cases.
+    compare : callable
+        ``compare(got, want) -> float``: 0.0 when identical; defaults to
+        :func:`max_difference`.
+    tolerance : float
+        Largest accepted ``compare`` value (0.0: exact).
+    """
+
+    name: str
+    family: str
+    kernel: Callable
+    reference: Callable
+    cases: Callable[[np.random.Generator], Iterable[Case]]
+    compare: Callable[[Any, Any], float] | None = None
+    tolerance: float = 0.0
+
+
+REGISTRY: dict[str, KernelCheck] = {}
+
+
+def register(entry: KernelCheck) -> KernelCheck:
+    """Add ``entry`` to :data:`REGISTRY` (names are unique)."""
+    if entry.name in REGISTRY:
+        raise ValueError(f"kernel {entry.name!r} is already registered")
+    REGISTRY[entry.name] = entry
+    return entry
+
+
+def max_difference(got, want) -> float:
+    """Largest absolute difference between two results; ``inf`` if their structure differs.
+
+    Arrays must match in shape (and, for integers, exactly); tuples, lists and dicts are
+    compared element by element; other objects must compare equal.
+    """
+    if isinstance(want, (tuple, list)):
+        if not isinstance(got, (tuple, list)) or len(got) != len(want):
+            return float("inf")
+        return max((max_difference(g, w) for g, w in zip(got, want)), default=0.0)
+    if isinstance(want, dict):
+        if not isinstance(got, dict) or got.keys() != want.keys():
+            return float("inf")
+        return max((max_difference(got[k], want[k]) for k in want), default=0.0)
+    if isinstance(want, (np.ndarray, np.generic)) or isinstance(got, (np.ndarray, np.generic)):
+        got, want = np.asarray(got), np.asarray(want)
+        if got.shape != want.shape:
+            return float("inf")
+        if got.size == 0:
+            return 0.0
+        if got.dtype.kind in "iub" and want.dtype.kind in "iub":
+            return float(np.max(got.astype(np.float64) != want.astype(np.float64)))
+        g = got.astype(np.float64)
+        w = want.astype(np.float64)
+        same = (g == w) | (np.isnan(g) & np.isnan(w))
+        diff = np.where(same, 0.0, np.abs(g - w))
+        return float(np.nan_to_num(diff, nan=np.inf).max())
+    return 0.0 if got == want else float("inf")
+
+
+@dataclasses.dataclass
+class CheckResult:
+    """The outcome of one registry entry over all its cases."""
+
+    name: str
+    family: str
+    cases: int
+    max_difference: float
+    tolerance: float
+    failures: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def run_checks(names: Iterable[str] | None = None, seed: int = 0) -> list[CheckResult]:
+    """Run kernel and reference on every case of the selected entries.
+
+    Parameters
+    ----------
+    names : iterable of str, optional
+        Registry names or family names to run; all when omitted.
+    seed : int
+        Seed of the random inputs (each entry gets its own generator from it).
+
+    Returns
+    -------
+    list of CheckResult
+    """
+    selected = _select(names)
+    results = []
+    for index, entry in enumerate(selected):
+        rng = np.random.default_rng([seed, index])
+        compare = entry.compare or max_difference
+        worst, count, failures = 0.0, 0, []
+        for case in entry.cases(rng):
+            count += 1
+            try:
+                want = entry.reference(*case.args, **case.kwargs)
+                got = entry.kernel(*case.args, **case.kwargs)
+                diff = float(compare(got, want))
+            except Exception as exc:  # a crash is reported as a failed case, not raised
+                failures.append(f"{case.label}: {type(exc).__name__}: {exc}")
+                continue
+            worst = max(worst, diff)
+            if not diff <= entry.tolerance:
+                failures.append(f"{case.label}: difference {diff:.3g} > {entry.tolerance:.3g}")
+        results.append(CheckResult(entry.name, entry.family, count, worst, entry.tolerance, failures))
+    return results
+
+
+def _select(names: Iterable[str] | None) -> list[KernelCheck]:
+    _load_all()
+    if names is None:
+        return list(REGISTRY.values())
+    wanted = list(names)
+    known = set(REGISTRY) | {e.family for e in REGISTRY.values()}
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise ValueError(f"names: unknown kernel or family {unknown}; known: {sorted(known)}")
+    return [e for e in REGISTRY.values() if e.name in wanted or e.family in wanted]
+
+
+def format_table(results: list[CheckResult]) -> str:
+    """The check report as a plain-text table."""
+    rows = [("kernel", "family", "cases", "max diff", "tolerance", "ok")]
+    for r in results:
+        rows.append(
+            (r.name, r.family, str(r.cases), f"{r.max_difference:.3g}", f"{r.tolerance:.3g}", "ok" if r.ok else "FAIL")
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    for r in results:
+        for failure in r.failures:
+            lines.append(f"FAIL {r.name}: {failure}")
+    return "\n".join(lines)
+
+
+def check(names: Iterable[str] | None = None, seed: int = 0, verbose: bool = True) -> bool:
+    """Check every registered kernel against its reference; print the table.
+
+    Returns ``True`` when every case of every selected kernel agrees within its tolerance.
+
+    Examples
+    --------
+    >>> import fastgram
+    >>> fastgram.check(["count_bigrams"], verbose=False)
+    True
+    """
+    results = run_checks(names, seed=seed)
+    if verbose:
+        print(format_table(results))
+    return all(r.ok for r in results)
+
+
+def _load_all() -> None:
+    """Import the family sections below (kept lazy so ``import fastgram`` stays cheap)."""
+    if not REGISTRY:
+        for loader in _FAMILIES:
+            loader()
+
+
+_FAMILIES: list[Callable[[], None]] = []
+
+
+def family(fn: Callable[[], None]) -> Callable[[], None]:
+    """Mark ``fn`` as the function that registers one family's entries."""
+    _FAMILIES.append(fn)
+    return fn
+
+
+# ---------------------------------------------------------------------------------------------
+# counting
+# ---------------------------------------------------------------------------------------------
+
+
+@family
+def _register_counting() -> None:
+    from fastgram import counting, reference
+
+    def bigram_cases(rng: np.random.Generator):
+        yield Case("empty", (np.zeros(0, np.uint8),), {"vocab_size": 5})
+        yield Case("one token", (np.array([3], np.uint16),), {"vocab_size": 4})
+        yield Case("V = 1", (np.zeros(50, np.int32),))
+        yield Case("largest id", (np.array([255, 0, 255, 255], np.uint8),), {"vocab_size": 256})
+        for dtype in (np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int64):
+            hi = min(200, np.iinfo(dtype).max)
+            yield Case(f"random {np.dtype(dtype).name}", (rng.integers(0, hi, 5_000).astype(dtype),))
+        swapped = rng.integers(0, 1000, 3_000).astype(">u2")
+        yield Case("byte-swapped uint16", (swapped,), {"vocab_size": 1000})
+        yield Case("strided view", (rng.integers(0, 50, 4_001).astype(np.int32)[::3],))
+        yield Case("large V (partitioned path)", (rng.integers(0, 2048, 20_000).astype(np.uint16),), {"vocab_size": 2048})
+        zipf = np.minimum(rng.zipf(1.2, 20_000) - 1, 999).astype(np.uint16)
+        yield Case("zipf V = 1000", (zipf,), {"vocab_size": 1000})
+
+    register(KernelCheck("count_bigrams", "counting", counting.count_bigrams, reference.count_bigrams, bigram_cases))
+
+
+# ---------------------------------------------------------------------------------------------
+# n-grams (issue 3) register below
+# ---------------------------------------------------------------------------------------------
+
+# ---------------------------------------------------------------------------------------------
+# sampling (issue 4) register below
+# ---------------------------------------------------------------------------------------------
+
+# ---------------------------------------------------------------------------------------------
+# attention (issue 5) register below
+# ---------------------------------------------------------------------------------------------
