@@ -19,6 +19,10 @@ SCAN_CHUNK = 1 << 22
 DENSE_TABLE_BUDGET = 2 << 30
 
 
+#: Largest V of a dense table (keys ``a * V + b`` must fit in 32 bits).
+DENSE_MAX_VOCAB = 65_535
+
+
 def fmt_int(n: int) -> str:
     """``1234567 -> '1,234,567'``, for messages."""
     return f"{int(n):,}"
@@ -174,7 +178,16 @@ def needs_chunked_copy(tokens: np.ndarray) -> bool:
 
 
 def check_dense_table(vocab_size: int, max_bytes: int = DENSE_TABLE_BUDGET, name: str = "vocab_size") -> None:
-    """Raise ``ValueError`` if a dense ``(V, V)`` int64 table would exceed ``max_bytes``."""
+    """Raise ``ValueError`` if a dense ``(V, V)`` int64 table would exceed ``max_bytes``.
+
+    Dense tables are also limited to ``V <= 65,535`` (their kernels pack ``a * V + b`` into
+    32 bits); a table that size is 32 GiB, so the budget is the limit in practice.
+    """
+    if vocab_size > DENSE_MAX_VOCAB:
+        raise ValueError(
+            f"{name}={fmt_int(vocab_size)} is too large for a dense table (at most "
+            f"{fmt_int(DENSE_MAX_VOCAB)}); count sparsely"
+        )
     need = 8 * vocab_size * vocab_size
     if need > max_bytes:
         raise ValueError(

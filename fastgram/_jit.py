@@ -7,7 +7,8 @@ passes options to Numba.
   suite) loads kernels instead of compiling them again.
 - ``nogil=True``: kernels release the GIL, so Python threads can run them side by side.
 - ``parallel=True`` only where a kernel opts in; such kernels size their per-thread buffers
-  with :func:`numba.get_num_threads` at call time, so ``numba.set_num_threads`` and
+  with :func:`numba.get_num_threads` at call time (the wrapper passes :func:`num_threads` in as
+  an argument: calling it inside a kernel stops Numba from caching that kernel), so ``numba.set_num_threads`` and
   ``NUMBA_NUM_THREADS`` are respected, and reduce them in a fixed order so results do not
   depend on the thread count.
 - ``fastmath`` is allowed in the attention kernels only, and only with the tolerances to the
