@@ -9,6 +9,109 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="the notebook's pipeline end to end, with checks and a measured speed-up")
+    p.add_argument("--tokens", type=int, default=None, help="tokens in the speed-up stream (default 10^8)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _run_demo(args) -> int:
+    from fastgram import demo
+
+    tokens = demo.DEMO_TOKENS if args.tokens is None else args.tokens
+    if tokens < 2:
+        raise ValueError(f"--tokens must be >= 2, got {tokens}")
+    return 0 if demo.run(tokens=tokens, seed=args.seed) else 1
+
+
+def _add_count(sub) -> None:
+    p = sub.add_parser(
+        "count",
+        help="count the bigrams of token or text files into an .npz",
+        description="Count bigrams over files (read in bounded chunks) as one stream, in the order given; "
+        "a directory stands for its files in sorted order.",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files or directories of shards")
+    kind = p.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--dtype", choices=["uint8", "uint16", "uint32"], help="raw token files of this dtype")
+    kind.add_argument("--text", action="store_true", help="UTF-8 text files")
+    p.add_argument(
+        "--vocab",
+        default="bytes",
+        help="text vocabulary: 'bytes' (V = 256, default), 'chars' (the files' sorted characters) "
+        "or the path of a saved vocabulary JSON",
+    )
+    p.add_argument("--vocab-size", type=int, default=None, help="V for token files (default: max id + 1)")
+    p.add_argument("-o", "--output", required=True, help="output .npz (written atomically)")
+    p.add_argument("--chunk-tokens", type=int, default=None, help="tokens (or bytes) read per chunk")
+    p.add_argument("--progress", action="store_true", help="show a progress bar (needs fastgram[progress])")
+
+
+def _run_count(args) -> int:
+    from fastgram import corpus
+    from fastgram.counting import BigramCounter
+    from fastgram.vocab import Vocab
+
+    paths = corpus.expand_paths(args.paths)
+    vocab = None
+    if args.text:
+        if args.vocab == "bytes":
+            vocab = Vocab.bytes()
+        elif args.vocab == "chars":
+            vocab = corpus.scan_vocab(paths)
+        else:
+            vocab = Vocab.load(args.vocab)
+    elif args.vocab != "bytes":
+        raise ValueError("--vocab applies to --text files only")
+    options = {} if args.chunk_tokens is None else {"chunk_tokens": args.chunk_tokens}
+    vocab_size = args.vocab_size
+    if args.dtype and vocab_size is None:
+        vocab_size = max(corpus.scan_max(path, args.dtype) for path in paths) + 1
+    counter = BigramCounter(max(1, vocab_size or len(vocab)), vocab=vocab)
+    start = time.perf_counter()
+    for path in paths:
+        corpus.count_file(path, dtype=args.dtype, text=args.text, vocab=vocab, counter=counter, progress=args.progress, **options)
+    elapsed = time.perf_counter() - start
+    counter.save(args.output)
+    rate = counter.tokens / elapsed / 1e6 if elapsed > 0 else float("inf")
+    print(
+        f"counted {counter.tokens:,} tokens from {len(paths)} file(s), V = {counter.vocab_size:,}, "
+        f"in {elapsed:.2f} s ({rate:,.1f} M tokens/s) -> {args.output}"
+    )
+    return 0
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="run the benchmark suites and print the speed-up table")
+    p.add_argument("-k", dest="select", default=None, help="pytest -k expression, e.g. 'counting'")
+    p.add_argument("--dir", default=None, help="folder of the suites (default: benchmarks/ of this clone)")
+    p.add_argument("--json", default=None, help="keep pytest-benchmark's JSON here")
+    p.add_argument("--from-json", default=None, help="print the table of an earlier --json file instead of running")
+    p.add_argument("--png", default=None, help="also save a bar chart of the speed-ups (needs fastgram[plot])")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    p.add_argument("--smoke", action="store_true", help="tiny sizes: check the suites run (times mean nothing)")
+
+
+def _run_bench(args) -> int:
+    import json
+
+    from fastgram import bench
+
+    if args.from_json:
+        with open(args.from_json) as f:
+            data = json.load(f)
+    else:
+        data = bench.run_benchmarks(args.dir, select=args.select, json_path=args.json, smoke=args.smoke)
+    rows = bench.speedup_rows(data)
+    print(bench.machine_line(data))
+    print(bench.format_speedups(rows, markdown=args.markdown))
+    if args.png:
+        bench.save_chart(rows, args.png)
+        print(f"chart -> {args.png}")
+    return 0
 
 
 def _add_check(sub) -> None:
@@ -24,7 +127,10 @@ def _run_check(args) -> int:
 
 
 _COMMANDS = {
+    "demo": (_add_demo, _run_demo),
+    "count": (_add_count, _run_count),
     "check": (_add_check, _run_check),
+    "bench": (_add_bench, _run_bench),
 }
 
 
@@ -46,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     _, run = _COMMANDS[args.command]
     try:
         return run(args)
-    except (ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+    except (ValueError, TypeError, OSError, ModuleNotFoundError, RuntimeError) as exc:
         print(f"fastgram {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -19,7 +19,16 @@ from fastgram import _checks
 from fastgram.counting import BigramCounter
 from fastgram.vocab import Vocab
 
-__all__ = ["count_file", "iter_file_chunks", "atomic_output", "progress_bar", "TOKEN_DTYPES"]
+__all__ = [
+    "count_file",
+    "iter_file_chunks",
+    "expand_paths",
+    "scan_max",
+    "scan_vocab",
+    "atomic_output",
+    "progress_bar",
+    "TOKEN_DTYPES",
+]
 
 #: Dtypes of raw token files (``train.bin`` files of nanoGPT are uint16).
 TOKEN_DTYPES = ("uint8", "uint16", "uint32")
@@ -304,7 +313,7 @@ def count_file(
         elif vocab_size is not None:
             V = _checks.require_int(vocab_size, "vocab_size", min=1)
         else:
-            V = _scan_max(path, dt, chunk_tokens) + 1
+            V = scan_max(path, dt, chunk_tokens) + 1
         total = os.path.getsize(path) // dt.itemsize
         unit = "tok"
     else:
@@ -326,8 +335,57 @@ def count_file(
     return counter
 
 
-def _scan_max(path: str, dtype: np.dtype, chunk_tokens: int) -> int:
+def scan_max(path, dtype, chunk_tokens: int = CHUNK_TOKENS) -> int:
+    """Largest id in a raw token file (-1 if empty), in one chunked pass."""
     best = -1
-    for chunk, _ in _raw_chunks(path, dtype, chunk_tokens):
+    for chunk, _ in _raw_chunks(_check_path(path), _token_dtype(dtype), chunk_tokens):
         best = max(best, _checks.stream_max(chunk))
     return best
+
+
+def scan_vocab(paths, chunk_bytes: int = CHUNK_TOKENS, unk: str | None = None) -> Vocab:
+    """The character vocabulary of UTF-8 text files: their sorted unique characters.
+
+    One chunked pass; memory O(chunk). Raises ``ValueError`` for invalid UTF-8.
+    """
+    points = np.zeros(0, np.uint32)
+    for path in paths:
+        path = _check_path(path)
+        decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        offset = 0
+        with open(path, "rb") as f:
+            while True:
+                raw = f.read(chunk_bytes)
+                text = _validate_utf8(decoder, np.frombuffer(raw, np.uint8), offset, path, final=not raw)
+                offset += len(raw)
+                if text:
+                    points = np.union1d(points, np.frombuffer(text.encode("utf-32-le", "surrogatepass"), "<u4"))
+                if not raw:
+                    break
+    if points.size == 0 and unk is None:
+        raise ValueError("no characters in the text files: cannot build a character vocabulary")
+    chars = points.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass")
+    return Vocab.from_text(chars, unk=unk)
+
+
+def expand_paths(paths) -> list[str]:
+    """Files named by ``paths``, in order; a directory stands for its files, sorted by name.
+
+    Hidden files (``.name``) inside directories are skipped. Raises ``FileNotFoundError`` for
+    a missing path and ``ValueError`` when nothing is left.
+    """
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        paths = [paths]
+    files = []
+    for path in paths:
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            names = sorted(n for n in os.listdir(path) if not n.startswith("."))
+            files += [os.path.join(path, n) for n in names if os.path.isfile(os.path.join(path, n))]
+        elif os.path.exists(path):
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"{path}: no such file or directory")
+    if not files:
+        raise ValueError(f"no files found in {list(map(os.fspath, paths))}")
+    return files
