@@ -51,3 +51,53 @@ def rng():
 def optional_import(name: str):
     """Import an outside peer, or skip the benchmark cleanly when it is not installed."""
     return pytest.importorskip(name)
+
+
+def zipf_tokens(rng, n: int, vocab_size: int, dtype, s: float = 1.1) -> np.ndarray:
+    """``n`` ids with Zipf-like frequencies over ``[0, vocab_size)`` (id 0 the most frequent)."""
+    p = 1.0 / np.arange(1, vocab_size + 1) ** s
+    cdf = np.cumsum(p / p.sum())
+    out = np.empty(n, dtype=dtype)
+    step = 1 << 24
+    for lo in range(0, n, step):  # chunked: no O(n) float temporaries
+        u = rng.random(min(step, n - lo))
+        out[lo : lo + u.shape[0]] = np.minimum(np.searchsorted(cdf, u), vocab_size - 1)
+    return out
+
+
+def fresh_dispatcher(dispatcher, cache: bool):
+    """A new Numba dispatcher of the same Python function and options (nothing compiled yet).
+
+    With ``cache=True`` its first call loads the machine code from the on-disk cache (warm it
+    first); with ``cache=False`` its first call compiles from scratch.
+    """
+    import numba
+
+    options = {k: v for k, v in dispatcher.targetoptions.items() if k != "nopython"}
+    options["cache"] = cache
+    return numba.njit(**options)(dispatcher.py_func)
+
+
+def peak_memory_mb(setup: str, call: str) -> float:
+    """Peak extra resident memory (MiB) of ``call`` in a fresh interpreter.
+
+    The child runs ``setup`` (build the data, warm the kernels up on small inputs), reads its
+    peak RSS, runs ``call`` and reads it again: the difference is what ``call`` needed beyond
+    the data already in memory, whoever allocated it (NumPy or Numba).
+    """
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        f"""
+        import resource
+        {setup}
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        {call}
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print((after - before) / 1024)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])

@@ -1,0 +1,103 @@
+"""Dense bigram counting: the kernel beside the NumPy reference on the same data.
+
+The reference is ``np.bincount(a.astype(np.int64) * V + b, minlength=V * V)``: about 24 bytes
+of temporaries per token. Cases (full size):
+
+- 10^8 uint8 tokens, V = 256 (private per-thread tables);
+- 10^8 uint16 tokens, V = 4096, uniform and Zipf-like (row-partitioned kernel);
+- ``count_file`` over a 1 GiB uint16 token file: throughput and peak memory;
+- compile time: cold, and loaded from the cache.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from conftest import SMOKE, fresh_dispatcher, measure, peak_memory_mb, size, zipf_tokens
+
+from fastgram import count_bigrams, count_file, reference
+from fastgram.kernels import counting as kernels
+
+N_TOKENS = size(10**8, 10_000)
+FILE_TOKENS = size(1 << 29, 50_000)  # 1 GiB of uint16
+
+
+@pytest.fixture(scope="module")
+def streams(rng):
+    return {
+        "uint8 V=256": (rng.integers(0, 256, N_TOKENS, dtype=np.uint8), 256),
+        "uint16 V=4096 uniform": (rng.integers(0, 4096, N_TOKENS, dtype=np.uint16), 4096),
+        "uint16 V=4096 zipf": (zipf_tokens(rng, N_TOKENS, 4096, np.uint16), 4096),
+    }
+
+
+CASES = ["uint8 V=256", "uint16 V=4096 uniform", "uint16 V=4096 zipf"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_count_bigrams_kernel(benchmark, streams, case):
+    tokens, V = streams[case]
+    extra = {"tokens": tokens.size, "vocab_size": V}
+    if not SMOKE:
+        setup = _setup_code(case)
+        extra["extra_peak_mib"] = peak_memory_mb(setup, f"fastgram.count_bigrams(tokens, {V})")
+    counts = measure(benchmark, count_bigrams, tokens, V, group=f"count_bigrams {case}", role="kernel", **extra)
+    assert counts.sum() == tokens.size - 1
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_count_bigrams_reference(benchmark, streams, case):
+    tokens, V = streams[case]
+    extra = {"tokens": tokens.size, "vocab_size": V}
+    if not SMOKE:
+        extra["extra_peak_mib"] = peak_memory_mb(_setup_code(case), f"reference.count_bigrams(tokens, {V})")
+    measure(benchmark, reference.count_bigrams, tokens, V, group=f"count_bigrams {case}", role="reference", rounds=1, **extra)
+
+
+def _setup_code(case: str) -> str:
+    dtype, V = ("np.uint8", 256) if case.startswith("uint8") else ("np.uint16", 4096)
+    return (
+        "import numpy as np, fastgram; from fastgram import reference\n"
+        f"tokens = np.random.default_rng(0).integers(0, {V}, {N_TOKENS}).astype({dtype})\n"
+        f"fastgram.count_bigrams(tokens[:1000], {V})"
+    )
+
+
+@pytest.fixture(scope="module")
+def token_file(tmp_path_factory, rng):
+    path = tmp_path_factory.mktemp("corpus") / "train.bin"
+    with open(path, "wb") as f:
+        for lo in range(0, FILE_TOKENS, 1 << 24):
+            rng.integers(0, 4096, min(1 << 24, FILE_TOKENS - lo), dtype=np.uint16).tofile(f)
+    yield str(path)
+    os.unlink(path)
+
+
+def test_count_file(benchmark, token_file):
+    extra = {"tokens": FILE_TOKENS, "file_bytes": os.path.getsize(token_file)}
+    if not SMOKE:
+        extra["peak_rss_mib"] = peak_memory_mb(
+            "import fastgram",
+            f"fastgram.count_file({token_file!r}, dtype='uint16', vocab_size=4096)",
+        )
+    def count():
+        return count_file(token_file, dtype="uint16", vocab_size=4096)
+
+    counter = measure(benchmark, count, group="count_file 1 GiB uint16 V=4096", role="kernel", rounds=2, **extra)
+    assert counter.tokens == FILE_TOKENS
+
+
+@pytest.mark.parametrize("how", ["cached", "cold"])
+def test_compile_time(benchmark, how):
+    tokens = np.arange(1000, dtype=np.uint16) % 300
+    counts = np.zeros((300, 300), np.int64)
+    kernels.bigram_counts_private(tokens, 300, counts, 1)  # make sure the cache is warm
+
+    def first_call():
+        fresh_dispatcher(kernels.bigram_counts_private, cache=how == "cached")(tokens, 300, counts, 1)
+
+    benchmark.group = "compile bigram_counts_private"
+    benchmark.extra_info["role"] = "kernel" if how == "cached" else "cold compile"
+    benchmark.pedantic(first_call, rounds=1 if SMOKE else 3, iterations=1)
