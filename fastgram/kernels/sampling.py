@@ -1,0 +1,273 @@
+"""Categorical sampling kernels: inverse CDF with guide tables, Markov chains, filters, NLL.
+
+Every draw is the inverse CDF of one counter-based random word (:mod:`fastgram.kernels.random`):
+
+- integer tables (exact counts): ``cum`` is the int64 running sum of a row, ``total = cum[-1]``,
+  the target is ``t = below(word, total)``, an exact integer in ``[0, total)``;
+- float tables: ``cum`` is the float64 running sum (added left to right), the target is
+  ``t = uniform(word) * total``;
+
+and the category is the smallest ``j`` with ``cum[j] > t`` (so a category of weight zero, whose
+``cum`` equals its left neighbour's, is never drawn). That is ``searchsorted(cum, t, 'right')``,
+which is what :mod:`fastgram.reference` computes.
+
+Guide tables (the "cutpoint" method) make the search O(1) on average without changing its
+result: with ``G = 2**k`` buckets, bucket ``g`` holds every word whose top ``k`` bits are ``g``;
+``guide[g]`` is the answer for the smallest word of bucket ``g``. Targets grow with the word,
+so every word of bucket ``g`` has its answer in ``[guide[g], guide[g + 1]]`` (the last bucket:
+``[guide[G - 1], V - 1]``), found by a binary search over that short range.
+
+Rows with ``total == 0`` have no guide and must never be drawn from: the wrappers check, and
+:func:`generate_chains` reports the first chain that reaches one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from fastgram._jit import kernel
+from fastgram.kernels.random import below, seed_key, stream_key, uniform, word
+
+
+@kernel
+def _search(cum_row, lo, hi, t):
+    """Smallest ``j`` in ``[lo, hi]`` with ``cum_row[j] > t``; ``cum_row[hi] > t`` holds."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if cum_row[mid] > t:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@kernel
+def _guide_row(is_int, cum_i_row, cum_f_row, gshift, guide_row):
+    """Fill ``guide_row`` (G,) for one row with a positive total."""
+    G = guide_row.shape[0]
+    j = 0
+    if is_int:
+        V = cum_i_row.shape[0]
+        total_i = cum_i_row[V - 1]
+        for g in range(G):
+            t_i = below(np.uint64(g) << gshift, total_i)
+            while cum_i_row[j] <= t_i:
+                j += 1
+            guide_row[g] = j
+    else:
+        V = cum_f_row.shape[0]
+        total_f = cum_f_row[V - 1]
+        for g in range(G):
+            t_f = uniform(np.uint64(g) << gshift) * total_f
+            while cum_f_row[j] <= t_f:
+                j += 1
+            guide_row[g] = j
+
+
+@kernel
+def _draw(is_int, cum_i_row, cum_f_row, guide_row, gshift, use_guide, x):
+    """The category of word ``x`` in one row (inverse CDF, see module docstring)."""
+    if is_int:
+        V = cum_i_row.shape[0]
+    else:
+        V = cum_f_row.shape[0]
+    lo = 0
+    hi = V - 1
+    if use_guide:
+        G = guide_row.shape[0]
+        g = np.int64(x >> gshift)
+        lo = np.int64(guide_row[g])
+        if g + 1 < G:
+            hi = np.int64(guide_row[g + 1])
+    if is_int:
+        return _search(cum_i_row, lo, hi, below(x, cum_i_row[V - 1]))
+    return _search(cum_f_row, lo, hi, uniform(x) * cum_f_row[V - 1])
+
+
+@kernel(parallel=True)
+def build_guides(is_int, cum_i, cum_f, gshift, guide):
+    """Guide tables of every row: (R, V) cumulative table -> (R, G) int32 ``guide``."""
+    R = guide.shape[0]
+    for r in numba.prange(R):
+        if is_int:
+            ok = cum_i[r, cum_i.shape[1] - 1] > 0
+        else:
+            ok = cum_f[r, cum_f.shape[1] - 1] > 0
+        if ok:
+            if is_int:
+                _guide_row(True, cum_i[r], cum_f[0], gshift, guide[r])
+            else:
+                _guide_row(False, cum_i[0], cum_f[r], gshift, guide[r])
+        else:
+            guide[r, :] = 0
+
+
+@kernel(parallel=True)
+def sample_rows(is_int, cum_i, cum_f, guide, gshift, rows, seed, offset, out):
+    """One draw per entry: ``out[i]`` from row ``rows[i]``, word (stream ``offset + i``, index 0).
+
+    (R, V) cumulative table, (N,) int64 rows -> (N,) int64 ``out``.
+    """
+    skey = seed_key(seed)
+    for i in numba.prange(rows.shape[0]):
+        r = rows[i]
+        x = word(stream_key(skey, offset + i), 0)
+        if is_int:
+            out[i] = _draw(True, cum_i[r], cum_f[0], guide[r], gshift, True, x)
+        else:
+            out[i] = _draw(False, cum_i[0], cum_f[r], guide[r], gshift, True, x)
+
+
+@kernel(parallel=True)
+def generate_chains(is_int, cum_i, cum_f, guide, gshift, start, seed, offset, stop, out, fail):
+    """Markov chains: ``out[b, t]`` is drawn from row ``out[b, t - 1]`` (row ``start[b]`` at t = 0).
+
+    (V, V) cumulative table, (B,) int64 start -> (B, L) int64 ``out``. Draw ``(b, t)`` uses
+    word (stream ``offset + b``, index ``t``). When ``stop >= 0`` and a chain draws ``stop``,
+    its remaining positions are set to ``stop``. ``fail[b]`` is the step at which chain ``b``
+    needed a draw from a row with no weight (-1 if none); the chain stops there (rest -1).
+    """
+    skey = seed_key(seed)
+    B, L = out.shape
+    if is_int:
+        V = cum_i.shape[1]
+    else:
+        V = cum_f.shape[1]
+    for b in numba.prange(B):
+        key = stream_key(skey, offset + b)
+        cur = start[b]
+        fail[b] = -1
+        t = 0
+        while t < L:
+            if is_int:
+                empty = cum_i[cur, V - 1] == 0
+            else:
+                empty = cum_f[cur, V - 1] == 0
+            if empty:
+                fail[b] = t
+                out[b, t:] = -1
+                break
+            x = word(key, t)
+            if is_int:
+                nxt = _draw(True, cum_i[cur], cum_f[0], guide[cur], gshift, True, x)
+            else:
+                nxt = _draw(False, cum_i[0], cum_f[cur], guide[cur], gshift, True, x)
+            out[b, t] = nxt
+            t += 1
+            if nxt == stop:
+                out[b, t:] = stop
+                break
+            cur = nxt
+
+
+@kernel(parallel=True)
+def prepare_rows(w, top_k, q, min_p, cum, guide, gshift, use_guide):
+    """Filter float64 weights in place, then cumulative sums and guide tables, row by row.
+
+    (B, V) ``w`` -> (B, V) float64 ``cum`` (may be ``w`` itself) and (B, G) int32 ``guide``.
+    Filters (each skipped at its neutral value), in this order:
+
+    - ``top_k < V``: zero every weight below the ``top_k``-th largest (ties all kept);
+    - ``q >= 0`` (``q = 1 - top_p``): in ascending order of weight (ties: higher id first),
+      zero the weights whose running sum is ``<= q * total`` except the largest;
+    - ``min_p > 0``: zero every weight below ``min_p`` (the largest weight is 1).
+    """
+    B, V = w.shape
+    empty_i = np.zeros(1, np.int64)
+    for b in numba.prange(B):
+        row = w[b]
+        if top_k < V:
+            kth = np.partition(row.copy(), V - top_k)[V - top_k]
+            for i in range(V):
+                if row[i] < kth:
+                    row[i] = 0.0
+        if q >= 0.0:
+            desc = np.argsort(-row, kind="mergesort")  # descending, ties by lower id first
+            acc = np.empty(V, np.float64)
+            s = 0.0
+            for i in range(V):  # ascending order = descending order reversed
+                s += row[desc[V - 1 - i]]
+                acc[i] = s
+            limit = q * acc[V - 1]
+            for i in range(V - 1):
+                if acc[i] <= limit:
+                    row[desc[V - 1 - i]] = 0.0
+                else:
+                    break
+        if min_p > 0.0:
+            for i in range(V):
+                if row[i] < min_p:
+                    row[i] = 0.0
+        s = 0.0
+        crow = cum[b]
+        for i in range(V):
+            s += row[i]
+            crow[i] = s
+        if use_guide:
+            _guide_row(False, empty_i, crow, gshift, guide[b])
+
+
+@kernel(parallel=True)
+def draw_rows(cum, guide, gshift, use_guide, seed, offset, out):
+    """``out[b, j]``: draw from row ``b`` with word (stream ``offset + b``, index ``j``).
+
+    (B, V) float64 cumulative table -> (B, n) int64 ``out``; all B*n draws run in parallel.
+    """
+    skey = seed_key(seed)
+    B, n = out.shape
+    empty_i = np.zeros(1, np.int64)
+    for k in numba.prange(B * n):
+        b = k // n
+        j = k - b * n
+        x = word(stream_key(skey, offset + b), j)
+        out[b, j] = _draw(False, empty_i, cum[b], guide[b], gshift, use_guide, x)
+
+
+@kernel(parallel=True)
+def draw_without_replacement(w, seed, offset, out):
+    """Sequential draws without replacement: (B, V) float64 weights -> (B, n) int64 ``out``.
+
+    Draw ``j`` of row ``b`` uses word (stream ``offset + b``, index ``j``) over the weights
+    left after the earlier draws (drawn ones set to zero; running sums left to right). Each
+    row needs ``n`` positive weights. O(n V) per row.
+    """
+    skey = seed_key(seed)
+    B, V = w.shape
+    n = out.shape[1]
+    for b in numba.prange(B):
+        key = stream_key(skey, offset + b)
+        left = w[b].copy()
+        for j in range(n):
+            total = 0.0
+            for i in range(V):
+                total += left[i]
+            t = uniform(word(key, j)) * total
+            s = 0.0
+            pick = V - 1
+            for i in range(V):
+                s += left[i]
+                if s > t:
+                    pick = i
+                    break
+            out[b, j] = pick
+            left[pick] = 0.0
+
+
+@kernel(parallel=True)
+def nll_blocks(tokens, prob, block, out):
+    """Per-block sums of ``-log(prob[a, b])`` over consecutive pairs of a token chunk.
+
+    (N,) unsigned ids, (V, V) float64 -> (ceil((N - 1) / block),) float64 ``out``; pairs
+    ``[k * block, (k + 1) * block)`` go to ``out[k]``, summed left to right, blocks in parallel.
+    """
+    pairs = tokens.shape[0] - 1
+    for k in numba.prange(out.shape[0]):
+        lo = k * block
+        hi = min(lo + block, pairs)
+        s = 0.0
+        for i in range(lo, hi):
+            s -= math.log(prob[tokens[i], tokens[i + 1]])
+        out[k] = s
