@@ -8,8 +8,10 @@ attention, each with a plain-NumPy reference (:mod:`fastgram.reference`) that
 from fastgram.check import check
 from fastgram.corpus import count_file
 from fastgram.counting import BigramCounter, count_bigrams
+from fastgram.ngrams import NGramCounter, NGramCounts, count_files, count_ngrams
 from fastgram.vocab import Vocab
 
 __version__ = "0.1.0"
 
 __all__ = ["check", "__version__", "count_bigrams", "BigramCounter", "count_file", "Vocab"]
+__all__ += ["count_ngrams", "NGramCounts", "NGramCounter", "count_files"]

@@ -806,7 +806,8 @@ def count_files(
     Parameters
     ----------
     paths_or_glob : str, os.PathLike or list of them
-        Files in order, or one glob pattern (``"shards/*.bin"``, matches sorted by name).
+        Files in order, a directory (its files sorted by name) or one glob pattern
+        (``"shards/*.bin"``, matches sorted by name).
     n : int
         Order, 1 to 8.
     dtype : {"uint8", "uint16", "uint32"}, optional
@@ -858,7 +859,7 @@ def count_files(
     from fastgram.vocab import Vocab
 
     n = _check_order(n)
-    paths = [corpus._check_path(p) for p in _expand_paths(paths_or_glob)]
+    paths = [corpus._check_path(p) for p in corpus.expand_paths(_expand_paths(paths_or_glob))]
     for p in paths:
         if not os.access(p, os.R_OK):
             raise PermissionError(f"{p}: file is not readable")
@@ -872,7 +873,7 @@ def count_files(
         if vocab_size is not None:
             V = _checks.require_int(vocab_size, "vocab_size", min=1)
         else:
-            V = max(max(corpus._scan_max(p, dt, chunk_tokens) for p in paths) + 1, 1)
+            V = max(max(corpus.scan_max(p, dt, chunk_tokens) for p in paths) + 1, 1)
         total = sum(os.path.getsize(p) for p in paths) // dt.itemsize
         itemsize, unit = dt.itemsize, "tok"
     else:
