@@ -48,7 +48,7 @@ def count_bigrams(tokens, vocab_size=None, *, max_table_bytes: int = _checks.DEN
     Notes
     -----
     Time O(N / threads). Extra memory O(V^2): the table, plus per-thread copies of it when it
-    is at most 1 MiB (V <= 362), or 1 MiB of packed keys per thread for larger V. Results are
+    is at most 1 MiB (V <= 362), or 4 MiB of packed keys per thread for larger V. Results are
     identical for any number of threads (``numba.set_num_threads``).
 
     Examples

@@ -32,8 +32,9 @@ from fastgram._jit import kernel
 PRIVATE_TABLE_BYTES = 1 << 20
 #: Pairs below which a call does not start extra threads (a thread launch costs more).
 MIN_PAIRS_PER_THREAD = 1 << 16
-#: Pairs each thread partitions per round in the partitioned kernel (keys: 4 bytes each).
-PIECE_PAIRS = 1 << 18
+#: Pairs each thread partitions per round in the partitioned kernel (keys: 4 bytes each). Large pieces
+#: mean few rounds, so few thread barriers (each costs a scheduler slice on a busy machine).
+PIECE_PAIRS = 1 << 20
 #: Target bytes of one row block of the table in the partitioned kernel.
 BLOCK_BYTES = 1 << 19
 
@@ -96,7 +97,7 @@ def bigram_counts_partitioned(tokens, vocab_size, block_shift, counts_flat, max_
     Notes
     -----
     Time O(N / threads) plus one read of the stream for the row histogram; extra memory
-    ``threads * PIECE_PAIRS * 4`` bytes of keys (1 MiB per thread) plus the block offsets.
+    ``threads * PIECE_PAIRS * 4`` bytes of keys (4 MiB per thread) plus the block offsets.
     """
     n_pairs = tokens.shape[0] - 1
     if n_pairs <= 0:
@@ -107,6 +108,8 @@ def bigram_counts_partitioned(tokens, vocab_size, block_shift, counts_flat, max_
     keys = np.empty((n_threads, PIECE_PAIRS), np.uint32)  # (threads, piece): packed a*V+b
     starts = np.zeros((n_threads, n_blocks + 1), np.int64)  # block b of piece t: starts[t, b:b+2]
     cursor = np.empty((n_threads, n_blocks), np.int64)
+    owner = np.empty(n_blocks, np.int64)  # thread that adds block b in phase 2
+    load = np.empty(n_threads, np.int64)
     round_pairs = n_threads * PIECE_PAIRS
     for round_lo in range(0, n_pairs, round_pairs):
         # Phase 1: each thread partitions its piece of pairs by the row block of the first id.
@@ -126,14 +129,37 @@ def bigram_counts_partitioned(tokens, vocab_size, block_shift, counts_flat, max_
                 blk = tokens[i] >> block_shift
                 piece[cursor[t, blk]] = np.uint32(a * np.uint64(V) + np.uint64(tokens[i + 1]))
                 cursor[t, blk] += 1
-        # Phase 2: row blocks are dealt round-robin to threads; each block's rows are written
-        # by exactly one thread, from the keys of every piece.
+        # Phase 2: each row block is owned by one thread, which adds its keys from every
+        # piece. Blocks are dealt largest first to the least-loaded thread, so a skewed
+        # (Zipf-like) stream whose first rows hold half the pairs still splits evenly.
+        _deal_blocks(starts, owner, load)
         for w in prange(n_threads):
-            for blk in range(w, n_blocks, n_threads):
+            for blk in range(n_blocks):
+                if owner[blk] != w:
+                    continue
                 for t in range(n_threads):
                     piece = keys[t]
                     for j in range(starts[t, blk], starts[t, blk + 1]):
                         counts_flat[piece[j]] += 1
+
+
+@kernel
+def _deal_blocks(starts, owner, load):
+    """Assign each block to a thread, largest block first to the least-loaded thread."""
+    n_threads = starts.shape[0]
+    n_blocks = starts.shape[1] - 1
+    sizes = np.zeros(n_blocks, np.int64)
+    for t in range(n_threads):
+        for blk in range(n_blocks):
+            sizes[blk] += starts[t, blk + 1] - starts[t, blk]
+    load[:] = 0
+    for blk in np.argsort(-sizes):
+        best = 0
+        for w in range(1, n_threads):
+            if load[w] < load[best]:
+                best = w
+        owner[blk] = best
+        load[best] += sizes[blk]
 
 
 def block_shift_for(vocab_size: int) -> int:
