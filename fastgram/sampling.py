@@ -49,6 +49,8 @@ _GUIDE_MIN_DRAWS = 32
 _INT64_MAX = (1 << 63) - 1
 _PLACEHOLDER_I = np.zeros((1, 1), np.int64)
 _PLACEHOLDER_F = np.zeros((1, 1), np.float64)
+_PLACEHOLDER_TI = np.zeros(1, np.int64)
+_PLACEHOLDER_TF = np.zeros(1, np.float64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -107,8 +109,12 @@ def _table_array(table, name: str) -> np.ndarray:
 
 
 def _guide_shift(V: int) -> tuple[int, np.uint64]:
-    """Guide size ``G = 2**k`` (the smallest power of two >= V, at least 2) and ``64 - k``."""
-    k = max(1, (int(V) - 1).bit_length())
+    """Guide buckets ``G = 2**k`` (the smallest power of two >= 2 V) and ``64 - k``.
+
+    With about two buckets per category most buckets hold at most one category boundary, so
+    most draws need a single comparison.
+    """
+    k = max(1, (2 * int(V) - 1).bit_length())
     return 1 << k, np.uint64(64 - k)
 
 
@@ -213,8 +219,8 @@ class Sampler:
 
     Notes
     -----
-    Holds the running sums (``8 R V`` bytes) and a guide table of ``G`` int32 entries per row,
-    ``G`` the smallest power of two ``>= V`` (at most ``8 R V`` bytes). Building is O(R (V + G));
+    Holds the running sums (``8 R V`` bytes) and a guide table of ``G + 1`` int32 entries per
+    row, ``G`` the smallest power of two ``>= 2 V`` (at most ``16 R V`` bytes). Building is O(R (V + G));
     a draw is O(1) on average (a binary search over the few categories of one guide bucket,
     O(log V) at worst).
 
@@ -242,17 +248,22 @@ class Sampler:
             self._cum_i = np.cumsum(arr, axis=1, dtype=np.int64)
             self._cum_f = _PLACEHOLDER_F
             self.totals = self._cum_i[:, -1].copy()
+            self._totals_i, self._totals_f = self.totals, _PLACEHOLDER_TF
         else:
             self._cum_i = _PLACEHOLDER_I
             self._cum_f = np.cumsum(arr, axis=1, dtype=np.float64)
             self.totals = self._cum_f[:, -1].copy()
+            self._totals_i, self._totals_f = _PLACEHOLDER_TI, self.totals
             if not np.isfinite(self.totals).all():
                 r = int(np.flatnonzero(~np.isfinite(self.totals))[0])
                 raise ValueError(f"table: row {r} sums to inf (float64 overflow); rescale the weights")
         G, self._gshift = _guide_shift(V)
-        self._guide = np.empty((R, G), np.int32)
+        self._guide = np.empty((R, G + 1), np.int32)
         with parallel_guard():
-            _k.build_guides(self.exact, self._cum_i, self._cum_f, self._gshift, self._guide)
+            _k.build_guides(self.exact, self._cum_i, self._cum_f, self._totals_i, self._totals_f, self._gshift, self._guide)
+
+    def _kernel_args(self) -> tuple:
+        return (self.exact, self._cum_i, self._cum_f, self._totals_i, self._totals_f, self._guide, self._gshift)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -354,7 +365,7 @@ def sample_next(table, current, seed, *, offset=0) -> np.ndarray:
             )
     out = np.empty(rows.shape[0], np.int64)
     with parallel_guard():
-        _k.sample_rows(sampler.exact, sampler._cum_i, sampler._cum_f, sampler._guide, sampler._gshift, rows, seed, off, out)
+        _k.sample_rows(*sampler._kernel_args(), rows, seed, off, out)
     return out.reshape(shape)
 
 
@@ -425,10 +436,7 @@ def generate(table, start, length, seed, temperature=1.0, stop_token=None, *, of
     fail = np.empty(B, np.int64)
     if B and L:
         with parallel_guard():
-            _k.generate_chains(
-                sampler.exact, sampler._cum_i, sampler._cum_f, sampler._guide, sampler._gshift,
-                starts, seed, off, np.int64(stop), out, fail,
-            )
+            _k.generate_chains(*sampler._kernel_args(), starts, seed, off, np.int64(stop), out, fail)
         failed = np.flatnonzero(fail >= 0)
         if failed.size:
             b = int(failed[0])
@@ -451,12 +459,13 @@ def _draw_weights(w: np.ndarray, n: int, seed, offset, *, top_k: int, q: float, 
     B, V = w.shape
     use_guide = n >= _GUIDE_MIN_DRAWS and V > 2
     G, gshift = _guide_shift(V)
-    guide = np.empty((B, G if use_guide else 0), np.int32)
+    guide = np.empty((B, G + 1 if use_guide else 0), np.int32)
     cum = w if in_place else np.empty_like(w)
+    totals = np.empty(B, np.float64)
     out = np.empty((B, n), np.int64)
     with parallel_guard():
-        _k.prepare_rows(w, np.int64(top_k), float(q), float(min_p), cum, guide, gshift, use_guide)
-        _k.draw_rows(cum, guide, gshift, use_guide, seed, offset, out)
+        _k.prepare_rows(w, np.int64(top_k), float(q), float(min_p), cum, totals, guide, gshift, use_guide)
+        _k.draw_rows(cum, totals, guide, gshift, use_guide, seed, offset, out)
     return out
 
 
@@ -510,7 +519,8 @@ def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, *
     Notes
     -----
     Extra memory: one float64 copy of the logits (weights, then running sums in place) and,
-    from 32 draws per row, a guide table (``G`` int32 per row, ``G`` the power of two ``>= V``).
+    from 32 draws per row, a guide table (``G + 1`` int32 per row, ``G`` the power of two
+    ``>= 2 V``).
     Time O(B V) (O(B V log V) with ``top_p``) plus O(1) per draw on average; rows (and draws)
     run in parallel. The ``exp`` is NumPy's, as in :func:`fastgram.reference.sample_logits`.
 

@@ -14,8 +14,8 @@ which is what :mod:`fastgram.reference` computes.
 Guide tables (the "cutpoint" method) make the search O(1) on average without changing its
 result: with ``G = 2**k`` buckets, bucket ``g`` holds every word whose top ``k`` bits are ``g``;
 ``guide[g]`` is the answer for the smallest word of bucket ``g``. Targets grow with the word,
-so every word of bucket ``g`` has its answer in ``[guide[g], guide[g + 1]]`` (the last bucket:
-``[guide[G - 1], V - 1]``), found by a binary search over that short range.
+so every word of bucket ``g`` has its answer in ``[guide[g], guide[g + 1]]`` (``guide[G] = V - 1``),
+found with one comparison when the range holds one boundary, by binary search otherwise.
 
 Rows with ``total == 0`` have no guide and must never be drawn from: the wrappers check, and
 :func:`generate_chains` reports the first chain that reaches one.
@@ -33,11 +33,47 @@ from fastgram.kernels.random import below, seed_key, stream_key, uniform, word
 
 
 @kernel
-def _search(cum_row, lo, hi, t):
-    """Smallest ``j`` in ``[lo, hi]`` with ``cum_row[j] > t``; ``cum_row[hi] > t`` holds."""
+def _guide_row_int(cum, r, gshift, guide):
+    """Fill ``guide[r]`` (G + 1,) for a row of an int64 running-sum table with a positive total."""
+    G = guide.shape[1] - 1
+    V = cum.shape[1]
+    total = cum[r, V - 1]
+    j = 0
+    for g in range(G):
+        t = below(np.uint64(g) << gshift, total)
+        while cum[r, j] <= t:
+            j += 1
+        guide[r, g] = j
+    guide[r, G] = V - 1
+
+
+@kernel
+def _guide_row_float(cum, r, gshift, guide):
+    """Fill ``guide[r]`` (G + 1,) for a row of a float64 running-sum table with a positive total."""
+    G = guide.shape[1] - 1
+    V = cum.shape[1]
+    total = cum[r, V - 1]
+    j = 0
+    for g in range(G):
+        t = uniform(np.uint64(g) << gshift) * total
+        while cum[r, j] <= t:
+            j += 1
+        guide[r, g] = j
+    guide[r, G] = V - 1
+
+
+@kernel
+def _finish(cum, r, lo, hi, t):
+    """Smallest ``j`` in ``[lo, hi]`` with ``cum[r, j] > t``; ``cum[r, hi] > t`` holds.
+
+    Most guide buckets hold at most one category boundary (``hi - lo <= 1``): one comparison,
+    no branch. Wider buckets fall back to a binary search.
+    """
+    if hi - lo <= 1:
+        return lo + np.int64(cum[r, lo] <= t)
     while lo < hi:
         mid = (lo + hi) >> 1
-        if cum_row[mid] > t:
+        if cum[r, mid] > t:
             hi = mid
         else:
             lo = mid + 1
@@ -45,116 +81,78 @@ def _search(cum_row, lo, hi, t):
 
 
 @kernel
-def _guide_row(is_int, cum_i_row, cum_f_row, gshift, guide_row):
-    """Fill ``guide_row`` (G,) for one row with a positive total."""
-    G = guide_row.shape[0]
-    j = 0
-    if is_int:
-        V = cum_i_row.shape[0]
-        total_i = cum_i_row[V - 1]
-        for g in range(G):
-            t_i = below(np.uint64(g) << gshift, total_i)
-            while cum_i_row[j] <= t_i:
-                j += 1
-            guide_row[g] = j
-    else:
-        V = cum_f_row.shape[0]
-        total_f = cum_f_row[V - 1]
-        for g in range(G):
-            t_f = uniform(np.uint64(g) << gshift) * total_f
-            while cum_f_row[j] <= t_f:
-                j += 1
-            guide_row[g] = j
+def _draw_int(cum, totals, guide, r, gshift, x):
+    """Category of word ``x`` in row ``r`` of an int64 running-sum table (with guide)."""
+    t = below(x, totals[r])
+    g = np.int64(x >> gshift)
+    return _finish(cum, r, np.int64(guide[r, g]), np.int64(guide[r, g + 1]), t)
 
 
 @kernel
-def _draw(is_int, cum_i_row, cum_f_row, guide_row, gshift, use_guide, x):
-    """The category of word ``x`` in one row (inverse CDF, see module docstring)."""
-    if is_int:
-        V = cum_i_row.shape[0]
-    else:
-        V = cum_f_row.shape[0]
-    lo = 0
-    hi = V - 1
+def _draw_float(cum, totals, guide, r, gshift, use_guide, x):
+    """Category of word ``x`` in row ``r`` of a float64 running-sum table (guide optional)."""
+    t = uniform(x) * totals[r]
     if use_guide:
-        G = guide_row.shape[0]
         g = np.int64(x >> gshift)
-        lo = np.int64(guide_row[g])
-        if g + 1 < G:
-            hi = np.int64(guide_row[g + 1])
-    if is_int:
-        return _search(cum_i_row, lo, hi, below(x, cum_i_row[V - 1]))
-    return _search(cum_f_row, lo, hi, uniform(x) * cum_f_row[V - 1])
+        return _finish(cum, r, np.int64(guide[r, g]), np.int64(guide[r, g + 1]), t)
+    return _finish(cum, r, np.int64(0), np.int64(cum.shape[1] - 1), t)
 
 
 @kernel(parallel=True)
-def build_guides(is_int, cum_i, cum_f, gshift, guide):
-    """Guide tables of every row: (R, V) cumulative table -> (R, G) int32 ``guide``."""
+def build_guides(is_int, cum_i, cum_f, totals_i, totals_f, gshift, guide):
+    """Guide tables of every row: (R, V) running sums -> (R, G + 1) int32 ``guide``."""
     R = guide.shape[0]
     for r in numba.prange(R):
-        if is_int:
-            ok = cum_i[r, cum_i.shape[1] - 1] > 0
-        else:
-            ok = cum_f[r, cum_f.shape[1] - 1] > 0
-        if ok:
-            if is_int:
-                _guide_row(True, cum_i[r], cum_f[0], gshift, guide[r])
-            else:
-                _guide_row(False, cum_i[0], cum_f[r], gshift, guide[r])
+        if is_int and totals_i[r] > 0:
+            _guide_row_int(cum_i, r, gshift, guide)
+        elif not is_int and totals_f[r] > 0:
+            _guide_row_float(cum_f, r, gshift, guide)
         else:
             guide[r, :] = 0
 
 
 @kernel(parallel=True)
-def sample_rows(is_int, cum_i, cum_f, guide, gshift, rows, seed, offset, out):
+def sample_rows(is_int, cum_i, cum_f, totals_i, totals_f, guide, gshift, rows, seed, offset, out):
     """One draw per entry: ``out[i]`` from row ``rows[i]``, word (stream ``offset + i``, index 0).
 
-    (R, V) cumulative table, (N,) int64 rows -> (N,) int64 ``out``.
+    (R, V) running sums, (N,) int64 rows -> (N,) int64 ``out``.
     """
     skey = seed_key(seed)
     for i in numba.prange(rows.shape[0]):
         r = rows[i]
         x = word(stream_key(skey, offset + i), 0)
         if is_int:
-            out[i] = _draw(True, cum_i[r], cum_f[0], guide[r], gshift, True, x)
+            out[i] = _draw_int(cum_i, totals_i, guide, r, gshift, x)
         else:
-            out[i] = _draw(False, cum_i[0], cum_f[r], guide[r], gshift, True, x)
+            out[i] = _draw_float(cum_f, totals_f, guide, r, gshift, True, x)
 
 
 @kernel(parallel=True)
-def generate_chains(is_int, cum_i, cum_f, guide, gshift, start, seed, offset, stop, out, fail):
+def generate_chains(is_int, cum_i, cum_f, totals_i, totals_f, guide, gshift, start, seed, offset, stop, out, fail):
     """Markov chains: ``out[b, t]`` is drawn from row ``out[b, t - 1]`` (row ``start[b]`` at t = 0).
 
-    (V, V) cumulative table, (B,) int64 start -> (B, L) int64 ``out``. Draw ``(b, t)`` uses
+    (V, V) running sums, (B,) int64 start -> (B, L) int64 ``out``. Draw ``(b, t)`` uses
     word (stream ``offset + b``, index ``t``). When ``stop >= 0`` and a chain draws ``stop``,
     its remaining positions are set to ``stop``. ``fail[b]`` is the step at which chain ``b``
     needed a draw from a row with no weight (-1 if none); the chain stops there (rest -1).
     """
     skey = seed_key(seed)
     B, L = out.shape
-    if is_int:
-        V = cum_i.shape[1]
-    else:
-        V = cum_f.shape[1]
     for b in numba.prange(B):
         key = stream_key(skey, offset + b)
         cur = start[b]
         fail[b] = -1
         t = 0
         while t < L:
-            if is_int:
-                empty = cum_i[cur, V - 1] == 0
-            else:
-                empty = cum_f[cur, V - 1] == 0
-            if empty:
+            if (is_int and totals_i[cur] == 0) or (not is_int and totals_f[cur] == 0):
                 fail[b] = t
                 out[b, t:] = -1
                 break
             x = word(key, t)
             if is_int:
-                nxt = _draw(True, cum_i[cur], cum_f[0], guide[cur], gshift, True, x)
+                nxt = _draw_int(cum_i, totals_i, guide, cur, gshift, x)
             else:
-                nxt = _draw(False, cum_i[0], cum_f[cur], guide[cur], gshift, True, x)
+                nxt = _draw_float(cum_f, totals_f, guide, cur, gshift, True, x)
             out[b, t] = nxt
             t += 1
             if nxt == stop:
@@ -164,10 +162,11 @@ def generate_chains(is_int, cum_i, cum_f, guide, gshift, start, seed, offset, st
 
 
 @kernel(parallel=True)
-def prepare_rows(w, top_k, q, min_p, cum, guide, gshift, use_guide):
+def prepare_rows(w, top_k, q, min_p, cum, totals, guide, gshift, use_guide):
     """Filter float64 weights in place, then cumulative sums and guide tables, row by row.
 
-    (B, V) ``w`` -> (B, V) float64 ``cum`` (may be ``w`` itself) and (B, G) int32 ``guide``.
+    (B, V) ``w`` -> (B, V) float64 ``cum`` (may be ``w`` itself), (B,) ``totals`` and
+    (B, G + 1) int32 ``guide``.
     Filters (each skipped at its neutral value), in this order:
 
     - ``top_k < V``: zero every weight below the ``top_k``-th largest (ties all kept);
@@ -176,7 +175,6 @@ def prepare_rows(w, top_k, q, min_p, cum, guide, gshift, use_guide):
     - ``min_p > 0``: zero every weight below ``min_p`` (the largest weight is 1).
     """
     B, V = w.shape
-    empty_i = np.zeros(1, np.int64)
     for b in numba.prange(B):
         row = w[b]
         if top_k < V:
@@ -206,24 +204,24 @@ def prepare_rows(w, top_k, q, min_p, cum, guide, gshift, use_guide):
         for i in range(V):
             s += row[i]
             crow[i] = s
+        totals[b] = s
         if use_guide:
-            _guide_row(False, empty_i, crow, gshift, guide[b])
+            _guide_row_float(cum, b, gshift, guide)
 
 
 @kernel(parallel=True)
-def draw_rows(cum, guide, gshift, use_guide, seed, offset, out):
+def draw_rows(cum, totals, guide, gshift, use_guide, seed, offset, out):
     """``out[b, j]``: draw from row ``b`` with word (stream ``offset + b``, index ``j``).
 
     (B, V) float64 cumulative table -> (B, n) int64 ``out``; all B*n draws run in parallel.
     """
     skey = seed_key(seed)
     B, n = out.shape
-    empty_i = np.zeros(1, np.int64)
     for k in numba.prange(B * n):
         b = k // n
         j = k - b * n
         x = word(stream_key(skey, offset + b), j)
-        out[b, j] = _draw(False, empty_i, cum[b], guide[b], gshift, use_guide, x)
+        out[b, j] = _draw_float(cum, totals, guide, b, gshift, use_guide, x)
 
 
 @kernel(parallel=True)
