@@ -156,7 +156,7 @@ def _count_block(view: np.ndarray, n: int, V: int, sep: int) -> tuple[np.ndarray
     bounds = np.searchsorted(starts, np.arange(T + 1, dtype=np.int64) * total // T, side="left")
     bounds[0], bounds[-1] = 0, NB
     bounds = np.maximum.accumulate(bounds)
-    dense_limit = 1 << shift
+    dense_limit = 1 << min(shift, 62)  # the residual range (capped: only used when shift <= DENSE_BITS)
     dense_rows = shift <= DENSE_BITS and bool((sizes * 4 >= dense_limit).any())
     dense = np.empty((T, dense_limit if dense_rows else 0), np.int64)
     radix = (sizes > _k._SMALL_BUCKET) & ~((sizes * 4 >= dense_limit) & dense_rows)
@@ -907,7 +907,7 @@ def _shift_position(message: str, start: int) -> str:
     def fix(m):
         return f"at position {_checks.fmt_int(int(m.group(1).replace(',', '')) - start)}"
 
-    return re.sub(r"at position ([\d,]+)", fix, message, count=1)
+    return re.sub(r"at position ([\d,]+)", fix, message.removeprefix("chunk: "), count=1)
 
 
 def count_file(path, n: int = 2, **options) -> NGramCounts:

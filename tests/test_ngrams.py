@@ -1,0 +1,417 @@
+"""Sparse n-gram counting: kernels against the reference, streams, shards, spills, errors."""
+
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+from collections import Counter
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastgram import reference
+from fastgram.ngrams import (
+    NGramCounter,
+    NGramCounts,
+    count_file,
+    count_files,
+    count_ngrams,
+    parse_memory,
+)
+
+
+def assert_matches_reference(tokens, n, vocab_size=None, **options):
+    got = count_ngrams(tokens, n, vocab_size, **options)
+    ref_options = {k: v for k, v in options.items() if k in ("separator", "min_count")}
+    want_ngrams, want_counts = reference.count_ngrams(tokens, n, vocab_size, **ref_options)
+    np.testing.assert_array_equal(got.ngrams.astype(np.int64), want_ngrams)
+    np.testing.assert_array_equal(got.counts, want_counts)
+    assert got.counts.dtype == np.int64
+    return got
+
+
+def counter_reference(tokens, n, separator=None):
+    tokens = [int(t) for t in tokens]
+    grams = Counter(
+        tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1) if separator not in tokens[i : i + n]
+    )
+    return sorted(grams.items())
+
+
+@pytest.fixture
+def no_temp_left(tmp_path):
+    """A private temporary directory that must be empty again after the test."""
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    yield str(spill)
+    assert os.listdir(spill) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# kernel vs reference
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", range(1, 9))
+@pytest.mark.parametrize("length_offset", [-1, 0, 1])
+def test_sizes_around_n(n, length_offset):
+    length = max(n + length_offset, 0)
+    tokens = np.arange(length, dtype=np.uint8) % 7
+    got = assert_matches_reference(tokens, n, 7)
+    assert len(got) == max(length - n + 1, 0)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_empty_and_single_token(n):
+    for tokens in (np.zeros(0, np.uint16), np.array([3], np.uint16)):
+        got = assert_matches_reference(tokens, n, 5)
+        assert got.ngrams.shape == (len(got), n)
+
+
+@pytest.mark.parametrize(
+    "n, V, dtype, size",
+    [
+        (1, 300, np.uint16, 10_000),
+        (2, 2, np.uint8, 10_000),
+        (2, 65536, np.uint16, 50_000),
+        (2, 100_000, np.uint32, 20_000),
+        (3, 4096, np.int16, 50_000),
+        (3, 50, np.int64, 30_000),
+        (4, 1000, np.uint16, 20_000),  # 40-bit keys: uint64 residuals
+        (5, 60, np.uint8, 20_000),
+        (8, 256, np.uint8, 5_000),  # exactly 64-bit keys
+        (2, 2**32, np.uint64, 3_000),  # the largest bigram vocabulary
+    ],
+)
+def test_random_against_reference(n, V, dtype, size):
+    rng = np.random.default_rng([n, V, size])
+    tokens = rng.integers(0, V, size, dtype=np.int64).astype(dtype)
+    assert_matches_reference(tokens, n, V)
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_skewed_data_dense_buckets(n):
+    rng = np.random.default_rng(7)
+    tokens = np.minimum(rng.zipf(1.1, 200_000) - 1, 65535).astype(np.uint16)
+    assert_matches_reference(tokens, n, 65536)
+
+
+def test_collections_counter_tiny_cases():
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 3, 4):
+        for _ in range(5):
+            tokens = rng.integers(0, 4, 40).astype(np.uint8)
+            for separator in (None, 2):
+                got = count_ngrams(tokens, n, 4, separator=separator)
+                want = counter_reference(tokens, n, separator)
+                assert [tuple(g) for g in got.ngrams.tolist()] == [g for g, _ in want]
+                assert got.counts.tolist() == [c for _, c in want]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(0, 9), max_size=60),
+    st.integers(1, 4),
+    st.sampled_from([np.uint8, np.int16, np.uint32, np.int64]),
+    st.one_of(st.none(), st.integers(0, 9)),
+)
+def test_hypothesis_against_counter(values, n, dtype, separator):
+    tokens = np.array(values, dtype=dtype)
+    got = count_ngrams(tokens, n, 10, separator=separator)
+    want = counter_reference(values, n, separator)
+    assert [tuple(g) for g in got.ngrams.tolist()] == [g for g, _ in want]
+    assert got.counts.tolist() == [c for _, c in want]
+
+
+def test_non_contiguous_byte_swapped_and_memmap(tmp_path):
+    rng = np.random.default_rng(11)
+    base = rng.integers(0, 700, 30_001).astype(np.int32)
+    assert_matches_reference(base[::3], 3, 700)
+    assert_matches_reference(base.astype(">u2"), 2, 700)
+    path = tmp_path / "tokens.bin"
+    base.astype(np.uint16).tofile(path)
+    mm = np.memmap(path, dtype=np.uint16, mode="r")
+    assert_matches_reference(mm, 2, 700)
+
+
+def test_vocab_size_inferred_and_v_one():
+    got = count_ngrams(np.zeros(10, np.int8), 3)
+    assert got.vocab_size == 1 and got.ngrams.tolist() == [[0, 0, 0]] and got.counts.tolist() == [8]
+    assert count_ngrams(np.array([4, 2]), 2).vocab_size == 5
+
+
+# ---------------------------------------------------------------------------------------------
+# separator
+# ---------------------------------------------------------------------------------------------
+
+
+def test_separator_excludes_crossing_ngrams():
+    tokens = np.array([1, 2, 0, 3, 4, 0, 1, 2], np.uint8)
+    got = count_ngrams(tokens, 2, 5, separator=0)
+    assert got.ngrams.tolist() == [[1, 2], [3, 4]]
+    assert got.counts.tolist() == [2, 1]
+    assert count_ngrams(tokens, 1, 5, separator=0).ngrams.ravel().tolist() == [1, 2, 3, 4]
+    assert len(count_ngrams(tokens, 3, 5, separator=0)) == 0
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_separator_against_reference(n):
+    rng = np.random.default_rng(n)
+    tokens = rng.integers(0, 12, 20_000).astype(np.uint16)
+    assert_matches_reference(tokens, n, 12, separator=3)
+
+
+# ---------------------------------------------------------------------------------------------
+# streams, shards, spills, threads
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 6])
+def test_chunks_equal_the_concatenation(n):
+    rng = np.random.default_rng(n)
+    tokens = rng.integers(0, 40, 5_000).astype(np.uint16)
+    whole = count_ngrams(tokens, n, 40, separator=7)
+    counter = NGramCounter(n, 40, separator=7)
+    cuts = [0, 1, 2, 3, 10, 11, 500, 501, 501, 2000, 4999, 5000]
+    for lo, hi in zip(cuts[:-1], cuts[1:]):
+        counter.update(tokens[lo:hi])
+    got = counter.result()
+    np.testing.assert_array_equal(got.keys, whole.keys)
+    np.testing.assert_array_equal(got.counts, whole.counts)
+    assert counter.tokens == len(tokens)
+
+
+def test_counter_merge_adds_separate_streams():
+    rng = np.random.default_rng(5)
+    a, b = rng.integers(0, 30, 3_000), rng.integers(0, 30, 2_000)
+    ca, cb = NGramCounter(3, 30), NGramCounter(3, 30)
+    ca.update(a)
+    cb.update(b)
+    merged = ca.merge(cb).result()
+    want = count_ngrams(a, 3, 30).merge(count_ngrams(b, 3, 30))
+    np.testing.assert_array_equal(merged.keys, want.keys)
+    np.testing.assert_array_equal(merged.counts, want.counts)
+    assert merged.tokens == 5_000
+    with pytest.raises(ValueError, match="cannot merge counts with n=2 and n=3"):
+        count_ngrams(a, 2, 30).merge(count_ngrams(a, 3, 30))
+    with pytest.raises(TypeError, match="other must be an NGramCounter or NGramCounts"):
+        ca.merge(a)
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_spill_equals_in_memory(n, no_temp_left):
+    rng = np.random.default_rng(n)
+    tokens = rng.integers(0, 3000, 200_000).astype(np.uint16)
+    whole = count_ngrams(tokens, n, 3000)
+    counter = NGramCounter(n, 3000, max_memory="256K", tmp_dir=no_temp_left)
+    for lo in range(0, len(tokens), 30_000):
+        counter.update(tokens[lo : lo + 30_000])
+    assert counter.spilled_runs >= 2
+    assert glob.glob(os.path.join(no_temp_left, "fastgram-ngrams-*", "run-*"))
+    for min_count in (1, 2):
+        got = counter.result(min_count)
+        want = whole.prune(min_count)
+        np.testing.assert_array_equal(got.keys, want.keys)
+        np.testing.assert_array_equal(got.counts, want.counts)
+    counter.close()
+    assert os.listdir(no_temp_left) == []
+    got = count_ngrams(tokens, n, 3000, max_memory=1 << 18, tmp_dir=no_temp_left)
+    np.testing.assert_array_equal(got.counts, whole.counts)
+
+
+def test_spill_cleaned_up_on_error(no_temp_left):
+    rng = np.random.default_rng(1)
+    with pytest.raises(KeyboardInterrupt):
+        with NGramCounter(2, 5000, max_memory="64K", tmp_dir=no_temp_left) as counter:
+            for lo in range(0, 100_000, 20_000):
+                counter.update(rng.integers(0, 5000, 20_000))
+            assert counter.spilled_runs > 0
+            raise KeyboardInterrupt
+    assert os.listdir(no_temp_left) == []
+    tokens = rng.integers(0, 5000, 100_000)
+    tokens[90_000] = 6000
+    with pytest.raises(ValueError, match="token id 6,000 at position 90,000 is outside"):
+        count_ngrams(tokens, 2, 5000, max_memory="64K", tmp_dir=no_temp_left)
+    assert os.listdir(no_temp_left) == []
+
+
+def test_thread_count_invariance():
+    rng = np.random.default_rng(2)
+    tokens = rng.integers(0, 65536, 300_000).astype(np.uint16)
+    before = numba.get_num_threads()
+    results = []
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            results.append(count_ngrams(tokens, 2, 65536))
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(results[0].keys, results[1].keys)
+    np.testing.assert_array_equal(results[0].counts, results[1].counts)
+
+
+def test_shards_equal_the_concatenation(tmp_path):
+    rng = np.random.default_rng(4)
+    tokens = rng.integers(0, 500, 40_000).astype(np.uint16)
+    parts = np.array_split(tokens, [5, 6, 20_000])
+    for i, part in enumerate(parts):
+        part.tofile(tmp_path / f"shard-{i}.bin")
+    whole = count_ngrams(tokens, 3, 500)
+    for source in (str(tmp_path / "shard-*.bin"), str(tmp_path), sorted(tmp_path.iterdir())):
+        got = count_files(source, 3, dtype="uint16", vocab_size=500, chunk_tokens=3_000)
+        np.testing.assert_array_equal(got.keys, whole.keys)
+        np.testing.assert_array_equal(got.counts, whole.counts)
+    # with a separator it also goes between the shards
+    joined = np.concatenate([np.append(p, 499) for p in parts])[:-1]
+    got = count_files(str(tmp_path / "shard-*.bin"), 3, dtype="uint16", separator=499, max_memory="128K")
+    np.testing.assert_array_equal(got.counts, count_ngrams(joined, 3, 500, separator=499).counts)
+    assert got.tokens == len(tokens) + len(parts) - 1
+
+
+def test_count_file_text(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_text("héllo hello\n", encoding="utf-8")
+    got = count_file(path, 2, text=True)
+    data = np.frombuffer("héllo hello\n".encode(), np.uint8)
+    np.testing.assert_array_equal(got.counts, count_ngrams(data, 2, 256).counts)
+    with pytest.raises(TypeError, match="count_file takes one path"):
+        count_file(str(tmp_path / "*.txt"), 2, text=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# the result object
+# ---------------------------------------------------------------------------------------------
+
+
+def test_result_queries_and_conversions(tmp_path):
+    tokens = np.array([0, 1, 0, 1, 2, 0, 1, 2, 2], np.uint8)
+    c = count_ngrams(tokens, 2, 3)
+    dense = reference.count_bigrams(tokens, 3)
+    np.testing.assert_array_equal(c.to_dense(), dense)
+    np.testing.assert_array_equal(c.to_scipy().toarray(), dense)
+    ngrams, counts = c.top(2)
+    assert ngrams.tolist() == [[0, 1], [1, 2]] and counts.tolist() == [3, 2]
+    assert c.top(3)[0].tolist() == [[0, 1], [1, 2], [1, 0]]  # ties by n-gram
+    assert c.top(100)[1].sum() == len(tokens) - 1
+    assert c.top(0)[0].shape == (0, 2)
+    assert c.lookup([[0, 1], [2, 2], [2, 1]]).tolist() == [3, 1, 0]
+    assert c[1, 2] == 2 and c[(2, 0)] == 1
+    assert c.prune(2).ngrams.tolist() == [[0, 1], [1, 2]]
+    assert c.total == 8 and len(c) == 5 and "distinct=5" in repr(c)
+    path = tmp_path / "counts.npz"
+    c.save(path)
+    loaded = NGramCounts.load(path)
+    np.testing.assert_array_equal(loaded.keys, c.keys)
+    np.testing.assert_array_equal(loaded.counts, c.counts)
+    assert (loaded.n, loaded.vocab_size, loaded.separator, loaded.tokens) == (2, 3, None, 9)
+    assert sorted(os.listdir(tmp_path)) == ["counts.npz"]
+    np.savez(tmp_path / "other.npz", x=np.arange(3))
+    with pytest.raises(ValueError, match="not a fastgram n-gram counts file"):
+        NGramCounts.load(tmp_path / "other.npz")
+    trigrams = count_ngrams(tokens, 3, 3)
+    assert trigrams.to_dense().shape == (3, 3, 3)
+    with pytest.raises(ValueError, match="to_scipy needs bigrams"):
+        trigrams.to_scipy()
+    with pytest.raises(ValueError, match=r"shape \(131072,\)\*2 needs 128.0 GiB, over max_bytes"):
+        count_ngrams(np.array([1, 2], np.uint32), 2, 1 << 17).to_dense()
+    with pytest.raises(ValueError, match=r"ngrams must have shape \(q, 2\)"):
+        c.lookup([[0, 1, 2]])
+    with pytest.raises(ValueError, match=r"token id 3 at position 0 is outside \[0, 3\)"):
+        c.lookup([[3, 0]])
+
+
+def test_merge_results():
+    a = count_ngrams(np.array([1, 2, 3]), 2, 4)
+    b = count_ngrams(np.array([2, 3, 0]), 2, 4)
+    m = a.merge(b)
+    assert m.ngrams.tolist() == [[1, 2], [2, 3], [3, 0]] and m.counts.tolist() == [1, 2, 1]
+
+
+def test_min_count_option():
+    tokens = np.array([1, 2, 1, 2, 1, 3])
+    assert count_ngrams(tokens, 2, 4, min_count=2).ngrams.tolist() == [[1, 2], [2, 1]]
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input
+# ---------------------------------------------------------------------------------------------
+
+
+def test_bad_order_and_key_space():
+    tokens = np.arange(10)
+    with pytest.raises(ValueError, match="n must be >= 1, got 0"):
+        count_ngrams(tokens, 0)
+    with pytest.raises(ValueError, match="n must be <= 8, got 9"):
+        count_ngrams(tokens, 9)
+    with pytest.raises(TypeError, match="n must be an integer"):
+        count_ngrams(tokens, 2.0)
+    with pytest.raises(ValueError, match=r"n=3 over vocab_size=3,000,000 need 65 bits per packed key"):
+        count_ngrams(tokens, 3, 3_000_000)
+    with pytest.raises(ValueError, match=r"n=8 over vocab_size=257 need"):
+        NGramCounter(8, 257)
+
+
+def test_bad_ids_and_arguments():
+    with pytest.raises(ValueError, match=r"tokens: token id 9 at position 2 is outside \[0, 5\)"):
+        count_ngrams(np.array([1, 2, 9, 3]), 2, 5)
+    with pytest.raises(ValueError, match=r"token id -1 at position 1 is outside"):
+        count_ngrams(np.array([1, -1, 3]), 2)
+    with pytest.raises(ValueError, match=r"chunk: token id 7 at position 5 is outside \[0, 5\)"):
+        counter = NGramCounter(2, 5)
+        counter.update(np.array([1, 2, 3]))
+        counter.update(np.array([1, 2, 7]))
+    with pytest.raises(TypeError, match="tokens must be an array of integers"):
+        count_ngrams(np.array([1.0, 2.0]), 2)
+    with pytest.raises(ValueError, match="separator must be <= 4, got 5"):
+        count_ngrams(np.array([1, 2]), 2, 5, separator=5)
+    with pytest.raises(ValueError, match="max_memory must be a size such as 512M or 2G, got 'lots'"):
+        count_ngrams(np.array([1, 2]), 2, max_memory="lots")
+    with pytest.raises(ValueError, match="min_count must be >= 1"):
+        count_ngrams(np.array([1, 2]), 2, min_count=0)
+    assert parse_memory("2G") == 2 << 30 and parse_memory("1.5KiB") == 1536 and parse_memory(None) is None
+
+
+def test_bad_shards_leave_nothing(tmp_path, no_temp_left):
+    good = tmp_path / "a.bin"
+    (np.arange(100, dtype=np.uint16) % 40).tofile(good)
+    with pytest.raises(FileNotFoundError, match="missing.bin: no such file"):
+        count_files([good, tmp_path / "missing.bin"], 2, dtype="uint16", tmp_dir=no_temp_left)
+    with pytest.raises(FileNotFoundError, match="no file matches this pattern"):
+        count_files(str(tmp_path / "nothing-*.bin"), 2, dtype="uint16")
+    odd = tmp_path / "odd.bin"
+    odd.write_bytes(b"\x01\x02\x03")
+    with pytest.raises(ValueError, match="odd.bin: file size 3 bytes is not a multiple"):
+        count_files([good, odd], 2, dtype="uint16", tmp_dir=no_temp_left)
+    bad = tmp_path / "bad.bin"
+    np.array([1, 2, 3, 99], np.uint16).tofile(bad)
+    with pytest.raises(ValueError, match=r"bad.bin: token id 99 at position 3 is outside \[0, 50\)"):
+        count_files([good, bad], 2, dtype="uint16", vocab_size=50, max_memory="64K", tmp_dir=no_temp_left)
+    if os.name == "posix" and os.geteuid() != 0:
+        locked = tmp_path / "locked.bin"
+        np.arange(10, dtype=np.uint16).tofile(locked)
+        locked.chmod(0)
+        try:
+            with pytest.raises(PermissionError, match="locked.bin: file is not readable"):
+                count_files([good, locked], 2, dtype="uint16", tmp_dir=no_temp_left)
+        finally:
+            locked.chmod(0o600)
+    with pytest.raises(ValueError, match="give exactly one of dtype="):
+        count_files([good], 2)
+    assert os.listdir(no_temp_left) == []
+    assert not any(name.startswith(".") for name in os.listdir(tmp_path))
+
+
+def test_temporary_directory_removed_when_collected():
+    tmp = tempfile.mkdtemp()
+    try:
+        counter = NGramCounter(2, 1000, max_memory="64K", tmp_dir=tmp)
+        counter.update(np.random.default_rng(0).integers(0, 1000, 50_000))
+        assert counter.spilled_runs > 0 and os.listdir(tmp)
+        del counter
+        assert os.listdir(tmp) == []
+    finally:
+        os.rmdir(tmp)
