@@ -1,0 +1,66 @@
+"""Numba set-up: threading layer, fork safety, thread-count control."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from fastgram import _jit
+
+
+def _run(code: str, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, **env},
+    )
+
+
+def test_parallel_kernels_work_in_a_forked_child():
+    result = _run(
+        """
+        import multiprocessing as mp, numpy as np, fastgram
+        t = np.arange(200_000, dtype=np.int64) % 7
+        want = int(fastgram.count_bigrams(t, 7).sum())
+        def child(q):
+            q.put(int(fastgram.count_bigrams(t, 7).sum()))
+        ctx = mp.get_context("fork")
+        q = ctx.Queue(); p = ctx.Process(target=child, args=(q,)); p.start(); p.join(120)
+        print(p.exitcode, q.get(timeout=5) == want)
+        """
+    )
+    assert result.stdout.split() == ["0", "True"], result.stderr[-2000:]
+
+
+def test_default_layer_is_workqueue_with_a_lock():
+    if os.environ.get("NUMBA_THREADING_LAYER"):
+        pytest.skip("the user chose a threading layer")
+    result = _run(
+        """
+        import numpy as np, numba, fastgram
+        fastgram.count_bigrams(np.arange(300_000) % 5, 5)
+        print(numba.threading_layer(), fastgram._jit.THREAD_SAFE_LAYER)
+        """
+    )
+    assert result.stdout.split() == ["workqueue", "False"], result.stderr[-2000:]
+
+
+def test_a_user_choice_of_layer_is_respected():
+    pytest.importorskip("numba.np.ufunc.omppool", reason="this Numba build has no OpenMP layer")
+    result = _run(
+        """
+        import numpy as np, numba, fastgram
+        fastgram.count_bigrams(np.arange(300_000) % 5, 5)
+        print(numba.threading_layer(), fastgram._jit.THREAD_SAFE_LAYER)
+        """,
+        NUMBA_THREADING_LAYER="omp",
+    )
+    assert result.stdout.split() == ["omp", "True"], result.stderr[-2000:]
+
+
+def test_num_threads_follows_numba(threads):
+    with threads(1):
+        assert _jit.num_threads() == 1
