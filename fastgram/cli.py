@@ -126,9 +126,69 @@ def _run_check(args) -> int:
     return 0 if check(args.names or None, seed=args.seed) else 1
 
 
+def _add_generate(sub) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="generate text from bigram counts saved by `fastgram count`",
+        description="Draw Markov chains from a counts .npz (saved by `fastgram count`) and decode them with "
+        "the vocabulary saved beside the counts (token ids are printed when there is none). Each chain "
+        "starts from --start's last token, or from a token drawn by how often each token is followed by "
+        "another. Tokens never followed by anything continue from the overall next-token frequencies.",
+    )
+    p.add_argument("counts", metavar="COUNTS.npz", help="counts written by `fastgram count`")
+    p.add_argument("-n", "--num", type=int, default=5, help="number of samples (default 5)")
+    p.add_argument("--length", type=int, default=200, help="tokens drawn per sample (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same text")
+    p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy, 1 = the counts as they are (default)")
+    p.add_argument("--smoothing", type=float, default=0.0, help="add-k smoothing of the counts (default 0: exact counts)")
+    p.add_argument("--start", default=None, help="prompt text (needs a saved vocabulary); chains continue it")
+
+
+def _run_generate(args) -> int:
+    import numpy as np
+
+    from fastgram import sampling
+    from fastgram.counting import BigramCounter
+
+    counter = BigramCounter.load(args.counts)
+    counts = np.array(counter.counts)
+    n = args.num
+    if n < 1:
+        raise ValueError(f"-n must be >= 1, got {n}")
+    followers = counts.sum(axis=1)
+    if not followers.any():
+        raise ValueError(f"{args.counts}: the counts are all zero; nothing to generate from")
+    counts[followers == 0] = counts.sum(axis=0)  # a token never followed: use overall frequencies
+    table = counts if args.smoothing == 0 else sampling.bigram_probs(counts, args.smoothing)
+    vocab = counter.vocab
+    if args.start is not None:
+        if vocab is None:
+            raise ValueError("--start needs a vocabulary saved with the counts (count --text files)")
+        prompt = np.asarray(vocab.encode(args.start)).reshape(-1)
+        if prompt.size == 0:
+            raise ValueError("--start must not be empty")
+        starts = np.full(n, int(prompt[-1]), np.int64)
+    else:
+        prompt = None
+        # start tokens: stream n (chains use streams 0 .. n - 1)
+        starts = sampling.multinomial(followers.astype(np.float64), n, seed=args.seed, offset=n)
+    tokens = sampling.generate(table, starts, args.length, args.seed, temperature=args.temperature)
+    for i in range(n):
+        ids = tokens[i] if prompt is not None else np.concatenate([starts[i : i + 1], tokens[i]])
+        if vocab is None:
+            text = " ".join(str(int(t)) for t in ids)
+        else:
+            text = (args.start if prompt is not None else "") + vocab.decode(ids)
+        if n > 1:
+            print(f"--- sample {i + 1} ---")
+        print(text)
+    return 0
+
+
 _COMMANDS = {
     "demo": (_add_demo, _run_demo),
     "count": (_add_count, _run_count),
+    "generate": (_add_generate, _run_generate),
     "check": (_add_check, _run_check),
     "bench": (_add_bench, _run_bench),
 }
