@@ -19,7 +19,7 @@ from fastgram.kernels import counting as _k
 __all__ = ["count_bigrams", "BigramCounter"]
 
 
-def count_bigrams(tokens, vocab_size=None, *, max_table_bytes: int = _checks.DENSE_TABLE_BUDGET) -> np.ndarray:
+def count_bigrams(tokens, vocab_size=None, *, max_table_bytes: int = _checks.DENSE_TABLE_BUDGET, sparse: bool | None = False):
     """Count consecutive token pairs: ``counts[a, b]`` = #{i : tokens[i] = a, tokens[i+1] = b}.
 
     Parameters
@@ -31,11 +31,16 @@ def count_bigrams(tokens, vocab_size=None, *, max_table_bytes: int = _checks.DEN
         V, the table size. Default ``max(tokens) + 1`` (0 for an empty stream).
     max_table_bytes : int, optional
         Memory budget for the dense ``(V, V)`` int64 table (default 2 GiB, so V <= 16,384).
+    sparse : bool or None, optional
+        ``False`` (default): the dense table, or ``ValueError`` over the budget. ``True``: sparse
+        counts (:func:`fastgram.count_ngrams` with n = 2). ``None``: dense when the table fits
+        ``max_table_bytes``, sparse otherwise.
 
     Returns
     -------
-    counts : ndarray of int64, shape (V, V)
-        Exact counts; they sum to ``max(N - 1, 0)``.
+    counts : ndarray of int64, shape (V, V), or NGramCounts
+        Exact counts; they sum to ``max(N - 1, 0)``. An :class:`~fastgram.NGramCounts` (sorted
+        distinct bigrams and their counts; 16 bytes per distinct bigram) when counted sparsely.
 
     Raises
     ------
@@ -60,7 +65,20 @@ def count_bigrams(tokens, vocab_size=None, *, max_table_bytes: int = _checks.DEN
     """
     tokens = _checks.as_token_stream(tokens)
     V = _checks.resolve_vocab_size(tokens, vocab_size)
-    _checks.check_dense_table(V, _checks.require_int(max_table_bytes, "max_table_bytes", min=0))
+    max_table_bytes = _checks.require_int(max_table_bytes, "max_table_bytes", min=0)
+    if sparse not in (None, True, False):
+        raise TypeError(f"sparse must be True, False or None, got {sparse!r}")
+    if sparse is None:
+        try:
+            _checks.check_dense_table(V, max_table_bytes)
+            sparse = False
+        except ValueError:
+            sparse = True
+    if sparse:
+        from fastgram.ngrams import count_ngrams
+
+        return count_ngrams(tokens, 2, max(V, 1))
+    _checks.check_dense_table(V, max_table_bytes)
     _checks.check_token_range(tokens, V)
     counts = np.zeros((V, V), np.int64)
     add_bigrams(tokens, counts)

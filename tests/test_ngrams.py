@@ -415,3 +415,22 @@ def test_temporary_directory_removed_when_collected():
         assert os.listdir(tmp) == []
     finally:
         os.rmdir(tmp)
+
+
+def test_count_bigrams_sparse_option():
+    from fastgram import count_bigrams
+
+    tokens = np.array([1, 2, 1, 2, 19_999], np.uint16)
+    auto = count_bigrams(tokens, 20_000, sparse=None)  # 3.0 GiB dense table: over the budget
+    assert isinstance(auto, NGramCounts)
+    assert auto.ngrams.tolist() == [[1, 2], [2, 1], [2, 19_999]] and auto.counts.tolist() == [2, 1, 1]
+    small = count_bigrams(tokens[:4], sparse=None)
+    np.testing.assert_array_equal(small, reference.count_bigrams(tokens[:4]))
+    forced = count_bigrams(tokens[:4], 3, sparse=True)
+    np.testing.assert_array_equal(forced.to_dense(), small)
+    with pytest.raises(ValueError, match="over the memory budget"):
+        count_bigrams(tokens, 20_000)
+    with pytest.raises(ValueError, match=r"token id 19,999 at position 4 is outside \[0, 30\)"):
+        count_bigrams(tokens, 30, sparse=True)
+    with pytest.raises(TypeError, match="sparse must be True, False or None"):
+        count_bigrams(tokens, sparse="yes")
