@@ -48,6 +48,57 @@ def _add_count(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="output .npz (written atomically)")
     p.add_argument("--chunk-tokens", type=int, default=None, help="tokens (or bytes) read per chunk")
     p.add_argument("--progress", action="store_true", help="show a progress bar (needs fastgram[progress])")
+    sparse = p.add_argument_group(
+        "sparse n-gram counts",
+        "any of these counts n-grams sparsely (sorted distinct n-grams and their counts, any V) "
+        "instead of the dense bigram table",
+    )
+    sparse.add_argument("--order", type=int, default=None, metavar="N", help="n-gram order, 1 to 8 (default 2)")
+    sparse.add_argument("--top", type=int, default=None, metavar="K", help="print the K most frequent n-grams")
+    sparse.add_argument("--min-count", type=int, default=None, metavar="C", help="keep n-grams seen at least C times")
+    sparse.add_argument(
+        "--max-memory", default=None, metavar="SIZE",
+        help="working-set budget, e.g. 512M or 2G; sorted runs beyond it spill to a temporary directory",
+    )
+    sparse.add_argument("--separator", type=int, default=None, metavar="ID", help="document-boundary id (also put between files)")
+
+
+def _wants_ngrams(args) -> bool:
+    return any(v is not None for v in (args.order, args.top, args.min_count, args.max_memory, args.separator))
+
+
+def _run_count_ngrams(args, paths, vocab, vocab_size, options) -> int:
+    from fastgram.ngrams import count_files
+
+    if args.order is not None and not 1 <= args.order <= 8:
+        raise ValueError(f"--order must be between 1 and 8, got {args.order}")
+    if args.top is not None and args.top < 0:
+        raise ValueError(f"--top must be >= 0, got {args.top}")
+    if args.min_count is not None and args.min_count < 1:
+        raise ValueError(f"--min-count must be >= 1, got {args.min_count}")
+    if args.max_memory is not None:
+        from fastgram.ngrams import parse_memory
+
+        parse_memory(args.max_memory, "--max-memory")
+    start = time.perf_counter()
+    counts = count_files(
+        paths, 2 if args.order is None else args.order, dtype=args.dtype, text=args.text, vocab=vocab,
+        vocab_size=vocab_size, separator=args.separator, min_count=1 if args.min_count is None else args.min_count,
+        max_memory=args.max_memory, progress=args.progress, **options,
+    )
+    elapsed = time.perf_counter() - start
+    counts.save(args.output)
+    rate = counts.tokens / elapsed / 1e6 if elapsed > 0 else float("inf")
+    print(
+        f"counted {counts.tokens:,} tokens from {len(paths)} file(s), V = {counts.vocab_size:,}: "
+        f"{len(counts):,} distinct {counts.n}-grams in {elapsed:.2f} s ({rate:,.1f} M tokens/s) -> {args.output}"
+    )
+    if args.top:
+        ngrams, top = counts.top(args.top)
+        for row, c in zip(ngrams, top):
+            shown = repr(vocab.decode(row)) if vocab is not None and not vocab.byte_level else " ".join(map(str, row))
+            print(f"{c:>12,}  {shown}")
+    return 0
 
 
 def _run_count(args) -> int:
@@ -70,6 +121,8 @@ def _run_count(args) -> int:
     vocab_size = args.vocab_size
     if args.dtype and vocab_size is None:
         vocab_size = max(corpus.scan_max(path, args.dtype) for path in paths) + 1
+    if _wants_ngrams(args):
+        return _run_count_ngrams(args, paths, vocab, vocab_size, options)
     counter = BigramCounter(max(1, vocab_size or len(vocab)), vocab=vocab)
     start = time.perf_counter()
     for path in paths:

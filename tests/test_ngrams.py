@@ -434,3 +434,44 @@ def test_count_bigrams_sparse_option():
         count_bigrams(tokens, 30, sparse=True)
     with pytest.raises(TypeError, match="sparse must be True, False or None"):
         count_bigrams(tokens, sparse="yes")
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------
+
+
+def test_cli_count_order(tmp_path, capsys):
+    from fastgram.cli import main
+
+    rng = np.random.default_rng(9)
+    tokens = rng.integers(0, 70_000, 20_000).astype(np.uint32)
+    tokens[:2] = [5, 6]
+    for i, part in enumerate(np.array_split(tokens, 3)):
+        part.tofile(tmp_path / f"shard-{i}.bin")
+    out = tmp_path / "tri.npz"
+    shards = [str(tmp_path / f"shard-{i}.bin") for i in range(3)]
+    assert main(["count", *shards, "--dtype", "uint32", "--order", "3", "--max-memory", "64K", "--top", "2", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "distinct 3-grams" in printed and str(out) in printed
+    saved = NGramCounts.load(out)
+    want = count_ngrams(tokens, 3)
+    np.testing.assert_array_equal(saved.keys, want.keys)
+    np.testing.assert_array_equal(saved.counts, want.counts)
+    assert main(["count", *shards, "--dtype", "uint32", "--min-count", "2", "-o", str(out)]) == 0
+    assert len(NGramCounts.load(out)) == len(count_ngrams(tokens, 2).prune(2))
+    text = tmp_path / "t.txt"
+    text.write_text("abcabcabd", encoding="utf-8")
+    assert main(["count", str(text), "--text", "--vocab", "chars", "--order", "3", "--top", "1", "-o", str(out)]) == 0
+    assert "'abc'" in capsys.readouterr().out
+    before = out.read_bytes()
+    for bad, message in [
+        (["--order", "9"], "--order must be between 1 and 8, got 9"),
+        (["--order", "2", "--max-memory", "lots"], "--max-memory must be a size such as 512M or 2G"),
+        (["--min-count", "0"], "--min-count must be >= 1, got 0"),
+        (["--order", "2", "--vocab-size", "100"], "token id"),
+    ]:
+        assert main(["count", *shards, "--dtype", "uint32", *bad, "-o", str(out)]) == 2
+        assert message in capsys.readouterr().err
+    assert out.read_bytes() == before  # a failed count leaves the old output alone
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
