@@ -251,7 +251,8 @@ class Sampler:
             self._totals_i, self._totals_f = self.totals, _PLACEHOLDER_TF
         else:
             self._cum_i = _PLACEHOLDER_I
-            self._cum_f = np.cumsum(arr, axis=1, dtype=np.float64)
+            with np.errstate(over="ignore"):
+                self._cum_f = np.cumsum(arr, axis=1, dtype=np.float64)
             self.totals = self._cum_f[:, -1].copy()
             self._totals_i, self._totals_f = _PLACEHOLDER_TI, self.totals
             if not np.isfinite(self.totals).all():
@@ -548,7 +549,7 @@ def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, *
     lead = x.shape[:-1]
     x2 = x.reshape(-1, V)
     off = _offset(offset, x2.shape[0])
-    _check_weights(x2, "logits", allow_neg_inf=True)
+    _check_weights(x, "logits", allow_neg_inf=True)
     if x2.shape[0]:
         dead = np.flatnonzero(np.max(x2, axis=1) == -np.inf)
         if dead.size:
@@ -624,10 +625,11 @@ def multinomial(probs, num_samples, replacement=True, *, seed, offset=0) -> np.n
     seed = _seed(seed)
     x2 = x.reshape(-1, x.shape[-1])
     off = _offset(offset, x2.shape[0])
-    _check_weights(x2, "probs")
+    _check_weights(x, "probs")
     w = np.ascontiguousarray(x2, dtype=np.float64)
     if w.shape[0]:
-        totals = w.sum(axis=1)
+        with np.errstate(over="ignore"):
+            totals = w.sum(axis=1)
         zero = np.flatnonzero(totals <= 0)
         if zero.size:
             raise ValueError(f"probs: row {fmt_int(zero[0])} sums to 0, so no category can be drawn")
