@@ -131,7 +131,9 @@ def attention_kernel(
         Key ``j`` is visible to query ``i`` only when ``j <= i + causal_offset``.
     out : (B, H, T, Dv), lse : (B, H, T) when ``want_lse`` (else a dummy)
     n_chunks
-        Work items ``w = c, c + n_chunks, ...`` go to chunk ``c``; one scratch set per chunk.
+        Work items (one query block of one batch and head) are split into ``n_chunks``
+        contiguous runs of about equal cost; one scratch set per chunk. The result does not
+        depend on ``n_chunks``.
     """
     B, H, T, Dv = out.shape
     D = q.shape[3]
@@ -149,6 +151,24 @@ def attention_kernel(
     consts[5] = 1.0
     q_factor, mask_factor, ln2, neg_inf, zero, unit = consts[0], consts[1], consts[2], consts[3], consts[4], consts[5]
 
+    # Split the items into n_chunks contiguous runs of about equal cost (key tiles + 1 each):
+    # causal items near the diagonal's end cost more than those near its start.
+    bounds = np.zeros(n_chunks + 1, np.int64)
+    if n_items > 0:
+        cost = np.empty(n_items + 1, np.int64)
+        cost[0] = 0
+        for w in range(n_items):
+            i_hi = min(T, (w % n_qblocks + 1) * BLOCK_Q)
+            j_end = min(S, max(0, i_hi + causal_offset)) if causal else S
+            cost[w + 1] = cost[w] + 1 + (j_end + BLOCK_K - 1) // BLOCK_K
+        w = 0
+        for c in range(1, n_chunks):
+            target = cost[n_items] * c // n_chunks
+            while w < n_items and cost[w] < target:
+                w += 1
+            bounds[c] = w
+        bounds[n_chunks] = n_items
+
     for c in prange(n_chunks):
         # per-chunk scratch, O(tile)
         qs = np.empty((BLOCK_Q, D), q.dtype)  # scaled query tile
@@ -158,7 +178,7 @@ def attention_kernel(
         row_max = np.empty(BLOCK_Q, q.dtype)
         row_sum = np.empty(BLOCK_Q, q.dtype)
         alpha = np.empty(BLOCK_Q, q.dtype)
-        for w in range(c, n_items, n_chunks):
+        for w in range(bounds[c], bounds[c + 1]):
             bh = w // n_qblocks
             i0 = (w - bh * n_qblocks) * BLOCK_Q
             b = bh // H
