@@ -66,18 +66,20 @@ def _guide_row_float(cum, r, gshift, guide):
 def _finish(cum, r, lo, hi, t):
     """Smallest ``j`` in ``[lo, hi]`` with ``cum[r, j] > t``; ``cum[r, hi] > t`` holds.
 
-    Most guide buckets hold at most one category boundary (``hi - lo <= 1``): one comparison,
-    no branch. Wider buckets fall back to a binary search.
+    Most guide buckets hold at most one category boundary (``hi - lo <= 1``), so one comparison
+    settles most draws without a data-dependent branch (``&``, not ``and``); the rest finish
+    with a binary search over ``[lo + 1, hi]``.
     """
-    if hi - lo <= 1:
-        return lo + np.int64(cum[r, lo] <= t)
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if cum[r, mid] > t:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
+    past = cum[r, lo] <= t
+    j = lo + np.int64(past)
+    if past & (hi - lo >= 2):
+        while j < hi:
+            mid = (j + hi) >> 1
+            if cum[r, mid] > t:
+                hi = mid
+            else:
+                j = mid + 1
+    return j
 
 
 @kernel
