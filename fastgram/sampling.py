@@ -108,13 +108,14 @@ def _table_array(table, name: str) -> np.ndarray:
     return arr
 
 
-def _guide_shift(V: int) -> tuple[int, np.uint64]:
-    """Guide buckets ``G = 2**k`` (the smallest power of two >= 2 V) and ``64 - k``.
+def _guide_shift(V: int, per_category: int = 2) -> tuple[int, np.uint64]:
+    """Guide buckets ``G = 2**k`` (the smallest power of two >= ``per_category * V``) and ``64 - k``.
 
     With about two buckets per category most buckets hold at most one category boundary, so
-    most draws need a single comparison.
+    most draws need a single comparison; a sampler built once uses two, the per-call tables
+    of :func:`sample_logits` and :func:`multinomial` one (half the set-up).
     """
-    k = max(1, (2 * int(V) - 1).bit_length())
+    k = max(1, (per_category * int(V) - 1).bit_length())
     return 1 << k, np.uint64(64 - k)
 
 
@@ -462,7 +463,7 @@ def _draw_weights(w: np.ndarray, n: int, seed, offset, *, top_k: int, q: float, 
     """Filters, running sums (and guides) of (B, V) float64 ``w``, then ``n`` draws per row."""
     B, V = w.shape
     use_guide = n >= _GUIDE_MIN_DRAWS and V > 2
-    G, gshift = _guide_shift(V)
+    G, gshift = _guide_shift(V, per_category=1)
     guide = np.empty((B, G + 1 if use_guide else 0), np.int32)
     cum = w if in_place else np.empty_like(w)
     totals = np.empty(B, np.float64)
@@ -524,7 +525,7 @@ def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, *
     -----
     Extra memory: one float64 copy of the logits (weights, then running sums in place) and,
     from 32 draws per row, a guide table (``G + 1`` int32 per row, ``G`` the power of two
-    ``>= 2 V``).
+    ``>= V``).
     Time O(B V) (O(B V log V) with ``top_p``) plus O(1) per draw on average; rows (and draws)
     run in parallel. The ``exp`` is NumPy's, as in :func:`fastgram.reference.sample_logits`.
 
@@ -564,7 +565,8 @@ def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, *
     # w = exp((x - max) / T), the same NumPy operations as reference.sample_logits
     w = np.array(x2, dtype=np.float64)
     w -= w.max(axis=1, keepdims=True) if w.shape[0] else 0.0
-    w /= T
+    if T != 1.0:  # dividing by 1.0 changes no bit
+        w /= T
     np.exp(w, out=w)
     q = 1.0 - p if p < 1.0 else -1.0
     out = _draw_weights(w, 1 if n is None else n, seed, off, top_k=k, q=q, min_p=mp, in_place=True)

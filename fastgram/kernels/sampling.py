@@ -211,19 +211,27 @@ def prepare_rows(w, top_k, q, min_p, cum, totals, guide, gshift, use_guide):
             _guide_row_float(cum, b, gshift, guide)
 
 
+#: Draws per task in :func:`draw_rows` (a task is one row's slice of draws).
+DRAW_CHUNK = 1 << 14
+
+
 @kernel(parallel=True)
 def draw_rows(cum, totals, guide, gshift, use_guide, seed, offset, out):
     """``out[b, j]``: draw from row ``b`` with word (stream ``offset + b``, index ``j``).
 
-    (B, V) float64 cumulative table -> (B, n) int64 ``out``; all B*n draws run in parallel.
+    (B, V) float64 running sums -> (B, n) int64 ``out``. Tasks of :data:`DRAW_CHUNK` draws of
+    one row run in parallel, so a single row with many draws uses every thread too.
     """
     skey = seed_key(seed)
     B, n = out.shape
-    for k in numba.prange(B * n):
-        b = k // n
-        j = k - b * n
-        x = word(stream_key(skey, offset + b), j)
-        out[b, j] = _draw_float(cum, totals, guide, b, gshift, use_guide, x)
+    chunks = (n + DRAW_CHUNK - 1) // DRAW_CHUNK
+    for task in numba.prange(B * chunks):
+        b = task // chunks
+        lo = (task - b * chunks) * DRAW_CHUNK
+        hi = min(lo + DRAW_CHUNK, n)
+        key = stream_key(skey, offset + b)
+        for j in range(lo, hi):
+            out[b, j] = _draw_float(cum, totals, guide, b, gshift, use_guide, word(key, j))
 
 
 @kernel(parallel=True)
