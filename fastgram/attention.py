@@ -83,6 +83,8 @@ def attention(q, k, v, *, causal=False, mask=None, scale=None, causal_align="top
     with zero strides in the batch axes are fine too); otherwise each such input is copied once
     to C order in its own (not the broadcast) shape. A floating mask of a different float dtype
     is converted to the inputs' dtype, again in its own shape. Boolean masks are read in place.
+    Read-only ``q``, ``k`` or ``v`` (read-only memmaps, broadcast views) are read in place too,
+    by a second compiled specialisation of the kernel.
 
     Masked scores are replaced by ``-inf`` (never added to), so NaN or inf in masked-out keys
     or values never reach the output. Accuracy, measured against a float64 reference: float32
@@ -185,8 +187,13 @@ def _batched(x: np.ndarray, batch: tuple) -> tuple[np.ndarray, np.ndarray]:
     lead = x.shape[:-3]
     heads = x.shape[-3] if x.ndim >= 3 else 1
     x4 = np.ascontiguousarray(x).reshape(math.prod(lead), heads, x.shape[-2], x.shape[-1])
+    return x4, _batch_map(lead, batch)
+
+
+def _batch_map(lead: tuple, batch: tuple) -> np.ndarray:
+    """For each flat index of ``batch``, the flat index into leading axes ``lead`` (broadcast)."""
     index = np.broadcast_to(np.arange(math.prod(lead), dtype=np.int64).reshape(lead), batch)
-    return x4, np.ascontiguousarray(index).reshape(-1)
+    return np.array(index, dtype=np.int64).reshape(-1)  # a writable copy: one kernel type
 
 
 def _mask_operand(mask, score_shape: tuple, batch: tuple, dtype):
@@ -206,14 +213,103 @@ def _mask_operand(mask, score_shape: tuple, batch: tuple, dtype):
         raise ValueError(f"mask shape {m.shape} is not broadcastable to the scores' shape {score_shape} (..., H, T, S)")
     ndim = len(batch) + 3  # (T, S) scores are (1, T, S): one head, no batch axes
     m = _squeeze_broadcast(m.reshape((1,) * (ndim - m.ndim) + m.shape), range(ndim))
+    if not m.flags.writeable:  # e.g. np.broadcast_to: copy the (squeezed) mask, one kernel type
+        m = m.copy()
     if m.dtype.kind == "b":
         kind, m = 1, np.ascontiguousarray(m).view(np.uint8)
     else:
         kind, m = 2, np.ascontiguousarray(m, dtype=dtype)
     m_lead = m.shape[:-3]
     m4 = m.reshape(math.prod(m_lead), *m.shape[-3:])
-    index = np.broadcast_to(np.arange(m4.shape[0], dtype=np.int64).reshape(m_lead), batch)
+    index = _batch_map(m_lead, batch)
     steps = tuple(int(n > 1) for n in m4.shape[1:])
     if kind == 1:
-        return kind, m4, dummy_add, np.ascontiguousarray(index).reshape(-1), steps
-    return kind, dummy_bool, m4, np.ascontiguousarray(index).reshape(-1), steps
+        return kind, m4, dummy_add, index, steps
+    return kind, dummy_bool, m4, index, steps
+
+
+# --- the notebook's self-attention demo --------------------------------------------------------
+
+#: The notebook's training text.
+NOTEBOOK_TEXT = (
+    "tiny gpt built with pure numpy. "
+    "this is a tiny demo to learn the math of transformers. "
+    "it can overfit a short text."
+)
+
+
+@dataclasses.dataclass
+class AttentionDemo:
+    """The notebook's single-head causal self-attention over a few characters, with numbers.
+
+    ``str(demo)`` (or ``demo.lines()``) is the printable report.
+    """
+
+    text: str  #: the characters attended over (one token each)
+    tokens: np.ndarray  #: (T,) their ids in the notebook's sorted character vocabulary
+    q: np.ndarray  #: (T, d_head) queries, ``x @ W_q``; likewise ``k`` and ``v``
+    k: np.ndarray
+    v: np.ndarray
+    weights: np.ndarray  #: (T, T) the causal softmax weights, rows sum to 1
+    out: np.ndarray  #: (T, d_head) :func:`attention` of q, k, v
+    want: np.ndarray  #: (T, d_head) :func:`fastgram.reference.attention` of the same
+    max_difference: float  #: ``max |out - want|``
+
+    def lines(self) -> list[str]:
+        T, d = self.out.shape
+        rows = [
+            f"causal self-attention over {self.text!r}: T = {T} tokens, one head of size {d} (float64, seed 0)",
+            f"token ids: {self.tokens.tolist()}",
+            "attention weights softmax(q k^T / sqrt(d)), row = query, column = key:",
+            "        " + " ".join(f"{c!r:>5}" for c in self.text),
+        ]
+        for c, row in zip(self.text, self.weights):
+            rows.append(f"  {c!r:>5} " + " ".join(f"{w:5.2f}" for w in row))
+        rows.append("output = weights @ v (first 4 columns):")
+        for c, row in zip(self.text, self.out):
+            rows.append(f"  {c!r:>5} " + " ".join(f"{x:+.4f}" for x in row[:4]))
+        rows.append(f"max |fastgram.attention - reference| = {self.max_difference:.2e}")
+        return rows
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+
+def notebook_demo(length: int = 8, d_model: int = 16, d_head: int = 8, seed: int = 0) -> AttentionDemo:
+    """Reproduce the notebook's tiny self-attention demo and check it against the reference.
+
+    The first ``length`` characters of the notebook's text are embedded (seeded random
+    ``(V, d_model)`` table, V = the notebook's sorted character vocabulary), projected to
+    queries, keys and values by seeded ``(d_model, d_head)`` matrices, and run through
+    :func:`attention` with ``causal=True`` and through :func:`fastgram.reference.attention`.
+
+    Returns
+    -------
+    AttentionDemo
+        Print it for the report; ``max_difference`` is the kernel's distance to the reference.
+
+    Examples
+    --------
+    >>> from fastgram.attention import notebook_demo
+    >>> demo = notebook_demo()
+    >>> demo.max_difference < 1e-12
+    True
+    """
+    from fastgram import reference
+
+    chars = sorted(set(NOTEBOOK_TEXT))
+    stoi = {ch: i for i, ch in enumerate(chars)}
+    text = NOTEBOOK_TEXT[:length]
+    tokens = np.array([stoi[c] for c in text], dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    embedding = rng.standard_normal((len(chars), d_model))
+    w_q, w_k, w_v = (rng.standard_normal((d_model, d_head)) / math.sqrt(d_model) for _ in range(3))
+    x = embedding[tokens]  # (T, d_model)
+    q, k, v = x @ w_q, x @ w_k, x @ w_v  # (T, d_head) each
+    scores = q @ k.T / math.sqrt(d_head)
+    scores = np.where(np.tril(np.ones((len(text), len(text)), bool)), scores, -np.inf)
+    weights = np.exp(scores - scores.max(axis=1, keepdims=True))
+    weights /= weights.sum(axis=1, keepdims=True)
+    out = attention(q, k, v, causal=True)
+    want = reference.attention(q, k, v, causal=True)
+    return AttentionDemo(text, tokens, q, k, v, weights, out, want, float(np.abs(out - want).max()))

@@ -142,13 +142,14 @@ def attention_kernel(
     group = H // H_kv
     n_qblocks = (T + BLOCK_Q - 1) // BLOCK_Q
     n_items = B * H * n_qblocks
-    consts = np.empty(6, q.dtype)  # scalars in the input dtype (no float64 promotion)
+    consts = np.empty(7, q.dtype)  # scalars in the input dtype (no float64 promotion)
     consts[0] = scale * LOG2E  # queries are scaled and moved to base 2 once per tile
     consts[1] = LOG2E
     consts[2] = LN2
     consts[3] = -np.inf
     consts[4] = 0.0
     consts[5] = 1.0
+    consts[6] = np.nan
     q_factor, mask_factor, ln2, neg_inf, zero, unit = consts[0], consts[1], consts[2], consts[3], consts[4], consts[5]
 
     # Split the items into n_chunks contiguous runs of about equal cost (key tiles + 1 each):
@@ -292,11 +293,11 @@ def attention_kernel(
                     if m == neg_inf:  # every key so far masked (or NaN): nothing to rescale
                         nan = False
                         for j in range(nj):
-                            nan |= sc[i, j] != sc[i, j]
+                            nan |= np.isnan(sc[i, j])
                             sc[i, j] = zero
                         alpha[i] = unit
                         if nan:
-                            row_sum[i] = sc[i, 0] + (neg_inf - neg_inf)  # NaN
+                            row_sum[i] = consts[6]  # NaN scores: the row is NaN
                         continue
                     a = _exp2(m_old - m)
                     total = zero
