@@ -129,6 +129,10 @@ def sample_rows(is_int, cum_i, cum_f, totals_i, totals_f, guide, gshift, rows, s
             out[i] = _draw_float(cum_f, totals_f, guide, r, gshift, True, x)
 
 
+#: Chains advanced together by one thread in :func:`generate_chains`.
+CHAIN_GROUP = 8
+
+
 @kernel(parallel=True)
 def generate_chains(is_int, cum_i, cum_f, totals_i, totals_f, guide, gshift, start, seed, offset, stop, out, fail):
     """Markov chains: ``out[b, t]`` is drawn from row ``out[b, t - 1]`` (row ``start[b]`` at t = 0).
@@ -137,30 +141,45 @@ def generate_chains(is_int, cum_i, cum_f, totals_i, totals_f, guide, gshift, sta
     word (stream ``offset + b``, index ``t``). When ``stop >= 0`` and a chain draws ``stop``,
     its remaining positions are set to ``stop``. ``fail[b]`` is the step at which chain ``b``
     needed a draw from a row with no weight (-1 if none); the chain stops there (rest -1).
+
+    Each draw depends on the one before, so one chain is bound by memory latency; a thread
+    therefore advances :data:`CHAIN_GROUP` independent chains step by step, letting the CPU
+    overlap their draws. Groups run in parallel.
     """
     skey = seed_key(seed)
     B, L = out.shape
-    for b in numba.prange(B):
-        key = stream_key(skey, offset + b)
-        cur = start[b]
-        fail[b] = -1
-        t = 0
-        while t < L:
-            if (is_int and totals_i[cur] == 0) or (not is_int and totals_f[cur] == 0):
-                fail[b] = t
-                out[b, t:] = -1
-                break
-            x = word(key, t)
-            if is_int:
-                nxt = _draw_int(cum_i, totals_i, guide, cur, gshift, x)
-            else:
-                nxt = _draw_float(cum_f, totals_f, guide, cur, gshift, True, x)
-            out[b, t] = nxt
-            t += 1
-            if nxt == stop:
-                out[b, t:] = stop
-                break
-            cur = nxt
+    for grp in numba.prange((B + CHAIN_GROUP - 1) // CHAIN_GROUP):
+        b0 = grp * CHAIN_GROUP
+        m = min(CHAIN_GROUP, B - b0)
+        keys = np.empty(CHAIN_GROUP, np.uint64)  # (m,) stream keys
+        cur = np.empty(CHAIN_GROUP, np.int64)  # (m,) current token of each chain
+        live = np.zeros(CHAIN_GROUP, np.bool_)  # (m,) still drawing
+        for c in range(m):
+            keys[c] = stream_key(skey, offset + b0 + c)
+            cur[c] = start[b0 + c]
+            live[c] = True
+            fail[b0 + c] = -1
+        for t in range(L):
+            for c in range(m):
+                if not live[c]:
+                    continue
+                b = b0 + c
+                r = cur[c]
+                if (is_int and totals_i[r] == 0) or (not is_int and totals_f[r] == 0):
+                    fail[b] = t
+                    out[b, t:] = -1
+                    live[c] = False
+                    continue
+                x = word(keys[c], t)
+                if is_int:
+                    nxt = _draw_int(cum_i, totals_i, guide, r, gshift, x)
+                else:
+                    nxt = _draw_float(cum_f, totals_f, guide, r, gshift, True, x)
+                out[b, t] = nxt
+                cur[c] = nxt
+                if nxt == stop:
+                    out[b, t + 1 :] = stop
+                    live[c] = False
 
 
 @kernel(parallel=True)
