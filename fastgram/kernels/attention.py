@@ -97,6 +97,49 @@ def _exp2_f64(x):
     return 0.0 if x < lo else x
 
 
+# --- row maximum through order-preserving integer keys (integer max reductions vectorise) -----
+# key(x) = bits ^ ((bits >> 31) & 0x7fffffff) orders floats like integers (-inf < ... < +inf <
+# NaN), and applying it twice gives the bits back. A NaN score so wins the maximum, so the row
+# becomes NaN, as in the reference.
+
+
+@kernel(fastmath=FASTMATH)
+def _row_max_f32(row, n, start):
+    bits = row.view(np.int32)
+    low = np.int32(0x7FFFFFFF)
+    b = np.float32(start).view(np.int32)
+    best = b ^ ((b >> np.int32(31)) & low)
+    for j in range(n):
+        b = bits[j]
+        key = b ^ ((b >> np.int32(31)) & low)
+        best = key if key > best else best
+    return np.int32(best ^ ((best >> np.int32(31)) & low)).view(np.float32)
+
+
+@kernel(fastmath=FASTMATH)
+def _row_max_f64(row, n, start):
+    bits = row.view(np.int64)
+    low = np.int64(0x7FFFFFFFFFFFFFFF)
+    b = np.float64(start).view(np.int64)
+    best = b ^ ((b >> np.int64(63)) & low)
+    for j in range(n):
+        b = bits[j]
+        key = b ^ ((b >> np.int64(63)) & low)
+        best = key if key > best else best
+    return np.int64(best ^ ((best >> np.int64(63)) & low)).view(np.float64)
+
+
+def _row_max(row, n, start):  # pragma: no cover - typed by the overload below
+    return max(start, *row[:n])
+
+
+@overload(_row_max)
+def _row_max_overload(row, n, start):
+    if row.dtype == numba.types.float32:
+        return lambda row, n, start: _row_max_f32(row, n, start)
+    return lambda row, n, start: _row_max_f64(row, n, start)
+
+
 def _exp2(x):  # pragma: no cover - typed by the overload below
     return 2.0**x
 
@@ -172,10 +215,12 @@ def attention_kernel(
 
     for c in prange(n_chunks):
         # per-chunk scratch, O(tile)
-        qs = np.empty((BLOCK_Q, D), q.dtype)  # scaled query tile
+        qs_flat = np.empty(BLOCK_Q * D, q.dtype)
+        qs = qs_flat.reshape((BLOCK_Q, D))  # scaled query tile
         sc = np.empty((BLOCK_Q, BLOCK_K), q.dtype)  # scores, then weights
         vt = np.empty((Dv, BLOCK_K), q.dtype)  # value tile, transposed
-        acc = np.empty((BLOCK_Q, Dv), q.dtype)  # unnormalised output tile
+        acc_flat = np.empty(BLOCK_Q * Dv, q.dtype)
+        acc = acc_flat.reshape((BLOCK_Q, Dv))  # unnormalised output tile
         row_max = np.empty(BLOCK_Q, q.dtype)
         row_sum = np.empty(BLOCK_Q, q.dtype)
         alpha = np.empty(BLOCK_Q, q.dtype)
@@ -192,13 +237,16 @@ def attention_kernel(
             mb = mask_batch[b]
             mh = h * mask_h
 
+            # rows i0 .. i0 + ni are contiguous: copy and clear them as flat runs (long loops
+            # vectorise, short rows of D or Dv numbers would not)
+            q_rows = qq.reshape(T * D)
+            for x in range(ni * D):
+                qs_flat[x] = q_rows[i0 * D + x] * q_factor
+            for x in range(ni * Dv):
+                acc_flat[x] = zero
             for i in range(ni):
-                for d in range(D):
-                    qs[i, d] = qq[i0 + i, d] * q_factor
                 row_max[i] = neg_inf
                 row_sum[i] = zero
-                for dv in range(Dv):
-                    acc[i, dv] = zero
 
             j_end = S
             if causal:
@@ -286,10 +334,13 @@ def attention_kernel(
                 # online softmax: new row maximum, rescale factor, weights and their sum
                 for i in range(ni):
                     m_old = row_max[i]
-                    m = m_old
-                    for j in range(nj):
-                        s = sc[i, j]
-                        m = s if s > m else m  # NaN scores skipped here, they reach row_sum below
+                    if nj >= 64:  # long rows: vectorised through integer keys, NaN wins
+                        m = _row_max(sc[i], nj, m_old)
+                    else:  # short rows: a plain loop (NaN skipped, it reaches row_sum below)
+                        m = m_old
+                        for j in range(nj):
+                            s = sc[i, j]
+                            m = s if s > m else m
                     if m == neg_inf:  # every key so far masked (or NaN): nothing to rescale
                         nan = False
                         for j in range(nj):
@@ -297,7 +348,7 @@ def attention_kernel(
                             sc[i, j] = zero
                         alpha[i] = unit
                         if nan:
-                            row_sum[i] = consts[6]  # NaN scores: the row is NaN
+                            row_sum[i] = consts[6]  # a NaN score makes the row NaN
                         continue
                     a = _exp2(m_old - m)
                     total = zero
