@@ -68,17 +68,17 @@ def _finish(cum, r, lo, hi, t):
 
     Most guide buckets hold at most one category boundary (``hi - lo <= 1``), so one comparison
     settles most draws without a data-dependent branch (``&``, not ``and``); the rest finish
-    with a binary search over ``[lo + 1, hi]``.
+    with a branch-free binary search over ``[lo + 1, hi]`` (the range halves each step, the
+    comparison only moves its base).
     """
     past = cum[r, lo] <= t
     j = lo + np.int64(past)
     if past & (hi - lo >= 2):
-        while j < hi:
-            mid = (j + hi) >> 1
-            if cum[r, mid] > t:
-                hi = mid
-            else:
-                j = mid + 1
+        n = hi - j + 1  # the answer lies in [j, j + n)
+        while n > 1:
+            half = n >> 1
+            j += half * np.int64(cum[r, j + half - 1] <= t)
+            n -= half
     return j
 
 
