@@ -72,12 +72,14 @@ def attention(q, k, v, *, causal=False, mask=None, scale=None, causal_align="top
 
     Notes
     -----
-    Flash-style: blocks of 32 queries of one head walk the keys in blocks of 64 with an online
-    softmax, so the ``(T, S)`` score matrix is never formed. Extra memory is one set of tiles
-    per thread, ``(32 (D + 64 + Dv + 3) + 64 Dv)`` numbers, plus int64 index maps of the batch
-    size. Work is ``O(B H T S (D + Dv))``, about half of that when causal (tiles above the
-    diagonal are skipped). Work items are (batch·head, query block) pairs spread over
-    ``numba.get_num_threads()`` threads; results do not depend on the thread count.
+    Flash-style: blocks of 64 queries of one head walk the keys in blocks of 128 with an
+    online softmax, so the ``(T, S)`` score matrix is never formed. Extra memory is one set of
+    tiles per thread, ``64 (D + 128 + Dv + 3) + 128 Dv`` numbers (97 KiB for float32 with
+    D = Dv = 64), plus int64 index maps of the batch size and one int64 per work item. Work is
+    ``O(B H T S (D + Dv))``, about half of that when causal (tiles above the diagonal are
+    skipped). Work items, (batch·head, query block) pairs, are split into equal-cost runs over
+    ``numba.get_num_threads()`` threads, so small shapes use every core too; results do not
+    depend on the thread count.
 
     No copies of ``q``, ``k``, ``v`` or the mask when they are C-contiguous (broadcast views
     with zero strides in the batch axes are fine too); otherwise each such input is copied once

@@ -322,7 +322,7 @@ def attention(q, k, v, *, causal=False, mask=None, scale=None, causal_align="top
             scores = scores + mask.astype(scores.dtype)
             allowed &= mask != -np.inf
     scores = np.where(allowed, scores, -np.inf)
-    row_max = scores.max(axis=-1, keepdims=True)
+    row_max = scores.max(axis=-1, keepdims=True, initial=-np.inf)  # S = 0 allowed
     row_max = np.where(row_max == -np.inf, 0, row_max)  # fully masked row: any finite shift
     weights = np.exp(scores - row_max)
     total = weights.sum(axis=-1, keepdims=True)

@@ -7,6 +7,8 @@ import threading
 import numba
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastgram import reference
 from fastgram.attention import AttentionDemo, attention, notebook_demo
@@ -105,7 +107,8 @@ def test_masks_bool_and_additive_broadcast(dtype):
     per_head = rng.random((4, 1, 150)) < 0.7  # (H, 1, S)
     full = rng.random((3, 4, 40, 150)) < 0.5
     additive = np.where(rng.random((40, 150)) < 0.2, -np.inf, rng.standard_normal((40, 150)))  # (T, S)
-    for mask in (padding, per_head, full, additive, additive.astype(np.float32), additive[None, None]):
+    read_only = np.broadcast_to(padding, (3, 4, 40, 150))  # zero strides, not writeable
+    for mask in (padding, per_head, full, read_only, additive, additive.astype(np.float32), additive[None, None]):
         for causal in (False, True):
             got = attention(q, k, v, mask=mask, causal=causal, causal_align="bottom_right")
             assert_close(got, want64(q, k, v, mask=mask, causal=causal, causal_align="bottom_right"), dtype)
@@ -226,6 +229,24 @@ def test_accuracy_on_large_scores_float32():
     q, k, v = make(rng, (1,), 2, 2, 100, 300, 64, dtype=np.float32)
     q *= 4  # peaked softmax: scores up to ~ +-100
     assert_close(attention(q, k, v, causal=True), want64(q, k, v, causal=True), np.float32)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 3), st.integers(1, 3), st.integers(1, 2), st.integers(0, 80), st.integers(0, 150),
+    st.integers(1, 40), st.integers(0, 20), st.sampled_from([None, "top_left", "bottom_right"]),
+    st.booleans(), st.integers(0, 2**32 - 1),
+)
+def test_random_shapes_against_reference(B, H_kv, group, T, S, D, Dv, causal, masked, seed):
+    rng = np.random.default_rng(seed)
+    q, k, v = make(rng, (B,), H_kv * group, H_kv, T, S, D, Dv, np.float32)
+    kwargs = {} if causal is None else {"causal": True, "causal_align": causal}
+    if masked:
+        kwargs["mask"] = rng.random((B, 1, T, S)) < 0.7
+    out, lse = attention(q, k, v, return_lse=True, **kwargs)
+    want, want_lse = want64(q, k, v, return_lse=True, **kwargs)
+    assert_close(out, want, np.float32)
+    assert_close(lse, want_lse, np.float32)
 
 
 # --- errors -------------------------------------------------------------------------------------
