@@ -1,7 +1,8 @@
 """``fastgram demo``: the notebook's pipeline, end to end, on text the demo carries itself.
 
-Vocabulary -> bigram counts with add-one smoothing -> the most frequent bigrams -> the
-kernel-vs-reference check -> the measured speed-up on a generated stream.
+Vocabulary -> bigram counts with add-one smoothing -> the most frequent bigrams -> generated
+text -> the notebook's self-attention -> every kernel against its reference -> the measured
+speed-up on a generated stream.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from collections.abc import Callable
 import numpy as np
 
 from fastgram import reference
+from fastgram.attention import notebook_demo
 from fastgram.check import format_table, run_checks
 from fastgram.counting import count_bigrams
+from fastgram.sampling import bigram_probs, generate, perplexity
 from fastgram.vocab import Vocab
 
 #: The notebook's training text.
@@ -58,12 +61,25 @@ def run(tokens: int = DEMO_TOKENS, seed: int = 0, out: Callable[[str], None] = p
     pairs = [f"{vocab.chars[k // len(vocab)]!r}->{vocab.chars[k % len(vocab)]!r} x{counts.flat[k]}" for k in flat]
     out("most frequent: " + ", ".join(pairs))
 
-    _section("3. kernels against their NumPy references", out)
+    _section("3. sampling from the smoothed counts (seeded, exact)", out)
+    chains = generate(smoothed, np.full(3, ids[0]), length=60, seed=seed)  # (3, 60), exact integer weights
+    for row in chains:
+        out(repr(vocab.decode(np.concatenate([ids[:1], row]))))
+    ppl = perplexity(bigram_probs(counts, 1.0), ids)
+    out(f"perplexity of the text under the add-one model: {ppl:.2f} (uniform guessing: {len(vocab)})")
+
+    _section("4. the notebook's self-attention, checked against the reference", out)
+    demo = notebook_demo(seed=seed)
+    for line in demo.lines():
+        out(line)
+    ok = demo.max_difference < 1e-12
+
+    _section("5. kernels against their NumPy references", out)
     results = run_checks(seed=seed)
     out(format_table(results))
-    ok = all(r.ok for r in results)
+    ok = ok and all(r.ok for r in results)
 
-    _section(f"4. speed-up on a generated stream of {tokens:,} uint8 tokens, V = 256", out)
+    _section(f"6. speed-up on a generated stream of {tokens:,} uint8 tokens, V = 256", out)
     stream = np.random.default_rng(seed).integers(0, 256, tokens, dtype=np.uint8)
     count_bigrams(stream[:1000], 256)  # compile (or load from the cache) before timing
     fast = _best_of(count_bigrams, stream, 256)
