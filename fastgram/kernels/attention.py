@@ -256,70 +256,73 @@ def attention_kernel(
             for j0 in range(0, j_end, BLOCK_K):
                 nj = min(BLOCK_K, j_end - j0)
 
-                # (BQ, D) x (D, BK) -> (BQ, BK): blocks of 2 queries x 4 keys share their loads
-                nj4 = nj - nj % 4
+                # (BQ, D) x (D, BK) -> (BQ, BK): blocks of 2 queries x 4 keys share their loads.
+                # On a tile crossing the causal diagonal, query i sees only its first
+                # first_hidden0 + i keys: the others are neither computed nor read.
+                diagonal = causal and j0 + nj - 1 > i0 + causal_offset
+                first_hidden0 = i0 + causal_offset + 1 - j0  # visible keys of query 0
                 ni2 = ni - ni % 2
-                for i in range(0, ni2, 2):
-                    for j in range(0, nj4, 4):
-                        s0 = zero
-                        s1 = zero
-                        s2 = zero
-                        s3 = zero
-                        t0 = zero
-                        t1 = zero
-                        t2 = zero
-                        t3 = zero
-                        for d in range(D):
-                            x = qs[i, d]
-                            y = qs[i + 1, d]
-                            k0 = kk[j0 + j, d]
-                            k1 = kk[j0 + j + 1, d]
-                            k2 = kk[j0 + j + 2, d]
-                            k3 = kk[j0 + j + 3, d]
-                            s0 += x * k0
-                            s1 += x * k1
-                            s2 += x * k2
-                            s3 += x * k3
-                            t0 += y * k0
-                            t1 += y * k1
-                            t2 += y * k2
-                            t3 += y * k3
-                        sc[i, j] = s0
-                        sc[i, j + 1] = s1
-                        sc[i, j + 2] = s2
-                        sc[i, j + 3] = s3
-                        sc[i + 1, j] = t0
-                        sc[i + 1, j + 1] = t1
-                        sc[i + 1, j + 2] = t2
-                        sc[i + 1, j + 3] = t3
-                for i in range(ni2, ni):
-                    for j in range(0, nj4, 4):
-                        s0 = zero
-                        s1 = zero
-                        s2 = zero
-                        s3 = zero
-                        for d in range(D):
-                            x = qs[i, d]
-                            s0 += x * kk[j0 + j, d]
-                            s1 += x * kk[j0 + j + 1, d]
-                            s2 += x * kk[j0 + j + 2, d]
-                            s3 += x * kk[j0 + j + 3, d]
-                        sc[i, j] = s0
-                        sc[i, j + 1] = s1
-                        sc[i, j + 2] = s2
-                        sc[i, j + 3] = s3
-                for i in range(ni):
-                    for j in range(nj4, nj):
-                        s = zero
-                        for d in range(D):
-                            s += qs[i, d] * kk[j0 + j, d]
-                        sc[i, j] = s
+                for i in range(0, ni, 2):
+                    pair = i < ni2
+                    last = i + 1 if pair else i
+                    jl = min(nj, max(0, first_hidden0 + last)) if diagonal else nj
+                    jl4 = jl - jl % 4
+                    if pair:
+                        for j in range(0, jl4, 4):
+                            s0 = zero
+                            s1 = zero
+                            s2 = zero
+                            s3 = zero
+                            t0 = zero
+                            t1 = zero
+                            t2 = zero
+                            t3 = zero
+                            for d in range(D):
+                                x = qs[i, d]
+                                y = qs[i + 1, d]
+                                k0 = kk[j0 + j, d]
+                                k1 = kk[j0 + j + 1, d]
+                                k2 = kk[j0 + j + 2, d]
+                                k3 = kk[j0 + j + 3, d]
+                                s0 += x * k0
+                                s1 += x * k1
+                                s2 += x * k2
+                                s3 += x * k3
+                                t0 += y * k0
+                                t1 += y * k1
+                                t2 += y * k2
+                                t3 += y * k3
+                            sc[i, j] = s0
+                            sc[i, j + 1] = s1
+                            sc[i, j + 2] = s2
+                            sc[i, j + 3] = s3
+                            sc[i + 1, j] = t0
+                            sc[i + 1, j + 1] = t1
+                            sc[i + 1, j + 2] = t2
+                            sc[i + 1, j + 3] = t3
+                    else:
+                        for j in range(0, jl4, 4):
+                            s0 = zero
+                            s1 = zero
+                            s2 = zero
+                            s3 = zero
+                            for d in range(D):
+                                x = qs[i, d]
+                                s0 += x * kk[j0 + j, d]
+                                s1 += x * kk[j0 + j + 1, d]
+                                s2 += x * kk[j0 + j + 2, d]
+                                s3 += x * kk[j0 + j + 3, d]
+                            sc[i, j] = s0
+                            sc[i, j + 1] = s1
+                            sc[i, j + 2] = s2
+                            sc[i, j + 3] = s3
+                    for r in range(i, last + 1):
+                        for j in range(jl4, jl):
+                            s = zero
+                            for d in range(D):
+                                s += qs[r, d] * kk[j0 + j, d]
+                            sc[r, j] = s
 
-                if causal and j0 + nj - 1 > i0 + causal_offset:  # tile crosses the diagonal
-                    for i in range(ni):
-                        first_hidden = max(0, i0 + i + causal_offset + 1 - j0)
-                        for j in range(first_hidden, nj):
-                            sc[i, j] = neg_inf
                 if mask_kind == 1:
                     for i in range(ni):
                         mt = (i0 + i) * mask_t
@@ -333,19 +336,23 @@ def attention_kernel(
                             a = mask_add[mb, mh, mt, (j0 + j) * mask_s]
                             sc[i, j] = neg_inf if a == neg_inf else sc[i, j] + a * mask_factor
 
-                # online softmax: new row maximum, rescale factor, weights and their sum
+                # online softmax: new row maximum, rescale factor, weights and their sum, over
+                # the jl keys query i may see in this tile (causal); weights past jl are 0
                 for i in range(ni):
+                    jl = min(nj, max(0, first_hidden0 + i)) if diagonal else nj
+                    for j in range(jl, nj):
+                        sc[i, j] = zero
                     m_old = row_max[i]
-                    if nj >= 64:  # long rows: vectorised through integer keys, NaN wins
-                        m = _row_max(sc[i], nj, m_old)
+                    if jl >= 64:  # long rows: vectorised through integer keys, NaN wins
+                        m = _row_max(sc[i], jl, m_old)
                     else:  # short rows: a plain loop (NaN skipped, it reaches row_sum below)
                         m = m_old
-                        for j in range(nj):
+                        for j in range(jl):
                             s = sc[i, j]
                             m = s if s > m else m
                     if m == neg_inf:  # every key so far masked (or NaN): nothing to rescale
                         nan = False
-                        for j in range(nj):
+                        for j in range(jl):
                             nan |= np.isnan(sc[i, j])
                             sc[i, j] = zero
                         alpha[i] = unit
@@ -354,7 +361,7 @@ def attention_kernel(
                         continue
                     a = _exp2(m_old - m)
                     total = zero
-                    for j in range(nj):
+                    for j in range(jl):
                         p = _exp2(sc[i, j] - m)
                         sc[i, j] = p
                         total += p
@@ -376,6 +383,7 @@ def attention_kernel(
                     for i in range(0, ni2, 2):
                         a = alpha[i]
                         b2 = alpha[i + 1]
+                        jl = min(nj, max(0, first_hidden0 + i + 1)) if diagonal else nj  # weights past jl are 0
                         for dv in range(0, dv4, 4):
                             s0 = zero
                             s1 = zero
@@ -385,7 +393,7 @@ def attention_kernel(
                             t1 = zero
                             t2 = zero
                             t3 = zero
-                            for j in range(nj):
+                            for j in range(jl):
                                 x = sc[i, j]
                                 y = sc[i + 1, j]
                                 v0 = vt[dv, j]
@@ -410,9 +418,10 @@ def attention_kernel(
                             acc[i + 1, dv + 3] = acc[i + 1, dv + 3] * b2 + t3
                     for i in range(ni):
                         a = alpha[i]
+                        jl = min(nj, max(0, first_hidden0 + i)) if diagonal else nj
                         for dv in range(dv4 if i < ni2 else 0, Dv):
                             s = zero
-                            for j in range(nj):
+                            for j in range(jl):
                                 s += sc[i, j] * vt[dv, j]
                             acc[i, dv] = acc[i, dv] * a + s
                 else:  # zero weights (masked keys) must not turn NaN/inf values into NaN
