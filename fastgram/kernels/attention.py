@@ -255,6 +255,22 @@ def attention_kernel(
                 j_end = min(S, max(0, i0 + ni + causal_offset))
             for j0 in range(0, j_end, BLOCK_K):
                 nj = min(BLOCK_K, j_end - j0)
+                if mask_kind != 0:  # a tile the mask hides from every query adds nothing: skip it
+                    hidden = True
+                    for i in range(ni if mask_t else 1):
+                        mt = (i0 + i) * mask_t
+                        for j in range(nj):
+                            if mask_kind == 1:
+                                visible = mask_bool[mb, mh, mt, (j0 + j) * mask_s] != 0
+                            else:
+                                visible = mask_add[mb, mh, mt, (j0 + j) * mask_s] != neg_inf
+                            if visible:
+                                hidden = False
+                                break
+                        if not hidden:
+                            break
+                    if hidden:
+                        continue
 
                 # (BQ, D) x (D, BK) -> (BQ, BK): blocks of 2 queries x 4 keys share their loads.
                 # On a tile crossing the causal diagonal, query i sees only its first
@@ -325,15 +341,18 @@ def attention_kernel(
 
                 if mask_kind == 1:
                     for i in range(ni):
-                        mt = (i0 + i) * mask_t
-                        for j in range(nj):
-                            if mask_bool[mb, mh, mt, (j0 + j) * mask_s] == 0:
+                        row = mask_bool[mb, mh, (i0 + i) * mask_t]  # (S,) or (1,)
+                        if mask_s:  # contiguous: a select the compiler vectorises
+                            for j in range(nj):
+                                sc[i, j] = sc[i, j] if row[j0 + j] != 0 else neg_inf
+                        elif row[0] == 0:
+                            for j in range(nj):
                                 sc[i, j] = neg_inf
                 elif mask_kind == 2:
                     for i in range(ni):
-                        mt = (i0 + i) * mask_t
+                        row = mask_add[mb, mh, (i0 + i) * mask_t]
                         for j in range(nj):
-                            a = mask_add[mb, mh, mt, (j0 + j) * mask_s]
+                            a = row[(j0 + j) * mask_s]
                             sc[i, j] = neg_inf if a == neg_inf else sc[i, j] + a * mask_factor
 
                 # online softmax: new row maximum, rescale factor, weights and their sum, over
