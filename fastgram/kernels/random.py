@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
 from fastgram._jit import kernel
 
@@ -28,10 +31,8 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _S30 = np.uint64(30)
 _S27 = np.uint64(27)
 _S31 = np.uint64(31)
-_S32 = np.uint64(32)
 _S11 = np.uint64(11)
 _ONE = np.uint64(1)
-_LO32 = np.uint64(0xFFFFFFFF)
 _INV53 = 1.0 / 9007199254740992.0  # 2**-53
 
 
@@ -62,25 +63,44 @@ def word(key, index):
 
 
 @kernel
+def first_words(skey, first, out, m):
+    """``out[k] = word(stream_key(skey, first + k), 0)`` for ``k < m``: index 0 of ``m`` streams.
+
+    The loop has no dependence between entries, so it compiles to vector instructions.
+    """
+    base = skey + (np.uint64(first) + _ONE) * STREAM_MUL
+    for k in range(m):
+        out[k] = mix(mix(base + np.uint64(k) * STREAM_MUL) + GOLDEN)
+
+
+@kernel
 def uniform(w):
     """A double in [0, 1) from the top 53 bits of a word."""
     return np.float64(w >> _S11) * _INV53
 
 
+@intrinsic
+def _mulhi(typingctx, a, b):
+    """High 64 bits of the 128-bit product of two uint64 words (one ``mul`` instruction)."""
+    if a != types.uint64 or b != types.uint64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        wide = ir.IntType(128)
+        prod = builder.mul(builder.zext(args[0], wide), builder.zext(args[1], wide))
+        return builder.trunc(builder.lshr(prod, ir.Constant(wide, 64)), ir.IntType(64))
+
+    return types.uint64(types.uint64, types.uint64), codegen
+
+
 @kernel
 def below(w, n):
-    """``floor(w * n / 2**64)``: an integer in [0, n) for 0 < n < 2**63 (exact 64x64 -> 128 bit)."""
-    m = np.uint64(n)
-    w_lo = w & _LO32
-    w_hi = w >> _S32
-    m_lo = m & _LO32
-    m_hi = m >> _S32
-    lo_lo = w_lo * m_lo
-    hi_lo = w_hi * m_lo
-    lo_hi = w_lo * m_hi
-    hi_hi = w_hi * m_hi
-    cross = (lo_lo >> _S32) + (hi_lo & _LO32) + lo_hi
-    return np.int64((hi_lo >> _S32) + (cross >> _S32) + hi_hi)
+    """``floor(w * n / 2**64)``: an integer in [0, n) for 0 < n < 2**63 (exact 64x64 -> 128 bit).
+
+    The high word of the 128-bit product, as :func:`fastgram.reference.words_below` computes
+    it from four 32 x 32-bit products.
+    """
+    return np.int64(_mulhi(w, np.uint64(n)))
 
 
 @kernel(parallel=True)

@@ -29,7 +29,7 @@ import numba
 import numpy as np
 
 from fastgram._jit import kernel
-from fastgram.kernels.random import below, seed_key, stream_key, uniform, word
+from fastgram.kernels.random import below, first_words, seed_key, stream_key, uniform, word
 
 
 @kernel
@@ -102,7 +102,7 @@ def _draw_float(cum, totals, guide, r, gshift, use_guide, x):
 
 @kernel(parallel=True)
 def build_guides(is_int, cum_i, cum_f, totals_i, totals_f, gshift, guide):
-    """Guide tables of every row: (R, V) running sums -> (R, G + 1) int32 ``guide``."""
+    """Guide tables of every row: (R, V) running sums -> (R, G + 1) uint16 or int32 ``guide``."""
     R = guide.shape[0]
     for r in numba.prange(R):
         if is_int and totals_i[r] > 0:
@@ -113,20 +113,31 @@ def build_guides(is_int, cum_i, cum_f, totals_i, totals_f, gshift, guide):
             guide[r, :] = 0
 
 
+#: Draws per task in :func:`sample_rows`: their random words are computed first, in one
+#: vectorised loop, then the draws.
+ROW_BLOCK = 1024
+
+
 @kernel(parallel=True)
 def sample_rows(is_int, cum_i, cum_f, totals_i, totals_f, guide, gshift, rows, seed, offset, out):
     """One draw per entry: ``out[i]`` from row ``rows[i]``, word (stream ``offset + i``, index 0).
 
-    (R, V) running sums, (N,) int64 rows -> (N,) int64 ``out``.
+    (R, V) running sums, (N,) int64 rows -> (N,) int64 ``out``. Tasks of :data:`ROW_BLOCK`
+    entries run in parallel.
     """
     skey = seed_key(seed)
-    for i in numba.prange(rows.shape[0]):
-        r = rows[i]
-        x = word(stream_key(skey, offset + i), 0)
+    N = rows.shape[0]
+    for blk in numba.prange((N + ROW_BLOCK - 1) // ROW_BLOCK):
+        lo = blk * ROW_BLOCK
+        m = min(ROW_BLOCK, N - lo)
+        words = np.empty(ROW_BLOCK, np.uint64)
+        first_words(skey, offset + lo, words, m)
         if is_int:
-            out[i] = _draw_int(cum_i, totals_i, guide, r, gshift, x)
+            for k in range(m):
+                out[lo + k] = _draw_int(cum_i, totals_i, guide, rows[lo + k], gshift, words[k])
         else:
-            out[i] = _draw_float(cum_f, totals_f, guide, r, gshift, True, x)
+            for k in range(m):
+                out[lo + k] = _draw_float(cum_f, totals_f, guide, rows[lo + k], gshift, True, words[k])
 
 
 #: Chains advanced together by one thread in :func:`generate_chains`.
@@ -187,7 +198,7 @@ def prepare_rows(w, top_k, q, min_p, cum, totals, guide, gshift, use_guide):
     """Filter float64 weights in place, then cumulative sums and guide tables, row by row.
 
     (B, V) ``w`` -> (B, V) float64 ``cum`` (may be ``w`` itself), (B,) ``totals`` and
-    (B, G + 1) int32 ``guide``.
+    (B, G + 1) uint16 or int32 ``guide``.
     Filters (each skipped at its neutral value), in this order:
 
     - ``top_k < V``: zero every weight below the ``top_k``-th largest (ties all kept);
