@@ -4,24 +4,32 @@ Cases (10**8 tokens at full scale; tiny under ``FASTGRAM_BENCH_SCALE=smoke``):
 
 - bigrams, uint16, V = 65536, uniform and Zipf-like (s = 1.1);
 - trigrams, uint16, V = 4096, uniform and Zipf-like;
+- beside the Zipf cases, the other known approach: per-thread open-addressing hash tables,
+  then sorting each table's entries (role "hash table");
 - a spill-and-merge run: uniform bigrams, V = 65536, ``max_memory=256M`` (far below the
   ~1.6 GB of distinct bigrams), ``min_count=2``;
 - compile time of the kernels, cold and from the cache.
 
 Both sides produce the same thing: the sorted distinct n-grams as an ``(m, n)`` array and
 their int64 counts (the kernel's timing includes decoding ``.ngrams``). Peak memory
-(``extra_peak_mib``) is the growth of the peak resident set (``ru_maxrss``) of a fresh
-interpreter during the call, after the tokens are built and the kernels warmed up: all
-allocations, NumPy's and Numba's alike.
+(``extra_peak_mib``) is measured in a fresh interpreter: after the tokens are built and the
+kernels warmed up, the peak resident set is reset (``/proc/self/clear_refs``) and the call's
+peak (``VmHWM``) minus the resident set before it is reported: all allocations, NumPy's and
+Numba's alike. (``ru_maxrss`` would not do: a child started with vfork/exec inherits its
+parent's peak as its own.)
 """
 
 from __future__ import annotations
 
+import os
+
+import numba
 import numpy as np
 import pytest
-from conftest import SMOKE, fresh_dispatcher, measure, peak_memory_mb, size, zipf_tokens
+from conftest import SMOKE, fresh_dispatcher, measure, size, zipf_tokens
 
 from fastgram import count_ngrams, reference
+from fastgram._jit import kernel
 from fastgram.kernels import ngrams as kernels
 
 N_TOKENS = size(10**8, 20_000)
@@ -65,21 +73,46 @@ def kernel_ngrams(tokens, n, V, **options):
 
 
 def _setup_code(V: int, zipf: bool, n: int) -> str:
-    return (
-        "import sys, numpy as np\n"
-        f"sys.path.insert(0, {str(__import__('pathlib').Path(__file__).parent)!r})\n"
-        "from test_ngrams import _tokens, kernel_ngrams\n"
-        "from fastgram import reference\n"
-        f"tokens = _tokens({V}, {zipf})\n"
-        f"kernel_ngrams(tokens[:100_000], {n}, {V})"
+    here = str(__import__("pathlib").Path(__file__).parent)
+    return "\n".join(
+        [
+            "import sys",
+            f"sys.path.insert(0, {here!r})",
+            "from test_ngrams import _tokens, kernel_ngrams",
+            "from fastgram import reference",
+            f"tokens = _tokens({V}, {zipf})",
+            f"_ = kernel_ngrams(tokens[:100_000], {n}, {V})",
+        ]
     )
+
+
+_PEAK_PROBE = """
+def _status(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1])
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # reset VmHWM to the current resident set
+_before = _status("VmRSS:")
+"""
+
+
+def peak_extra_mib(setup: str, call: str) -> float:
+    """Peak resident memory (MiB) that ``call`` adds, in a fresh interpreter (Linux /proc)."""
+    import subprocess
+    import sys
+
+    code = "\n".join([setup, _PEAK_PROBE, call, 'print((_status("VmHWM:") - _before) / 1024)'])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return round(float(out.stdout.strip().splitlines()[-1]), 1)
 
 
 def _extra(n, V, zipf, call: str) -> dict:
     extra = {"tokens": N_TOKENS, "n": n, "vocab_size": V, "data": "zipf s=1.1" if zipf else "uniform"}
-    if not SMOKE:
-        extra["extra_peak_mib"] = peak_memory_mb(_setup_code(V, zipf, n), call)
-        extra["peak_method"] = "ru_maxrss growth during the call, fresh interpreter"
+    if not SMOKE and os.path.exists("/proc/self/clear_refs"):
+        extra["extra_peak_mib"] = peak_extra_mib(_setup_code(V, zipf, n), call)
+        extra["peak_method"] = "VmHWM growth over VmRSS during the call (clear_refs reset), fresh interpreter"
     return extra
 
 
@@ -123,6 +156,72 @@ def test_spill_reference(benchmark, streams):
         return reference.count_ngrams(tokens, 2, 65536, min_count=2)
 
     measure(benchmark, ref, group=SPILL, role="reference", rounds=1, **extra)
+
+
+# -- the other known approach, measured beside: an open-addressing hash table ------------------
+
+_EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+@kernel(parallel=True)
+def _hash_count(tokens, n, V, cap_bits, keys, counts):  # pragma: no cover - jitted
+    # tokens (N,) -> per-thread open-addressing tables keys, counts (T, 2**cap_bits), linear probing
+    T = keys.shape[0]
+    W = tokens.shape[0] - n + 1
+    mask = (np.uint64(1) << cap_bits) - np.uint64(1)
+    down = np.uint64(64) - cap_bits
+    empty = np.uint64(0xFFFFFFFFFFFFFFFF)
+    for t in numba.prange(T):
+        for i in range(W * t // T, W * (t + 1) // T):
+            key = np.uint64(0)
+            for j in range(n):
+                key = key * V + np.uint64(tokens[i + j])
+            h = (key * np.uint64(0x9E3779B97F4A7C15)) >> down
+            while True:
+                k = keys[t, h]
+                if k == key:
+                    counts[t, h] += 1
+                    break
+                if k == empty:
+                    keys[t, h] = key
+                    counts[t, h] = 1
+                    break
+                h = (h + np.uint64(1)) & mask
+
+
+def hash_table_ngrams(tokens, n, V, distinct):
+    """Per-thread hash tables (sized 2x the known distinct count, which favours them), then
+    each table's entries sorted and the tables merged: the same ``(ngrams, counts)``."""
+    from fastgram._jit import num_threads, parallel_guard
+    from fastgram.ngrams import NGramCounts, _merge_all
+
+    T = num_threads()
+    cap_bits = max(int(2 * distinct - 1).bit_length(), 4)
+    keys = np.full((T, 1 << cap_bits), _EMPTY, np.uint64)
+    counts = np.zeros((T, 1 << cap_bits), np.int64)
+    with parallel_guard():
+        _hash_count(tokens, n, np.uint64(V), np.uint64(cap_bits), keys, counts)
+    runs = []
+    for t in range(T):
+        used = keys[t] != _EMPTY
+        k, c = keys[t][used], counts[t][used]
+        order = np.argsort(k)
+        runs.append((k[order], c[order]))
+    del keys, counts
+    result = NGramCounts(*_merge_all(runs), n, V)
+    return result.ngrams, result.counts
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if CASES[c][2]])
+def test_count_ngrams_hash_table(benchmark, streams, case):
+    n, V, zipf = CASES[case]
+    tokens = streams(V, zipf)
+    distinct = len(count_ngrams(tokens, n, V))
+    extra = {"tokens": N_TOKENS, "n": n, "vocab_size": V, "table_bytes_per_thread": 16 << int(2 * distinct - 1).bit_length()}
+    ngrams, counts = measure(
+        benchmark, hash_table_ngrams, tokens, n, V, distinct, group=f"count_ngrams {case}", role="hash table", rounds=1, **extra
+    )
+    assert counts.sum() == N_TOKENS - n + 1
 
 
 @pytest.mark.parametrize("how", ["cached", "cold"])

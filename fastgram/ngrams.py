@@ -158,7 +158,7 @@ def _count_block(view: np.ndarray, n: int, V: int, sep: int) -> tuple[np.ndarray
     bounds = np.maximum.accumulate(bounds)
     dense_limit = 1 << min(shift, 62)  # the residual range (capped: only used when shift <= DENSE_BITS)
     dense_rows = shift <= DENSE_BITS and bool((sizes * 4 >= dense_limit).any())
-    dense = np.empty((T, dense_limit if dense_rows else 0), np.int64)
+    dense = np.empty((T, dense_limit if dense_rows else 0), np.int32)  # counts within a block < 2**31
     radix = (sizes > _k._SMALL_BUCKET) & ~((sizes * 4 >= dense_limit) & dense_rows)
     longest = int(sizes[radix].max()) if radix.any() else 0
     tmp = np.empty((T, longest), resid_dtype)
