@@ -87,6 +87,23 @@ def _finish(cum, r, lo, hi, t):
 
 
 @kernel
+def _finish_fixed(cum, r, lo, hi, t, steps):
+    """:func:`_finish` with exactly ``steps`` halvings, no data-dependent branch at all.
+
+    Needs ``hi - lo < 2**steps``: the answer lies in the window ``[lo, lo + 2**steps)``, read
+    with indices clamped to ``hi`` (``cum[r, hi] > t``, so the clamped reads act as +inf).
+    A loop with a fixed trip count lets the CPU overlap many draws; a data-dependent exit
+    would be mispredicted on most draws from a row whose buckets hold many categories.
+    """
+    j = lo
+    n = np.int64(1) << steps
+    for _ in range(steps):
+        n >>= 1
+        j += n * np.int64(cum[r, min(j + n - 1, hi)] <= t)
+    return j
+
+
+@kernel
 def _draw_int(cum, totals, guide, r, gshift, x):
     """Category of word ``x`` in row ``r`` of an int64 running-sum table (with guide)."""
     t = below(x, totals[r])
@@ -254,7 +271,8 @@ def draw_rows(cum, totals, guide, gshift, use_guide, seed, offset, out):
     """``out[b, j]``: draw from row ``b`` with word (stream ``offset + b``, index ``j``).
 
     (B, V) float64 running sums -> (B, n) int64 ``out``. Tasks of :data:`DRAW_CHUNK` draws of
-    one row run in parallel, so a single row with many draws uses every thread too.
+    one row run in parallel, so a single row with many draws uses every thread too; a task
+    computes its words :data:`ROW_BLOCK` at a time in a vectorised loop, then the draws.
     """
     skey = seed_key(seed)
     B, n = out.shape
@@ -264,8 +282,30 @@ def draw_rows(cum, totals, guide, gshift, use_guide, seed, offset, out):
         lo = (task - b * chunks) * DRAW_CHUNK
         hi = min(lo + DRAW_CHUNK, n)
         key = stream_key(skey, offset + b)
-        for j in range(lo, hi):
-            out[b, j] = _draw_float(cum, totals, guide, b, gshift, use_guide, word(key, j))
+        words = np.empty(ROW_BLOCK, np.uint64)
+        total = totals[b]
+        if use_guide:
+            G = guide.shape[1] - 1
+            widest = 0
+            for g in range(G):
+                widest = max(widest, np.int64(guide[b, g + 1]) - np.int64(guide[b, g]))
+        else:
+            widest = cum.shape[1] - 1
+        steps = 0
+        while (np.int64(1) << steps) <= widest:
+            steps += 1
+        for j0 in range(lo, hi, ROW_BLOCK):
+            m = min(ROW_BLOCK, hi - j0)
+            for k in range(m):
+                words[k] = word(key, j0 + k)
+            for k in range(m):
+                x = words[k]
+                t = uniform(x) * total
+                if use_guide:
+                    g = np.int64(x >> gshift)
+                    out[b, j0 + k] = _finish_fixed(cum, b, np.int64(guide[b, g]), np.int64(guide[b, g + 1]), t, steps)
+                else:
+                    out[b, j0 + k] = _finish_fixed(cum, b, np.int64(0), np.int64(cum.shape[1] - 1), t, steps)
 
 
 @kernel(parallel=True)
