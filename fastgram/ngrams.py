@@ -186,9 +186,9 @@ def _merge(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -
     keys = np.empty(size, np.uint64)
     counts = np.empty(size, np.int64)
     m = _k.merge_runs(a[0], a[1], b[0], b[1], keys, counts)
-    if m < size:
-        keys, counts = keys[:m].copy(), counts[:m].copy()
-    return keys, counts
+    if m < size // 2:  # give the unused tail back; otherwise keep views (no second pass)
+        return keys[:m].copy(), counts[:m].copy()
+    return keys[:m], counts[:m]
 
 
 def _merge_all(runs: list) -> tuple[np.ndarray, np.ndarray]:
@@ -479,35 +479,74 @@ class _MemoryRun:
         return self.keys[lo : self.pos], self.counts[lo : self.pos]
 
 
+def _merge_flat(keys, counts, starts, min_count, out_keys, out_counts):
+    """Merge the runs ``keys[starts[r]:starts[r + 1]]`` on all threads; returns new arrays.
+
+    The key range is cut at quantiles of the longest run into one part per thread.
+    """
+    k = len(starts) - 1
+    P = num_threads()
+    longest = int(np.argmax(np.diff(starts)))
+    run = keys[starts[longest] : starts[longest + 1]]
+    splitters = run[(np.arange(1, P) * len(run)) // P] if len(run) >= 2 * P else run[:0]
+    splitters = np.unique(splitters)
+    cuts = np.empty((len(splitters) + 2, k), np.int64)
+    for r in range(k):
+        lo, hi = int(starts[r]), int(starts[r + 1])
+        cuts[0, r], cuts[-1, r] = lo, hi
+        cuts[1:-1, r] = lo + np.searchsorted(keys[lo:hi], splitters, side="left")
+    sizes_in = (cuts[1:] - cuts[:-1]).sum(axis=1)
+    out_starts = np.cumsum(sizes_in) - sizes_in
+    out_sizes = np.zeros(len(sizes_in), np.int64)
+    with parallel_guard():
+        _k.merge_many(keys, counts, cuts, min_count, out_keys, out_counts, out_starts, out_sizes)
+    if len(out_sizes) == 1:
+        m = int(out_sizes[0])
+        return out_keys[:m].copy(), out_counts[:m].copy()
+    pieces = [slice(int(a), int(a + b)) for a, b in zip(out_starts, out_sizes)]
+    return np.concatenate([out_keys[sl] for sl in pieces]), np.concatenate([out_counts[sl] for sl in pieces])
+
+
 def _merge_sources(sources: list, block: int, min_count: int) -> tuple[np.ndarray, np.ndarray]:
     """K-way merge of sorted runs read ``block`` entries at a time, pruned by ``min_count``.
 
     Each step merges every buffered key up to the smallest "last buffered key" among the runs
-    that still have data on disk: all occurrences of those keys are in the buffers, so their
-    sums are final. Memory: ``len(sources) * block * 16`` bytes plus the output.
+    that still have data to read: all occurrences of those keys are in the buffers, so their
+    sums are final. The buffers are allocated once. Memory: ``len(sources) * block * 32``
+    bytes plus the output.
     """
+    k = len(sources)
+    flat_keys = np.empty(k * block, np.uint64)
+    flat_counts = np.empty(k * block, np.int64)
+    out_keys = np.empty(k * block, np.uint64)
+    out_counts = np.empty(k * block, np.int64)
     bufs = [s.read(block) for s in sources]
-    out_k, out_c = [], []
+    kept_k, kept_c = [], []
     while any(len(b[0]) for b in bufs):
         pending = [b[0][-1] for b, s in zip(bufs, sources) if not s.done and len(b[0])]
         limit = min(pending) if pending else None
-        parts, rest = [], []
-        for keys, counts in bufs:
+        starts = np.zeros(k + 1, np.int64)
+        rest = []
+        for r, (keys, counts) in enumerate(bufs):
             cut = len(keys) if limit is None else int(np.searchsorted(keys, limit, side="right"))
-            parts.append((keys[:cut], counts[:cut]))
+            lo = int(starts[r])
+            flat_keys[lo : lo + cut] = keys[:cut]
+            flat_counts[lo : lo + cut] = counts[:cut]
+            starts[r + 1] = lo + cut
             rest.append((keys[cut:], counts[cut:]))
-        k, c = _prune(*_merge_all(parts), min_count)
-        out_k.append(k.copy() if k.base is not None else k)
-        out_c.append(c.copy() if c.base is not None else c)
+        kk, cc = _merge_flat(flat_keys, flat_counts, starts, min_count, out_keys, out_counts)
+        if len(kk):
+            kept_k.append(kk)
+            kept_c.append(cc)
         bufs = []
         for (keys, counts), s in zip(rest, sources):
             if len(keys) < block // 2 and not s.done:
-                more_k, more_c = s.read(block)
+                more_k, more_c = s.read(block - len(keys))
                 keys, counts = np.concatenate([keys, more_k]), np.concatenate([counts, more_c])
             bufs.append((keys, counts))
-    if not out_k:
+    if not kept_k:
         return _EMPTY_KEYS, _EMPTY_COUNTS
-    return np.concatenate(out_k), np.concatenate(out_c)
+    return np.concatenate(kept_k), np.concatenate(kept_c)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -546,9 +585,10 @@ class NGramCounter:
 
     Notes
     -----
-    Memory: one block of tokens (at most ``max_memory / 96`` tokens, 4-8 bytes of residuals
+    Memory: one block of tokens (at most ``max_memory / 48`` tokens, 4-8 bytes of residuals
     and up to 16 bytes of output each) plus the in-memory runs (16 bytes per distinct n-gram
-    of each run; at most ``max_memory / 4`` before spilling). Time O(N) per block plus
+    of each run; at most ``max_memory / 4`` before spilling); the final merge reads the runs
+    in blocks of ``max_memory / (8 * runs)`` bytes each, plus the (pruned) result. Time O(N) per block plus
     O(D log R) for merging R runs of D distinct n-grams. The temporary directory is removed by
     :meth:`close`, on leaving a ``with`` block (errors and ``KeyboardInterrupt`` included), or
     when the counter is garbage-collected.
@@ -578,13 +618,14 @@ class NGramCounter:
         self._sep = self.vocab_size if self.separator is None else self.separator
         self._tail = np.zeros(0, np.uint64)  # the last n - 1 tokens of the stream
         self._runs: list[tuple[np.ndarray, np.ndarray]] = []
+        self._edges: list[tuple[np.ndarray, np.ndarray]] = []  # tiny runs across chunk edges
         self._spilled: list[tuple[str, int]] = []
         self._dir: str | None = None
         self._cleanup = None
         if self.max_memory is None:
             self.block_tokens = BLOCK_TOKENS
         else:
-            self.block_tokens = int(min(BLOCK_TOKENS, max(MIN_BLOCK_TOKENS, self.max_memory // 96)))
+            self.block_tokens = int(min(BLOCK_TOKENS, max(MIN_BLOCK_TOKENS, self.max_memory // 48)))
 
     # -- context management -----------------------------------------------------------------
 
@@ -627,13 +668,24 @@ class NGramCounter:
         if n > 1 and len(self._tail):
             # the n-grams starting in the carried tail and ending in this view
             edge = np.concatenate([self._tail, view[: n - 1].astype(np.uint64)])
-            self._add_run(_count_block(edge, n, self.vocab_size, self._sep))
+            run = _count_block(edge, n, self.vocab_size, self._sep)
+            if len(run[0]):
+                self._edges.append(run)
+            if len(self._edges) >= 256:
+                self._flush_edges()
         self._add_run(_count_block(view, n, self.vocab_size, self._sep))
         if n > 1:
             joined = view[-(n - 1) :].astype(np.uint64)
             if len(joined) < n - 1:
                 joined = np.concatenate([self._tail, joined])[-(n - 1) :]
             self._tail = joined
+
+    def _flush_edges(self) -> None:
+        """Merge the tiny runs of chunk edges into one (kept apart so big runs are not recopied)."""
+        if self._edges:
+            run = _merge_all(self._edges)
+            self._edges = []
+            self._add_run(run)
 
     def _add_run(self, run) -> None:
         if len(run[0]) == 0:
@@ -681,13 +733,14 @@ class NGramCounter:
         result). The counter can keep counting afterwards.
         """
         min_count = _checks.require_int(min_count, "min_count", min=1)
+        self._flush_edges()
         if not self._spilled:
             keys, counts = _prune(*_merge_all(self._runs), min_count)
         else:
             sources = [_RunReader(stem, length) for stem, length in self._spilled]
             sources += [_MemoryRun(*run) for run in self._runs]
             budget = self.max_memory or (256 << 20)
-            block = max(4096, budget // (4 * 16 * len(sources)))
+            block = max(4096, budget // (8 * 16 * len(sources)))
             keys, counts = _merge_sources(sources, block, min_count)
         return NGramCounts(keys, counts, self.n, self.vocab_size, separator=self.separator, tokens=self.tokens)
 

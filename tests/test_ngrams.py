@@ -475,3 +475,20 @@ def test_cli_count_order(tmp_path, capsys):
         assert message in capsys.readouterr().err
     assert out.read_bytes() == before  # a failed count leaves the old output alone
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_spill_thread_count_invariance(no_temp_left):
+    rng = np.random.default_rng(12)
+    tokens = rng.integers(0, 2000, 120_000).astype(np.uint16)
+    before = numba.get_num_threads()
+    results = []
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            results.append(count_ngrams(tokens, 2, 2000, max_memory="200K", tmp_dir=no_temp_left))
+    finally:
+        numba.set_num_threads(before)
+    want = count_ngrams(tokens, 2, 2000)
+    for got in results:
+        np.testing.assert_array_equal(got.keys, want.keys)
+        np.testing.assert_array_equal(got.counts, want.counts)

@@ -262,3 +262,90 @@ def unpack_keys(keys, V, out):  # pragma: no cover - jitted
         for j in range(n - 1, -1, -1):
             out[i, j] = k % V
             k //= V
+
+
+@kernel
+def _merge_heap(keys, counts, lo, hi, min_count, out_keys, out_counts, out_start):  # pragma: no cover
+    # k-way merge of keys[lo[r]:hi[r]] (r < k, each sorted unique) into out[out_start:]; returns m.
+    # A binary heap of run indices ordered by their cached head keys: O(S log k).
+    k = lo.shape[0]
+    pos = lo.copy()
+    head = np.empty(k, np.uint64)
+    heap = np.empty(k, np.int64)
+    size = 0
+    for r in range(k):
+        if pos[r] < hi[r]:
+            head[r] = keys[pos[r]]
+            i = size
+            heap[i] = r
+            size += 1
+            while i > 0:
+                parent = (i - 1) // 2
+                if head[heap[parent]] <= head[heap[i]]:
+                    break
+                heap[parent], heap[i] = heap[i], heap[parent]
+                i = parent
+    m = out_start
+    have = False
+    cur = np.uint64(0)
+    acc = 0
+    while size > 0:
+        r = heap[0]
+        key = head[r]
+        c = counts[pos[r]]
+        pos[r] += 1
+        if pos[r] < hi[r]:
+            head[r] = keys[pos[r]]
+        else:
+            size -= 1
+            heap[0] = heap[size]
+        i = 0
+        x = heap[0]
+        hx = head[x]
+        while True:  # sift the root down
+            left = 2 * i + 1
+            if left >= size:
+                break
+            child = left
+            hc = head[heap[left]]
+            if left + 1 < size:
+                hr = head[heap[left + 1]]
+                if hr < hc:
+                    child = left + 1
+                    hc = hr
+            if hx <= hc:
+                break
+            heap[i] = heap[child]
+            i = child
+        if size > 0:
+            heap[i] = x
+        if have and key == cur:
+            acc += c
+        else:
+            if have and acc >= min_count:
+                out_keys[m] = cur
+                out_counts[m] = acc
+                m += 1
+            cur = key
+            acc = c
+            have = True
+    if have and acc >= min_count:
+        out_keys[m] = cur
+        out_counts[m] = acc
+        m += 1
+    return m - out_start
+
+
+@kernel(parallel=True)
+def merge_many(keys, counts, cuts, min_count, out_keys, out_counts, out_starts, out_sizes):  # pragma: no cover
+    """K-way merge of sorted unique runs laid end to end, keeping sums >= ``min_count``.
+
+    keys, counts : (S,) uint64 / int64
+    cuts : (P + 1, k) int64 -- part p of run r is [cuts[p, r], cuts[p + 1, r]); parts split the
+        key range, so equal keys always fall in one part
+    out_keys, out_counts : (>= S,) out; part p writes at out_starts[p] (P,) and its length to
+        out_sizes[p] (P,)
+    """
+    P = cuts.shape[0] - 1
+    for p in numba.prange(P):
+        out_sizes[p] = _merge_heap(keys, counts, cuts[p], cuts[p + 1], min_count, out_keys, out_counts, out_starts[p])
