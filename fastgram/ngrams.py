@@ -431,6 +431,9 @@ class NGramCounts:
             if "kind" not in data or str(data["kind"]) != "ngrams":
                 raise ValueError(f"{os.fspath(path)}: not a fastgram n-gram counts file")
             sep = int(data["separator"])
+            keys, n, V = data["keys"], _check_order(int(data["n"])), int(data["vocab_size"])
+            if len(keys) and (np.any(keys[1:] <= keys[:-1]) or (V**n < 1 << 64 and int(keys[-1]) >= V**n)):
+                raise ValueError(f"{os.fspath(path)}: keys are not sorted n-grams over vocab_size={V}")
             return cls(
                 data["keys"], data["counts"], int(data["n"]), int(data["vocab_size"]),
                 separator=None if sep < 0 else sep, tokens=int(data["tokens"]),

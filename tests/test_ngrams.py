@@ -308,10 +308,14 @@ def test_result_queries_and_conversions(tmp_path):
     np.testing.assert_array_equal(loaded.keys, c.keys)
     np.testing.assert_array_equal(loaded.counts, c.counts)
     assert (loaded.n, loaded.vocab_size, loaded.separator, loaded.tokens) == (2, 3, None, 9)
-    assert sorted(os.listdir(tmp_path)) == ["counts.npz"]
+    assert sorted(os.listdir(tmp_path)) == ["counts.npz"]  # no temporary file left
     np.savez(tmp_path / "other.npz", x=np.arange(3))
     with pytest.raises(ValueError, match="not a fastgram n-gram counts file"):
         NGramCounts.load(tmp_path / "other.npz")
+    np.savez(tmp_path / "tampered.npz", keys=np.array([5, 2], np.uint64), counts=np.ones(2, np.int64), n=2,
+             vocab_size=3, separator=-1, tokens=3, kind="ngrams")
+    with pytest.raises(ValueError, match="keys are not sorted n-grams over vocab_size=3"):
+        NGramCounts.load(tmp_path / "tampered.npz")
     trigrams = count_ngrams(tokens, 3, 3)
     assert trigrams.to_dense().shape == (3, 3, 3)
     with pytest.raises(ValueError, match="to_scipy needs bigrams"):
