@@ -496,3 +496,19 @@ def test_spill_thread_count_invariance(no_temp_left):
     for got in results:
         np.testing.assert_array_equal(got.keys, want.keys)
         np.testing.assert_array_equal(got.counts, want.counts)
+
+
+def test_unreadable_shard_checked_before_counting(tmp_path, monkeypatch, no_temp_left):
+    # (as root a chmod does not make a file unreadable, so the permission check is simulated)
+    import fastgram.ngrams as ngrams_module
+
+    shards = []
+    for i in range(2):
+        shards.append(tmp_path / f"s{i}.bin")
+        np.arange(50, dtype=np.uint16).tofile(shards[-1])
+    real_access = os.access
+    monkeypatch.setattr(ngrams_module.os, "access", lambda p, mode: not str(p).endswith("s1.bin") and real_access(p, mode))
+    with pytest.raises(PermissionError, match="s1.bin: file is not readable"):
+        count_files(shards, 2, dtype="uint16", max_memory="64K", tmp_dir=no_temp_left)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        count_files([shards[0], tmp_path / "gone" / "s9.bin"], 2, dtype="uint16")
