@@ -47,7 +47,7 @@ NLL_BLOCK = 1 << 14
 _GUIDE_MIN_DRAWS = 32
 
 _INT64_MAX = (1 << 63) - 1
-_PLACEHOLDER_I = np.zeros((1, 1), np.int64)
+_PLACEHOLDER_I = np.zeros((1, 1), np.uint32)  # the common dtype of integer running sums
 _PLACEHOLDER_F = np.zeros((1, 1), np.float64)
 _PLACEHOLDER_TI = np.zeros(1, np.int64)
 _PLACEHOLDER_TF = np.zeros(1, np.float64)
@@ -234,7 +234,8 @@ class Sampler:
 
     Notes
     -----
-    Holds the running sums (``8 R V`` bytes) and a guide table of ``G + 1`` entries per row
+    Holds the running sums (``4 R V`` bytes when every row total is below ``2**32``, else
+    ``8 R V``) and a guide table of ``G + 1`` entries per row
     (uint16 up to ``V = 65,536``, int32 beyond), ``G`` the smallest power of two ``>= 2 V`` (at most ``16 R V`` bytes). Building is O(R (V + G));
     a draw is O(1) on average (a binary search over the few categories of one guide bucket,
     O(log V) at worst).
@@ -260,9 +261,12 @@ class Sampler:
                 total = sum(int(v) for v in arr[r])
                 if total > _INT64_MAX:
                     raise ValueError(f"table: row {r} sums to {fmt_int(total)}, over the int64 range")
-            self._cum_i = np.cumsum(arr, axis=1, dtype=np.int64)
+            cum = np.cumsum(arr, axis=1, dtype=np.int64)
+            self.totals = cum[:, -1].copy()
+            # running counts below 2**32 are kept as uint32: half the bytes, so a 256 x 256
+            # table's sums and guide stay in L2 together (the same integers, the same draws)
+            self._cum_i = cum.astype(np.uint32) if int(self.totals.max()) < 1 << 32 else cum
             self._cum_f = _PLACEHOLDER_F
-            self.totals = self._cum_i[:, -1].copy()
             self._totals_i, self._totals_f = self.totals, _PLACEHOLDER_TF
         else:
             self._cum_i = _PLACEHOLDER_I

@@ -2,7 +2,8 @@
 
 Every draw is the inverse CDF of one counter-based random word (:mod:`fastgram.kernels.random`):
 
-- integer tables (exact counts): ``cum`` is the int64 running sum of a row, ``total = cum[-1]``,
+- integer tables (exact counts): ``cum`` is the integer running sum of a row
+  (uint32 when the row totals allow, else int64), ``total = cum[-1]``,
   the target is ``t = below(word, total)``, an exact integer in ``[0, total)``;
 - float tables: ``cum`` is the float64 running sum (added left to right), the target is
   ``t = uniform(word) * total``;
