@@ -44,7 +44,7 @@ TARGET_BUCKET = 1 << 12
 #: Most bucket bits (2**20 buckets: 8 MiB of histogram per thread).
 MAX_BUCKET_BITS = 20
 #: Buckets dense in a residual range of at most 2**DENSE_BITS are counting-sorted.
-DENSE_BITS = 20
+DENSE_BITS = 22  # int32 tables of at most 16 MiB per thread
 
 _U64 = np.uint64
 _EMPTY_KEYS = np.zeros(0, np.uint64)
