@@ -371,14 +371,10 @@ def sample_next(table, current, seed, *, offset=0) -> np.ndarray:
     sampler = _as_sampler(table)
     R = sampler.shape[0]
     shape = np.shape(current)
-    empty = sampler._empty_rows()
-    ids = _checks.as_int_array(current, "current").reshape(-1)
-    if ids.dtype == np.int64 and ids.dtype.isnative and ids.flags.c_contiguous and not empty.any():
-        rows, checked = ids, False  # the kernel checks the range as it draws (no extra pass)
-    else:
-        rows, checked = _current_ids(current, R, "current"), True
+    rows = _current_ids(current, R, "current")
     seed = _seed(seed)
     off = _offset(offset, rows.shape[0])
+    empty = sampler._empty_rows()
     if empty.any() and rows.size:
         hit = np.flatnonzero(empty[rows])
         if hit.size:
@@ -389,9 +385,7 @@ def sample_next(table, current, seed, *, offset=0) -> np.ndarray:
             )
     out = np.empty(rows.shape[0], np.int64)
     with parallel_guard():
-        outside = _k.sample_rows(*sampler._kernel_args(), rows, seed, off, out)
-    if outside and not checked:
-        _checks.check_token_range(rows, R, "current")  # raises, naming the first bad id
+        _k.sample_rows(*sampler._kernel_args(), rows, seed, off, out)
     return out.reshape(shape)
 
 

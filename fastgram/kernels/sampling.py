@@ -145,31 +145,21 @@ def sample_rows(is_int, cum_i, cum_f, totals_i, totals_f, guide, gshift, rows, s
     """One draw per entry: ``out[i]`` from row ``rows[i]``, word (stream ``offset + i``, index 0).
 
     (R, V) running sums, (N,) int64 rows -> (N,) int64 ``out``. Tasks of :data:`ROW_BLOCK`
-    entries run in parallel. Returns how many ids are outside ``[0, R)`` (their ``out`` is
-    -1), so the wrapper need not scan the ids first.
+    entries run in parallel.
     """
     skey = seed_key(seed)
     N = rows.shape[0]
-    R = np.uint64(totals_i.shape[0] if is_int else totals_f.shape[0])
-    blocks = (N + ROW_BLOCK - 1) // ROW_BLOCK
-    bad = np.zeros(blocks, np.int64)
-    for blk in numba.prange(blocks):
+    for blk in numba.prange((N + ROW_BLOCK - 1) // ROW_BLOCK):
         lo = blk * ROW_BLOCK
         m = min(ROW_BLOCK, N - lo)
         words = np.empty(ROW_BLOCK, np.uint64)
         first_words(skey, offset + lo, words, m)
-        outside = 0
-        for k in range(m):
-            r = rows[lo + k]
-            if np.uint64(r) >= R:  # negative ids wrap to huge values
-                out[lo + k] = -1
-                outside += 1
-            elif is_int:
-                out[lo + k] = _draw_int(cum_i, totals_i, guide, r, gshift, words[k])
-            else:
-                out[lo + k] = _draw_float(cum_f, totals_f, guide, r, gshift, True, words[k])
-        bad[blk] = outside
-    return bad.sum()
+        if is_int:
+            for k in range(m):
+                out[lo + k] = _draw_int(cum_i, totals_i, guide, rows[lo + k], gshift, words[k])
+        else:
+            for k in range(m):
+                out[lo + k] = _draw_float(cum_f, totals_f, guide, rows[lo + k], gshift, True, words[k])
 
 
 #: Chains advanced together by one thread in :func:`generate_chains`.
