@@ -78,26 +78,33 @@ def fresh_dispatcher(dispatcher, cache: bool):
     return numba.njit(**options)(dispatcher.py_func)
 
 
-def peak_memory_mb(setup: str, call: str) -> float:
-    """Peak extra resident memory (MiB) of ``call`` in a fresh interpreter.
+_PEAK_PROBE = """
+def _status(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1])
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # reset VmHWM to the current resident set
+_before = _status("VmRSS:")
+"""
 
-    The child runs ``setup`` (build the data, warm the kernels up on small inputs), reads its
-    peak RSS, runs ``call`` and reads it again: the difference is what ``call`` needed beyond
-    the data already in memory, whoever allocated it (NumPy or Numba).
+#: Whether :func:`peak_extra_mib` can measure here (Linux ``/proc``).
+CAN_MEASURE_PEAK = os.path.exists("/proc/self/clear_refs")
+
+
+def peak_extra_mib(setup: str, call: str) -> float:
+    """Peak resident memory (MiB) that ``call`` adds, in a fresh interpreter (Linux only).
+
+    The child runs ``setup`` (build the data, warm the kernels up on small inputs), resets its
+    peak resident set to the current one (``/proc/self/clear_refs``), runs ``call`` and reports
+    the peak (``VmHWM``) minus the resident set before the call: everything the call needed,
+    NumPy's and Numba's allocations alike. (``ru_maxrss`` would not do: a child started by
+    fork/exec inherits its parent's peak as its own.)
     """
     import subprocess
     import sys
-    import textwrap
 
-    code = textwrap.dedent(
-        f"""
-        import resource
-        {setup}
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        {call}
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        print((after - before) / 1024)
-        """
-    )
+    code = "\n".join([setup, _PEAK_PROBE, call, 'print((_status("VmHWM:") - _before) / 1024)'])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    return round(float(out.stdout.strip().splitlines()[-1]), 1)

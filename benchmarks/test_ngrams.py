@@ -26,7 +26,7 @@ import os
 import numba
 import numpy as np
 import pytest
-from conftest import SMOKE, fresh_dispatcher, measure, size, zipf_tokens
+from conftest import CAN_MEASURE_PEAK, SMOKE, fresh_dispatcher, measure, peak_extra_mib, size, zipf_tokens
 
 from fastgram import count_ngrams, reference
 from fastgram._jit import kernel
@@ -86,31 +86,9 @@ def _setup_code(V: int, zipf: bool, n: int) -> str:
     )
 
 
-_PEAK_PROBE = """
-def _status(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field):
-                return int(line.split()[1])
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")  # reset VmHWM to the current resident set
-_before = _status("VmRSS:")
-"""
-
-
-def peak_extra_mib(setup: str, call: str) -> float:
-    """Peak resident memory (MiB) that ``call`` adds, in a fresh interpreter (Linux /proc)."""
-    import subprocess
-    import sys
-
-    code = "\n".join([setup, _PEAK_PROBE, call, 'print((_status("VmHWM:") - _before) / 1024)'])
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return round(float(out.stdout.strip().splitlines()[-1]), 1)
-
-
 def _extra(n, V, zipf, call: str) -> dict:
     extra = {"tokens": N_TOKENS, "n": n, "vocab_size": V, "data": "zipf s=1.1" if zipf else "uniform"}
-    if not SMOKE and os.path.exists("/proc/self/clear_refs"):
+    if not SMOKE and CAN_MEASURE_PEAK:
         extra["extra_peak_mib"] = peak_extra_mib(_setup_code(V, zipf, n), call)
         extra["peak_method"] = "VmHWM growth over VmRSS during the call (clear_refs reset), fresh interpreter"
     return extra
