@@ -21,7 +21,6 @@ parent's peak as its own.)
 
 from __future__ import annotations
 
-import os
 
 import numba
 import numpy as np
