@@ -19,7 +19,7 @@ from fastgram.kernels import counting as _k
 __all__ = ["count_bigrams", "BigramCounter"]
 
 
-def count_bigrams(tokens, vocab_size=None, *, max_table_bytes: int = _checks.DENSE_TABLE_BUDGET, sparse: bool | None = False):
+def count_bigrams(tokens, vocab_size=None, *, max_table_bytes: int = _checks.DENSE_TABLE_BUDGET, sparse: bool | None = None):
     """Count consecutive token pairs: ``counts[a, b]`` = #{i : tokens[i] = a, tokens[i+1] = b}.
 
     Parameters
@@ -32,9 +32,9 @@ def count_bigrams(tokens, vocab_size=None, *, max_table_bytes: int = _checks.DEN
     max_table_bytes : int, optional
         Memory budget for the dense ``(V, V)`` int64 table (default 2 GiB, so V <= 16,384).
     sparse : bool or None, optional
-        ``False`` (default): the dense table, or ``ValueError`` over the budget. ``True``: sparse
-        counts (:func:`fastgram.count_ngrams` with n = 2). ``None``: dense when the table fits
-        ``max_table_bytes``, sparse otherwise.
+        ``None`` (default): the dense table when it fits ``max_table_bytes``, sparse counts
+        otherwise. ``False``: always the dense table (``ValueError`` over the budget).
+        ``True``: always sparse counts (:func:`fastgram.count_ngrams` with n = 2).
 
     Returns
     -------
@@ -48,7 +48,8 @@ def count_bigrams(tokens, vocab_size=None, *, max_table_bytes: int = _checks.DEN
         If ``tokens`` is not an integer array or ``vocab_size`` not an integer.
     ValueError
         If ``tokens`` is not 1-D, an id lies outside ``[0, V)`` (the message names the first
-        bad position and value), or the table would exceed ``max_table_bytes``.
+        bad position and value), or, with ``sparse=False``, the table would exceed
+        ``max_table_bytes``.
 
     Notes
     -----

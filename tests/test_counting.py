@@ -138,8 +138,9 @@ def test_out_of_range_writes_nothing():
         (np.zeros((2, 3), np.uint8), {}, ValueError, r"tokens must be 1-D, got shape \(2, 3\)"),
         (np.zeros(3, np.uint8), {"vocab_size": 0}, ValueError, "vocab_size must be >= 1, got 0"),
         (np.zeros(3, np.uint8), {"vocab_size": 2.0}, TypeError, "vocab_size must be an integer, got float"),
-        (np.zeros(3, np.uint8), {"vocab_size": 20_000}, ValueError, r"vocab_size=20,000 needs a dense .* over the memory budget"),
-        (np.zeros(3, np.uint8), {"vocab_size": 70_000, "max_table_bytes": 1 << 50}, ValueError, "too large for a dense table"),
+        (np.zeros(3, np.uint8), {"vocab_size": 20_000, "sparse": False}, ValueError, r"vocab_size=20,000 needs a dense .* over the memory budget"),
+        (np.zeros(3, np.uint8), {"vocab_size": 70_000, "max_table_bytes": 1 << 50, "sparse": False}, ValueError, "too large for a dense table"),
+        (np.zeros(3, np.uint8), {"sparse": "auto"}, TypeError, "sparse must be True, False or None"),
         (np.zeros(3, np.uint8), {"max_table_bytes": -1}, ValueError, "max_table_bytes must be >= 0"),
     ],
 )
@@ -204,6 +205,16 @@ def test_load_rejects_other_files(tmp_path):
     np.savez(tmp_path / "x.npz", a=np.zeros(3))
     with pytest.raises(ValueError, match="not a fastgram counts file"):
         BigramCounter.load(tmp_path / "x.npz")
+
+
+def test_over_the_budget_counts_sparsely_by_default(rng):
+    tokens = rng.integers(0, 20_000, 5_000).astype(np.uint16)
+    got = count_bigrams(tokens, 20_000)
+    ngrams, counts = reference.count_ngrams(tokens, 2, 20_000)
+    np.testing.assert_array_equal(got.ngrams, ngrams)
+    np.testing.assert_array_equal(got.counts, counts)
+    small = count_bigrams(tokens % 100, 100, max_table_bytes=1000)  # 80,000 bytes > budget
+    assert small.n == 2 and small.total == tokens.size - 1
 
 
 def test_v_equals_one():
