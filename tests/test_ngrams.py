@@ -433,7 +433,8 @@ def test_count_bigrams_sparse_option():
     forced = count_bigrams(tokens[:4], 3, sparse=True)
     np.testing.assert_array_equal(forced.to_dense(), small)
     with pytest.raises(ValueError, match="over the memory budget"):
-        count_bigrams(tokens, 20_000)
+        count_bigrams(tokens, 20_000, sparse=False)
+    assert isinstance(count_bigrams(tokens, 20_000), NGramCounts)  # sparse=None is the default
     with pytest.raises(ValueError, match=r"token id 19,999 at position 4 is outside \[0, 30\)"):
         count_bigrams(tokens, 30, sparse=True)
     with pytest.raises(TypeError, match="sparse must be True, False or None"):
