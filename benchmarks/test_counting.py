@@ -52,7 +52,16 @@ def test_count_bigrams_reference(benchmark, streams, case):
     extra = {"tokens": tokens.size, "vocab_size": V}
     if not SMOKE and CAN_MEASURE_PEAK:
         extra["extra_peak_mib"] = peak_extra_mib(_setup_code(case), f"reference.count_bigrams(tokens, {V})")
-    measure(benchmark, reference.count_bigrams, tokens, V, group=f"count_bigrams {case}", role="reference", rounds=1, **extra)
+    measure(
+        benchmark,
+        reference.count_bigrams,
+        tokens,
+        V,
+        group=f"count_bigrams {case}",
+        role="reference",
+        rounds=1,
+        **extra,
+    )
 
 
 def _setup_code(case: str) -> str:
@@ -84,6 +93,7 @@ def test_count_file(benchmark, token_file):
             "import fastgram",
             f"fastgram.count_file({token_file!r}, dtype='uint16', vocab_size=4096)",
         )
+
     def count():
         return count_file(token_file, dtype="uint16", vocab_size=4096)
 

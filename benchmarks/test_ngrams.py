@@ -21,7 +21,6 @@ parent's peak as its own.)
 
 from __future__ import annotations
 
-
 import numba
 import numpy as np
 import pytest
@@ -98,7 +97,9 @@ def test_count_ngrams_kernel(benchmark, streams, case):
     n, V, zipf = CASES[case]
     tokens = streams(V, zipf)
     extra = _extra(n, V, zipf, f"kernel_ngrams(tokens, {n}, {V})")
-    ngrams, counts = measure(benchmark, kernel_ngrams, tokens, n, V, group=f"count_ngrams {case}", role="kernel", **extra)
+    ngrams, counts = measure(
+        benchmark, kernel_ngrams, tokens, n, V, group=f"count_ngrams {case}", role="kernel", **extra
+    )
     benchmark.extra_info["distinct"] = len(counts)
     assert counts.sum() == N_TOKENS - n + 1
 
@@ -108,7 +109,17 @@ def test_count_ngrams_reference(benchmark, streams, case):
     n, V, zipf = CASES[case]
     tokens = streams(V, zipf)
     extra = _extra(n, V, zipf, f"reference.count_ngrams(tokens, {n}, {V})")
-    measure(benchmark, reference.count_ngrams, tokens, n, V, group=f"count_ngrams {case}", role="reference", rounds=1, **extra)
+    measure(
+        benchmark,
+        reference.count_ngrams,
+        tokens,
+        n,
+        V,
+        group=f"count_ngrams {case}",
+        role="reference",
+        rounds=1,
+        **extra,
+    )
 
 
 def test_spill_kernel(benchmark, streams, tmp_path):
@@ -194,9 +205,23 @@ def test_count_ngrams_hash_table(benchmark, streams, case):
     n, V, zipf = CASES[case]
     tokens = streams(V, zipf)
     distinct = len(count_ngrams(tokens, n, V))
-    extra = {"tokens": N_TOKENS, "n": n, "vocab_size": V, "table_bytes_per_thread": 16 << int(2 * distinct - 1).bit_length()}
+    extra = {
+        "tokens": N_TOKENS,
+        "n": n,
+        "vocab_size": V,
+        "table_bytes_per_thread": 16 << int(2 * distinct - 1).bit_length(),
+    }
     ngrams, counts = measure(
-        benchmark, hash_table_ngrams, tokens, n, V, distinct, group=f"count_ngrams {case}", role="hash table", rounds=1, **extra
+        benchmark,
+        hash_table_ngrams,
+        tokens,
+        n,
+        V,
+        distinct,
+        group=f"count_ngrams {case}",
+        role="hash table",
+        rounds=1,
+        **extra,
     )
     assert counts.sum() == N_TOKENS - n + 1
 

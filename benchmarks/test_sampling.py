@@ -120,15 +120,25 @@ GROUP_GENERATE = f"generate {CHAINS:,} chains x {STEPS:,} tokens, {V_TABLE}x{V_T
 def test_generate_kernel(benchmark, table):
     sampler = Sampler(table)
     start = np.arange(CHAINS) % V_TABLE
-    out = measure(benchmark, generate, sampler, start, STEPS, SEED, group=GROUP_GENERATE, role="kernel", tokens=CHAINS * STEPS)
+    out = measure(
+        benchmark, generate, sampler, start, STEPS, SEED, group=GROUP_GENERATE, role="kernel", tokens=CHAINS * STEPS
+    )
     assert out.shape == (CHAINS, STEPS)
 
 
 def test_generate_reference(benchmark, table):
     start = np.arange(CHAINS) % V_TABLE
     measure(
-        benchmark, reference.generate, table, start, STEPS, SEED,
-        group=GROUP_GENERATE, role="reference", rounds=1, tokens=CHAINS * STEPS,
+        benchmark,
+        reference.generate,
+        table,
+        start,
+        STEPS,
+        SEED,
+        group=GROUP_GENERATE,
+        role="reference",
+        rounds=1,
+        tokens=CHAINS * STEPS,
     )
 
 

@@ -152,8 +152,7 @@ def check_token_range(tokens: np.ndarray, limit: int, name: str = "tokens", offs
     if bad is not None:
         pos, value = bad
         raise ValueError(
-            f"{name}: token id {fmt_int(value)} at position {fmt_int(pos + offset)} "
-            f"is outside [0, {fmt_int(limit)})"
+            f"{name}: token id {fmt_int(value)} at position {fmt_int(pos + offset)} is outside [0, {fmt_int(limit)})"
         )
 
 

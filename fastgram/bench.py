@@ -52,12 +52,21 @@ def run_benchmarks(
     bench_dir = Path(bench_dir) if bench_dir is not None else default_benchmark_dir()
     if not bench_dir.is_dir():
         raise FileNotFoundError(
-            f"benchmark suites not found at {bench_dir}: run from a clone of fastgram "
-            "(pip install -e .) or pass --dir"
+            f"benchmark suites not found at {bench_dir}: run from a clone of fastgram (pip install -e .) or pass --dir"
         )
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(json_path) if json_path is not None else Path(tmp) / "bench.json"
-        cmd = [sys.executable, "-m", "pytest", str(bench_dir), "--benchmark-only", f"--benchmark-json={out}", "-q", "-p", "no:cacheprovider"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(bench_dir),
+            "--benchmark-only",
+            f"--benchmark-json={out}",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ]
         if select:
             cmd += ["-k", select]
         cmd += list(extra_args or [])

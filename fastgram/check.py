@@ -236,7 +236,9 @@ def _register_counting() -> None:
         swapped = rng.integers(0, 1000, 3_000).astype(">u2")
         yield Case("byte-swapped uint16", (swapped,), {"vocab_size": 1000})
         yield Case("strided view", (rng.integers(0, 50, 4_001).astype(np.int32)[::3],))
-        yield Case("large V (partitioned path)", (rng.integers(0, 2048, 20_000).astype(np.uint16),), {"vocab_size": 2048})
+        yield Case(
+            "large V (partitioned path)", (rng.integers(0, 2048, 20_000).astype(np.uint16),), {"vocab_size": 2048}
+        )
         zipf = np.minimum(rng.zipf(1.2, 20_000) - 1, 999).astype(np.uint16)
         yield Case("zipf V = 1000", (zipf,), {"vocab_size": 1000})
 
@@ -263,7 +265,9 @@ def _register_ngrams() -> None:
         yield Case("V = 1", (np.zeros(50, np.int32), 3))
         yield Case("largest id", (np.array([255, 0, 255, 255, 255], np.uint8), 2), {"vocab_size": 256})
         for n, dtype, V in ((2, np.uint8, 256), (2, np.int16, 3000), (3, np.uint32, 500), (4, np.int64, 40)):
-            yield Case(f"n={n} random {np.dtype(dtype).name}", (rng.integers(0, V, 20_000).astype(dtype), n), {"vocab_size": V})
+            yield Case(
+                f"n={n} random {np.dtype(dtype).name}", (rng.integers(0, V, 20_000).astype(dtype), n), {"vocab_size": V}
+            )
         yield Case("byte-swapped uint16, n=2", (rng.integers(0, 5000, 5_000).astype(">u2"), 2), {"vocab_size": 5000})
         yield Case("strided view, n=3", (rng.integers(0, 30, 6_001).astype(np.int32)[::3], 3))
         zipf = np.minimum(rng.zipf(1.2, 30_000) - 1, 65535).astype(np.uint16)
@@ -272,9 +276,17 @@ def _register_ngrams() -> None:
         sep = rng.integers(0, 20, 5_000).astype(np.uint8)
         yield Case("separator, n=3", (sep, 3), {"vocab_size": 20, "separator": 0})
         yield Case("min_count=3, n=2", (rng.integers(0, 30, 5_000).astype(np.uint16), 2), {"min_count": 3})
-        yield Case("spill, max_memory=64K", (rng.integers(0, 400, 40_000).astype(np.uint16), 3), {"vocab_size": 400, "max_memory": 1 << 16})
+        yield Case(
+            "spill, max_memory=64K",
+            (rng.integers(0, 400, 40_000).astype(np.uint16), 3),
+            {"vocab_size": 400, "max_memory": 1 << 16},
+        )
 
-    register(KernelCheck("count_ngrams", "counting", ngrams.count_ngrams, reference.count_ngrams, ngram_cases, compare=compare))
+    register(
+        KernelCheck(
+            "count_ngrams", "counting", ngrams.count_ngrams, reference.count_ngrams, ngram_cases, compare=compare
+        )
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,7 +335,9 @@ def _register_sampling() -> None:
         ties = np.repeat(rng.standard_normal((4, 25)), 4, axis=1)
         yield Case("float64", (logits,), {"seed": 1})
         yield Case("float32, 100 draws (guide)", (logits.astype(np.float32),), {"seed": 2, "num_samples": 100})
-        yield Case("temperature 0.7, top-k 20", (logits,), {"temperature": 0.7, "top_k": 20, "seed": 3, "num_samples": 40})
+        yield Case(
+            "temperature 0.7, top-k 20", (logits,), {"temperature": 0.7, "top_k": 20, "seed": 3, "num_samples": 40}
+        )
         yield Case("top-p 0.8", (logits,), {"top_p": 0.8, "seed": 4, "num_samples": 40})
         yield Case("min-p 0.05", (logits,), {"min_p": 0.05, "seed": 5, "num_samples": 40})
         yield Case("all filters, ties", (ties,), {"top_k": 9, "top_p": 0.5, "min_p": 0.2, "seed": 6, "num_samples": 50})
@@ -336,7 +350,11 @@ def _register_sampling() -> None:
         yield Case("with replacement", (probs, 200), {"seed": 1})
         yield Case("1-D float32", (probs[0].astype(np.float32), 10), {"seed": 2})
         yield Case("without replacement", (probs, 10), {"replacement": False, "seed": 3})
-        yield Case("without replacement, every category", (probs[1:2], int(np.count_nonzero(probs[1]))), {"replacement": False, "seed": 4})
+        yield Case(
+            "without replacement, every category",
+            (probs[1:2], int(np.count_nonzero(probs[1]))),
+            {"replacement": False, "seed": 4},
+        )
 
     def nll_cases(rng: np.random.Generator):
         counts, probs = next(table_cases(rng))
@@ -364,6 +382,7 @@ def _register_sampling() -> None:
     ]:
         register(KernelCheck(name, "sampling", getattr(sampling, name), getattr(reference, name), cases))
     register(KernelCheck("nll", "sampling", sampling.nll, reference.nll, nll_cases, compare=close, tolerance=1e-12))
+
 
 # ---------------------------------------------------------------------------------------------
 # attention (issue 5) register below
@@ -407,8 +426,14 @@ def _register_attention() -> None:
         yield Case("T = 1, S = 1, D = 1", qkv((3,), 2, 2, 1, 1, 1))
         yield Case("2-D (T, D) inputs, T != S", tuple(x[0] for x in qkv((), 1, 1, 7, 70, 5)))
         yield Case("grouped-query H=8, H_kv=2", qkv((2,), 8, 2, 40, 50, 32, 24))
-        yield Case("causal bottom-right, T < S", qkv((2,), 2, 2, 20, 90, 16), {"causal": True, "causal_align": "bottom_right"})
-        yield Case("causal bottom-right, T > S (masked rows)", qkv((1,), 2, 2, 50, 20, 8), {"causal": True, "causal_align": "bottom_right"})
+        yield Case(
+            "causal bottom-right, T < S", qkv((2,), 2, 2, 20, 90, 16), {"causal": True, "causal_align": "bottom_right"}
+        )
+        yield Case(
+            "causal bottom-right, T > S (masked rows)",
+            qkv((1,), 2, 2, 50, 20, 8),
+            {"causal": True, "causal_align": "bottom_right"},
+        )
         lengths = np.array([5, 77, 128])
         padding = (np.arange(128) < lengths[:, None])[:, None, None, :]
         yield Case("bool padding mask (B, 1, 1, S)", qkv((3,), 4, 4, 64, 128, 32), {"mask": padding})

@@ -57,10 +57,14 @@ def _add_count(sub) -> None:
     sparse.add_argument("--top", type=int, default=None, metavar="K", help="print the K most frequent n-grams")
     sparse.add_argument("--min-count", type=int, default=None, metavar="C", help="keep n-grams seen at least C times")
     sparse.add_argument(
-        "--max-memory", default=None, metavar="SIZE",
+        "--max-memory",
+        default=None,
+        metavar="SIZE",
         help="working-set budget, e.g. 512M or 2G; sorted runs beyond it spill to a temporary directory",
     )
-    sparse.add_argument("--separator", type=int, default=None, metavar="ID", help="document-boundary id (also put between files)")
+    sparse.add_argument(
+        "--separator", type=int, default=None, metavar="ID", help="document-boundary id (also put between files)"
+    )
 
 
 def _wants_ngrams(args) -> bool:
@@ -82,9 +86,17 @@ def _run_count_ngrams(args, paths, vocab, vocab_size, options) -> int:
         parse_memory(args.max_memory, "--max-memory")
     start = time.perf_counter()
     counts = count_files(
-        paths, 2 if args.order is None else args.order, dtype=args.dtype, text=args.text, vocab=vocab,
-        vocab_size=vocab_size, separator=args.separator, min_count=1 if args.min_count is None else args.min_count,
-        max_memory=args.max_memory, progress=args.progress, **options,
+        paths,
+        2 if args.order is None else args.order,
+        dtype=args.dtype,
+        text=args.text,
+        vocab=vocab,
+        vocab_size=vocab_size,
+        separator=args.separator,
+        min_count=1 if args.min_count is None else args.min_count,
+        max_memory=args.max_memory,
+        progress=args.progress,
+        **options,
     )
     elapsed = time.perf_counter() - start
     counts.save(args.output)
@@ -126,7 +138,9 @@ def _run_count(args) -> int:
     counter = BigramCounter(max(1, vocab_size or len(vocab)), vocab=vocab)
     start = time.perf_counter()
     for path in paths:
-        corpus.count_file(path, dtype=args.dtype, text=args.text, vocab=vocab, counter=counter, progress=args.progress, **options)
+        corpus.count_file(
+            path, dtype=args.dtype, text=args.text, vocab=vocab, counter=counter, progress=args.progress, **options
+        )
     elapsed = time.perf_counter() - start
     counter.save(args.output)
     rate = counter.tokens / elapsed / 1e6 if elapsed > 0 else float("inf")
@@ -193,7 +207,9 @@ def _add_generate(sub) -> None:
     p.add_argument("--length", type=int, default=200, help="tokens drawn per sample (default 200)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same text")
     p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy, 1 = the counts as they are (default)")
-    p.add_argument("--smoothing", type=float, default=0.0, help="add-k smoothing of the counts (default 0: exact counts)")
+    p.add_argument(
+        "--smoothing", type=float, default=0.0, help="add-k smoothing of the counts (default 0: exact counts)"
+    )
     p.add_argument("--start", default=None, help="prompt text (needs a saved vocabulary); chains continue it")
 
 

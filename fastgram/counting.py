@@ -19,7 +19,9 @@ from fastgram.kernels import counting as _k
 __all__ = ["count_bigrams", "BigramCounter"]
 
 
-def count_bigrams(tokens, vocab_size=None, *, max_table_bytes: int = _checks.DENSE_TABLE_BUDGET, sparse: bool | None = None):
+def count_bigrams(
+    tokens, vocab_size=None, *, max_table_bytes: int = _checks.DENSE_TABLE_BUDGET, sparse: bool | None = None
+):
     """Count consecutive token pairs: ``counts[a, b]`` = #{i : tokens[i] = a, tokens[i+1] = b}.
 
     Parameters
@@ -153,7 +155,9 @@ class BigramCounter:
         V = _checks.require_int(vocab_size, "vocab_size", min=1)
         _checks.check_dense_table(V, _checks.require_int(max_table_bytes, "max_table_bytes", min=0))
         if vocab is not None and len(vocab) > V:
-            raise ValueError(f"vocab has {_checks.fmt_int(len(vocab))} entries, more than vocab_size={_checks.fmt_int(V)}")
+            raise ValueError(
+                f"vocab has {_checks.fmt_int(len(vocab))} entries, more than vocab_size={_checks.fmt_int(V)}"
+            )
         self.vocab_size = V
         self.vocab = vocab
         self.tokens = 0
@@ -243,7 +247,9 @@ class BigramCounter:
         except KeyError as exc:
             raise ValueError(f"{path}: not a fastgram counts file (missing {exc})") from None
         if counts.shape != (V, V) or counts.dtype != np.int64:
-            raise ValueError(f"{path}: counts have shape {counts.shape} and dtype {counts.dtype}, expected ({V}, {V}) int64")
+            raise ValueError(
+                f"{path}: counts have shape {counts.shape} and dtype {counts.dtype}, expected ({V}, {V}) int64"
+            )
         counter = cls(V, vocab=vocab, max_table_bytes=max(counts.nbytes, _checks.DENSE_TABLE_BUDGET))
         counter._counts = np.ascontiguousarray(counts)
         counter.tokens = tokens

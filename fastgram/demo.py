@@ -56,7 +56,10 @@ def run(tokens: int = DEMO_TOKENS, seed: int = 0, out: Callable[[str], None] = p
     _section("2. bigram counts with add-one smoothing", out)
     counts = count_bigrams(ids, len(vocab))
     smoothed = counts + 1
-    out(f"{int(counts.sum())} pairs counted into a {counts.shape} table; smoothed row sums: {smoothed.sum(1)[:6].tolist()} ...")
+    out(
+        f"{int(counts.sum())} pairs counted into a {counts.shape} table; "
+        f"smoothed row sums: {smoothed.sum(1)[:6].tolist()} ..."
+    )
     flat = np.argsort(counts, axis=None, kind="stable")[::-1][:8]
     pairs = [f"{vocab.chars[k // len(vocab)]!r}->{vocab.chars[k % len(vocab)]!r} x{counts.flat[k]}" for k in flat]
     out("most frequent: " + ", ".join(pairs))

@@ -284,7 +284,11 @@ class NGramCounts:
 
     def _like(self, keys, counts, tokens=None) -> "NGramCounts":
         return NGramCounts(
-            keys, counts, self.n, self.vocab_size, separator=self.separator,
+            keys,
+            counts,
+            self.n,
+            self.vocab_size,
+            separator=self.separator,
             tokens=self.tokens if tokens is None else tokens,
         )
 
@@ -416,8 +420,13 @@ class NGramCounts:
 
         with atomic_output(path) as tmp, open(tmp, "wb") as f:
             np.savez(
-                f, keys=self.keys, counts=self.counts, n=self.n, vocab_size=self.vocab_size,
-                separator=-1 if self.separator is None else self.separator, tokens=self.tokens,
+                f,
+                keys=self.keys,
+                counts=self.counts,
+                n=self.n,
+                vocab_size=self.vocab_size,
+                separator=-1 if self.separator is None else self.separator,
+                tokens=self.tokens,
                 kind="ngrams",
             )
 
@@ -435,8 +444,12 @@ class NGramCounts:
             if len(keys) and (np.any(keys[1:] <= keys[:-1]) or (V**n < 1 << 64 and int(keys[-1]) >= V**n)):
                 raise ValueError(f"{os.fspath(path)}: keys are not sorted n-grams over vocab_size={V}")
             return cls(
-                data["keys"], data["counts"], int(data["n"]), int(data["vocab_size"]),
-                separator=None if sep < 0 else sep, tokens=int(data["tokens"]),
+                data["keys"],
+                data["counts"],
+                int(data["n"]),
+                int(data["vocab_size"]),
+                separator=None if sep < 0 else sep,
+                tokens=int(data["tokens"]),
             )
 
 

@@ -88,9 +88,7 @@ def _check_weights(arr: np.ndarray, name: str, *, allow_neg_inf: bool = False) -
         neg = arr < 0
         if neg.any():
             pos = int(np.flatnonzero(neg.ravel())[0])
-            raise ValueError(
-                f"{name} must be non-negative, got {arr.ravel()[pos]} at {_index(pos, arr.shape)}"
-            )
+            raise ValueError(f"{name} must be non-negative, got {arr.ravel()[pos]} at {_index(pos, arr.shape)}")
 
 
 def _table_array(table, name: str) -> np.ndarray:
@@ -236,7 +234,8 @@ class Sampler:
     -----
     Holds the running sums (``4 R V`` bytes when every row total is below ``2**32``, else
     ``8 R V``) and a guide table of ``G + 1`` entries per row
-    (uint16 up to ``V = 65,536``, int32 beyond), ``G`` the smallest power of two ``>= 2 V`` (at most ``16 R V`` bytes). Building is O(R (V + G));
+    (uint16 up to ``V = 65,536``, int32 beyond), ``G`` the smallest power of two ``>= 2 V``
+    (at most ``16 R V`` bytes). Building is O(R (V + G));
     a draw is O(1) on average (a binary search over the few categories of one guide bucket,
     O(log V) at worst).
 
@@ -280,7 +279,9 @@ class Sampler:
         G, self._gshift = _guide_shift(V)
         self._guide = np.empty((R, G + 1), _guide_dtype(V))
         with parallel_guard():
-            _k.build_guides(self.exact, self._cum_i, self._cum_f, self._totals_i, self._totals_f, self._gshift, self._guide)
+            _k.build_guides(
+                self.exact, self._cum_i, self._cum_f, self._totals_i, self._totals_f, self._gshift, self._guide
+            )
 
     def _kernel_args(self) -> tuple:
         return (self.exact, self._cum_i, self._cum_f, self._totals_i, self._totals_f, self._guide, self._gshift)
@@ -474,7 +475,9 @@ def generate(table, start, length, seed, temperature=1.0, stop_token=None, *, of
 # ---------------------------------------------------------------------------------------------
 
 
-def _draw_weights(w: np.ndarray, n: int, seed, offset, *, top_k: int, q: float, min_p: float, in_place: bool) -> np.ndarray:
+def _draw_weights(
+    w: np.ndarray, n: int, seed, offset, *, top_k: int, q: float, min_p: float, in_place: bool
+) -> np.ndarray:
     """Filters, running sums (and guides) of (B, V) float64 ``w``, then ``n`` draws per row."""
     B, V = w.shape
     use_guide = n >= _GUIDE_MIN_DRAWS and V > 2

@@ -195,7 +195,9 @@ class Vocab:
         ids = as_int_array(ids, "ids").reshape(-1)
         if ids.size and (ids.min() < 0 or ids.max() >= len(self)):
             i = int(np.flatnonzero((ids < 0) | (ids >= len(self)))[0])
-            raise ValueError(f"ids: token id {fmt_int(ids[i])} at position {fmt_int(i)} is outside [0, {fmt_int(len(self))})")
+            raise ValueError(
+                f"ids: token id {fmt_int(ids[i])} at position {fmt_int(i)} is outside [0, {fmt_int(len(self))})"
+            )
         if self.byte_level:
             return ids.astype(np.uint8).tobytes().decode("utf-8", "replace")
         return self._points[ids].astype("<u4").tobytes().decode("utf-32-le", "surrogatepass")

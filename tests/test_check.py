@@ -29,7 +29,10 @@ def test_every_family_is_registered():
 
 def test_a_mismatch_is_reported_and_fails(capsys):
     bad = KernelCheck(
-        "broken", "test", kernel=lambda x: x + 1, reference=lambda x: x,
+        "broken",
+        "test",
+        kernel=lambda x: x + 1,
+        reference=lambda x: x,
         cases=lambda rng: [Case("one", (np.arange(3),))],
     )
     check_module.REGISTRY["broken"] = bad

@@ -34,7 +34,9 @@ def test_count_text(tmp_path, vocab):
         Vocab.from_text(text).save(tmp_path / "v.json")
         arg = str(tmp_path / "v.json")
     out = tmp_path / "c.npz"
-    assert main(["count", str(tmp_path / "a.txt"), "--text", "--vocab", arg, "-o", str(out), "--chunk-tokens", "3"]) == 0
+    assert (
+        main(["count", str(tmp_path / "a.txt"), "--text", "--vocab", arg, "-o", str(out), "--chunk-tokens", "3"]) == 0
+    )
     counter = BigramCounter.load(out)
     v = counter.vocab
     assert v == (Vocab.bytes() if vocab == "bytes" else Vocab.from_text(text))
@@ -43,7 +45,9 @@ def test_count_text(tmp_path, vocab):
 
 def test_count_progress(tmp_path, capsys):
     np.arange(50, dtype=np.uint8).tofile(tmp_path / "a.bin")
-    assert main(["count", str(tmp_path / "a.bin"), "--dtype", "uint8", "-o", str(tmp_path / "c.npz"), "--progress"]) == 0
+    assert (
+        main(["count", str(tmp_path / "a.bin"), "--dtype", "uint8", "-o", str(tmp_path / "c.npz"), "--progress"]) == 0
+    )
     assert "a.bin" in capsys.readouterr().err
 
 

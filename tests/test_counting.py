@@ -61,7 +61,6 @@ def test_empty_and_single_token_give_zeros():
     assert count_bigrams([], 3).shape == (3, 3)
 
 
-
 def test_largest_id_of_the_dtype():
     t = np.array([255, 0, 255, 255], np.uint8)
     c = count_bigrams(t, 256)
@@ -138,8 +137,18 @@ def test_out_of_range_writes_nothing():
         (np.zeros((2, 3), np.uint8), {}, ValueError, r"tokens must be 1-D, got shape \(2, 3\)"),
         (np.zeros(3, np.uint8), {"vocab_size": 0}, ValueError, "vocab_size must be >= 1, got 0"),
         (np.zeros(3, np.uint8), {"vocab_size": 2.0}, TypeError, "vocab_size must be an integer, got float"),
-        (np.zeros(3, np.uint8), {"vocab_size": 20_000, "sparse": False}, ValueError, r"vocab_size=20,000 needs a dense .* over the memory budget"),
-        (np.zeros(3, np.uint8), {"vocab_size": 70_000, "max_table_bytes": 1 << 50, "sparse": False}, ValueError, "too large for a dense table"),
+        (
+            np.zeros(3, np.uint8),
+            {"vocab_size": 20_000, "sparse": False},
+            ValueError,
+            r"vocab_size=20,000 needs a dense .* over the memory budget",
+        ),
+        (
+            np.zeros(3, np.uint8),
+            {"vocab_size": 70_000, "max_table_bytes": 1 << 50, "sparse": False},
+            ValueError,
+            "too large for a dense table",
+        ),
         (np.zeros(3, np.uint8), {"sparse": "auto"}, TypeError, "sparse must be True, False or None"),
         (np.zeros(3, np.uint8), {"max_table_bytes": -1}, ValueError, "max_table_bytes must be >= 0"),
     ],
@@ -197,7 +206,12 @@ def test_save_and_load_round_trip(tmp_path, rng):
     counter.save(path)
     again = BigramCounter.load(path)
     np.testing.assert_array_equal(again.counts, counter.counts)
-    assert (again.vocab_size, again.tokens, again.last_token, again.vocab) == (30, 5000, counter.last_token, counter.vocab)
+    assert (again.vocab_size, again.tokens, again.last_token, again.vocab) == (
+        30,
+        5000,
+        counter.last_token,
+        counter.vocab,
+    )
     assert [p.name for p in tmp_path.iterdir()] == ["counts.npz"]
 
 

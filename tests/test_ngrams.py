@@ -36,9 +36,7 @@ def assert_matches_reference(tokens, n, vocab_size=None, **options):
 
 def counter_reference(tokens, n, separator=None):
     tokens = [int(t) for t in tokens]
-    grams = Counter(
-        tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1) if separator not in tokens[i : i + n]
-    )
+    grams = Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1) if separator not in tokens[i : i + n])
     return sorted(grams.items())
 
 
@@ -227,7 +225,7 @@ def test_spill_cleaned_up_on_error(no_temp_left):
     rng = np.random.default_rng(1)
     with pytest.raises(KeyboardInterrupt):
         with NGramCounter(2, 5000, max_memory="64K", tmp_dir=no_temp_left) as counter:
-            for lo in range(0, 100_000, 20_000):
+            for _ in range(5):
                 counter.update(rng.integers(0, 5000, 20_000))
             assert counter.spilled_runs > 0
             raise KeyboardInterrupt
@@ -312,8 +310,16 @@ def test_result_queries_and_conversions(tmp_path):
     np.savez(tmp_path / "other.npz", x=np.arange(3))
     with pytest.raises(ValueError, match="not a fastgram n-gram counts file"):
         NGramCounts.load(tmp_path / "other.npz")
-    np.savez(tmp_path / "tampered.npz", keys=np.array([5, 2], np.uint64), counts=np.ones(2, np.int64), n=2,
-             vocab_size=3, separator=-1, tokens=3, kind="ngrams")
+    np.savez(
+        tmp_path / "tampered.npz",
+        keys=np.array([5, 2], np.uint64),
+        counts=np.ones(2, np.int64),
+        n=2,
+        vocab_size=3,
+        separator=-1,
+        tokens=3,
+        kind="ngrams",
+    )
     with pytest.raises(ValueError, match="keys are not sorted n-grams over vocab_size=3"):
         NGramCounts.load(tmp_path / "tampered.npz")
     trigrams = count_ngrams(tokens, 3, 3)
@@ -456,7 +462,12 @@ def test_cli_count_order(tmp_path, capsys):
         part.tofile(tmp_path / f"shard-{i}.bin")
     out = tmp_path / "tri.npz"
     shards = [str(tmp_path / f"shard-{i}.bin") for i in range(3)]
-    assert main(["count", *shards, "--dtype", "uint32", "--order", "3", "--max-memory", "64K", "--top", "2", "-o", str(out)]) == 0
+    assert (
+        main(
+            ["count", *shards, "--dtype", "uint32", "--order", "3", "--max-memory", "64K", "--top", "2", "-o", str(out)]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "distinct 3-grams" in printed and str(out) in printed
     saved = NGramCounts.load(out)
@@ -508,7 +519,9 @@ def test_unreadable_shard_checked_before_counting(tmp_path, monkeypatch, no_temp
         shards.append(tmp_path / f"s{i}.bin")
         np.arange(50, dtype=np.uint16).tofile(shards[-1])
     real_access = os.access
-    monkeypatch.setattr(ngrams_module.os, "access", lambda p, mode: not str(p).endswith("s1.bin") and real_access(p, mode))
+    monkeypatch.setattr(
+        ngrams_module.os, "access", lambda p, mode: not str(p).endswith("s1.bin") and real_access(p, mode)
+    )
     with pytest.raises(PermissionError, match="s1.bin: file is not readable"):
         count_files(shards, 2, dtype="uint16", max_memory="64K", tmp_dir=no_temp_left)
     with pytest.raises(FileNotFoundError, match="no such file"):

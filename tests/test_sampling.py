@@ -201,7 +201,9 @@ def test_generate_matches_reference(rng, options):
     assert got.shape == (4, 8, 60)
     assert np.array_equal(got, reference.generate(counts, start, 60, 21, **options))
     probs = counts * rng.random(counts.shape)
-    assert np.array_equal(generate(probs, start, 30, 22, **options), reference.generate(probs, start, 30, 22, **options))
+    assert np.array_equal(
+        generate(probs, start, 30, 22, **options), reference.generate(probs, start, 30, 22, **options)
+    )
 
 
 def test_generate_transitions_fit_the_table(rng):
@@ -386,9 +388,17 @@ COUNTS = np.array([[1, 2, 0], [0, 0, 0], [3, 0, 1]])
 @pytest.mark.parametrize(
     "call, error, match",
     [
-        (lambda: sample_next(np.array([[1.0, np.nan]]), [0], 0), ValueError, r"table must be finite, got nan at \[0, 1\]"),
+        (
+            lambda: sample_next(np.array([[1.0, np.nan]]), [0], 0),
+            ValueError,
+            r"table must be finite, got nan at \[0, 1\]",
+        ),
         (lambda: sample_next(np.array([[1.0, np.inf]]), [0], 0), ValueError, r"table must be finite, got inf"),
-        (lambda: sample_next(np.array([[1, -2]]), [0], 0), ValueError, r"table must be non-negative, got -2 at \[0, 1\]"),
+        (
+            lambda: sample_next(np.array([[1, -2]]), [0], 0),
+            ValueError,
+            r"table must be non-negative, got -2 at \[0, 1\]",
+        ),
         (lambda: sample_next(np.array([[True]]), [0], 0), TypeError, r"table must be an array of integers or floats"),
         (lambda: sample_next(np.ones(3), [0], 0), ValueError, r"table must be 2-D \(rows, V\), got shape \(3,\)"),
         (lambda: sample_next(np.ones((2, 0)), [0], 0), ValueError, r"table must have at least one row and one column"),
@@ -396,30 +406,70 @@ COUNTS = np.array([[1, 2, 0], [0, 0, 0], [3, 0, 1]])
         (lambda: sample_next(COUNTS, [0, 3], 0), ValueError, r"current: token id 3 at position 1 is outside \[0, 3\)"),
         (lambda: sample_next(COUNTS, [0, -1], 0), ValueError, r"current: token id -1 at position 1"),
         (lambda: sample_next(COUNTS, [0.5], 0), TypeError, r"current must be an array of integers"),
-        (lambda: sample_next(COUNTS, [2, 1], 0), ValueError, r"current: id 1 at position 1 selects a row of the table with no weight"),
+        (
+            lambda: sample_next(COUNTS, [2, 1], 0),
+            ValueError,
+            r"current: id 1 at position 1 selects a row of the table with no weight",
+        ),
         (lambda: sample_next(COUNTS, [0], -1), ValueError, r"seed must be >= 0"),
         (lambda: sample_next(COUNTS, [0], 2**64), ValueError, r"seed must be <= "),
         (lambda: sample_next(COUNTS, [0], 1.5), TypeError, r"seed must be an integer"),
         (lambda: sample_next(COUNTS, [0], 0, offset=-3), ValueError, r"offset must be >= 0"),
-        (lambda: sample_next(np.array([[2**63, 2**63]], np.uint64), [0], 0), ValueError, r"table: count .* exceeds the int64 range"),
-        (lambda: sample_next(np.array([[2**62, 2**62, 2**62]]), [0], 0), ValueError, r"table: row 0 sums to .* over the int64 range"),
+        (
+            lambda: sample_next(np.array([[2**63, 2**63]], np.uint64), [0], 0),
+            ValueError,
+            r"table: count .* exceeds the int64 range",
+        ),
+        (
+            lambda: sample_next(np.array([[2**62, 2**62, 2**62]]), [0], 0),
+            ValueError,
+            r"table: row 0 sums to .* over the int64 range",
+        ),
         (lambda: sample_next(np.array([[1e308, 1e308]]), [0], 0), ValueError, r"table: row 0 sums to inf"),
-        (lambda: generate(np.ones((2, 3)), [0], 5, 0), ValueError, r"table must be square \(V, V\) to generate, got shape \(2, 3\)"),
+        (
+            lambda: generate(np.ones((2, 3)), [0], 5, 0),
+            ValueError,
+            r"table must be square \(V, V\) to generate, got shape \(2, 3\)",
+        ),
         (lambda: generate(COUNTS, [5], 5, 0), ValueError, r"start: token id 5 at position 0 is outside \[0, 3\)"),
         (lambda: generate(COUNTS, [0], -1, 0), ValueError, r"length must be >= 0"),
         (lambda: generate(COUNTS, [0], 5, 0, temperature=-0.1), ValueError, r"temperature must be in \[0.0, inf\]"),
         (lambda: generate(COUNTS, [0], 5, 0, temperature=np.nan), ValueError, r"temperature must be finite"),
         (lambda: generate(COUNTS, [0], 5, 0, stop_token=3), ValueError, r"stop_token must be <= 2"),
         (lambda: generate(COUNTS, [0], 5, 0, stop_token="a"), TypeError, r"stop_token must be an integer"),
-        (lambda: generate(COUNTS, [1], 5, 0), ValueError, r"table: chain 0 reached token 1 at step 0, whose row has no weight"),
+        (
+            lambda: generate(COUNTS, [1], 5, 0),
+            ValueError,
+            r"table: chain 0 reached token 1 at step 0, whose row has no weight",
+        ),
         (lambda: generate(np.array([[0, 1], [0, 0]]), [0, 0], 5, 0), ValueError, r"chain 0 reached token 1 at step 1"),
-        (lambda: sample_logits(np.array([1, 2]), seed=0), TypeError, r"logits must be float32 or float64, got dtype int64"),
+        (
+            lambda: sample_logits(np.array([1, 2]), seed=0),
+            TypeError,
+            r"logits must be float32 or float64, got dtype int64",
+        ),
         (lambda: sample_logits(np.float64(1.0), seed=0), ValueError, r"logits must have at least 1 dimension"),
         (lambda: sample_logits(np.zeros((2, 0)), seed=0), ValueError, r"logits must have V >= 1 categories"),
-        (lambda: sample_logits(np.array([0.0, np.nan]), seed=0), ValueError, r"logits must be finite, got nan at \[1\]"),
-        (lambda: sample_logits(np.array([0.0, np.inf]), seed=0), ValueError, r"logits must be finite, got inf at \[1\]"),
-        (lambda: sample_logits(np.array([[0.0, 1], [-np.inf, -np.inf]]), seed=0), ValueError, r"logits: row 1 is all -inf"),
-        (lambda: sample_logits(np.zeros(3), temperature=-1, seed=0), ValueError, r"temperature must be in \[0.0, inf\]"),
+        (
+            lambda: sample_logits(np.array([0.0, np.nan]), seed=0),
+            ValueError,
+            r"logits must be finite, got nan at \[1\]",
+        ),
+        (
+            lambda: sample_logits(np.array([0.0, np.inf]), seed=0),
+            ValueError,
+            r"logits must be finite, got inf at \[1\]",
+        ),
+        (
+            lambda: sample_logits(np.array([[0.0, 1], [-np.inf, -np.inf]]), seed=0),
+            ValueError,
+            r"logits: row 1 is all -inf",
+        ),
+        (
+            lambda: sample_logits(np.zeros(3), temperature=-1, seed=0),
+            ValueError,
+            r"temperature must be in \[0.0, inf\]",
+        ),
         (lambda: sample_logits(np.zeros(3), top_k=0, seed=0), ValueError, r"top_k must be >= 1, got 0"),
         (lambda: sample_logits(np.zeros(3), top_k=2.0, seed=0), TypeError, r"top_k must be an integer"),
         (lambda: sample_logits(np.zeros(3), top_p=0.0, seed=0), ValueError, r"top_p must be in \(0.0, 1.0\], got 0.0"),
@@ -430,14 +480,25 @@ COUNTS = np.array([[1, 2, 0], [0, 0, 0], [3, 0, 1]])
         (lambda: multinomial(np.array([1, 2]), 1, seed=0), TypeError, r"probs must be float32 or float64"),
         (lambda: multinomial(np.zeros((2, 2, 2)), 1, seed=0), ValueError, r"probs must be 1-D \(V,\) or 2-D \(B, V\)"),
         (lambda: multinomial(np.zeros((2, 0)), 1, seed=0), ValueError, r"probs must have V >= 1 categories"),
-        (lambda: multinomial(np.array([0.5, -0.1]), 1, seed=0), ValueError, r"probs must be non-negative, got -0.1 at \[1\]"),
-        (lambda: multinomial(np.array([0.5, np.nan]), 1, seed=0), ValueError, r"probs must be finite, got nan at \[1\]"),
+        (
+            lambda: multinomial(np.array([0.5, -0.1]), 1, seed=0),
+            ValueError,
+            r"probs must be non-negative, got -0.1 at \[1\]",
+        ),
+        (
+            lambda: multinomial(np.array([0.5, np.nan]), 1, seed=0),
+            ValueError,
+            r"probs must be finite, got nan at \[1\]",
+        ),
         (lambda: multinomial(np.array([[1.0, 0], [0, 0]]), 1, seed=0), ValueError, r"probs: row 1 sums to 0"),
         (lambda: multinomial(np.array([1e308, 1e308]), 1, seed=0), ValueError, r"probs: row 0 sums to inf"),
         (lambda: multinomial(np.ones(3), 0, seed=0), ValueError, r"num_samples must be >= 1, got 0"),
         (lambda: multinomial(np.ones(3), 1, replacement=1, seed=0), TypeError, r"replacement must be a bool"),
-        (lambda: multinomial(np.array([1.0, 0, 1]), 3, replacement=False, seed=0), ValueError,
-         r"num_samples=3 is more than the 2 non-zero categories of probs row 0 \(replacement=False\)"),
+        (
+            lambda: multinomial(np.array([1.0, 0, 1]), 3, replacement=False, seed=0),
+            ValueError,
+            r"num_samples=3 is more than the 2 non-zero categories of probs row 0 \(replacement=False\)",
+        ),
         (lambda: bigram_probs(COUNTS, smoothing=-1), ValueError, r"smoothing must be in \[0.0, inf\]"),
         (lambda: bigram_probs(np.array([[1, -1]])), ValueError, r"counts must be non-negative"),
         (lambda: nll(np.ones((2, 3)), [0, 1]), ValueError, r"table must be square \(V, V\), got shape \(2, 3\)"),
@@ -475,7 +536,7 @@ def test_cli_generate(tmp_path, capsys):
 
     path = tmp_path / "counts.npz"
     _save_counts(path, "tiny gpt built with pure numpy. this is a tiny demo.")
-    assert main([ "generate", str(path), "-n", "3", "--length", "40", "--seed", "0"]) == 0
+    assert main(["generate", str(path), "-n", "3", "--length", "40", "--seed", "0"]) == 0
     first = capsys.readouterr().out
     assert first.count("--- sample") == 3
     assert main(["generate", str(path), "-n", "3", "--length", "40", "--seed", "0"]) == 0

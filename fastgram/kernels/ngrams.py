@@ -141,7 +141,8 @@ def sort_buckets(buf, starts, task_bounds, shift, dense_limit, dense, tmp, hist,
     starts : (NB + 1,) int64; task_bounds : (T + 1,) int64 bucket ranges, one per task
     shift : int64 residual bits; dense_limit : int64, buckets with size * 4 >= dense_limit are
         counting-sorted when dense has a row (dense_limit == 2**shift)
-    dense : (T, 2**shift or 0) int32 per-task tables (a block has < 2**31 windows); tmp : (T, max radix bucket) residuals
+    dense : (T, 2**shift or 0) int32 per-task tables (a block has < 2**31 windows);
+    tmp : (T, max radix bucket) residuals
     hist : (T, 2048) int64 radix histograms; nuniq : (NB,) int64 out
     """
     T = task_bounds.shape[0] - 1
