@@ -65,6 +65,23 @@ def zipf_tokens(rng, n: int, vocab_size: int, dtype, s: float = 1.1) -> np.ndarr
     return out
 
 
+def time_compile(benchmark, dispatcher, args: tuple, how: str) -> None:
+    """Time a kernel's first call in group ``compile <name>``.
+
+    ``how="cold"`` compiles from scratch (role ``"cold compile"``); ``how="cached"`` loads the
+    machine code from the on-disk cache (role ``"kernel"``), so the table's ratio is what the
+    cache saves.
+    """
+    dispatcher(*args)  # make sure the on-disk cache is warm
+
+    def first_call():
+        fresh_dispatcher(dispatcher, cache=how == "cached")(*args)
+
+    benchmark.group = f"compile {dispatcher.py_func.__name__}"
+    benchmark.extra_info["role"] = "kernel" if how == "cached" else "cold compile"
+    benchmark.pedantic(first_call, rounds=1 if SMOKE else 3, iterations=1)
+
+
 def fresh_dispatcher(dispatcher, cache: bool):
     """A new Numba dispatcher of the same Python function and options (nothing compiled yet).
 

@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import CAN_MEASURE_PEAK, SMOKE, fresh_dispatcher, measure, peak_extra_mib, size, zipf_tokens
+from conftest import CAN_MEASURE_PEAK, SMOKE, measure, peak_extra_mib, size, time_compile, zipf_tokens
 
 from fastgram import count_bigrams, count_file, reference
 from fastgram.kernels import counting as kernels
@@ -105,11 +105,4 @@ def test_count_file(benchmark, token_file):
 def test_compile_time(benchmark, how):
     tokens = np.arange(1000, dtype=np.uint16) % 300
     counts = np.zeros((300, 300), np.int64)
-    kernels.bigram_counts_private(tokens, 300, counts, 1)  # make sure the cache is warm
-
-    def first_call():
-        fresh_dispatcher(kernels.bigram_counts_private, cache=how == "cached")(tokens, 300, counts, 1)
-
-    benchmark.group = "compile bigram_counts_private"
-    benchmark.extra_info["role"] = "kernel" if how == "cached" else "cold compile"
-    benchmark.pedantic(first_call, rounds=1 if SMOKE else 3, iterations=1)
+    time_compile(benchmark, kernels.bigram_counts_private, (tokens, 300, counts, 1), how)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 import pytest
-from conftest import CAN_MEASURE_PEAK, SMOKE, fresh_dispatcher, measure, peak_extra_mib, size, zipf_tokens
+from conftest import CAN_MEASURE_PEAK, SMOKE, measure, peak_extra_mib, size, time_compile, zipf_tokens
 
 from fastgram import count_ngrams, reference
 from fastgram._jit import kernel
@@ -231,11 +231,4 @@ def test_compile_time(benchmark, how):
     tokens = np.arange(1000, dtype=np.uint16) % 300
     hist = np.zeros((1, 4), np.int64)
     args = (tokens, 2, np.uint64(300), np.uint64(300), np.uint64(15), hist, np.empty(0, np.uint32), False)
-    kernels.partition_ngrams(*args)  # make sure the cache is warm
-
-    def first_call():
-        fresh_dispatcher(kernels.partition_ngrams, cache=how == "cached")(*args)
-
-    benchmark.group = "compile partition_ngrams"
-    benchmark.extra_info["role"] = "kernel" if how == "cached" else "cold compile"
-    benchmark.pedantic(first_call, rounds=1 if SMOKE else 3, iterations=1)
+    time_compile(benchmark, kernels.partition_ngrams, args, how)

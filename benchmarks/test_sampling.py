@@ -18,7 +18,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 import pytest
-from conftest import SMOKE, fresh_dispatcher, measure, optional_import, size
+from conftest import measure, optional_import, size, time_compile
 
 from fastgram import reference
 from fastgram.kernels import sampling as kernels
@@ -148,11 +148,4 @@ def test_compile_time(benchmark, how, table):
     rows = np.arange(8, dtype=np.int64)
     out = np.empty(8, np.int64)
     args = (*sampler._kernel_args(), rows, np.uint64(1), np.int64(0), out)
-    kernels.sample_rows(*args)  # make sure the cache is warm
-
-    def first_call():
-        fresh_dispatcher(kernels.sample_rows, cache=how == "cached")(*args)
-
-    benchmark.group = "compile sample_rows"
-    benchmark.extra_info["role"] = "kernel" if how == "cached" else "cold compile"
-    benchmark.pedantic(first_call, rounds=1 if SMOKE else 3, iterations=1)
+    time_compile(benchmark, kernels.sample_rows, args, how)

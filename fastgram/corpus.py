@@ -216,24 +216,30 @@ def _validate_utf8(decoder, data: np.ndarray, offset: int, path: str, final: boo
         raise ValueError(f"{path}: invalid UTF-8 at byte {_checks.fmt_int(at)} ({exc.reason})") from None
 
 
-def _utf8_char_chunks(path: str, vocab: Vocab, chunk_bytes: int) -> Iterator[tuple[np.ndarray, int]]:
+def _decoded_chunks(path: str, chunk_bytes: int) -> Iterator[tuple[str, int]]:
+    """``(text, bytes read)`` of a UTF-8 file, chunk by chunk; split characters are carried."""
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     offset = 0  # bytes read so far
-    chars = 0  # characters decoded so far
     with open(path, "rb") as f:
         while True:
             raw = f.read(chunk_bytes)
             text = _validate_utf8(decoder, np.frombuffer(raw, np.uint8), offset, path, final=not raw)
             offset += len(raw)
             if text:
-                try:
-                    ids = vocab._encode(text, chars)
-                except ValueError as exc:
-                    raise ValueError(f"{path}: {exc}") from None
-                chars += len(text)
-                yield ids, len(raw)
+                yield text, len(raw)
             if not raw:
                 return
+
+
+def _utf8_char_chunks(path: str, vocab: Vocab, chunk_bytes: int) -> Iterator[tuple[np.ndarray, int]]:
+    chars = 0  # characters decoded so far
+    for text, nbytes in _decoded_chunks(path, chunk_bytes):
+        try:
+            ids = vocab._encode(text, chars)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+        chars += len(text)
+        yield ids, nbytes
 
 
 def count_file(
@@ -350,18 +356,8 @@ def scan_vocab(paths, chunk_bytes: int = CHUNK_TOKENS, unk: str | None = None) -
     """
     points = np.zeros(0, np.uint32)
     for path in paths:
-        path = _check_path(path)
-        decoder = codecs.getincrementaldecoder("utf-8")("strict")
-        offset = 0
-        with open(path, "rb") as f:
-            while True:
-                raw = f.read(chunk_bytes)
-                text = _validate_utf8(decoder, np.frombuffer(raw, np.uint8), offset, path, final=not raw)
-                offset += len(raw)
-                if text:
-                    points = np.union1d(points, np.frombuffer(text.encode("utf-32-le", "surrogatepass"), "<u4"))
-                if not raw:
-                    break
+        for text, _ in _decoded_chunks(_check_path(path), chunk_bytes):
+            points = np.union1d(points, np.frombuffer(text.encode("utf-32-le", "surrogatepass"), "<u4"))
     if points.size == 0 and unk is None:
         raise ValueError("no characters in the text files: cannot build a character vocabulary")
     chars = points.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass")
