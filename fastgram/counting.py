@@ -56,7 +56,8 @@ def count_bigrams(
     Notes
     -----
     Time O(N / threads). Extra memory O(V^2): the table, plus per-thread copies of it when it
-    is at most 1 MiB (V <= 362), or 4 MiB of packed keys per thread for larger V. Results are
+    is at most 1 MiB (V <= 362); for larger V, 2 bytes of keys per pair of a round of about
+    V^2 pairs (a quarter of the table's size at most) and 256 KiB per thread. Results are
     identical for any number of threads (``numba.set_num_threads``).
 
     Examples
@@ -111,7 +112,9 @@ def _count_view(view: np.ndarray, counts: np.ndarray) -> None:
         if counts.nbytes <= _k.PRIVATE_TABLE_BYTES:
             _k.bigram_counts_private(view, V, counts, num_threads())
         else:
-            _k.bigram_counts_partitioned(view, V, _k.block_shift_for(V), counts.reshape(-1), num_threads())
+            _k.bigram_counts_partitioned(
+                view, V, _k.block_shift_for(V), counts.reshape(-1), num_threads(), _k.round_pairs_for(V)
+            )
 
 
 class BigramCounter:

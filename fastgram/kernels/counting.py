@@ -10,12 +10,14 @@ Two strategies, chosen by the table size:
   counts its slice of the stream into a private table that stays in its L2 cache; the tables
   are then summed. One pass over the stream.
 - :func:`bigram_counts_partitioned` (large V): a direct scatter into a table of hundreds of MB
-  waits on DRAM for every pair. Instead, the stream is processed in rounds; in each round
-  every thread packs its piece of pairs into ``a * V + b`` keys, partitioned by the row block
-  of ``a`` (a counting sort on the high bits of ``a``); then each row block, whose slice of the
-  table fits in cache, is owned by exactly one thread, which adds the keys of that block from
-  every piece. Threads write disjoint rows, so there is no race and no per-thread copy of the
-  table.
+  waits on DRAM for every pair. Instead, the stream is processed in rounds of about ``V * V``
+  pairs. In each round every thread packs its piece of pairs into 16-bit keys
+  ``(a mod rows) * V + b``, partitioned by the row block ``a // rows`` (a counting sort on the
+  high bits of ``a``; a block holds ``rows * V <= 65,536`` entries). Then each row block is
+  owned by exactly one thread, which counts the block's keys from every piece into a private,
+  cache-resident uint32 histogram and adds it to the block's rows of the table in one
+  sequential sweep (or, for a block with few keys, adds them directly). Threads write
+  disjoint rows, so there is no race and no per-thread copy of the table.
 
 Counts are integers, so neither the split of the stream nor the number of threads changes the
 result.
@@ -32,11 +34,14 @@ from fastgram._jit import kernel
 PRIVATE_TABLE_BYTES = 1 << 20
 #: Pairs below which a call does not start extra threads (a thread launch costs more).
 MIN_PAIRS_PER_THREAD = 1 << 16
-#: Pairs each thread partitions per round in the partitioned kernel (keys: 4 bytes each). Large pieces
-#: mean few rounds, so few thread barriers (each costs a scheduler slice on a busy machine).
-PIECE_PAIRS = 1 << 20
-#: Target bytes of one row block of the table in the partitioned kernel.
-BLOCK_BYTES = 1 << 19
+#: Entries of one row block in the partitioned kernel: its keys fit in 16 bits, and its
+#: uint32 histogram (256 KiB) and table slice (512 KiB) fit in a 1 MiB L2 cache together.
+BLOCK_ENTRIES = 1 << 16
+#: Bounds on the pairs of one round of the partitioned kernel (keys: 2 bytes each). A table
+#: entry must see a key or more per round for the block sweeps to pay, so rounds aim at
+#: ``V * V`` pairs (at most 128 MiB of keys).
+MIN_ROUND_PAIRS = 1 << 20
+MAX_ROUND_PAIRS = 1 << 26
 
 
 @kernel(parallel=True)
@@ -78,44 +83,51 @@ def bigram_counts_private(tokens, vocab_size, counts, max_threads):
 
 
 @kernel(parallel=True)
-def bigram_counts_partitioned(tokens, vocab_size, block_shift, counts_flat, max_threads):
+def bigram_counts_partitioned(tokens, vocab_size, block_shift, counts_flat, max_threads, round_pairs):
     """Add the bigram counts of ``tokens`` to a large table, partitioned by row block.
 
     Parameters
     ----------
     tokens : (N,) uint8/16/32/64, C-contiguous, ids in [0, V)
     vocab_size : int
-        V, with ``V * V < 2**32`` (keys are packed into uint32).
+        V, at most 65,536.
     block_shift : int
-        Rows per block are ``2**block_shift``; choose it so a block's slice of the table
-        (``2**block_shift * V * 8`` bytes) fits in cache.
+        Rows per block are ``2**block_shift``, with ``2**block_shift * V <= BLOCK_ENTRIES``
+        (see :func:`block_shift_for`).
     counts_flat : (V * V,) int64
         The table, raveled, updated in place.
     max_threads : int
         ``numba.get_num_threads()`` of the caller.
+    round_pairs : int
+        Pairs per round (see :func:`round_pairs_for`).
 
     Notes
     -----
-    Time O(N / threads) plus one read of the stream for the row histogram; extra memory
-    ``threads * PIECE_PAIRS * 4`` bytes of keys (4 MiB per thread) plus the block offsets.
+    Time O(N / threads + rounds * V^2 / threads). Extra memory: ``2 * round_pairs`` bytes of
+    keys (a quarter of the table's size at most) and a 256 KiB histogram per thread.
     """
     n_pairs = tokens.shape[0] - 1
     if n_pairs <= 0:
         return
     V = vocab_size
+    rows = 1 << block_shift
+    block_entries = rows * V
+    n_entries = V * V
     n_blocks = ((V - 1) >> block_shift) + 1
     n_threads = max(1, min(max_threads, n_pairs // MIN_PAIRS_PER_THREAD))
-    keys = np.empty((n_threads, PIECE_PAIRS), np.uint32)  # (threads, piece): packed a*V+b
+    piece_pairs = min((round_pairs + n_threads - 1) // n_threads, (n_pairs + n_threads - 1) // n_threads)
+    keys = np.empty((n_threads, piece_pairs), np.uint16)  # (threads, piece): (a mod rows) * V + b
     starts = np.zeros((n_threads, n_blocks + 1), np.int64)  # block b of piece t: starts[t, b:b+2]
     cursor = np.empty((n_threads, n_blocks), np.int64)
     owner = np.empty(n_blocks, np.int64)  # thread that adds block b in phase 2
     load = np.empty(n_threads, np.int64)
-    round_pairs = n_threads * PIECE_PAIRS
-    for round_lo in range(0, n_pairs, round_pairs):
+    local = np.zeros((n_threads, block_entries), np.uint32)  # (threads, block): histograms
+    row_mask = rows - 1
+    for round_lo in range(0, n_pairs, n_threads * piece_pairs):
         # Phase 1: each thread partitions its piece of pairs by the row block of the first id.
         for t in prange(n_threads):
-            lo = min(round_lo + t * PIECE_PAIRS, n_pairs)
-            hi = min(lo + PIECE_PAIRS, n_pairs)
+            lo = min(round_lo + t * piece_pairs, n_pairs)
+            hi = min(lo + piece_pairs, n_pairs)
             start = starts[t]
             start[:] = 0
             for i in range(lo, hi):
@@ -125,22 +137,37 @@ def bigram_counts_partitioned(tokens, vocab_size, block_shift, counts_flat, max_
                 cursor[t, blk] = start[blk]
             piece = keys[t]
             for i in range(lo, hi):
-                a = np.uint64(tokens[i])
-                blk = tokens[i] >> block_shift
-                piece[cursor[t, blk]] = np.uint32(a * np.uint64(V) + np.uint64(tokens[i + 1]))
+                a = tokens[i]
+                blk = a >> block_shift
+                piece[cursor[t, blk]] = np.uint16(np.uint32(a & row_mask) * np.uint32(V) + np.uint32(tokens[i + 1]))
                 cursor[t, blk] += 1
         # Phase 2: each row block is owned by one thread, which adds its keys from every
         # piece. Blocks are dealt largest first to the least-loaded thread, so a skewed
         # (Zipf-like) stream whose first rows hold half the pairs still splits evenly.
         _deal_blocks(starts, owner, load)
         for w in prange(n_threads):
+            hist = local[w]
             for blk in range(n_blocks):
                 if owner[blk] != w:
                     continue
+                base = blk * block_entries
+                size = min(block_entries, n_entries - base)
+                n_keys = 0
                 for t in range(n_threads):
+                    n_keys += starts[t, blk + 1] - starts[t, blk]
+                if n_keys * 8 < size:  # few keys: add them straight to the table
+                    for t in range(n_threads):
+                        piece = keys[t]
+                        for j in range(starts[t, blk], starts[t, blk + 1]):
+                            counts_flat[base + piece[j]] += 1
+                    continue
+                for t in range(n_threads):  # many keys: count in cache, then one sweep
                     piece = keys[t]
                     for j in range(starts[t, blk], starts[t, blk + 1]):
-                        counts_flat[piece[j]] += 1
+                        hist[piece[j]] += 1
+                for e in range(size):
+                    counts_flat[base + e] += hist[e]
+                    hist[e] = 0
 
 
 @kernel
@@ -163,6 +190,11 @@ def _deal_blocks(starts, owner, load):
 
 
 def block_shift_for(vocab_size: int) -> int:
-    """Rows per block (as a power of two) so one block of the table is ~``BLOCK_BYTES``."""
-    rows = max(1, BLOCK_BYTES // (8 * max(1, vocab_size)))
-    return max(0, rows.bit_length() - 1)
+    """Rows per block, as a power of two, so one block holds at most ``BLOCK_ENTRIES`` entries."""
+    rows = max(1, BLOCK_ENTRIES // max(1, vocab_size))
+    return rows.bit_length() - 1
+
+
+def round_pairs_for(vocab_size: int) -> int:
+    """Pairs per round of the partitioned kernel: about ``V * V``, within the bounds above."""
+    return int(min(MAX_ROUND_PAIRS, max(MIN_ROUND_PAIRS, vocab_size * vocab_size)))
