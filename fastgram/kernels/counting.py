@@ -68,18 +68,21 @@ def bigram_counts_private(tokens, vocab_size, counts, max_threads):
     V = vocab_size
     n_threads = max(1, min(max_threads, n_pairs // MIN_PAIRS_PER_THREAD))
     per_thread = (n_pairs + n_threads - 1) // n_threads
-    local = np.zeros((n_threads, V, V), np.int64)  # (threads, V, V)
+    local = np.zeros((n_threads, V * V), np.int64)  # (threads, V*V): private tables
     for t in prange(n_threads):
         table = local[t]
         lo = t * per_thread
         hi = min(lo + per_thread, n_pairs)
-        for i in range(lo, hi):
-            table[tokens[i], tokens[i + 1]] += 1
-    # (threads, V, V) -> (V, V): each row is reduced by one thread, in thread order.
+        prev = np.intp(tokens[lo]) if lo < hi else 0
+        for i in range(lo + 1, hi + 1):  # the previous id stays in a register
+            cur = np.intp(tokens[i])
+            table[prev * V + cur] += 1
+            prev = cur
+    # (threads, V*V) -> (V, V): each row is reduced by one thread, in thread order.
     for a in prange(V):
         for t in range(n_threads):
             for b in range(V):
-                counts[a, b] += local[t, a, b]
+                counts[a, b] += local[t, a * V + b]
 
 
 @kernel(parallel=True)
