@@ -72,14 +72,15 @@ def attention(q, k, v, *, causal=False, mask=None, scale=None, causal_align="top
 
     Notes
     -----
-    Flash-style: blocks of 64 queries of one head walk the keys in blocks of 128 with an
-    online softmax, so the ``(T, S)`` score matrix is never formed. Extra memory is one set of
-    tiles per thread, ``64 (D + 128 + Dv + 3) + 128 Dv`` numbers (97 KiB for float32 with
-    D = Dv = 64), plus int64 index maps of the batch size and one int64 per work item. Work is
-    ``O(B H T S (D + Dv))``, about half of that when causal (tiles above the diagonal are
-    skipped). Work items, (batch·head, query block) pairs, are split into equal-cost runs over
-    ``numba.get_num_threads()`` threads, so small shapes use every core too; results do not
-    depend on the thread count.
+    Flash-style: blocks of up to 128 queries of one head walk the keys in tiles of 32 with an
+    online softmax, so the ``(T, S)`` score matrix is never formed; tiles are held with the
+    query axis last, so every inner loop is vectorised even for short ``D``, ``Dv`` and ``S``.
+    Extra memory is one set of tiles per thread, ``128 (D + 32 + Dv + 4)`` numbers (82 KiB
+    for float32 with D = Dv = 64), plus int64 index maps of the batch size and one int64 per
+    work item. Work is ``O(B H T S (D + Dv))``, about half of that when causal (keys past a
+    query block's diagonal are skipped). Work items, (batch·head, query block) pairs, are split
+    into equal-cost runs over ``numba.get_num_threads()`` threads, so small shapes use every
+    core too; results do not depend on the thread count.
 
     No copies of ``q``, ``k``, ``v`` or the mask when they are C-contiguous (broadcast views
     with zero strides in the batch axes are fine too); otherwise each such input is copied once
@@ -152,12 +153,12 @@ def attention(q, k, v, *, causal=False, mask=None, scale=None, causal_align="top
     out = np.empty((B, H, T, Dv), dtype=q.dtype)
     lse = np.empty((B, H, T) if return_lse else (1, 1, 1), dtype=q.dtype)
     offset = 0 if causal_align == "top_left" else S - T
+    args = (
+        q4, k4, v4, q_batch, k_batch, v_batch, mask_kind, mask_bool, mask_add, mask_batch, *steps,
+        bool(causal), offset, scale, out, lse, bool(return_lse), num_threads(),
+    )  # fmt: skip
     with parallel_guard():
-        _k.attention_kernel(
-            q4, k4, v4, q_batch, k_batch, v_batch,
-            mask_kind, mask_bool, mask_add, mask_batch, *steps,
-            bool(causal), offset, scale, out, lse, bool(return_lse), num_threads(),
-        )  # fmt: skip
+        _k.attention_kernel(*args, min(T, _k.BLOCK_Q), _k.BLOCK_K, _k.LANES)
     lead = () if two_d else (*batch, H)
     out = out.reshape(*lead, T, Dv)
     if return_lse:

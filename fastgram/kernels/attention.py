@@ -1,24 +1,27 @@
 """Flash-style softmax attention kernel: query tiles against key tiles with an online softmax.
 
-One work item is a block of :data:`BLOCK_Q` query rows of one (batch, head). It walks the keys in
-blocks of :data:`BLOCK_K`, computes that tile's scores, folds them into a running row maximum and
-row sum (the online softmax) and accumulates ``weights @ values`` into a ``(BLOCK_Q, Dv)`` tile.
-The ``(T, S)`` score matrix never exists: per thread the kernel holds one query tile, one score
-tile, one transposed value tile and one output tile (``BLOCK_Q * (D + BLOCK_K + Dv + 3) +
-BLOCK_K * Dv`` numbers).
+One work item is a block of up to :data:`BLOCK_Q` query rows of one (batch, head). It walks the
+keys in tiles of :data:`BLOCK_K`, computes that tile's scores, folds them into a running
+maximum and sum per query (the online softmax) and accumulates ``weights @ values``. The
+``(T, S)`` score matrix never exists.
+
+Every tile is held transposed, queries last: the scaled query tile as ``(D, BQ)``, the scores
+and weights as ``(BK, BQ)``, the output tile as ``(Dv, BQ)``. So every inner loop (both
+products, the running maximum, the weights, their sums, the rescaling) is element-wise over
+the contiguous query axis: no horizontal reductions, and vectorised even when ``D``, ``Dv``
+and ``S`` are short (the layout a compiler vectorises well; the products are blocked by hand,
+2 keys x 4 dims and 2 value columns x 4 keys, so each broadcast scalar feeds several fused
+multiply-adds). Per thread: ``BQ (D + BK + Dv + 4)`` numbers. Query loops use unsigned
+indices (no negative-index wraparound, which stops vectorisation) and run over whole blocks of
+:data:`LANES` columns; padding columns are independent and never written out.
 
 Scores live in base 2: the queries are multiplied by ``scale * log2(e)`` once per tile, so the
-softmax weights are ``2 ** (score - row_max)``, computed with a polynomial that LLVM vectorises
+softmax weights are ``2 ** (score - max)``, computed with a polynomial that LLVM vectorises
 (:func:`_exp2`). Masked scores are set to ``-inf`` (never added to), so NaN or inf in a masked
 key cannot reach the output; a value tile that holds NaN or inf takes a slower product that
-skips zero weights, so such values in masked keys cannot either.
-
-The inner products are written as reductions over a contiguous axis (``D`` for scores, keys for
-the value product, through a transposed value tile), register-blocked by hand (2 queries x 4
-keys, 2 queries x 4 value columns: each load feeds several fused multiply-adds) so that, with
-the ``reassoc`` and ``contract`` fast-math flags, LLVM vectorises them over the contiguous axis.
-No BLAS is called, so there is no nested threading. The flags exclude ``nnan`` and ``ninf``:
-``-inf`` marks masked scores and NaN must propagate.
+skips zero weights, so such values in masked keys cannot either. No BLAS is called, so there
+is no nested threading. The fast-math flags exclude ``nnan`` and ``ninf``: ``-inf`` marks
+masked scores and NaN must propagate.
 """
 
 from __future__ import annotations
@@ -30,12 +33,14 @@ from numba.extending import overload
 
 from fastgram._jit import kernel
 
-__all__ = ["BLOCK_Q", "BLOCK_K", "FASTMATH", "attention_kernel"]
+__all__ = ["BLOCK_Q", "BLOCK_K", "LANES", "FASTMATH", "attention_kernel"]
 
-#: Query rows per work item (and per tile).
-BLOCK_Q = 64
+#: Query rows per work item (and per tile) at most.
+BLOCK_Q = 128
 #: Keys per tile.
-BLOCK_K = 128
+BLOCK_K = 32
+#: Inner loops over queries start and end on multiples of this (padding columns).
+LANES = 8
 #: Fast-math flags of the attention kernels: reassociation and FMA contraction only (no
 #: ``nnan``/``ninf``, which would break ``-inf`` masking and NaN propagation). The tests prove
 #: the accuracy bounds with these flags.
@@ -99,49 +104,6 @@ def _exp2_f64(x):
     return 0.0 if x < lo else x
 
 
-# --- row maximum through order-preserving integer keys (integer max reductions vectorise) -----
-# key(x) = bits ^ ((bits >> 31) & 0x7fffffff) orders floats like integers (-inf < ... < +inf <
-# NaN), and applying it twice gives the bits back. A NaN score so wins the maximum, so the row
-# becomes NaN, as in the reference.
-
-
-@kernel(fastmath=FASTMATH)
-def _row_max_f32(row, n, start):
-    bits = row.view(np.int32)
-    low = np.int32(0x7FFFFFFF)
-    b = np.float32(start).view(np.int32)
-    best = b ^ ((b >> np.int32(31)) & low)
-    for j in range(n):
-        b = bits[j]
-        key = b ^ ((b >> np.int32(31)) & low)
-        best = key if key > best else best
-    return np.int32(best ^ ((best >> np.int32(31)) & low)).view(np.float32)
-
-
-@kernel(fastmath=FASTMATH)
-def _row_max_f64(row, n, start):
-    bits = row.view(np.int64)
-    low = np.int64(0x7FFFFFFFFFFFFFFF)
-    b = np.float64(start).view(np.int64)
-    best = b ^ ((b >> np.int64(63)) & low)
-    for j in range(n):
-        b = bits[j]
-        key = b ^ ((b >> np.int64(63)) & low)
-        best = key if key > best else best
-    return np.int64(best ^ ((best >> np.int64(63)) & low)).view(np.float64)
-
-
-def _row_max(row, n, start):  # pragma: no cover - typed by the overload below
-    return max(start, *row[:n])
-
-
-@overload(_row_max)
-def _row_max_overload(row, n, start):
-    if row.dtype == numba.types.float32:
-        return lambda row, n, start: _row_max_f32(row, n, start)
-    return lambda row, n, start: _row_max_f64(row, n, start)
-
-
 def _exp2(x):  # pragma: no cover - typed by the overload below
     return 2.0**x
 
@@ -157,7 +119,7 @@ def _exp2_overload(x):
 def attention_kernel(
     q, k, v, q_batch, k_batch, v_batch,
     mask_kind, mask_bool, mask_add, mask_batch, mask_h, mask_t, mask_s,
-    causal, causal_offset, scale, out, lse, want_lse, n_chunks,
+    causal, causal_offset, scale, out, lse, want_lse, n_chunks, block_q, block_k, lanes,
 ):  # fmt: skip
     """``out = softmax(q kᵀ · scale + mask) v`` for every (batch, head), tile by tile.
 
@@ -179,16 +141,23 @@ def attention_kernel(
         Work items (one query block of one batch and head) are split into ``n_chunks``
         contiguous runs of about equal cost; one scratch set per chunk. The result does not
         depend on ``n_chunks``.
+    block_q, block_k, lanes
+        Queries per work item, keys per tile, and the multiple that inner query loops are
+        padded to (see :data:`BLOCK_Q`, :data:`BLOCK_K`, :data:`LANES`). The result does not
+        depend on them beyond rounding.
     """
     B, H, T, Dv = out.shape
     D = q.shape[3]
     H_kv = k.shape[1]
     S = k.shape[2]
     group = H // H_kv
-    n_qblocks = (T + BLOCK_Q - 1) // BLOCK_Q
+    BQ = block_q
+    BQ_pad = (BQ + lanes - 1) // lanes * lanes  # scratch columns, whole blocks of lanes
+    BK = block_k
+    n_qblocks = (T + BQ - 1) // BQ
     n_items = B * H * n_qblocks
-    consts = np.empty(7, q.dtype)  # scalars in the input dtype (no float64 promotion)
-    consts[0] = scale * LOG2E  # queries are scaled and moved to base 2 once per tile
+    consts = np.empty(7, q.dtype)
+    consts[0] = scale * LOG2E
     consts[1] = LOG2E
     consts[2] = LN2
     consts[3] = -np.inf
@@ -197,16 +166,15 @@ def attention_kernel(
     consts[6] = np.nan
     q_factor, mask_factor, ln2, neg_inf, zero, unit = consts[0], consts[1], consts[2], consts[3], consts[4], consts[5]
 
-    # Split the items into n_chunks contiguous runs of about equal cost (key tiles + 1 each):
-    # causal items near the diagonal's end cost more than those near its start.
     bounds = np.zeros(n_chunks + 1, np.int64)
     if n_items > 0:
         cost = np.empty(n_items + 1, np.int64)
         cost[0] = 0
         for w in range(n_items):
-            i_hi = min(T, (w % n_qblocks + 1) * BLOCK_Q)
+            i_lo = (w % n_qblocks) * BQ
+            i_hi = min(T, i_lo + BQ)
             j_end = min(S, max(0, i_hi + causal_offset)) if causal else S
-            cost[w + 1] = cost[w] + 1 + (j_end + BLOCK_K - 1) // BLOCK_K
+            cost[w + 1] = cost[w] + 2 + (j_end + BK - 1) // BK
         w = 0
         for c in range(1, n_chunks):
             target = cost[n_items] * c // n_chunks
@@ -216,248 +184,190 @@ def attention_kernel(
         bounds[n_chunks] = n_items
 
     for c in prange(n_chunks):
-        # per-chunk scratch, O(tile)
-        qs_flat = np.empty(BLOCK_Q * D, q.dtype)
-        qs = qs_flat.reshape((BLOCK_Q, D))  # scaled query tile
-        sc = np.empty((BLOCK_Q, BLOCK_K), q.dtype)  # scores, then weights
-        vt = np.empty((Dv, BLOCK_K), q.dtype)  # value tile, transposed
-        acc_flat = np.empty(BLOCK_Q * Dv, q.dtype)
-        acc = acc_flat.reshape((BLOCK_Q, Dv))  # unnormalised output tile
-        row_max = np.empty(BLOCK_Q, q.dtype)
-        row_sum = np.empty(BLOCK_Q, q.dtype)
-        alpha = np.empty(BLOCK_Q, q.dtype)
+        qT = np.empty((D, BQ_pad), q.dtype)  # scaled queries, transposed
+        sc = np.empty((BK, BQ_pad), q.dtype)  # scores, then weights, (keys, queries)
+        accT = np.empty((Dv, BQ_pad), q.dtype)  # unnormalised output, transposed
+        row_max = np.empty(BQ_pad, q.dtype)
+        row_sum = np.empty(BQ_pad, q.dtype)
+        safe = np.empty(BQ_pad, q.dtype)
+        alpha = np.empty(BQ_pad, q.dtype)
         for w in range(bounds[c], bounds[c + 1]):
             bh = w // n_qblocks
-            i0 = (w - bh * n_qblocks) * BLOCK_Q
+            i0 = (w - bh * n_qblocks) * BQ
             b = bh // H
             h = bh - b * H
             h_kv = h // group
-            ni = min(BLOCK_Q, T - i0)
+            ni = min(BQ, T - i0)
             qq = q[q_batch[b], h]  # (T, D)
             kk = k[k_batch[b], h_kv]  # (S, D)
             vv = v[v_batch[b], h_kv]  # (S, Dv)
             mb = mask_batch[b]
             mh = h * mask_h
-
-            # rows i0 .. i0 + ni are contiguous: copy and clear them as flat runs (long loops
-            # vectorise, short rows of D or Dv numbers would not)
-            q_rows = qq.reshape(T * D)
-            for x in range(ni * D):
-                qs_flat[x] = q_rows[i0 * D + x] * q_factor
-            for x in range(ni * Dv):
-                acc_flat[x] = zero
+            n_pad = (ni + lanes - 1) // lanes * lanes
             for i in range(ni):
+                for d in range(D):
+                    qT[d, i] = qq[i0 + i, d] * q_factor
+            for d in range(D):
+                for i in range(ni, n_pad):
+                    qT[d, i] = zero
+            for dv in range(Dv):
+                for i in range(n_pad):
+                    accT[dv, i] = zero
+            for i in range(n_pad):
                 row_max[i] = neg_inf
                 row_sum[i] = zero
 
             j_end = S
             if causal:
                 j_end = min(S, max(0, i0 + ni + causal_offset))
-            for j0 in range(0, j_end, BLOCK_K):
-                nj = min(BLOCK_K, j_end - j0)
-                if mask_kind != 0:  # a tile the mask hides from every query adds nothing: skip it
-                    hidden = True
-                    for i in range(ni if mask_t else 1):
-                        mt = (i0 + i) * mask_t
-                        for j in range(nj):
-                            if mask_kind == 1:
-                                visible = mask_bool[mb, mh, mt, (j0 + j) * mask_s] != 0
-                            else:
-                                visible = mask_add[mb, mh, mt, (j0 + j) * mask_s] != neg_inf
-                            if visible:
-                                hidden = False
-                                break
-                        if not hidden:
-                            break
-                    if hidden:
-                        continue
+            for j0 in range(0, j_end, BK):
+                nj = min(BK, j_end - j0)
+                # queries before i_lo see none of this tile's keys (causal): left untouched
+                i_lo = min(ni, max(0, j0 - causal_offset - i0)) if causal else 0
+                # Inner loops run over blocks of 16 queries from the block holding i_lo up to
+                # n_pad: a fixed trip count LLVM vectorises fully, and unsigned indices (known
+                # to be >= 0) that skip Numba's negative-index wraparound. Columns past ni are
+                # padding, columns before i_lo see only -inf scores: both are left unchanged in
+                # effect (and padding is never written out).
+                ulo = np.uint64(i_lo - i_lo % lanes)
+                uhi = np.uint64(n_pad)
 
-                # (BQ, D) x (D, BK) -> (BQ, BK): blocks of 2 queries x 4 keys share their loads.
-                # On a tile crossing the causal diagonal, query i sees only its first
-                # first_hidden0 + i keys: the others are neither computed nor read.
-                diagonal = causal and j0 + nj - 1 > i0 + causal_offset
-                first_hidden0 = i0 + causal_offset + 1 - j0  # visible keys of query 0
-                ni2 = ni - ni % 2
-                for i in range(0, ni, 2):
-                    pair = i < ni2
-                    last = i + 1 if pair else i
-                    jl = min(nj, max(0, first_hidden0 + last)) if diagonal else nj
-                    jl4 = jl - jl % 4
-                    if pair:
-                        for j in range(0, jl4, 4):
-                            s0 = zero
-                            s1 = zero
-                            s2 = zero
-                            s3 = zero
-                            t0 = zero
-                            t1 = zero
-                            t2 = zero
-                            t3 = zero
-                            for d in range(D):
-                                x = qs[i, d]
-                                y = qs[i + 1, d]
-                                k0 = kk[j0 + j, d]
-                                k1 = kk[j0 + j + 1, d]
-                                k2 = kk[j0 + j + 2, d]
-                                k3 = kk[j0 + j + 3, d]
-                                s0 += x * k0
-                                s1 += x * k1
-                                s2 += x * k2
-                                s3 += x * k3
-                                t0 += y * k0
-                                t1 += y * k1
-                                t2 += y * k2
-                                t3 += y * k3
-                            sc[i, j] = s0
-                            sc[i, j + 1] = s1
-                            sc[i, j + 2] = s2
-                            sc[i, j + 3] = s3
-                            sc[i + 1, j] = t0
-                            sc[i + 1, j + 1] = t1
-                            sc[i + 1, j + 2] = t2
-                            sc[i + 1, j + 3] = t3
-                    else:
-                        for j in range(0, jl4, 4):
-                            s0 = zero
-                            s1 = zero
-                            s2 = zero
-                            s3 = zero
-                            for d in range(D):
-                                x = qs[i, d]
-                                s0 += x * kk[j0 + j, d]
-                                s1 += x * kk[j0 + j + 1, d]
-                                s2 += x * kk[j0 + j + 2, d]
-                                s3 += x * kk[j0 + j + 3, d]
-                            sc[i, j] = s0
-                            sc[i, j + 1] = s1
-                            sc[i, j + 2] = s2
-                            sc[i, j + 3] = s3
-                    for r in range(i, last + 1):
-                        for j in range(jl4, jl):
-                            s = zero
-                            for d in range(D):
-                                s += qs[r, d] * kk[j0 + j, d]
-                            sc[r, j] = s
+                # scores (nj, ni) = k_tile (nj, D) @ qT (D, ni): 2 keys x 4 dims per pass
+                nj2 = nj - nj % 2
+                D4 = D - D % 4
+                for j in range(0, nj2, 2):
+                    for i in range(ulo, uhi):
+                        sc[j, i] = zero
+                        sc[j + 1, i] = zero
+                    for d in range(0, D4, 4):
+                        a0 = kk[j0 + j, d]
+                        a1 = kk[j0 + j, d + 1]
+                        a2 = kk[j0 + j, d + 2]
+                        a3 = kk[j0 + j, d + 3]
+                        b0 = kk[j0 + j + 1, d]
+                        b1 = kk[j0 + j + 1, d + 1]
+                        b2 = kk[j0 + j + 1, d + 2]
+                        b3 = kk[j0 + j + 1, d + 3]
+                        for i in range(ulo, uhi):
+                            x0 = qT[d, i]
+                            x1 = qT[d + 1, i]
+                            x2 = qT[d + 2, i]
+                            x3 = qT[d + 3, i]
+                            sc[j, i] += a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3
+                            sc[j + 1, i] += b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3
+                    for d in range(D4, D):
+                        a0 = kk[j0 + j, d]
+                        b0 = kk[j0 + j + 1, d]
+                        for i in range(ulo, uhi):
+                            x0 = qT[d, i]
+                            sc[j, i] += a0 * x0
+                            sc[j + 1, i] += b0 * x0
+                for j in range(nj2, nj):
+                    for i in range(ulo, uhi):
+                        sc[j, i] = zero
+                    for d in range(D):
+                        a0 = kk[j0 + j, d]
+                        for i in range(ulo, uhi):
+                            sc[j, i] += a0 * qT[d, i]
 
+                if causal:  # key j0 + j is hidden from queries before j0 + j - offset
+                    for j in range(nj):
+                        hide = min(ni, max(0, j0 + j - causal_offset - i0))
+                        for i in range(i_lo - i_lo % lanes, hide):
+                            sc[j, i] = neg_inf
                 if mask_kind == 1:
-                    for i in range(ni):
-                        row = mask_bool[mb, mh, (i0 + i) * mask_t]  # (S,) or (1,)
-                        if mask_s:  # contiguous: a select the compiler vectorises
-                            for j in range(nj):
-                                sc[i, j] = sc[i, j] if row[j0 + j] != 0 else neg_inf
-                        elif row[0] == 0:
-                            for j in range(nj):
-                                sc[i, j] = neg_inf
+                    for j in range(nj):
+                        js = (j0 + j) * mask_s
+                        for i in range(i_lo, ni):
+                            if mask_bool[mb, mh, (i0 + i) * mask_t, js] == 0:
+                                sc[j, i] = neg_inf
                 elif mask_kind == 2:
-                    for i in range(ni):
-                        row = mask_add[mb, mh, (i0 + i) * mask_t]
-                        for j in range(nj):
-                            a = row[(j0 + j) * mask_s]
-                            sc[i, j] = neg_inf if a == neg_inf else sc[i, j] + a * mask_factor
+                    for j in range(nj):
+                        js = (j0 + j) * mask_s
+                        for i in range(i_lo, ni):
+                            a = mask_add[mb, mh, (i0 + i) * mask_t, js]
+                            sc[j, i] = neg_inf if a == neg_inf else sc[j, i] + a * mask_factor
 
-                # online softmax: new row maximum, rescale factor, weights and their sum, over
-                # the jl keys query i may see in this tile (causal); weights past jl are 0
-                for i in range(ni):
-                    jl = min(nj, max(0, first_hidden0 + i)) if diagonal else nj
-                    for j in range(jl, nj):
-                        sc[i, j] = zero
-                    m_old = row_max[i]
-                    if jl >= 64:  # long rows: vectorised through integer keys, NaN wins
-                        m = _row_max(sc[i], jl, m_old)
-                    else:  # short rows: a plain loop (NaN skipped, it reaches row_sum below)
-                        m = m_old
-                        for j in range(jl):
-                            s = sc[i, j]
-                            m = s if s > m else m
-                    if m == neg_inf:  # every key so far masked (or NaN): nothing to rescale
-                        nan = False
-                        for j in range(jl):
-                            nan |= np.isnan(sc[i, j])
-                            sc[i, j] = zero
-                        alpha[i] = unit
-                        if nan:
-                            row_sum[i] = consts[6]  # a NaN score makes the row NaN
-                        continue
-                    a = _exp2(m_old - m)
-                    total = zero
-                    for j in range(jl):
-                        p = _exp2(sc[i, j] - m)
-                        sc[i, j] = p
-                        total += p
-                    row_max[i] = m
-                    row_sum[i] = row_sum[i] * a + total
-                    alpha[i] = a
-
-                # value tile (BK, Dv) -> (Dv, BK), noting NaN or inf
-                finite = True
+                # online softmax, column by column (all element-wise over queries). A column
+                # with no visible key so far keeps row_max = -inf and works against 0 instead,
+                # so its weights are 0 (NaN scores stay NaN and reach row_sum).
+                for i in range(ulo, uhi):
+                    alpha[i] = row_max[i]
                 for j in range(nj):
-                    for dv in range(Dv):
-                        x = vv[j0 + j, dv]
-                        vt[dv, j] = x
-                        finite &= abs(x) < -neg_inf
+                    for i in range(ulo, uhi):
+                        s = sc[j, i]
+                        m = alpha[i]
+                        alpha[i] = s if s > m else m
+                for i in range(ulo, uhi):
+                    m = alpha[i]
+                    ms = m if m != neg_inf else zero
+                    a = _exp2(row_max[i] - ms)
+                    row_max[i] = m
+                    safe[i] = ms
+                    alpha[i] = a
+                    row_sum[i] = row_sum[i] * a
+                for j in range(nj):
+                    for i in range(ulo, uhi):
+                        p = _exp2(sc[j, i] - safe[i])
+                        sc[j, i] = p
+                        row_sum[i] += p
+                for dv in range(Dv):
+                    for i in range(ulo, uhi):
+                        accT[dv, i] *= alpha[i]
 
-                # (BQ, BK) x (BK, Dv) -> (BQ, Dv), after rescaling the running sum
-                if finite:  # blocks of 2 queries x 4 value columns share their loads
-                    dv4 = Dv - Dv % 4
-                    for i in range(0, ni2, 2):
-                        a = alpha[i]
-                        b2 = alpha[i + 1]
-                        jl = min(nj, max(0, first_hidden0 + i + 1)) if diagonal else nj  # weights past jl are 0
-                        for dv in range(0, dv4, 4):
-                            s0 = zero
-                            s1 = zero
-                            s2 = zero
-                            s3 = zero
-                            t0 = zero
-                            t1 = zero
-                            t2 = zero
-                            t3 = zero
-                            for j in range(jl):
-                                x = sc[i, j]
-                                y = sc[i + 1, j]
-                                v0 = vt[dv, j]
-                                v1 = vt[dv + 1, j]
-                                v2 = vt[dv + 2, j]
-                                v3 = vt[dv + 3, j]
-                                s0 += x * v0
-                                s1 += x * v1
-                                s2 += x * v2
-                                s3 += x * v3
-                                t0 += y * v0
-                                t1 += y * v1
-                                t2 += y * v2
-                                t3 += y * v3
-                            acc[i, dv] = acc[i, dv] * a + s0
-                            acc[i, dv + 1] = acc[i, dv + 1] * a + s1
-                            acc[i, dv + 2] = acc[i, dv + 2] * a + s2
-                            acc[i, dv + 3] = acc[i, dv + 3] * a + s3
-                            acc[i + 1, dv] = acc[i + 1, dv] * b2 + t0
-                            acc[i + 1, dv + 1] = acc[i + 1, dv + 1] * b2 + t1
-                            acc[i + 1, dv + 2] = acc[i + 1, dv + 2] * b2 + t2
-                            acc[i + 1, dv + 3] = acc[i + 1, dv + 3] * b2 + t3
-                    for i in range(ni):
-                        a = alpha[i]
-                        jl = min(nj, max(0, first_hidden0 + i)) if diagonal else nj
-                        for dv in range(dv4 if i < ni2 else 0, Dv):
-                            s = zero
-                            for j in range(jl):
-                                s += sc[i, j] * vt[dv, j]
-                            acc[i, dv] = acc[i, dv] * a + s
+                finite = True
+                v_rows = vv.reshape(S * Dv)
+                for x in range(j0 * Dv, (j0 + nj) * Dv):
+                    finite &= abs(v_rows[x]) < -neg_inf
+
+                # out (Dv, ni) += v_tileᵀ (Dv, nj) @ weights (nj, ni): 2 columns x 4 keys per pass
+                if finite:
+                    nj4 = nj - nj % 4
+                    Dv2 = Dv - Dv % 2
+                    for dv in range(0, Dv2, 2):
+                        for j in range(0, nj4, 4):
+                            a0 = vv[j0 + j, dv]
+                            a1 = vv[j0 + j + 1, dv]
+                            a2 = vv[j0 + j + 2, dv]
+                            a3 = vv[j0 + j + 3, dv]
+                            b0 = vv[j0 + j, dv + 1]
+                            b1 = vv[j0 + j + 1, dv + 1]
+                            b2 = vv[j0 + j + 2, dv + 1]
+                            b3 = vv[j0 + j + 3, dv + 1]
+                            for i in range(ulo, uhi):
+                                p0 = sc[j, i]
+                                p1 = sc[j + 1, i]
+                                p2 = sc[j + 2, i]
+                                p3 = sc[j + 3, i]
+                                accT[dv, i] += a0 * p0 + a1 * p1 + a2 * p2 + a3 * p3
+                                accT[dv + 1, i] += b0 * p0 + b1 * p1 + b2 * p2 + b3 * p3
+                        for j in range(nj4, nj):
+                            a0 = vv[j0 + j, dv]
+                            b0 = vv[j0 + j, dv + 1]
+                            for i in range(ulo, uhi):
+                                p0 = sc[j, i]
+                                accT[dv, i] += a0 * p0
+                                accT[dv + 1, i] += b0 * p0
+                    for dv in range(Dv2, Dv):
+                        for j in range(nj):
+                            a0 = vv[j0 + j, dv]
+                            for i in range(ulo, uhi):
+                                accT[dv, i] += a0 * sc[j, i]
                 else:  # zero weights (masked keys) must not turn NaN/inf values into NaN
-                    for i in range(ni):
-                        a = alpha[i]
-                        for dv in range(Dv):
-                            s = zero
-                            for j in range(nj):
-                                p = sc[i, j]
-                                s += p * vt[dv, j] if p != zero else zero
-                            acc[i, dv] = acc[i, dv] * a + s
+                    for dv in range(Dv):
+                        for j in range(nj):
+                            a0 = vv[j0 + j, dv]
+                            for i in range(ulo, uhi):
+                                p = sc[j, i]
+                                accT[dv, i] += a0 * p if p != zero else zero
 
             ob = out[b, h]  # (T, Dv)
             for i in range(ni):
                 total = row_sum[i]
-                inv = zero if total == zero else unit / total  # fully masked row: zeros
+                alpha[i] = zero if total == zero else unit / total  # fully masked row: zeros
+            for i in range(ni):
                 for dv in range(Dv):
-                    ob[i0 + i, dv] = acc[i, dv] * inv
-                if want_lse:
-                    lse[b, h, i0 + i] = (row_max[i] + np.log2(total)) * ln2
+                    ob[i0 + i, dv] = accT[dv, i] * alpha[i]
+            if want_lse:
+                for i in range(ni):
+                    lse[b, h, i0 + i] = (row_max[i] + np.log2(row_sum[i])) * ln2
