@@ -99,7 +99,9 @@ def test_compile_time(benchmark, monkeypatch, how):
     attention(q, q, q)  # make sure the cache is warm
 
     def first_call():
-        monkeypatch.setattr(kernels, "attention_kernel", fresh_dispatcher(kernels.attention_kernel, cache=how == "cached"))
+        monkeypatch.setattr(
+            kernels, "attention_kernel", fresh_dispatcher(kernels.attention_kernel, cache=how == "cached")
+        )
         attention(q, q, q)
 
     benchmark.group = "compile attention_kernel (float32)"

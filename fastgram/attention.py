@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 
 import numpy as np
 
@@ -208,9 +207,7 @@ def _mask_operand(mask, score_shape: tuple, batch: tuple, dtype):
         return 0, dummy_bool, dummy_add, no_batch, (0, 0, 0)
     m = mask if isinstance(mask, np.ndarray) else np.asarray(mask)
     if m.dtype.kind not in "bf":
-        raise TypeError(
-            f"mask must be boolean (True = attend) or floating (added to the scores), got dtype {m.dtype}"
-        )
+        raise TypeError(f"mask must be boolean (True = attend) or floating (added to the scores), got dtype {m.dtype}")
     padded = (1,) * (len(score_shape) - m.ndim) + m.shape
     if m.ndim > len(score_shape) or any(a != 1 and a != b for a, b in zip(padded, score_shape)):
         raise ValueError(f"mask shape {m.shape} is not broadcastable to the scores' shape {score_shape} (..., H, T, S)")

@@ -155,9 +155,16 @@ def test_nan_and_inf_in_masked_keys_and_values_never_reach_the_output(dtype):
     for kwargs in ({"mask": keep}, {"mask": np.where(keep, 0.0, -np.inf)}, {"mask": keep, "causal": True}):
         out = attention(q, k, v, **kwargs)
         assert np.isfinite(out).all()
-        want = want64(q[..., :, :], k[..., keep, :], v[..., keep, :], **(
-            {"causal": False} if "causal" not in kwargs else {"mask": np.tril(np.ones((q.shape[-2], S), bool))[:, keep]}
-        ))
+        want = want64(
+            q[..., :, :],
+            k[..., keep, :],
+            v[..., keep, :],
+            **(
+                {"causal": False}
+                if "causal" not in kwargs
+                else {"mask": np.tril(np.ones((q.shape[-2], S), bool))[:, keep]}
+            ),
+        )
         assert_close(out, want, dtype)
     # causal: the future keys of the first rows hold NaN, those rows stay finite
     k2, v2 = k0.copy(), v0.copy()
@@ -233,9 +240,16 @@ def test_accuracy_on_large_scores_float32():
 
 @settings(max_examples=40, deadline=None)
 @given(
-    st.integers(1, 3), st.integers(1, 3), st.integers(1, 2), st.integers(0, 80), st.integers(0, 150),
-    st.integers(1, 40), st.integers(0, 20), st.sampled_from([None, "top_left", "bottom_right"]),
-    st.booleans(), st.integers(0, 2**32 - 1),
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.integers(1, 2),
+    st.integers(0, 80),
+    st.integers(0, 150),
+    st.integers(1, 40),
+    st.integers(0, 20),
+    st.sampled_from([None, "top_left", "bottom_right"]),
+    st.booleans(),
+    st.integers(0, 2**32 - 1),
 )
 def test_random_shapes_against_reference(B, H_kv, group, T, S, D, Dv, causal, masked, seed):
     rng = np.random.default_rng(seed)
@@ -258,10 +272,20 @@ GOOD = np.zeros((2, 4, 5, 8), np.float32)
     ("args", "kwargs", "error", "match"),
     [
         ((GOOD, np.zeros((2, 4, 5, 7), np.float32), GOOD), {}, ValueError, r"same last axis D.*\(2, 4, 5, 7\)"),
-        ((GOOD, np.zeros((2, 3, 5, 8), np.float32), np.zeros((2, 3, 5, 8), np.float32)), {}, ValueError, r"H=4 must be a multiple of key/value heads H_kv=3"),
+        (
+            (GOOD, np.zeros((2, 3, 5, 8), np.float32), np.zeros((2, 3, 5, 8), np.float32)),
+            {},
+            ValueError,
+            r"H=4 must be a multiple of key/value heads H_kv=3",
+        ),
         ((GOOD, GOOD, np.zeros((2, 2, 5, 8), np.float32)), {}, ValueError, r"same number of heads H_kv"),
         ((GOOD, GOOD, np.zeros((2, 4, 6, 8), np.float32)), {}, ValueError, r"same number of keys S"),
-        ((GOOD, np.zeros((3, 4, 5, 8), np.float32), np.zeros((3, 4, 5, 8), np.float32)), {}, ValueError, r"batch axes .* must broadcast"),
+        (
+            (GOOD, np.zeros((3, 4, 5, 8), np.float32), np.zeros((3, 4, 5, 8), np.float32)),
+            {},
+            ValueError,
+            r"batch axes .* must broadcast",
+        ),
         ((np.zeros(8, np.float32), GOOD, GOOD), {}, ValueError, r"q must have at least 2 axes .*got shape \(8,\)"),
         ((GOOD, np.float32(1), GOOD), {}, ValueError, r"k must have at least 2 axes"),
         ((np.zeros((5, 0), np.float32),) * 3, {}, ValueError, r"D .* must be at least 1"),
@@ -270,12 +294,27 @@ GOOD = np.zeros((2, 4, 5, 8), np.float32)
         ((GOOD, GOOD, GOOD.astype(bool)), {}, TypeError, r"v must be float32 or float64, got dtype bool"),
         ((GOOD, GOOD, GOOD.astype(np.float16)), {}, TypeError, r"v must be float32 or float64, got float16"),
         ((GOOD, GOOD.astype(np.float64), GOOD), {}, TypeError, r"same dtype, got float32, float64 and float32"),
-        ((GOOD, GOOD, GOOD), {"mask": np.ones((3, 5), bool)}, ValueError, r"mask shape \(3, 5\) is not broadcastable to the scores' shape \(2, 4, 5, 5\)"),
-        ((GOOD, GOOD, GOOD), {"mask": np.ones((1, 2, 4, 5, 5), bool)}, ValueError, r"mask shape \(1, 2, 4, 5, 5\) is not broadcastable"),
+        (
+            (GOOD, GOOD, GOOD),
+            {"mask": np.ones((3, 5), bool)},
+            ValueError,
+            r"mask shape \(3, 5\) is not broadcastable to the scores' shape \(2, 4, 5, 5\)",
+        ),
+        (
+            (GOOD, GOOD, GOOD),
+            {"mask": np.ones((1, 2, 4, 5, 5), bool)},
+            ValueError,
+            r"mask shape \(1, 2, 4, 5, 5\) is not broadcastable",
+        ),
         ((GOOD, GOOD, GOOD), {"mask": np.ones((5, 5), np.int8)}, TypeError, r"mask must be boolean .* got dtype int8"),
         ((GOOD, GOOD, GOOD), {"causal": 1}, TypeError, r"causal must be a bool, got int 1"),
         ((GOOD, GOOD, GOOD), {"return_lse": "yes"}, TypeError, r"return_lse must be a bool"),
-        ((GOOD, GOOD, GOOD), {"causal_align": "top-left"}, ValueError, r"causal_align must be 'top_left' or 'bottom_right', got 'top-left'"),
+        (
+            (GOOD, GOOD, GOOD),
+            {"causal_align": "top-left"},
+            ValueError,
+            r"causal_align must be 'top_left' or 'bottom_right', got 'top-left'",
+        ),
         ((GOOD, GOOD, GOOD), {"scale": np.nan}, ValueError, r"scale must be finite"),
         ((GOOD, GOOD, GOOD), {"scale": "0.1"}, TypeError, r"scale must be a real number"),
     ],
