@@ -73,10 +73,15 @@ def bigram_counts_private(tokens, vocab_size, counts, max_threads):
         table = local[t]
         lo = t * per_thread
         hi = min(lo + per_thread, n_pairs)
-        prev = np.intp(tokens[lo]) if lo < hi else 0
-        for i in range(lo + 1, hi + 1):  # the previous id stays in a register
-            cur = np.intp(tokens[i])
-            table[prev * V + cur] += 1
+        if lo >= hi:
+            continue
+        # Unsigned indices: with signed ones Numba adds a negative-index fix-up to every
+        # access, which doubles the time of this loop.
+        width = np.uint64(V)
+        prev = np.uint64(tokens[np.uint64(lo)])
+        for i in range(np.uint64(lo) + np.uint64(1), np.uint64(hi) + np.uint64(1)):
+            cur = np.uint64(tokens[i])  # the previous id stays in a register
+            table[prev * width + cur] += 1
             prev = cur
     # (threads, V*V) -> (V, V): each row is reduced by one thread, in thread order.
     for a in prange(V):
@@ -119,9 +124,14 @@ def bigram_counts_partitioned(tokens, vocab_size, block_shift, counts_flat, max_
     n_blocks = ((V - 1) >> block_shift) + 1
     n_threads = max(1, min(max_threads, n_pairs // MIN_PAIRS_PER_THREAD))
     piece_pairs = min((round_pairs + n_threads - 1) // n_threads, (n_pairs + n_threads - 1) // n_threads)
-    keys = np.empty((n_threads, piece_pairs), np.uint16)  # (threads, piece): (a mod rows) * V + b
-    starts = np.zeros((n_threads, n_blocks + 1), np.int64)  # block b of piece t: starts[t, b:b+2]
-    cursor = np.empty((n_threads, n_blocks), np.int64)
+    # Each thread's piece is two halves partitioned side by side in one loop: a hot block's
+    # counter then alternates between two arrays, which halves the store-to-load stalls that
+    # a skewed stream causes on it.
+    n_halves = 2 * n_threads
+    half_pairs = (piece_pairs + 1) // 2
+    keys = np.empty((n_halves, half_pairs), np.uint16)  # (halves, pairs): (a mod rows) * V + b
+    starts = np.zeros((n_halves, n_blocks + 1), np.int64)  # block b of half h: starts[h, b:b+2]
+    cursor = np.empty((n_halves, n_blocks), np.int64)
     owner = np.empty(n_blocks, np.int64)  # thread that adds block b in phase 2
     load = np.empty(n_threads, np.int64)
     local = np.zeros((n_threads, block_entries), np.uint32)  # (threads, block): histograms
@@ -131,19 +141,46 @@ def bigram_counts_partitioned(tokens, vocab_size, block_shift, counts_flat, max_
         for t in prange(n_threads):
             lo = min(round_lo + t * piece_pairs, n_pairs)
             hi = min(lo + piece_pairs, n_pairs)
-            start = starts[t]
-            start[:] = 0
-            for i in range(lo, hi):
-                start[(tokens[i] >> block_shift) + 1] += 1
+            mid = min(lo + half_pairs, hi)
+            # Unsigned indices throughout: Numba adds a negative-index fix-up to signed ones.
+            a_lo, b_lo = np.uint64(lo), np.uint64(mid)
+            both = np.uint64(hi - mid)  # pairs in the second half (the first may have one more)
+            a_hi = np.uint64(mid)
+            one = np.uint64(1)
+            start_a, start_b = starts[2 * t], starts[2 * t + 1]
+            start_a[:] = 0
+            start_b[:] = 0
+            for i in range(both):
+                start_a[np.uint64(tokens[a_lo + i] >> block_shift) + one] += 1
+                start_b[np.uint64(tokens[b_lo + i] >> block_shift) + one] += 1
+            for i in range(a_lo + both, a_hi):
+                start_a[np.uint64(tokens[i] >> block_shift) + one] += 1
+            cur_a, cur_b = cursor[2 * t], cursor[2 * t + 1]
             for blk in range(n_blocks):
-                start[blk + 1] += start[blk]
-                cursor[t, blk] = start[blk]
-            piece = keys[t]
-            for i in range(lo, hi):
-                a = tokens[i]
-                blk = a >> block_shift
-                piece[cursor[t, blk]] = np.uint16(np.uint32(a & row_mask) * np.uint32(V) + np.uint32(tokens[i + 1]))
-                cursor[t, blk] += 1
+                start_a[blk + 1] += start_a[blk]
+                start_b[blk + 1] += start_b[blk]
+                cur_a[blk] = start_a[blk]
+                cur_b[blk] = start_b[blk]
+            keys_a, keys_b = keys[2 * t], keys[2 * t + 1]
+            width = np.uint32(V)
+            for i in range(both):
+                x = tokens[a_lo + i]
+                blk = np.uint64(x >> block_shift)
+                keys_a[np.uint64(cur_a[blk])] = np.uint16(
+                    np.uint32(x & row_mask) * width + np.uint32(tokens[a_lo + i + one])
+                )
+                cur_a[blk] += 1
+                y = tokens[b_lo + i]
+                blk = np.uint64(y >> block_shift)
+                keys_b[np.uint64(cur_b[blk])] = np.uint16(
+                    np.uint32(y & row_mask) * width + np.uint32(tokens[b_lo + i + one])
+                )
+                cur_b[blk] += 1
+            for i in range(a_lo + both, a_hi):
+                x = tokens[i]
+                blk = np.uint64(x >> block_shift)
+                keys_a[np.uint64(cur_a[blk])] = np.uint16(np.uint32(x & row_mask) * width + np.uint32(tokens[i + one]))
+                cur_a[blk] += 1
         # Phase 2: each row block is owned by one thread, which adds its keys from every
         # piece. Blocks are dealt largest first to the least-loaded thread, so a skewed
         # (Zipf-like) stream whose first rows hold half the pairs still splits evenly.
@@ -156,30 +193,35 @@ def bigram_counts_partitioned(tokens, vocab_size, block_shift, counts_flat, max_
                 base = blk * block_entries
                 size = min(block_entries, n_entries - base)
                 n_keys = 0
-                for t in range(n_threads):
+                for t in range(n_halves):
                     n_keys += starts[t, blk + 1] - starts[t, blk]
+                ubase = np.uint64(base)
                 if n_keys * 8 < size:  # few keys: add them straight to the table
-                    for t in range(n_threads):
+                    for t in range(n_halves):
                         piece = keys[t]
-                        for j in range(starts[t, blk], starts[t, blk + 1]):
-                            counts_flat[base + piece[j]] += 1
+                        for j in range(np.uint64(starts[t, blk]), np.uint64(starts[t, blk + 1])):
+                            counts_flat[ubase + np.uint64(piece[j])] += 1
                     continue
-                for t in range(n_threads):  # many keys: count in cache, then one sweep
+                for t in range(n_halves):  # many keys: count in cache, then one sweep
                     piece = keys[t]
-                    for j in range(starts[t, blk], starts[t, blk + 1]):
-                        hist[piece[j]] += 1
-                for e in range(size):
-                    counts_flat[base + e] += hist[e]
+                    for j in range(np.uint64(starts[t, blk]), np.uint64(starts[t, blk + 1])):
+                        hist[np.uint64(piece[j])] += 1
+                for e in range(np.uint64(size)):
+                    counts_flat[ubase + e] += hist[e]
                     hist[e] = 0
 
 
 @kernel
 def _deal_blocks(starts, owner, load):
-    """Assign each block to a thread, largest block first to the least-loaded thread."""
-    n_threads = starts.shape[0]
+    """Assign each block to a thread, largest block first to the least-loaded thread.
+
+    ``starts`` (pieces, blocks + 1) holds each piece's block offsets; ``load`` (threads,)
+    sets the number of threads; ``owner`` (blocks,) receives the assignment.
+    """
+    n_threads = load.shape[0]
     n_blocks = starts.shape[1] - 1
     sizes = np.zeros(n_blocks, np.int64)
-    for t in range(n_threads):
+    for t in range(starts.shape[0]):
         for blk in range(n_blocks):
             sizes[blk] += starts[t, blk + 1] - starts[t, blk]
     load[:] = 0
