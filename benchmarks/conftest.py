@@ -16,6 +16,7 @@ Conventions every suite follows (``fastgram bench`` relies on them to build its 
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -29,13 +30,26 @@ def size(full: int, smoke: int) -> int:
     return smoke if SMOKE else full
 
 
-def measure(benchmark, fn, *args, group: str, role: str, rounds: int = 3, **extra):
-    """Warm ``fn(*args)`` up once, then time it for ``rounds`` rounds in ``group`` as ``role``.
+#: Seconds of timed rounds a fast case is given at least (more rounds, steadier medians).
+MIN_TIMED_SECONDS = 2.0
+MAX_ROUNDS = 100
 
-    Extra keyword arguments land in ``benchmark.extra_info`` (sizes, peak memory...).
-    Returns the result of the warm-up call.
+
+def measure(benchmark, fn, *args, group: str, role: str, rounds: int = 3, **extra):
+    """Warm ``fn(*args)`` up once, then time it in ``group`` as ``role``.
+
+    Slow cases get ``rounds`` rounds; a fast one gets as many as fill
+    :data:`MIN_TIMED_SECONDS` (up to :data:`MAX_ROUNDS`), so a busy moment on a shared
+    machine moves its median less. Extra keyword arguments land in ``benchmark.extra_info``
+    (sizes, peak memory...). Returns the result of the warm-up call.
     """
-    result = fn(*args)
+    start = time.perf_counter()
+    result = fn(*args)  # warm-up: compiles or loads kernels, pages memory in
+    if not SMOKE and time.perf_counter() - start < MIN_TIMED_SECONDS:
+        start = time.perf_counter()
+        fn(*args)
+        once = time.perf_counter() - start
+        rounds = max(rounds, min(MAX_ROUNDS, int(MIN_TIMED_SECONDS / max(once, 1e-9))))
     benchmark.group = group
     benchmark.extra_info["role"] = role
     benchmark.extra_info.update(extra)
