@@ -15,6 +15,7 @@ import numpy as np
 
 from fastgram import _checks
 from fastgram._jit import num_threads, parallel_guard
+from fastgram._notebook import NOTEBOOK_TEXT
 from fastgram.kernels import attention as _k
 
 __all__ = ["attention", "notebook_demo", "AttentionDemo"]
@@ -229,13 +230,6 @@ def _mask_operand(mask, score_shape: tuple, batch: tuple, dtype):
 
 
 # --- the notebook's self-attention demo --------------------------------------------------------
-
-#: The notebook's training text.
-NOTEBOOK_TEXT = (
-    "tiny gpt built with pure numpy. "
-    "this is a tiny demo to learn the math of transformers. "
-    "it can overfit a short text."
-)
 
 
 @dataclasses.dataclass

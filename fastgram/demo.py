@@ -13,18 +13,12 @@ from collections.abc import Callable
 import numpy as np
 
 from fastgram import reference
+from fastgram._notebook import NOTEBOOK_TEXT
 from fastgram.attention import notebook_demo
 from fastgram.check import format_table, run_checks
 from fastgram.counting import count_bigrams
 from fastgram.sampling import bigram_probs, generate, perplexity
 from fastgram.vocab import Vocab
-
-#: The notebook's training text.
-NOTEBOOK_TEXT = (
-    "tiny gpt built with pure numpy. "
-    "this is a tiny demo to learn the math of transformers. "
-    "it can overfit a short text."
-)
 
 #: Tokens in the generated stream of the speed-up measurement.
 DEMO_TOKENS = 10**8
