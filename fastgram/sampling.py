@@ -128,14 +128,29 @@ def _guide_dtype(V: int) -> np.dtype:
     return np.dtype(np.uint16) if V <= 1 << 16 else np.dtype(np.int32)
 
 
-def _current_ids(current, limit: int, name: str) -> np.ndarray:
-    """Checked ids as a flat int64 array (no copy when they already are one)."""
-    arr = _checks.as_int_array(current, name)
-    flat = arr.reshape(-1)
-    _checks.check_token_range(flat, limit, name)
+def _current_ids(current, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Integer ids, flat as given and as int64 (no copy when they already are int64).
+
+    The range is not checked here: the kernels check each id as they read it (an id that
+    does not fit int64 becomes negative, so it is caught there too).
+    """
+    flat = _checks.as_int_array(current, name).reshape(-1)
     if flat.dtype == np.int64 and flat.dtype.isnative and flat.flags.c_contiguous:
-        return flat
-    return flat.astype(np.int64)
+        return flat, flat
+    return flat, flat.astype(np.int64)
+
+
+def _raise_bad_row(ids: np.ndarray, sampler: "Sampler", name: str) -> None:
+    """Raise ``ValueError`` naming the first id outside ``[0, R)`` or selecting an empty row."""
+    R = sampler.shape[0]
+    _checks.check_token_range(ids, R, name)
+    hit = np.flatnonzero(sampler._empty_rows()[ids])
+    if hit.size:
+        pos = int(hit[0])
+        raise ValueError(
+            f"{name}: id {fmt_int(ids[pos])} at position {fmt_int(pos)} selects a row of the "
+            f"table with no weight (all zero); smooth the counts (bigram_probs) first"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,7 +299,21 @@ class Sampler:
             )
 
     def _kernel_args(self) -> tuple:
-        return (self.exact, self._cum_i, self._cum_f, self._totals_i, self._totals_f, self._guide, self._gshift)
+        """The table as the draw kernels take it: flat running sums and guides, sizes as uint64."""
+        R, V = self.shape
+        G1 = self._guide.shape[1]
+        cum_i, cum_f, guide = (a.reshape(-1) for a in (self._cum_i, self._cum_f, self._guide))
+        return (
+            self.exact,
+            cum_i,
+            cum_f,
+            self._totals_i,
+            self._totals_f,
+            guide,
+            np.uint64(V),
+            np.uint64(G1),
+            self._gshift,
+        )
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -370,23 +399,15 @@ def sample_next(table, current, seed, *, offset=0) -> np.ndarray:
     array([[1, 0]])
     """
     sampler = _as_sampler(table)
-    R = sampler.shape[0]
     shape = np.shape(current)
-    rows = _current_ids(current, R, "current")
+    ids, rows = _current_ids(current, "current")
     seed = _seed(seed)
     off = _offset(offset, rows.shape[0])
-    empty = sampler._empty_rows()
-    if empty.any() and rows.size:
-        hit = np.flatnonzero(empty[rows])
-        if hit.size:
-            pos = int(hit[0])
-            raise ValueError(
-                f"current: id {fmt_int(rows[pos])} at position {fmt_int(pos)} selects a row of the "
-                f"table with no weight (all zero); smooth the counts (bigram_probs) first"
-            )
     out = np.empty(rows.shape[0], np.int64)
     with parallel_guard():
-        _k.sample_rows(*sampler._kernel_args(), rows, seed, off, out)
+        bad = _k.sample_rows(*sampler._kernel_args(), rows, seed, off, out)
+    if bad:
+        _raise_bad_row(ids, sampler, "current")
     return out.reshape(shape)
 
 
@@ -445,7 +466,8 @@ def generate(table, start, length, seed, temperature=1.0, stop_token=None, *, of
     if R != V:
         raise ValueError(f"table must be square (V, V) to generate, got shape {sampler.shape}")
     shape = np.shape(start)
-    starts = _current_ids(start, V, "start")
+    ids, starts = _current_ids(start, "start")
+    _checks.check_token_range(ids, V, "start")
     L = _checks.require_int(length, "length", min=0)
     seed = _seed(seed)
     T = _checks.require_float(temperature, "temperature", min=0.0)

@@ -125,6 +125,21 @@ def test_sample_next_shapes_and_edge_cases():
     assert np.array_equal(sample_next(table, swapped, seed=0), [1, 0, 0, 1])
 
 
+@pytest.mark.parametrize("kind", ["int", "float"])
+def test_draw_kernel_flags_bad_rows_instead_of_reading_them(kind):
+    """The kernel checks every id itself: out of range or empty rows give -1 and are counted."""
+    table = np.array([[1, 2, 0], [0, 0, 0], [3, 0, 1]])
+    sampler = Sampler(table if kind == "int" else table.astype(np.float64))
+    rows = np.array([0, -1, 3, 1, 2**62, 2, np.iinfo(np.int64).min] * 300, np.int64)  # > one ROW_BLOCK
+    out = np.full(rows.shape, 7, np.int64)
+    bad = sampling._k.sample_rows(*sampler._kernel_args(), rows, np.uint64(5), np.int64(0), out)
+    good = (rows == 0) | (rows == 2)
+    assert bad == (~good).sum()
+    np.testing.assert_array_equal(out[~good], -1)
+    expected = reference.sample_next(sampler.table, np.where(good, rows, 0), 5)  # same streams by position
+    np.testing.assert_array_equal(out[good], expected[good])
+
+
 def test_sampler_attributes_and_temperature(rng):
     counts = _table(rng, 5, 8)
     s = Sampler(counts)
@@ -410,6 +425,16 @@ COUNTS = np.array([[1, 2, 0], [0, 0, 0], [3, 0, 1]])
             lambda: sample_next(COUNTS, [2, 1], 0),
             ValueError,
             r"current: id 1 at position 1 selects a row of the table with no weight",
+        ),
+        (
+            lambda: sample_next(COUNTS, np.array([0, 2**63 + 1], np.uint64), 0),
+            ValueError,
+            r"current: token id 9,223,372,036,854,775,809 at position 1 is outside \[0, 3\)",
+        ),
+        (
+            lambda: sample_next(np.array([[0.5, 0.5], [0.0, 0.0]]), [[0, 0], [0, 1]], 0),
+            ValueError,
+            r"current: id 1 at position 3 selects a row of the table with no weight",
         ),
         (lambda: sample_next(COUNTS, [0], -1), ValueError, r"seed must be >= 0"),
         (lambda: sample_next(COUNTS, [0], 2**64), ValueError, r"seed must be <= "),

@@ -29,6 +29,7 @@ import math
 
 import numba
 import numpy as np
+from numba.extending import overload
 
 from fastgram._jit import kernel
 from fastgram.kernels.random import below, first_words, seed_key, stream_key, uniform, word
@@ -64,62 +65,75 @@ def _guide_row_float(cum, r, gshift, guide):
     guide[r, G] = V - 1
 
 
-@kernel
-def _finish(cum, r, lo, hi, t):
-    """Smallest ``j`` in ``[lo, hi]`` with ``cum[r, j] > t``; ``cum[r, hi] > t`` holds.
+#: Unsigned constants for index arithmetic: Numba adds a negative-index fix-up to every
+#: signed index, which costs a fifth of a draw's time here.
+_U0 = np.uint64(0)
+_U1 = np.uint64(1)
+_U3 = np.uint64(3)
 
-    Most guide buckets hold at most two category boundaries, so two comparisons (at ``lo``
-    and ``min(lo + 1, hi)``, added up without a data-dependent branch) settle most draws; the
-    rest (``cum[r, lo + 1] <= t`` with ``hi - lo >= 3``) finish with a branch-free binary
-    search over ``[lo + 2, hi]`` (the range halves each step, the comparison only moves its
-    base). Two comparisons instead of one: a tenth less time for a 256 x 256 count table, as
-    the rarer fallback branch is mispredicted less often.
+
+@kernel
+def _finish(cum, base, lo, hi, t):
+    """Smallest ``j`` in ``[lo, hi]`` with ``cum[base + j] > t``; ``cum[base + hi] > t`` holds.
+
+    ``cum`` is a flat (R * V,) running-sum table, ``base`` the offset of the row, all indices
+    uint64. Most guide buckets hold at most two category boundaries, so two comparisons (at
+    ``lo`` and ``min(lo + 1, hi)``, added up without a data-dependent branch) settle most
+    draws; the rest (``cum[base + lo + 1] <= t`` with ``hi - lo >= 3``) finish with a
+    branch-free binary search over ``[lo + 2, hi]`` (the range halves each step, the comparison
+    only moves its base). Two comparisons instead of one: a tenth less time for a 256 x 256
+    count table, as the rarer fallback branch is mispredicted less often.
     """
-    past1 = cum[r, lo] <= t
-    past2 = cum[r, min(lo + 1, hi)] <= t  # implies past1 and lo + 2 <= hi
-    j = lo + np.int64(past1) + np.int64(past2)
-    if past2 & (hi - lo >= 3):
-        n = hi - j + 1  # the answer lies in [j, j + n)
-        while n > 1:
-            half = n >> 1
-            j += half * np.int64(cum[r, j + half - 1] <= t)
+    past1 = cum[base + lo] <= t
+    past2 = cum[base + min(lo + _U1, hi)] <= t  # implies past1 and lo + 2 <= hi
+    j = lo + np.uint64(past1) + np.uint64(past2)
+    if past2 & (hi - lo >= _U3):
+        n = hi - j + _U1  # the answer lies in [j, j + n)
+        while n > _U1:
+            half = n >> _U1
+            j += half * np.uint64(cum[base + j + half - _U1] <= t)
             n -= half
     return j
 
 
 @kernel
-def _finish_fixed(cum, r, lo, hi, t, steps):
+def _finish_fixed(cum, base, lo, hi, t, steps):
     """:func:`_finish` with exactly ``steps`` halvings, no data-dependent branch at all.
 
     Needs ``hi - lo < 2**steps``: the answer lies in the window ``[lo, lo + 2**steps)``, read
-    with indices clamped to ``hi`` (``cum[r, hi] > t``, so the clamped reads act as +inf).
+    with indices clamped to ``hi`` (``cum[base + hi] > t``, so the clamped reads act as +inf).
     A loop with a fixed trip count lets the CPU overlap many draws; a data-dependent exit
     would be mispredicted on most draws from a row whose buckets hold many categories.
     """
     j = lo
-    n = np.int64(1) << steps
+    n = _U1 << np.uint64(steps)
     for _ in range(steps):
-        n >>= 1
-        j += n * np.int64(cum[r, min(j + n - 1, hi)] <= t)
+        n >>= _U1
+        j += n * np.uint64(cum[base + min(j + n - _U1, hi)] <= t)
     return j
 
 
-@kernel
-def _draw_int(cum, totals, guide, r, gshift, x):
-    """Category of word ``x`` in row ``r`` of an int64 running-sum table (with guide)."""
-    t = below(x, totals[r])
-    g = np.int64(x >> gshift)
-    return _finish(cum, r, np.int64(guide[r, g]), np.int64(guide[r, g + 1]), t)
+def _target(x, total):  # pragma: no cover - typed by the overload below
+    """The draw target of word ``x`` in a row of total ``total`` (see the module docstring)."""
+
+
+@overload(_target)
+def _target_overload(x, total):
+    if isinstance(total, numba.types.Integer):
+        return lambda x, total: below(x, total)  # exact integer in [0, total)
+    return lambda x, total: uniform(x) * total
 
 
 @kernel
-def _draw_float(cum, totals, guide, r, gshift, use_guide, x):
-    """Category of word ``x`` in row ``r`` of a float64 running-sum table (guide optional)."""
-    t = uniform(x) * totals[r]
-    if use_guide:
-        g = np.int64(x >> gshift)
-        return _finish(cum, r, np.int64(guide[r, g]), np.int64(guide[r, g + 1]), t)
-    return _finish(cum, r, np.int64(0), np.int64(cum.shape[1] - 1), t)
+def _draw(cum, totals, guide, V, G1, r, gshift, x):
+    """Category of word ``x`` in row ``r`` of a running-sum table (a uint64 id).
+
+    ``cum`` is flat (R * V,) (uint32/int64 counts or float64 weights), ``guide`` flat
+    (R * G1,) with ``G1 = G + 1``; ``V``, ``G1`` and ``r`` are uint64.
+    """
+    t = _target(x, totals[r])
+    g = r * G1 + (x >> gshift)
+    return _finish(cum, r * V, np.uint64(guide[g]), np.uint64(guide[g + _U1]), t)
 
 
 @kernel(parallel=True)
@@ -141,25 +155,48 @@ ROW_BLOCK = 1024
 
 
 @kernel(parallel=True)
-def sample_rows(is_int, cum_i, cum_f, totals_i, totals_f, guide, gshift, rows, seed, offset, out):
+def sample_rows(is_int, cum_i, cum_f, totals_i, totals_f, guide, V, G1, gshift, rows, seed, offset, out):
     """One draw per entry: ``out[i]`` from row ``rows[i]``, word (stream ``offset + i``, index 0).
 
-    (R, V) running sums, (N,) int64 rows -> (N,) int64 ``out``. Tasks of :data:`ROW_BLOCK`
-    entries run in parallel.
+    Flat (R * V,) running sums and (R * G1,) guides, (N,) int64 rows -> (N,) int64 ``out``.
+    Tasks of :data:`ROW_BLOCK` entries run in parallel. The kernel checks every row as it
+    reads it (one predictable branch; a separate pass in the wrapper would cost a fifth of the
+    call): an id outside ``[0, R)`` or of a row with no weight is not drawn from, its entry is
+    set to -1, and the number of such entries is returned.
     """
     skey = seed_key(seed)
     N = rows.shape[0]
+    bad = 0
     for blk in numba.prange((N + ROW_BLOCK - 1) // ROW_BLOCK):
         lo = blk * ROW_BLOCK
         m = min(ROW_BLOCK, N - lo)
         words = np.empty(ROW_BLOCK, np.uint64)
         first_words(skey, offset + lo, words, m)
         if is_int:
-            for k in range(m):
-                out[lo + k] = _draw_int(cum_i, totals_i, guide, rows[lo + k], gshift, words[k])
+            bad += _draw_block(cum_i, totals_i, guide, V, G1, gshift, rows[lo : lo + m], words, out[lo : lo + m])
         else:
-            for k in range(m):
-                out[lo + k] = _draw_float(cum_f, totals_f, guide, rows[lo + k], gshift, True, words[k])
+            bad += _draw_block(cum_f, totals_f, guide, V, G1, gshift, rows[lo : lo + m], words, out[lo : lo + m])
+    return bad
+
+
+@kernel
+def _draw_block(cum, totals, guide, V, G1, gshift, rows, words, out):
+    """``out[k]``: the draw of word ``words[k]`` from row ``rows[k]`` for ``k < len(rows)``.
+
+    An id outside ``[0, R)`` or of a row with no weight gets ``out[k] = -1``; returns their
+    number. Integer tables (``totals`` int64) use exact integer targets, float ones
+    ``uniform * total``.
+    """
+    R = np.uint64(totals.shape[0])
+    bad = 0
+    for k in range(np.uint64(rows.shape[0])):
+        r = np.uint64(rows[k])  # a negative id wraps to a huge one
+        if r < R and totals[r] > 0:
+            out[k] = np.int64(_draw(cum, totals, guide, V, G1, r, gshift, words[k]))
+        else:
+            out[k] = -1
+            bad += 1
+    return bad
 
 
 #: Chains advanced together by one thread in :func:`generate_chains`.
@@ -167,13 +204,16 @@ CHAIN_GROUP = 8
 
 
 @kernel(parallel=True)
-def generate_chains(is_int, cum_i, cum_f, totals_i, totals_f, guide, gshift, start, seed, offset, stop, out, fail):
+def generate_chains(
+    is_int, cum_i, cum_f, totals_i, totals_f, guide, V, G1, gshift, start, seed, offset, stop, out, fail
+):
     """Markov chains: ``out[b, t]`` is drawn from row ``out[b, t - 1]`` (row ``start[b]`` at t = 0).
 
-    (V, V) running sums, (B,) int64 start -> (B, L) int64 ``out``. Draw ``(b, t)`` uses
-    word (stream ``offset + b``, index ``t``). When ``stop >= 0`` and a chain draws ``stop``,
-    its remaining positions are set to ``stop``. ``fail[b]`` is the step at which chain ``b``
-    needed a draw from a row with no weight (-1 if none); the chain stops there (rest -1).
+    Flat (V * V,) running sums and (V * G1,) guides, (B,) int64 start in ``[0, V)`` -> (B, L)
+    int64 ``out``. Draw ``(b, t)`` uses word (stream ``offset + b``, index ``t``). When
+    ``stop >= 0`` and a chain draws ``stop``, its remaining positions are set to ``stop``.
+    ``fail[b]`` is the step at which chain ``b`` needed a draw from a row with no weight (-1
+    if none); the chain stops there (rest -1).
 
     Each draw depends on the one before, so one chain is bound by memory latency; a thread
     therefore advances :data:`CHAIN_GROUP` independent chains step by step, letting the CPU
@@ -185,11 +225,11 @@ def generate_chains(is_int, cum_i, cum_f, totals_i, totals_f, guide, gshift, sta
         b0 = grp * CHAIN_GROUP
         m = min(CHAIN_GROUP, B - b0)
         keys = np.empty(CHAIN_GROUP, np.uint64)  # (m,) stream keys
-        cur = np.empty(CHAIN_GROUP, np.int64)  # (m,) current token of each chain
+        cur = np.empty(CHAIN_GROUP, np.uint64)  # (m,) current token of each chain
         live = np.zeros(CHAIN_GROUP, np.bool_)  # (m,) still drawing
         for c in range(m):
             keys[c] = stream_key(skey, offset + b0 + c)
-            cur[c] = start[b0 + c]
+            cur[c] = np.uint64(start[b0 + c])
             live[c] = True
             fail[b0 + c] = -1
         for t in range(L):
@@ -205,12 +245,12 @@ def generate_chains(is_int, cum_i, cum_f, totals_i, totals_f, guide, gshift, sta
                     continue
                 x = word(keys[c], t)
                 if is_int:
-                    nxt = _draw_int(cum_i, totals_i, guide, r, gshift, x)
+                    nxt = _draw(cum_i, totals_i, guide, V, G1, r, gshift, x)
                 else:
-                    nxt = _draw_float(cum_f, totals_f, guide, r, gshift, True, x)
-                out[b, t] = nxt
+                    nxt = _draw(cum_f, totals_f, guide, V, G1, r, gshift, x)
+                out[b, t] = np.int64(nxt)
                 cur[c] = nxt
-                if nxt == stop:
+                if np.int64(nxt) == stop:
                     out[b, t + 1 :] = stop
                     live[c] = False
 
@@ -295,6 +335,9 @@ def draw_rows(cum, totals, guide, gshift, use_guide, seed, offset, out):
         steps = 0
         while (np.int64(1) << steps) <= widest:
             steps += 1
+        crow = cum[b]  # (V,) running sums of this row
+        grow = guide[b]  # (G + 1,) or (0,)
+        last = np.uint64(cum.shape[1] - 1)
         for j0 in range(lo, hi, ROW_BLOCK):
             m = min(ROW_BLOCK, hi - j0)
             for k in range(m):
@@ -303,10 +346,10 @@ def draw_rows(cum, totals, guide, gshift, use_guide, seed, offset, out):
                 x = words[k]
                 t = uniform(x) * total
                 if use_guide:
-                    g = np.int64(x >> gshift)
-                    out[b, j0 + k] = _finish_fixed(cum, b, np.int64(guide[b, g]), np.int64(guide[b, g + 1]), t, steps)
+                    g = x >> gshift
+                    out[b, j0 + k] = _finish_fixed(crow, _U0, np.uint64(grow[g]), np.uint64(grow[g + _U1]), t, steps)
                 else:
-                    out[b, j0 + k] = _finish_fixed(cum, b, np.int64(0), np.int64(cum.shape[1] - 1), t, steps)
+                    out[b, j0 + k] = _finish_fixed(crow, _U0, _U0, last, t, steps)
 
 
 @kernel(parallel=True)
