@@ -280,6 +280,14 @@ def test_sample_logits_matches_reference(rng, options, dtype):
         assert np.array_equal(got, reference.sample_logits(logits, seed=13, num_samples=n, **options))
 
 
+def test_sample_logits_matches_reference_on_long_skewed_rows(rng):
+    """Many categories per guide bucket (binary searches) and several blocks and tasks per row."""
+    logits = (rng.standard_normal((2, 3_001)) * 3).astype(np.float32)
+    n = sampling._k.DRAW_CHUNK + 2 * sampling._k.ROW_BLOCK + 5
+    got = sample_logits(logits, seed=21, num_samples=n)
+    assert np.array_equal(got, reference.sample_logits(logits, seed=21, num_samples=n))
+
+
 def _filtered_support(logits, **options):
     return set(np.unique(sample_logits(np.tile(logits, (1, 1)), seed=1, num_samples=20_000, **options)))
 
