@@ -211,9 +211,9 @@ def attention_kernel(
                 for i in range(ni, n_pad):
                     qT[d, i] = zero
             for dv in range(Dv):
-                for i in range(n_pad):
+                for i in range(np.uint64(n_pad)):
                     accT[dv, i] = zero
-            for i in range(n_pad):
+            for i in range(np.uint64(n_pad)):
                 row_max[i] = neg_inf
                 row_sum[i] = zero
 
@@ -232,13 +232,16 @@ def attention_kernel(
                 ulo = np.uint64(i_lo - i_lo % lanes)
                 uhi = np.uint64(n_pad)
 
-                # scores (nj, ni) = k_tile (nj, D) @ qT (D, ni): 2 keys x 4 dims per pass
-                nj2 = nj - nj % 2
+                # scores (nj, ni) = k_tile (nj, D) @ qT (D, ni): 4 keys x 4 dims per pass (16
+                # broadcast scalars, 4 query vectors, 4 independent accumulators)
+                nj4 = nj - nj % 4
                 D4 = D - D % 4
-                for j in range(0, nj2, 2):
+                for j in range(0, nj4, 4):
                     for i in range(ulo, uhi):
                         sc[j, i] = zero
                         sc[j + 1, i] = zero
+                        sc[j + 2, i] = zero
+                        sc[j + 3, i] = zero
                     for d in range(0, D4, 4):
                         a0 = kk[j0 + j, d]
                         a1 = kk[j0 + j, d + 1]
@@ -248,6 +251,14 @@ def attention_kernel(
                         b1 = kk[j0 + j + 1, d + 1]
                         b2 = kk[j0 + j + 1, d + 2]
                         b3 = kk[j0 + j + 1, d + 3]
+                        c0 = kk[j0 + j + 2, d]
+                        c1 = kk[j0 + j + 2, d + 1]
+                        c2 = kk[j0 + j + 2, d + 2]
+                        c3 = kk[j0 + j + 2, d + 3]
+                        e0 = kk[j0 + j + 3, d]
+                        e1 = kk[j0 + j + 3, d + 1]
+                        e2 = kk[j0 + j + 3, d + 2]
+                        e3 = kk[j0 + j + 3, d + 3]
                         for i in range(ulo, uhi):
                             x0 = qT[d, i]
                             x1 = qT[d + 1, i]
@@ -255,14 +266,20 @@ def attention_kernel(
                             x3 = qT[d + 3, i]
                             sc[j, i] += a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3
                             sc[j + 1, i] += b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3
+                            sc[j + 2, i] += c0 * x0 + c1 * x1 + c2 * x2 + c3 * x3
+                            sc[j + 3, i] += e0 * x0 + e1 * x1 + e2 * x2 + e3 * x3
                     for d in range(D4, D):
                         a0 = kk[j0 + j, d]
                         b0 = kk[j0 + j + 1, d]
+                        c0 = kk[j0 + j + 2, d]
+                        e0 = kk[j0 + j + 3, d]
                         for i in range(ulo, uhi):
                             x0 = qT[d, i]
                             sc[j, i] += a0 * x0
                             sc[j + 1, i] += b0 * x0
-                for j in range(nj2, nj):
+                            sc[j + 2, i] += c0 * x0
+                            sc[j + 3, i] += e0 * x0
+                for j in range(nj4, nj):
                     for i in range(ulo, uhi):
                         sc[j, i] = zero
                     for d in range(D):
@@ -272,8 +289,8 @@ def attention_kernel(
 
                 if causal:  # key j0 + j is hidden from queries before j0 + j - offset
                     for j in range(nj):
-                        hide = min(ni, max(0, j0 + j - causal_offset - i0))
-                        for i in range(i_lo - i_lo % lanes, hide):
+                        hide = np.uint64(min(ni, max(0, j0 + j - causal_offset - i0)))
+                        for i in range(ulo, hide):
                             sc[j, i] = neg_inf
                 if mask_kind == 1:
                     for j in range(nj):
@@ -293,7 +310,18 @@ def attention_kernel(
                 # so its weights are 0 (NaN scores stay NaN and reach row_sum).
                 for i in range(ulo, uhi):
                     alpha[i] = row_max[i]
-                for j in range(nj):
+                for j in range(0, nj4, 4):  # 4 keys per pass: a quarter of the stores
+                    for i in range(ulo, uhi):
+                        m = alpha[i]
+                        s = sc[j, i]
+                        m = s if s > m else m
+                        s = sc[j + 1, i]
+                        m = s if s > m else m
+                        s = sc[j + 2, i]
+                        m = s if s > m else m
+                        s = sc[j + 3, i]
+                        alpha[i] = s if s > m else m
+                for j in range(nj4, nj):
                     for i in range(ulo, uhi):
                         s = sc[j, i]
                         m = alpha[i]
@@ -315,16 +343,18 @@ def attention_kernel(
                     for i in range(ulo, uhi):
                         accT[dv, i] *= alpha[i]
 
-                finite = True
+                # x * 0 is 0 for finite x and NaN for NaN or inf (no nnan/ninf flags): a sum
+                # that vectorises, 0 exactly when the tile's values are all finite
                 v_rows = vv.reshape(S * Dv)
-                for x in range(j0 * Dv, (j0 + nj) * Dv):
-                    finite &= abs(v_rows[x]) < -neg_inf
+                nonfinite = zero
+                for x in range(np.uint64(j0 * Dv), np.uint64((j0 + nj) * Dv)):
+                    nonfinite += v_rows[x] * zero
+                finite = nonfinite == zero
 
-                # out (Dv, ni) += v_tileᵀ (Dv, nj) @ weights (nj, ni): 2 columns x 4 keys per pass
+                # out (Dv, ni) += v_tileᵀ (Dv, nj) @ weights (nj, ni): 4 columns x 4 keys per pass
                 if finite:
-                    nj4 = nj - nj % 4
-                    Dv2 = Dv - Dv % 2
-                    for dv in range(0, Dv2, 2):
+                    Dv4 = Dv - Dv % 4
+                    for dv in range(0, Dv4, 4):
                         for j in range(0, nj4, 4):
                             a0 = vv[j0 + j, dv]
                             a1 = vv[j0 + j + 1, dv]
@@ -334,6 +364,14 @@ def attention_kernel(
                             b1 = vv[j0 + j + 1, dv + 1]
                             b2 = vv[j0 + j + 2, dv + 1]
                             b3 = vv[j0 + j + 3, dv + 1]
+                            c0 = vv[j0 + j, dv + 2]
+                            c1 = vv[j0 + j + 1, dv + 2]
+                            c2 = vv[j0 + j + 2, dv + 2]
+                            c3 = vv[j0 + j + 3, dv + 2]
+                            e0 = vv[j0 + j, dv + 3]
+                            e1 = vv[j0 + j + 1, dv + 3]
+                            e2 = vv[j0 + j + 2, dv + 3]
+                            e3 = vv[j0 + j + 3, dv + 3]
                             for i in range(ulo, uhi):
                                 p0 = sc[j, i]
                                 p1 = sc[j + 1, i]
@@ -341,14 +379,20 @@ def attention_kernel(
                                 p3 = sc[j + 3, i]
                                 accT[dv, i] += a0 * p0 + a1 * p1 + a2 * p2 + a3 * p3
                                 accT[dv + 1, i] += b0 * p0 + b1 * p1 + b2 * p2 + b3 * p3
+                                accT[dv + 2, i] += c0 * p0 + c1 * p1 + c2 * p2 + c3 * p3
+                                accT[dv + 3, i] += e0 * p0 + e1 * p1 + e2 * p2 + e3 * p3
                         for j in range(nj4, nj):
                             a0 = vv[j0 + j, dv]
                             b0 = vv[j0 + j, dv + 1]
+                            c0 = vv[j0 + j, dv + 2]
+                            e0 = vv[j0 + j, dv + 3]
                             for i in range(ulo, uhi):
                                 p0 = sc[j, i]
                                 accT[dv, i] += a0 * p0
                                 accT[dv + 1, i] += b0 * p0
-                    for dv in range(Dv2, Dv):
+                                accT[dv + 2, i] += c0 * p0
+                                accT[dv + 3, i] += e0 * p0
+                    for dv in range(Dv4, Dv):
                         for j in range(nj):
                             a0 = vv[j0 + j, dv]
                             for i in range(ulo, uhi):
