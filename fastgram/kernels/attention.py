@@ -166,7 +166,9 @@ def attention_kernel(
     consts[6] = np.nan
     q_factor, mask_factor, ln2, neg_inf, zero, unit = consts[0], consts[1], consts[2], consts[3], consts[4], consts[5]
 
-    bounds = np.zeros(n_chunks + 1, np.int64)
+    bounds = np.empty(n_chunks + 1, np.int64)  # not np.zeros: with parallel=True that is a
+    for c in range(n_chunks + 1):  # parallel loop of its own, a second thread launch per call
+        bounds[c] = 0
     if n_items > 0:
         cost = np.empty(n_items + 1, np.int64)
         cost[0] = 0
