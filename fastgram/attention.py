@@ -186,6 +186,9 @@ def _squeeze_broadcast(arr: np.ndarray, axes: range) -> np.ndarray:
 def _batched(x: np.ndarray, batch: tuple) -> tuple[np.ndarray, np.ndarray]:
     """``x`` as C-contiguous ``(Bx, heads, rows, cols)`` and the map output batch -> row of it."""
     lead = x.shape[:-3]
+    if x.ndim >= 3 and lead == batch and x.flags.c_contiguous:  # the common case, a quick path
+        B = math.prod(batch)
+        return x.reshape(B, x.shape[-3], x.shape[-2], x.shape[-1]), np.arange(B, dtype=np.int64)
     x = _squeeze_broadcast(x, range(len(lead)))
     lead = x.shape[:-3]
     heads = x.shape[-3] if x.ndim >= 3 else 1
