@@ -114,6 +114,23 @@ def test_masks_bool_and_additive_broadcast(dtype):
             assert_close(got, want64(q, k, v, mask=mask, causal=causal, causal_align="bottom_right"), dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_query_independent_masks_across_query_blocks(dtype):
+    # masks without a query axis (key padding) take a per-key path; T spans two query blocks
+    rng = np.random.default_rng(11)
+    T, S = BLOCK_Q + 9, 3 * BLOCK_K + 5
+    q, k, v = make(rng, (3,), 2, 2, T, S, 12, dtype=dtype)
+    lengths = np.array([1, 40, S])
+    padding = (np.arange(S) < lengths[:, None])[:, None, None, :]  # (B, 1, 1, S)
+    bias = np.where(padding, rng.standard_normal((3, 1, 1, S)), -np.inf)  # (B, 1, 1, S), finite or -inf
+    for mask in (padding, bias, bias.astype(np.float32)):
+        for kwargs in ({}, {"causal": True}, {"causal": True, "causal_align": "bottom_right"}):
+            got, lse = attention(q, k, v, mask=mask, return_lse=True, **kwargs)
+            want, want_lse = want64(q, k, v, mask=mask, return_lse=True, **kwargs)
+            assert_close(got, want, dtype)
+            assert_close(lse, want_lse, dtype)
+
+
 def test_bool_mask_equals_additive_mask():
     rng = np.random.default_rng(6)
     q, k, v = make(rng, (2,), 2, 2, 30, 50, 8)

@@ -294,12 +294,30 @@ def attention_kernel(
                         hide = np.uint64(min(ni, max(0, j0 + j - causal_offset - i0)))
                         for i in range(ulo, hide):
                             sc[j, i] = neg_inf
-                if mask_kind == 1:
+                # A mask that does not vary with the query (mask_t == 0, e.g. key padding) is
+                # read once per key and applied over whole query blocks; padding columns and
+                # columns already -inf (before i_lo) are unaffected in effect.
+                if mask_kind == 1 and mask_t == 0:
+                    for j in range(nj):
+                        if mask_bool[mb, mh, 0, (j0 + j) * mask_s] == 0:
+                            for i in range(ulo, uhi):
+                                sc[j, i] = neg_inf
+                elif mask_kind == 1:
                     for j in range(nj):
                         js = (j0 + j) * mask_s
                         for i in range(i_lo, ni):
                             if mask_bool[mb, mh, (i0 + i) * mask_t, js] == 0:
                                 sc[j, i] = neg_inf
+                elif mask_kind == 2 and mask_t == 0:
+                    for j in range(nj):
+                        a = mask_add[mb, mh, 0, (j0 + j) * mask_s]
+                        if a == neg_inf:
+                            for i in range(ulo, uhi):
+                                sc[j, i] = neg_inf
+                        else:
+                            a = a * mask_factor
+                            for i in range(ulo, uhi):
+                                sc[j, i] += a
                 elif mask_kind == 2:
                     for j in range(nj):
                         js = (j0 + j) * mask_s
