@@ -1,7 +1,8 @@
 """Batched softmax attention, ``softmax(q kᵀ · scale + mask) v``, on the CPU.
 
 :func:`attention` checks its arguments, turns broadcasting into index maps and 0/1 steps (no
-copies of broadcast operands or masks), and runs the flash-style kernel in
+copies of broadcast operands or masks; C-contiguous inputs of the output's batch shape take a
+quick path, as per-call Python work matters for small shapes), and runs the flash-style kernel in
 :mod:`fastgram.kernels.attention`. :func:`notebook_demo` is the notebook's small self-attention
 demo with real numbers, checked against :func:`fastgram.reference.attention`.
 """
