@@ -41,30 +41,30 @@ from fastgram._jit import kernel
 from fastgram.kernels.random import below, first_words, seed_key, stream_key, uniform, word
 
 
+def _target(x, total):  # pragma: no cover - typed by the overload below
+    """The draw target of word ``x`` in a row of total ``total`` (see the module docstring)."""
+
+
+@overload(_target)
+def _target_overload(x, total):
+    if isinstance(total, numba.types.Integer):
+        return lambda x, total: below(x, total)  # exact integer in [0, total)
+    return lambda x, total: uniform(x) * total
+
+
 @kernel
-def _guide_row_int(cum, r, gshift, guide):
-    """Fill ``guide[r]`` (G + 1,) for a row of an int64 running-sum table with a positive total."""
+def _guide_row(cum, r, gshift, guide):
+    """Fill ``guide[r]`` (G + 1,) for row ``r`` of a (R, V) running-sum table with a positive total.
+
+    ``guide[r, g]`` is the answer for the smallest word of bucket ``g`` (its target by
+    :func:`_target`, as every draw computes it); O(G + V).
+    """
     G = guide.shape[1] - 1
     V = cum.shape[1]
     total = cum[r, V - 1]
     j = 0
     for g in range(G):
-        t = below(np.uint64(g) << gshift, total)
-        while cum[r, j] <= t:
-            j += 1
-        guide[r, g] = j
-    guide[r, G] = V - 1
-
-
-@kernel
-def _guide_row_float(cum, r, gshift, guide):
-    """Fill ``guide[r]`` (G + 1,) for a row of a float64 running-sum table with a positive total."""
-    G = guide.shape[1] - 1
-    V = cum.shape[1]
-    total = cum[r, V - 1]
-    j = 0
-    for g in range(G):
-        t = uniform(np.uint64(g) << gshift) * total
+        t = _target(np.uint64(g) << gshift, total)
         while cum[r, j] <= t:
             j += 1
         guide[r, g] = j
@@ -102,17 +102,6 @@ def _finish(cum, base, lo, hi, t):
     return j
 
 
-def _target(x, total):  # pragma: no cover - typed by the overload below
-    """The draw target of word ``x`` in a row of total ``total`` (see the module docstring)."""
-
-
-@overload(_target)
-def _target_overload(x, total):
-    if isinstance(total, numba.types.Integer):
-        return lambda x, total: below(x, total)  # exact integer in [0, total)
-    return lambda x, total: uniform(x) * total
-
-
 @kernel
 def _draw(cum, totals, guide, V, G1, r, gshift, x):
     """Category of word ``x`` in row ``r`` of a running-sum table (a uint64 id).
@@ -131,9 +120,9 @@ def build_guides(is_int, cum_i, cum_f, totals_i, totals_f, gshift, guide):
     R = guide.shape[0]
     for r in numba.prange(R):
         if is_int and totals_i[r] > 0:
-            _guide_row_int(cum_i, r, gshift, guide)
+            _guide_row(cum_i, r, gshift, guide)
         elif not is_int and totals_f[r] > 0:
-            _guide_row_float(cum_f, r, gshift, guide)
+            _guide_row(cum_f, r, gshift, guide)
         else:
             guide[r, :] = 0
 
@@ -289,7 +278,7 @@ def prepare_rows(w, top_k, q, min_p, cum, totals, guide, gshift, use_guide):
             crow[i] = s
         totals[b] = s
         if use_guide:
-            _guide_row_float(cum, b, gshift, guide)
+            _guide_row(cum, b, gshift, guide)
 
 
 #: Draws per task in :func:`draw_rows` (a task is one row's slice of draws).
