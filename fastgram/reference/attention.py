@@ -1,0 +1,57 @@
+"""The attention reference: scores, masked softmax and values in plain NumPy."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# ---------------------------------------------------------------------------------------------
+# attention
+# ---------------------------------------------------------------------------------------------
+
+
+def attention(q, k, v, *, causal=False, mask=None, scale=None, causal_align="top_left", return_lse=False):
+    """``softmax(q kᵀ · scale + mask) v``: matmul, masked softmax, matmul.
+
+    Forms the whole ``(..., H, T, S)`` score matrix (a few copies of it). Key/value heads are
+    repeated for grouped-query attention. A fully masked row gives zeros (and ``lse = -inf``);
+    a weight that is exactly zero (a masked key) never multiplies a value, so NaN or inf in
+    masked-out values does not reach the output.
+    """
+    q, k, v = np.asarray(q), np.asarray(k), np.asarray(v)
+    if scale is None:
+        scale = 1.0 / np.sqrt(q.shape[-1])
+    if q.ndim >= 3 and k.ndim >= 3 and q.shape[-3] != k.shape[-3]:
+        group = q.shape[-3] // k.shape[-3]
+        k = np.repeat(k, group, axis=-3)
+        v = np.repeat(v, group, axis=-3)
+    scores = (q @ np.swapaxes(k, -1, -2)) * q.dtype.type(scale)  # (..., H, T, S)
+    T, S = scores.shape[-2:]
+    allowed = np.ones(scores.shape, dtype=bool)
+    if causal:
+        offset = 0 if causal_align == "top_left" else S - T
+        allowed &= np.tril(np.ones((T, S), dtype=bool), k=offset)
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.dtype == bool:
+            allowed &= mask
+        else:
+            scores = scores + mask.astype(scores.dtype)
+            allowed &= mask != -np.inf
+    scores = np.where(allowed, scores, -np.inf)
+    row_max = scores.max(axis=-1, keepdims=True, initial=-np.inf)  # S = 0 allowed
+    row_max = np.where(row_max == -np.inf, 0, row_max)  # fully masked row: any finite shift
+    weights = np.exp(scores - row_max)
+    total = weights.sum(axis=-1, keepdims=True)
+    weights = weights / np.where(total == 0, 1, total)
+    if np.isfinite(v).all():
+        out = weights @ v
+    else:  # skip zero weights explicitly: 0 * NaN would be NaN
+        with np.errstate(invalid="ignore"):
+            terms = np.where(weights[..., None] != 0, weights[..., None] * v[..., None, :, :], 0)
+        out = terms.sum(axis=-2)
+    out = out.astype(q.dtype)
+    if not return_lse:
+        return out
+    with np.errstate(divide="ignore"):
+        lse = (np.log(total) + row_max)[..., 0]
+    return out, lse.astype(q.dtype)

@@ -1,0 +1,158 @@
+"""Sampling references: inverse-CDF draws from tables, logits and probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastgram.reference.random import random_words, words_below, words_to_uniform
+
+
+def _table_of(table):
+    """The array behind a table argument (a fastgram.Sampler keeps it as ``.table``)."""
+    return np.asarray(getattr(table, "table", table))
+
+
+def _running_sums(table):
+    """Row running sums: exact int64 for integer tables, float64 (left to right) otherwise."""
+    if table.dtype.kind in "iu":
+        return np.cumsum(table, axis=1, dtype=np.int64), True
+    return np.cumsum(table, axis=1, dtype=np.float64), False
+
+
+def _inverse_cdf(cum, exact, rows, words):
+    """Category of each (row, word): the first ``j`` with ``cum[row, j] > target``.
+
+    Integer tables: target ``words_below(word, total)``, and one ``searchsorted`` over the
+    rows' running sums laid end to end (row ``r`` shifted by the totals of the rows before it).
+    Float tables: target ``uniform(word) * total``, one ``searchsorted`` per distinct row.
+    """
+    V = cum.shape[1]
+    totals = cum[:, -1]
+    if exact:
+        shift = np.concatenate([[0], np.cumsum(totals)[:-1]]).astype(np.int64)
+        flat = (cum + shift[:, None]).ravel()
+        targets = shift[rows] + words_below(words, totals[rows])
+        return np.searchsorted(flat, targets, side="right") - rows * V
+    targets = words_to_uniform(words) * totals[rows]
+    out = np.empty(rows.shape, np.int64)
+    order = np.argsort(rows, kind="stable")
+    sorted_rows = rows[order]
+    for r in np.unique(rows):
+        sel = order[np.searchsorted(sorted_rows, r, "left") : np.searchsorted(sorted_rows, r, "right")]
+        out[sel] = np.searchsorted(cum[r], targets[sel], side="right")
+    return out
+
+
+def sample_next(table, current, seed, *, offset=0):
+    """Entry ``i`` of ``current`` draws from its row with the word at (stream offset + i, 0)."""
+    cum, exact = _running_sums(_table_of(table))
+    current = np.asarray(current)
+    rows = current.astype(np.int64).ravel()
+    words = random_words(seed, offset + np.arange(rows.size, dtype=np.int64), 0)
+    return _inverse_cdf(cum, exact, rows, words).reshape(current.shape)
+
+
+def _tempered_table(table, temperature):
+    """Temperature 1: the table; 0: one-hot at each row's first maximum; else (w / max) ** (1/T)."""
+    if temperature == 1.0:
+        return table
+    if temperature == 0.0:
+        onehot = np.zeros(table.shape, np.int64)
+        onehot[np.arange(table.shape[0]), np.argmax(table, axis=1)] = 1
+        onehot[table.max(axis=1) <= 0] = 0
+        return onehot
+    w = table.astype(np.float64)
+    rowmax = w.max(axis=1, keepdims=True)
+    w = np.divide(w, rowmax, out=np.zeros_like(w), where=rowmax > 0)
+    return w ** (1.0 / temperature)
+
+
+def generate(table, start, length, seed, temperature=1.0, stop_token=None, *, offset=0):
+    """A Python loop over steps, every chain at once: step ``t`` of chain ``b`` uses the word
+    at (stream offset + b, index t); after drawing ``stop_token`` a chain repeats it."""
+    cum, exact = _running_sums(_tempered_table(_table_of(table), float(temperature)))
+    start = np.asarray(start)
+    current = start.astype(np.int64).ravel()
+    streams = offset + np.arange(current.size, dtype=np.int64)
+    out = np.empty((current.size, length), np.int64)
+    stopped = np.zeros(current.size, dtype=bool)
+    for t in range(length):
+        nxt = _inverse_cdf(cum, exact, current, random_words(seed, streams, t))
+        if stop_token is not None:
+            nxt[stopped] = stop_token
+            stopped |= nxt == stop_token
+        out[:, t] = nxt
+        current = nxt
+    return out.reshape(start.shape + (length,))
+
+
+def _draw_rows(w, num_samples, seed, offset):
+    """``num_samples`` draws per row of float64 weights: word (stream offset + b, index j)."""
+    B = w.shape[0]
+    cum = np.cumsum(w, axis=1)
+    streams = offset + np.arange(B, dtype=np.int64)[:, None]
+    words = random_words(seed, streams, np.arange(num_samples, dtype=np.int64)[None, :])
+    targets = words_to_uniform(words) * cum[:, -1:]
+    return np.array([np.searchsorted(cum[b], targets[b], side="right") for b in range(B)], np.int64).reshape(
+        B, num_samples
+    )
+
+
+def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, *, seed, num_samples=None, offset=0):
+    """Weights ``exp((x - max) / T)``, then top-k, top-p, min-p (HF order), then inverse CDF."""
+    x = np.asarray(logits)
+    V = x.shape[-1]
+    lead = x.shape[:-1]
+    shape = lead if num_samples is None else lead + (num_samples,)
+    x2 = x.reshape(-1, V).astype(np.float64)
+    if temperature == 0:
+        best = np.argmax(x2, axis=1)
+        return np.repeat(best[:, None], 1 if num_samples is None else num_samples, axis=1).reshape(shape)
+    w = np.exp((x2 - x2.max(axis=1, keepdims=True)) / temperature)
+    if top_k is not None and top_k < V:
+        kth = np.sort(w, axis=1)[:, V - top_k]
+        w[w < kth[:, None]] = 0.0
+    if top_p is not None and top_p < 1.0:
+        for row in w:
+            ascending = np.argsort(-row, kind="stable")[::-1]  # ties: higher id first
+            running = np.cumsum(row[ascending])
+            drop = running <= (1.0 - top_p) * running[-1]
+            drop[-1] = False  # the largest weight always stays
+            row[ascending[drop]] = 0.0
+    if min_p is not None and min_p > 0.0:
+        w[w < min_p] = 0.0  # the largest weight is exp(0) = 1
+    return _draw_rows(w, 1 if num_samples is None else num_samples, seed, offset).reshape(shape)
+
+
+def multinomial(probs, num_samples, replacement=True, *, seed, offset=0):
+    """With replacement: inverse CDF per draw. Without: draw ``j`` from the weights left."""
+    p = np.asarray(probs)
+    w = p.reshape(-1, p.shape[-1]).astype(np.float64)
+    if replacement:
+        out = _draw_rows(w, num_samples, seed, offset)
+    else:
+        B = w.shape[0]
+        streams = offset + np.arange(B, dtype=np.int64)
+        out = np.empty((B, num_samples), np.int64)
+        for j in range(num_samples):
+            cum = np.cumsum(w, axis=1)
+            target = words_to_uniform(random_words(seed, streams, j)) * cum[:, -1]
+            out[:, j] = np.argmax(cum > target[:, None], axis=1)
+            w[np.arange(B), out[:, j]] = 0.0
+    return out.reshape(p.shape[:-1] + (num_samples,))
+
+
+def nll(table, tokens):
+    """``-mean(log P(b | a))`` over consecutive pairs; integer tables are normalised per row."""
+    t = _table_of(table)
+    if t.dtype.kind in "iu":
+        totals = t.sum(axis=1, keepdims=True).astype(np.float64)
+        t = np.divide(t, totals, out=np.zeros(t.shape, np.float64), where=totals > 0)
+    tokens = np.asarray(tokens).astype(np.int64)
+    with np.errstate(divide="ignore"):
+        return float(-np.mean(np.log(t[tokens[:-1], tokens[1:]].astype(np.float64))))
+
+
+def perplexity(table, tokens):
+    """``exp(nll(table, tokens))``."""
+    return float(np.exp(nll(table, tokens)))
