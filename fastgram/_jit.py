@@ -13,6 +13,10 @@ passes options to Numba.
   fixed order so results do not depend on the thread count.
 - ``fastmath`` is allowed in the attention kernels only, and only with the tolerances to the
   reference proven in the tests.
+- ``FASTGRAM_SERIAL=1`` in the environment (read at import) compiles every kernel with
+  ``parallel=False`` and ``cache=False``: Numba ignores ``NUMBA_BOUNDSCHECK=1`` inside
+  ``prange`` loops, so a bounds-checked test run sets both; the cache is off so that such a
+  run neither loads the normal parallel machine code nor leaves serial code behind for it.
 
 Threading layer. Unless the user chose one (``NUMBA_THREADING_LAYER``), fastgram uses Numba's
 ``workqueue`` layer and :func:`parallel_guard` serialises parallel launches with a lock, which
@@ -32,7 +36,10 @@ import threading
 
 import numba
 
-__all__ = ["kernel", "parallel_guard", "num_threads", "THREAD_SAFE_LAYER"]
+__all__ = ["kernel", "parallel_guard", "num_threads", "THREAD_SAFE_LAYER", "SERIAL"]
+
+#: Compile every kernel serially and uncached (``FASTGRAM_SERIAL=1``; see the module docstring).
+SERIAL: bool = os.environ.get("FASTGRAM_SERIAL", "").strip() == "1"
 
 
 def _choose_threading_layer() -> bool:
@@ -89,7 +96,9 @@ def kernel(fn=None, *, parallel: bool = False, fastmath: bool = False):
             for i in numba.prange(out.shape[0]):
                 out[i] = value
     """
-    options = dict(cache=True, nogil=True, parallel=parallel, fastmath=fastmath, error_model="numpy")
+    options = dict(
+        cache=not SERIAL, nogil=True, parallel=parallel and not SERIAL, fastmath=fastmath, error_model="numpy"
+    )
 
     def wrap(f):
         return numba.njit(**options)(f)
