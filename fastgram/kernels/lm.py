@@ -1,0 +1,304 @@
+"""Kernels of the n-gram language models (:mod:`fastgram.lm`).
+
+Layouts shared by the kernels:
+
+- *reversed rows*: an n-gram ``(w1, ..., wn)`` is stored as the row ``(wn, ..., w1)``; a table
+  of one order is its rows sorted lexicographically (lmplz's suffix order), so the n-grams
+  sharing a suffix are contiguous and the suffix of a row is a prefix of it.
+- *flat tables*: all orders in one uint32 array; order ``n`` (1-based) holds ``nrows[n]`` rows
+  of ``n`` words from ``flat[row_off[n]]``; its values (probabilities, backoffs) start at
+  ``val_off[n]`` in the value arrays.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from fastgram._jit import kernel
+from fastgram.kernels.random import below, seed_key, stream_key, uniform, word
+
+_NOT_SEEN = np.iinfo(np.int64).max
+
+
+@kernel
+def first_seen(tokens, offset, sep, has_sep, first):
+    """``first[t]`` = the first position of id ``t`` (ids equal to ``sep`` skipped when ``has_sep``).
+
+    ``first`` is int64, filled with ``_NOT_SEEN`` by the caller; ``tokens[i]`` is at position
+    ``offset + i`` of the stream.
+    """
+    for i in range(tokens.shape[0]):
+        t = np.int64(tokens[i])
+        if has_sep and t == sep:
+            continue
+        if first[t] == _NOT_SEEN:
+            first[t] = offset + i
+
+
+@kernel
+def pad_reversed(src, lo, hi, idmap, sep, has_sep, order, close_last, open_first, bos, eos, boundary, out):
+    """Write the reversed, padded model-id stream of ``src[lo:hi]`` to ``out``; return its length.
+
+    The forward stream of a corpus is ``<s>`` * (order - 1), then per token: a separator
+    becomes ``</s>``, ``boundary``, ``<s>`` * (order - 1); any other id ``t`` becomes
+    ``idmap[t]``; at the end ``</s>`` unless the last token is a separator. This kernel writes
+    the reverse of the part made by ``src[lo:hi]`` (``close_last``: this piece ends the corpus;
+    ``open_first``: it starts it), so pieces taken from the end backwards give the reversed
+    stream of the whole corpus.
+    """
+    k = 0
+    if close_last:
+        out[k] = eos
+        k += 1
+    for i in range(hi - 1, lo - 1, -1):
+        t = np.int64(src[i])
+        if has_sep and t == sep:
+            for _ in range(order - 1):
+                out[k] = bos
+                k += 1
+            out[k] = boundary
+            out[k + 1] = eos
+            k += 2
+        else:
+            out[k] = idmap[t]
+            k += 1
+    if open_first:
+        for _ in range(order - 1):
+            out[k] = bos
+            k += 1
+    return k
+
+
+@kernel(parallel=True)
+def common_prefix(rows, out):
+    """``out[i]`` = length of the common prefix of rows ``i - 1`` and ``i`` (``out[0] = 0``)."""
+    m, n = rows.shape
+    if m == 0:
+        return
+    out[0] = 0
+    for i in numba.prange(1, m):
+        k = 0
+        while k < n and rows[i, k] == rows[i - 1, k]:
+            k += 1
+        out[i] = k
+
+
+@kernel(parallel=True)
+def find_rows(table, queries, out):
+    """``out[i]`` = the index of row ``queries[i]`` in the sorted ``table`` (same width), or -1."""
+    m, n = table.shape
+    for i in numba.prange(queries.shape[0]):
+        lo = 0
+        hi = m
+        while lo < hi:  # first row >= query
+            mid = (lo + hi) >> 1
+            less = False
+            for k in range(n):
+                a = table[mid, k]
+                b = queries[i, k]
+                if a != b:
+                    less = a < b
+                    break
+            if less:
+                lo = mid + 1
+            else:
+                hi = mid
+        found = lo < m
+        if found:
+            for k in range(n):
+                if table[lo, k] != queries[i, k]:
+                    found = False
+                    break
+        out[i] = lo if found else -1
+
+
+@kernel
+def find_flat(flat, row_off, nrows, n, query, qstart):
+    """Index in order ``n`` of the reversed row ``query[qstart:qstart + n]``, or -1."""
+    base = row_off[n]
+    lo = np.int64(0)
+    hi = nrows[n]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        p = base + mid * n
+        less = False
+        for k in range(n):
+            a = flat[p + k]
+            b = query[qstart + k]
+            if a != b:
+                less = a < b
+                break
+        if less:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo >= nrows[n]:
+        return -1
+    p = base + lo * n
+    for k in range(n):
+        if flat[p + k] != query[qstart + k]:
+            return -1
+    return lo
+
+
+@kernel
+def _score_one(flat, row_off, nrows, prob, backoff, val_off, order, query, hist):
+    """log10 p(query[0] | query[1:1 + hist]) with ARPA backoff; also the matched length.
+
+    ``query`` is the reversed (word, previous word, ...) of which ``hist`` context words are
+    valid. Longest match first found by extending one word at a time (KenLM's search); the
+    backoffs of the contexts longer than the match are added.
+    """
+    top = min(order, hist + 1)
+    matched = 1
+    idx = find_flat(flat, row_off, nrows, 1, query, 0)
+    p = prob[val_off[1] + idx]
+    for n in range(2, top + 1):
+        idx = find_flat(flat, row_off, nrows, n, query, 0)
+        if idx < 0:
+            break
+        p = prob[val_off[n] + idx]
+        matched = n
+    for n in range(matched, min(order - 1, hist) + 1):
+        idx = find_flat(flat, row_off, nrows, n, query, 1)
+        if idx < 0:
+            break
+        p += backoff[val_off[n] + idx]
+    return p, matched
+
+
+@kernel(parallel=True)
+def score_sentences(flat, row_off, nrows, prob, backoff, val_off, order, ids, starts, bos, out, matched):
+    """Per-token log10 probabilities of sentences of model ids.
+
+    Sentence ``s`` is ``ids[starts[s]:starts[s + 1]]`` (its ``</s>`` included as the last id);
+    its context starts at ``<s>``. ``out`` is float64 (tokens,), ``matched`` int8 (the n-gram
+    length found). Sentences run in parallel; each token looks back at most ``order - 1`` ids.
+    """
+    S = starts.shape[0] - 1
+    for s in numba.prange(S):
+        query = np.empty(order, np.uint32)
+        b = starts[s]
+        for i in range(b, starts[s + 1]):
+            query[0] = ids[i]
+            hist = 0
+            j = i - 1
+            while hist < order - 1:
+                if j >= b:
+                    query[hist + 1] = ids[j]
+                    hist += 1
+                    j -= 1
+                else:
+                    query[hist + 1] = bos
+                    hist += 1
+                    break
+            p, m = _score_one(flat, row_off, nrows, prob, backoff, val_off, order, query, hist)
+            out[i] = p
+            matched[i] = m
+
+
+@kernel(parallel=True)
+def score_queries(flat, row_off, nrows, prob, backoff, val_off, order, queries, hists, out):
+    """``out[i]`` = log10 p(queries[i, 0] | queries[i, 1:1 + hists[i]]) (reversed rows)."""
+    for i in numba.prange(queries.shape[0]):
+        q = queries[i].copy()
+        p, m = _score_one(flat, row_off, nrows, prob, backoff, val_off, order, q, hists[i])
+        out[i] = p
+
+
+@kernel
+def _find_context(flat, row_off, nrows, ctx_start, n, history, hpos):
+    """Index of the context of length ``n`` ending at ``history[hpos]`` (reversed lookup), or -1."""
+    if n == 0:
+        return 0
+    base = row_off[n]
+    lo = np.int64(0)
+    hi = nrows[n]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        p = base + mid * n
+        less = False
+        for k in range(n):
+            a = flat[p + k]
+            b = history[hpos - k]
+            if a != b:
+                less = a < b
+                break
+        if less:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo >= nrows[n]:
+        return -1
+    p = base + lo * n
+    for k in range(n):
+        if flat[p + k] != history[hpos - k]:
+            return -1
+    return lo
+
+
+@kernel(parallel=True)
+def generate(flat, row_off, nrows, ctx_off, seg_start, seg_words, seg_cum, gamma, order, V, seed, first, out, lengths):
+    """Sentences drawn from the interpolated model as a mixture (see :func:`fastgram.reference.lm_generate`).
+
+    For a context (an (n-1)-gram, index ``c`` in its order's table), its words are
+    ``seg_words[a:b]`` with running sums ``seg_cum[a:b]`` of ``u``, ``a = seg_start[ctx_off[n] + c]``
+    and ``b`` the next entry; ``gamma[ctx_off[n] + c]`` its interpolation weight (-1: not a
+    context). ``out`` (S, L) receives model ids, ``lengths`` the sentence lengths.
+    Sentence ``s`` uses stream ``first + s``; draw ``t`` at level ``k`` index ``t * (order + 1) + k``.
+    """
+    S, L = out.shape
+    skey = seed_key(seed)
+    for s in numba.prange(S):
+        key = stream_key(skey, first + s)
+        history = np.empty(L + order, np.uint32)
+        for j in range(order - 1):
+            history[j] = 1  # <s>
+        hlen = order - 1
+        length = 0
+        for t in range(L):
+            w = -1
+            k = 0
+            for n in range(order, 0, -1):  # context length n - 1
+                c = _find_context(flat, row_off, nrows, 0, n - 1, history, hlen - 1)
+                if c >= 0:
+                    g = gamma[ctx_off[n] + c]
+                    if g >= 0.0:
+                        a = seg_start[ctx_off[n] + c]
+                        b = seg_start[ctx_off[n] + c + 1]
+                        r = uniform(word(key, t * (order + 1) + k))
+                        last = seg_cum[b - 1] if b > a else 0.0
+                        target = r * (last + g)
+                        lo = a
+                        hi = b
+                        while lo < hi:  # first running sum > target
+                            mid = (lo + hi) >> 1
+                            if seg_cum[mid] > target:
+                                hi = mid
+                            else:
+                                lo = mid + 1
+                        if lo < b:
+                            w = np.int64(seg_words[lo])
+                            break
+                k += 1
+            if w < 0:
+                j = below(word(key, t * (order + 1) + order), V)
+                w = 0 if j == 0 else j + 1
+            if w == 2:  # </s>
+                break
+            out[s, t] = w
+            history[hlen] = w
+            hlen += 1
+            length += 1
+        lengths[s] = length
+
+
+@kernel
+def segment_cumsum(values, starts, out):
+    """Running sums of ``values`` restarted at every ``starts[i]`` (left to right, float64)."""
+    for s in range(starts.shape[0] - 1):
+        acc = 0.0
+        for i in range(starts[s], starts[s + 1]):
+            acc += values[i]
+            out[i] = acc

@@ -1,0 +1,16 @@
+"""n-gram language models: interpolated modified Kneser-Ney exactly as KenLM's ``lmplz``.
+
+- :class:`NGramLM` — :meth:`~NGramLM.estimate` from token ids or words, ARPA
+  (:meth:`~NGramLM.write_arpa`, :meth:`~NGramLM.read_arpa`), binary ``.npz``
+  (:meth:`~NGramLM.save`, :meth:`~NGramLM.load`), :meth:`~NGramLM.score` /
+  :meth:`~NGramLM.perplexity` (KenLM's numbers) and :meth:`~NGramLM.generate`.
+- :mod:`fastgram.lm.estimate` — the sort/scan pipeline; :mod:`fastgram.lm.arpa`,
+  :mod:`fastgram.lm.score`, :mod:`fastgram.lm.generate`.
+
+The specification is :mod:`fastgram.reference.lm`.
+"""
+
+from fastgram.lm.model import NGramLM
+from fastgram.lm.score import Scores
+
+__all__ = ["NGramLM", "Scores"]

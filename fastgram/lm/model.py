@@ -1,0 +1,468 @@
+"""``NGramLM``: an interpolated modified Kneser-Ney n-gram model (lmplz's), its files and uses."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from fastgram import _checks
+from fastgram._io import atomic_output, read_npz
+from fastgram.lm import arpa as _arpa
+from fastgram.lm import estimate as _est
+from fastgram.lm import generate as _gen
+from fastgram.lm import score as _score
+
+FORMAT = "fastgram.NGramLM"
+FORMAT_VERSION = 1
+SPECIAL_WORDS = ("<unk>", "<s>", "</s>")
+
+
+def _sort_reversed(grams: np.ndarray):
+    """Reversed rows of forward n-grams, sorted (suffix order), and the permutation applied."""
+    R = np.ascontiguousarray(grams[:, ::-1]).astype(np.uint32)
+    if R.shape[0] == 0:
+        return R, np.zeros(0, np.int64)
+    perm = np.lexsort(R.T[::-1])
+    return R[perm], perm
+
+
+class NGramLM:
+    """An n-gram language model with ARPA semantics (log10 probabilities and backoffs).
+
+    Build one with :meth:`estimate` (interpolated modified Kneser-Ney exactly as KenLM's
+    ``lmplz``), :meth:`read_arpa` or :meth:`load`. Model ids: ``<unk>`` = 0, ``<s>`` = 1,
+    ``</s>`` = 2, then the words in the order they first appear in the corpus.
+
+    Attributes
+    ----------
+    order : int
+    words : list of str
+        The word of each model id (a token model's words are its ids in decimal).
+    token_ids : ndarray of int64 or None
+        The corpus token id of each model id (-1 for the special words) when the model was
+        estimated from token ids; ``None`` for a word model.
+    discounts : ndarray (order, 3) or None
+        D1, D2, D3+ per order (estimated models).
+    sizes : list of int
+        The number of n-grams of each order.
+
+    Examples
+    --------
+    >>> from fastgram.lm import NGramLM
+    >>> lm = NGramLM.estimate(["a b a", "b a b", "a a b"], 2, discount_fallback=True)
+    >>> lm.sizes
+    [5, 6]
+    >>> round(lm.score(["a b"]).totals[0], 4) < 0
+    True
+    """
+
+    def __init__(self, order, words, rows, prob, backoff, *, token_ids=None, discounts=None, u=None):
+        self.order = _est.check_order(order)
+        self.words = list(words)
+        self.rows = [np.ascontiguousarray(r, dtype=np.uint32) for r in rows]
+        self.prob = [np.ascontiguousarray(p, dtype=np.float64) for p in prob]
+        self.backoff = [np.ascontiguousarray(b, dtype=np.float64) for b in backoff]
+        self.token_ids = None if token_ids is None else np.asarray(token_ids, np.int64)
+        self.discounts = None if discounts is None else np.asarray(discounts, np.float64)
+        self._u = None if u is None else [np.asarray(x, np.float64) for x in u]
+        self._word_ids = None
+        self._tables = None
+        self._gen_tables = None
+
+    # -- construction -----------------------------------------------------------------------
+
+    @classmethod
+    def estimate(
+        cls,
+        corpus,
+        order: int,
+        *,
+        separator=None,
+        vocab=None,
+        prune=None,
+        discount_fallback=None,
+        max_memory=None,
+        tmp_dir=None,
+        chunk_tokens=None,
+    ) -> "NGramLM":
+        """Estimate an interpolated modified Kneser-Ney model exactly as ``lmplz -o order``.
+
+        Parameters
+        ----------
+        corpus : array_like of int, list of str, or list of sequences of int
+            - a 1-D token array (any integer dtype, ``np.memmap`` included): a stream of
+              sentences split at ``separator`` (without one, the stream is one sentence);
+            - with ``vocab`` (a :class:`fastgram.vocab.WordVocab`): an id stream from
+              ``vocab.encode``, each sentence ended by ``</s>`` (id 2);
+            - a list of str: one sentence per item, words split at spaces and tabs;
+            - a list of int sequences: one sentence per item.
+            Each sentence gets lmplz's context: ``<s>`` * (order - 1) before it and ``</s>``
+            after it. A trailing separator does not start an empty sentence; two separators
+            in a row make an empty sentence (as an empty line does for lmplz).
+        order : int
+            1 to 8.
+        separator : int, optional
+            The sentence-boundary id of a token stream (not a word of the model).
+        vocab : WordVocab, optional
+            The vocabulary of an encoded word stream (``separator`` is then 2).
+        prune : int or list of int, optional
+            lmplz's ``--prune``: n-grams of order n seen at most ``prune[n-1]`` times are
+            dropped (their mass goes to the backoff); non-decreasing, at most ``order`` values,
+            the last repeated. The special unigrams are never pruned.
+        discount_fallback : bool or up to 3 floats
+            lmplz's ``--discount_fallback``: ``True`` for 0.5, 1, 1.5, used for the orders
+            whose closed-form discounts are invalid (small or artificial corpora). Without it
+            such corpora raise ``ValueError``.
+        max_memory : int or str, optional
+            Budget of the counting stage (sorted runs beyond it spill under ``tmp_dir``).
+        chunk_tokens : int, optional
+            Tokens per counting chunk (default 16 Mi).
+
+        Raises
+        ------
+        ValueError
+            ``order`` outside 1..8; bad ``prune``; invalid discounts without
+            ``discount_fallback`` (the message names it); an empty corpus; a key space beyond
+            64 bits (``V**order > 2**64``, not yet supported).
+
+        Notes
+        -----
+        Memory: the counting stage is bounded by ``max_memory``; the sorted N-grams (about
+        ``4N + 8`` bytes each) and every lower order's n-grams (about ``40 + 4n`` bytes each
+        while estimating) must fit in memory. See :mod:`fastgram.lm.estimate`.
+        """
+        order = _est.check_order(order)
+        prune = _est.check_prune(prune, order)
+        fallback = _est.check_fallback(discount_fallback)
+        chunk_tokens = _checks.require_int(chunk_tokens or _est.CHUNK_TOKENS, "chunk_tokens", min=1)
+        words = None
+        if vocab is not None:
+            tokens = _checks.as_token_stream(corpus, "corpus")
+            separator = 2
+            bad = _checks.first_out_of_range(tokens, len(vocab))
+            if bad is not None:
+                raise ValueError(
+                    f"corpus: id {bad[1]:,} at position {bad[0]:,} is outside the vocabulary of {len(vocab):,} words"
+                )
+            for special, name in ((0, "<unk>"), (1, "<s>")):
+                hit = np.flatnonzero(tokens == special) if tokens.shape[0] else []
+                if len(hit):
+                    raise ValueError(
+                        f"corpus: {name} (id {special}) at position {int(hit[0]):,}; lmplz does not take "
+                        "<s>, </s> or <unk> as words (encode with skip_symbols=True to drop them)"
+                    )
+            words = list(vocab.words)
+        elif isinstance(corpus, (list, tuple)) and (
+            len(corpus) == 0 or isinstance(corpus[0], str) or not np.isscalar(corpus[0])
+        ):
+            tokens, separator, words = _sentences_to_stream(corpus)
+        else:
+            tokens = _checks.as_token_stream(corpus, "corpus")
+            if tokens.shape[0] and np.iinfo(tokens.dtype).min < 0:
+                _checks.check_token_range(tokens, int(np.iinfo(tokens.dtype).max) + 1, name="corpus")
+            if separator is not None:
+                separator = _checks.require_int(separator, "separator", min=0)
+        idmap, token_ids = _est.vocabulary(tokens, separator, chunk_tokens)
+        V = len(token_ids)
+        _est.check_key_space(V + 1, order)
+        n_sentences = _count_sentences(tokens, separator)
+        if n_sentences == 0:
+            raise ValueError("corpus: no sentences to estimate a model from")
+        rows, counts = _est.count_padded(
+            tokens, idmap, separator, order, V, max_memory=max_memory, tmp_dir=tmp_dir, chunk_tokens=chunk_tokens
+        )
+        arrays = _est.kneser_ney(rows, counts, order, V, prune, fallback)
+        if words is None:
+            names = list(SPECIAL_WORDS) + [str(int(t)) for t in token_ids[3:]]
+            ids = token_ids
+        elif vocab is not None:
+            names = list(SPECIAL_WORDS) + [words[int(t)] for t in token_ids[3:]]
+            ids = None
+        else:
+            names = list(SPECIAL_WORDS) + [words[int(t)] for t in token_ids[3:]]
+            ids = None
+        return cls(
+            order,
+            names,
+            arrays["rows"],
+            arrays["prob"],
+            arrays["backoff"],
+            token_ids=ids,
+            discounts=arrays["discounts"],
+            u=arrays["u"],
+        )
+
+    @classmethod
+    def read_arpa(cls, path) -> "NGramLM":
+        """Read an ARPA file (lmplz's, or any with ``<s>`` and ``</s>``); errors name the line.
+
+        Words that are all decimal digits make it a token model (``token_ids`` set).
+        """
+        order, words, grams, prob, backoff = _arpa.read_arpa(path)
+        rows, probs, backs = [], [], []
+        for n in range(order):
+            R, perm = _sort_reversed(grams[n])
+            if len(R) > 1 and not (np.diff(R.astype(np.int64), axis=0) != 0).any(axis=1).all():
+                raise ValueError(f"{os.fspath(path)}: a {n + 1}-gram appears twice")
+            rows.append(R)
+            probs.append(prob[n][perm])
+            backs.append(backoff[n][perm])
+        token_ids = None
+        if all(w.isdigit() and w.isascii() for w in words[3:]):
+            token_ids = np.array([-1, -1, -1] + [int(w) for w in words[3:]], np.int64)
+        return cls(order, words, rows, probs, backs, token_ids=token_ids)
+
+    def write_arpa(self, path) -> None:
+        """Write the model as an ARPA file (atomically: a temporary file renamed at the end)."""
+        _arpa.write_arpa(path, self.order, self.words, self.rows, self.prob, self.backoff)
+
+    # -- binary files -----------------------------------------------------------------------
+
+    def save(self, path) -> None:
+        """Save as ``.npz`` (NumPy-loadable, no pickles), atomically.
+
+        Fields: ``format`` (``"fastgram.NGramLM"``), ``version``, ``order``, ``words`` (str
+        array, model id order), ``token_ids`` (int64, or absent), ``discounts`` (or absent),
+        and per order n: ``rows_n`` (uint32 (m, n), reversed n-grams sorted), ``prob_n``,
+        ``backoff_n`` (float64 log10) and ``u_n`` (float64, estimated models only).
+        """
+        fields = {
+            "format": np.array(FORMAT),
+            "version": np.array(FORMAT_VERSION),
+            "order": np.array(self.order),
+            "words": np.array(self.words, dtype=str),
+        }
+        if self.token_ids is not None:
+            fields["token_ids"] = self.token_ids
+        if self.discounts is not None:
+            fields["discounts"] = self.discounts
+        for n in range(1, self.order + 1):
+            fields[f"rows_{n}"] = self.rows[n - 1]
+            fields[f"prob_{n}"] = self.prob[n - 1]
+            fields[f"backoff_{n}"] = self.backoff[n - 1]
+            if self._u is not None:
+                fields[f"u_{n}"] = self._u[n - 1]
+        path = os.fspath(path)
+        with atomic_output(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **fields)
+
+    @classmethod
+    def load(cls, path) -> "NGramLM":
+        """Load a model saved by :meth:`save`, checking every field (``ValueError`` names it)."""
+        path = os.fspath(path)
+        base = {"format", "version", "order", "words"}
+        fields = read_npz(path, base, set(), what="NGramLM")
+        if str(fields["format"]) != FORMAT:
+            raise ValueError(f"{path}: field 'format' is {str(fields['format'])!r}, not {FORMAT!r}")
+        if fields["version"].shape != () or int(fields["version"]) != FORMAT_VERSION:
+            raise ValueError(f"{path}: field 'version' must be {FORMAT_VERSION}, got {fields['version']}")
+        if fields["order"].shape != () or fields["order"].dtype.kind not in "iu" or not 1 <= int(fields["order"]) <= 8:
+            raise ValueError(f"{path}: field 'order' must be an integer in 1..8, got {fields['order']}")
+        N = int(fields["order"])
+        per_order = {f"{k}_{n}" for n in range(1, N + 1) for k in ("rows", "prob", "backoff")}
+        optional = {"token_ids", "discounts"} | {f"u_{n}" for n in range(1, N + 1)}
+        fields = read_npz(path, base | per_order, optional, what="NGramLM")
+        words = fields["words"]
+        if words.ndim != 1 or words.dtype.kind != "U" or len(words) < 3 or tuple(words[:3]) != SPECIAL_WORDS:
+            raise ValueError(f"{path}: field 'words' must be a 1-D str array starting with <unk>, <s>, </s>")
+        V = len(words)
+        rows, probs, backs, us = [], [], [], []
+        for n in range(1, N + 1):
+            R, p, b = fields[f"rows_{n}"], fields[f"prob_{n}"], fields[f"backoff_{n}"]
+            if R.dtype != np.uint32 or R.ndim != 2 or R.shape[1] != n:
+                raise ValueError(f"{path}: field 'rows_{n}' must be uint32 of shape (m, {n}), got {R.dtype} {R.shape}")
+            m = R.shape[0]
+            if m and int(R.max()) >= V:
+                raise ValueError(f"{path}: field 'rows_{n}' has word id {int(R.max())} outside the {V} words")
+            if m > 1:
+                d = np.diff(R.astype(np.int64), axis=0)
+                nz = d != 0
+                firstnz = np.argmax(nz, axis=1)
+                if not (nz.any(axis=1) & (d[np.arange(m - 1), firstnz] > 0)).all():
+                    raise ValueError(f"{path}: field 'rows_{n}' is not strictly increasing (sorted reversed n-grams)")
+            for name, arr in ((f"prob_{n}", p), (f"backoff_{n}", b)):
+                if arr.dtype != np.float64 or arr.shape != (m,) or not np.isfinite(arr).all():
+                    raise ValueError(f"{path}: field {name!r} must be finite float64 of shape ({m},)")
+            rows.append(R)
+            probs.append(p)
+            backs.append(b)
+            if f"u_{n}" in fields:
+                u = fields[f"u_{n}"]
+                if u.dtype != np.float64 or u.shape != (m,):
+                    raise ValueError(f"{path}: field 'u_{n}' must be float64 of shape ({m},)")
+                us.append(u)
+        if len(rows[0]) != V or not (rows[0][:, 0] == np.arange(V)).all():
+            raise ValueError(f"{path}: field 'rows_1' must list every word id once")
+        token_ids = fields.get("token_ids")
+        if token_ids is not None and (token_ids.dtype != np.int64 or token_ids.shape != (V,)):
+            raise ValueError(f"{path}: field 'token_ids' must be int64 of shape ({V},)")
+        discounts = fields.get("discounts")
+        if discounts is not None and (discounts.dtype != np.float64 or discounts.shape != (N, 3)):
+            raise ValueError(f"{path}: field 'discounts' must be float64 of shape ({N}, 3)")
+        u = us if len(us) == N else None
+        return cls(N, [str(w) for w in words], rows, probs, backs, token_ids=token_ids, discounts=discounts, u=u)
+
+    # -- views ------------------------------------------------------------------------------
+
+    @property
+    def sizes(self) -> list[int]:
+        return [len(r) for r in self.rows]
+
+    @property
+    def vocab_size(self) -> int:
+        """Words of the model, ``<unk>``, ``<s>`` and ``</s>`` included."""
+        return len(self.words)
+
+    def ngrams(self, n: int) -> np.ndarray:
+        """Forward n-grams of order ``n`` as model ids ``(m, n)``, in the model's (suffix) order."""
+        n = _checks.require_int(n, "n", min=1, max=self.order)
+        return self.rows[n - 1][:, ::-1]
+
+    def to_dict(self) -> dict:
+        """``{n: {ngram words tuple: (log10 prob, log10 backoff)}}`` (as :func:`fastgram.reference.lm_estimate`)."""
+        words = self.words
+        out = {}
+        for n in range(1, self.order + 1):
+            grams = self.ngrams(n)
+            out[n] = {
+                tuple(words[i] for i in g): (float(p), float(b))
+                for g, p, b in zip(grams.tolist(), self.prob[n - 1], self.backoff[n - 1])
+            }
+        return out
+
+    def __repr__(self) -> str:
+        kind = "tokens" if self.token_ids is not None else "words"
+        return f"NGramLM(order={self.order}, vocab_size={self.vocab_size:,}, sizes={self.sizes}, {kind})"
+
+    # -- ids --------------------------------------------------------------------------------
+
+    def word_ids(self) -> dict:
+        """``{word: model id}``."""
+        if self._word_ids is None:
+            self._word_ids = {w: i for i, w in enumerate(self.words)}
+        return self._word_ids
+
+    def encode_tokens(self, tokens) -> np.ndarray:
+        """Model ids (uint32) of corpus token ids; ids the model has not seen are ``<unk>`` (0)."""
+        if self.token_ids is None:
+            raise TypeError("this is a word model: score text (a list of str), not token ids")
+        tokens = _checks.as_token_stream(tokens, "tokens")
+        if tokens.shape[0] and np.iinfo(tokens.dtype).min < 0:
+            _checks.check_token_range(tokens, int(np.iinfo(tokens.dtype).max) + 1)
+        known = self.token_ids[3:]
+        top = int(known.max()) if len(known) else -1
+        lut = np.zeros(top + 2, np.uint32)
+        lut[known] = np.arange(3, 3 + len(known), dtype=np.uint32)
+        t = tokens.astype(np.int64, copy=False)
+        return lut[np.minimum(t, top + 1)]
+
+    def encode_words(self, sentence: str) -> np.ndarray:
+        ids = self.word_ids()
+        return np.array([ids.get(w, 0) for w in sentence.split()], np.uint32)
+
+    # -- scoring and generation ---------------------------------------------------------------
+
+    def score(self, sentences, *, separator=None):
+        """log10 probability of every token of every sentence (``</s>`` included), as KenLM.
+
+        ``sentences``: a list of str (word models), a list of token-id sequences, or a 1-D
+        token array split at ``separator`` (token models). Unknown words are ``<unk>``: they
+        get ``p(<unk>)`` (with the context's backoffs) and count as OOVs. Returns
+        :class:`fastgram.lm.score.Scores`.
+        """
+        return _score.score(self, sentences, separator=separator)
+
+    def perplexity(self, sentences, *, separator=None) -> dict:
+        """KenLM query's summary: perplexity with and without OOVs, OOVs and tokens."""
+        return self.score(sentences, separator=separator).summary()
+
+    def log10_prob(self, word, context=()) -> float:
+        """log10 p(word | context) (ARPA backoff); ``context`` words before ``word``, oldest first."""
+        return _score.log10_prob(self, word, context)
+
+    def generate(self, n: int = 1, max_length: int = 100, *, seed, temperature: float = 1.0, offset: int = 0):
+        """Sample ``n`` sentences (lists of words, or token ids for a token model).
+
+        See :func:`fastgram.lm.generate.generate`.
+        """
+        return _gen.generate(self, n, max_length, seed=seed, temperature=temperature, offset=offset)
+
+    # -- kernel tables ------------------------------------------------------------------------
+
+    def tables(self):
+        """Flat lookup tables for the kernels: ``(flat, row_off, nrows, prob, backoff, val_off)``."""
+        if self._tables is None:
+            N = self.order
+            nrows = np.zeros(N + 1, np.int64)
+            row_off = np.zeros(N + 1, np.int64)
+            val_off = np.zeros(N + 1, np.int64)
+            off = voff = 0
+            for n in range(1, N + 1):
+                nrows[n] = len(self.rows[n - 1])
+                row_off[n] = off
+                val_off[n] = voff
+                off += nrows[n] * n
+                voff += nrows[n]
+            flat = np.concatenate([r.ravel() for r in self.rows]).astype(np.uint32)
+            prob = np.concatenate(self.prob)
+            backoff = np.concatenate(self.backoff)
+            self._tables = (flat, row_off, nrows, prob, backoff, val_off)
+        return self._tables
+
+    def u(self):
+        """The uninterpolated probabilities ``u(h w)`` per order (derived from the ARPA values
+        when the model was read from a file: ``10**prob - 10**backoff(h) * p(w | h[1:])``)."""
+        if self._u is None:
+            self._u = _gen.derive_u(self)
+        return self._u
+
+
+def _sentences_to_stream(corpus):
+    """A list of str or of int sequences as ``(stream, separator, words)``."""
+    if len(corpus) and isinstance(corpus[0], str):
+        ids: dict[str, int] = {}
+        out = []
+        for line in corpus:
+            if not isinstance(line, str):
+                raise TypeError(f"corpus: every sentence must be a str, got {type(line).__name__}")
+            for w in line.split():
+                if w in SPECIAL_WORDS:
+                    raise ValueError(f"corpus: {w} is not allowed as a word (lmplz treats it as a special word)")
+                out.append(ids.setdefault(w, len(ids) + 1))
+            out.append(0)
+        words = ["<sep>"] + list(ids)
+        return np.array(out, np.int64), 0, words
+    pieces = []
+    for s in corpus:
+        arr = _checks.as_token_stream(np.asarray(s) if not isinstance(s, np.ndarray) else s, "corpus sentence")
+        if arr.shape[0] and np.iinfo(arr.dtype).min < 0 and arr.min() < 0:
+            raise ValueError("corpus: token ids must be >= 0")
+        pieces.append(arr.astype(np.int64))
+    top = max((int(p.max()) for p in pieces if len(p)), default=-1)
+    sep = top + 1
+    stream = []
+    for p in pieces:
+        stream.append(p)
+        stream.append(np.array([sep], np.int64))
+    return (np.concatenate(stream) if stream else np.zeros(0, np.int64)), sep, None
+
+
+def _count_sentences(tokens, separator) -> int:
+    n = tokens.shape[0]
+    if n == 0:
+        return 0
+    if separator is None:
+        return 1
+    nsep = 0
+    for lo in range(0, n, _checks.SCAN_CHUNK):
+        nsep += int(np.count_nonzero(tokens[lo : lo + _checks.SCAN_CHUNK] == separator))
+    return nsep + (0 if int(tokens[n - 1]) == separator else 1)
+
+
+def _is_sentence_list(corpus) -> bool:
+    """A list of str or of sequences (not a flat list of ids)."""
+    if not isinstance(corpus, (list, tuple)):
+        return False
+    return len(corpus) == 0 or isinstance(corpus[0], str) or not np.isscalar(corpus[0])

@@ -1,0 +1,152 @@
+"""Scoring: log10 probabilities of sentences under ARPA backoff, batched in one kernel call."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fastgram import _checks
+from fastgram._jit import parallel_guard
+from fastgram.kernels import lm as _k
+
+UNK, BOS, EOS = 0, 1, 2
+
+
+class Scores:
+    """Per-token scores of a batch of sentences.
+
+    Attributes
+    ----------
+    log10 : ndarray float64 (tokens,)
+        log10 p of every token, each sentence's ``</s>`` last.
+    starts : ndarray int64 (sentences + 1,)
+        Sentence ``s`` is ``log10[starts[s]:starts[s + 1]]``.
+    oov : ndarray bool (tokens,)
+        Tokens the model does not know (scored as ``<unk>``).
+    ngram_length : ndarray int8 (tokens,)
+        Length of the n-gram matched (KenLM's ``ngram_length``).
+    """
+
+    def __init__(self, log10, starts, oov, ngram_length):
+        self.log10, self.starts, self.oov, self.ngram_length = log10, starts, oov, ngram_length
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+    @property
+    def totals(self) -> np.ndarray:
+        """log10 probability of each sentence (``kenlm.Model.score(s)``)."""
+        if len(self) == 0:
+            return np.zeros(0)
+        return np.add.reduceat(self.log10, self.starts[:-1])
+
+    def sentence(self, s: int) -> np.ndarray:
+        return self.log10[self.starts[s] : self.starts[s + 1]]
+
+    def summary(self) -> dict:
+        """KenLM ``query``'s summary: ``perplexity``, ``perplexity_excluding_oovs``, ``oovs``, ``tokens``."""
+        tokens = int(len(self.log10))
+        oovs = int(self.oov.sum())
+        total = float(self.log10.sum())
+        oov_total = float(self.log10[self.oov].sum())
+        including = 10.0 ** (-total / tokens) if tokens else math.nan
+        excluding = 10.0 ** (-(total - oov_total) / (tokens - oovs)) if tokens > oovs else math.nan
+        return {"perplexity": including, "perplexity_excluding_oovs": excluding, "oovs": oovs, "tokens": tokens}
+
+    def summary_text(self) -> str:
+        """The summary lines exactly as KenLM's ``query`` prints them."""
+        s = self.summary()
+        return (
+            f"Perplexity including OOVs:\t{s['perplexity']:.6g}\n"
+            f"Perplexity excluding OOVs:\t{s['perplexity_excluding_oovs']:.6g}\n"
+            f"OOVs:\t{s['oovs']}\nTokens:\t{s['tokens']}\n"
+        )
+
+
+def _stream_sentences(ids: np.ndarray, is_sep: np.ndarray | None):
+    """Model ids with each separator turned into ``</s>`` (and one closing the last sentence)."""
+    n = len(ids)
+    if is_sep is None:
+        out = np.concatenate([ids, [EOS]]).astype(np.uint32) if n else np.zeros(0, np.uint32)
+        starts = np.array([0, len(out)] if n else [0], np.int64)
+        return out, starts, np.concatenate([np.zeros(n, bool), [False]]) if n else np.zeros(0, bool)
+    out = ids.copy()
+    out[is_sep] = EOS
+    ends = np.flatnonzero(is_sep)
+    if n and not is_sep[-1]:
+        out = np.concatenate([out, np.array([EOS], np.uint32)])
+        ends = np.concatenate([ends, [n]])
+    starts = np.concatenate([[0], ends + 1]).astype(np.int64)
+    return out, starts, None
+
+
+def model_ids(lm, sentences, separator=None):
+    """``(ids, starts, oov)``: the sentences as model ids with ``</s>`` closing each."""
+    if isinstance(sentences, str):
+        raise TypeError("sentences must be a list of sentences (str) or token ids, not one str")
+    if isinstance(sentences, (list, tuple)) and (len(sentences) == 0 or isinstance(sentences[0], str)):
+        table = lm.word_ids()
+        pieces, starts = [], [0]
+        for s in sentences:
+            if not isinstance(s, str):
+                raise TypeError(f"sentences: every sentence must be a str, got {type(s).__name__}")
+            ws = [table.get(w, UNK) for w in s.split()]
+            ws.append(EOS)
+            pieces.extend(ws)
+            starts.append(len(pieces))
+        ids = np.array(pieces, np.uint32)
+        oov = ids == UNK
+        return ids, np.array(starts, np.int64), oov
+    if isinstance(sentences, (list, tuple)):
+        parts = [lm.encode_tokens(np.asarray(s)) for s in sentences]
+        ids = (
+            np.concatenate([np.concatenate([p, np.array([EOS], np.uint32)]) for p in parts])
+            if parts
+            else np.zeros(0, np.uint32)
+        )
+        starts = np.concatenate([[0], np.cumsum([len(p) + 1 for p in parts])]).astype(np.int64)
+        return ids, starts, ids == UNK
+    tokens = _checks.as_token_stream(sentences, "sentences")
+    mapped = lm.encode_tokens(tokens)
+    is_sep = None
+    if separator is not None:
+        separator = _checks.require_int(separator, "separator", min=0)
+        is_sep = np.asarray(tokens == separator)
+    ids, starts, _ = _stream_sentences(mapped, is_sep)
+    return ids, starts, ids == UNK
+
+
+def score(lm, sentences, *, separator=None) -> Scores:
+    """Scores of ``sentences`` (see :meth:`fastgram.lm.NGramLM.score`)."""
+    ids, starts, oov = model_ids(lm, sentences, separator)
+    return score_ids(lm, ids, starts, oov)
+
+
+def score_ids(lm, ids, starts, oov=None) -> Scores:
+    """Scores of sentences already as model ids (each ending in ``</s>``)."""
+    flat, row_off, nrows, prob, backoff, val_off = lm.tables()
+    out = np.empty(len(ids), np.float64)
+    matched = np.empty(len(ids), np.int8)
+    if len(ids):
+        with parallel_guard():
+            _k.score_sentences(flat, row_off, nrows, prob, backoff, val_off, lm.order, ids, starts, BOS, out, matched)
+    return Scores(out, starts, ids == UNK if oov is None else oov, matched)
+
+
+def log10_prob(lm, word, context=()) -> float:
+    """log10 p(word | context) for one word (words, or token ids for a token model)."""
+    if lm.token_ids is not None and not isinstance(word, str):
+        ids = lm.encode_tokens(np.array(list(context) + [word], np.int64))
+    else:
+        table = lm.word_ids()
+        ids = np.array([table.get(w, UNK) for w in list(context) + [word]], np.uint32)
+    hist = min(len(ids) - 1, lm.order - 1)
+    query = np.zeros((1, lm.order), np.uint32)
+    rev = ids[::-1][: hist + 1]
+    query[0, : hist + 1] = rev
+    flat, row_off, nrows, prob, backoff, val_off = lm.tables()
+    out = np.empty(1)
+    with parallel_guard():
+        _k.score_queries(flat, row_off, nrows, prob, backoff, val_off, lm.order, query, np.array([hist], np.int64), out)
+    return float(out[0])
