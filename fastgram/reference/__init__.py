@@ -8,6 +8,7 @@ with its reference on the same inputs.
 
 from fastgram.reference.attention import attention
 from fastgram.reference.counting import count_bigrams, count_ngrams, ngram_keys
+from fastgram.reference.lm import lm_discounts, lm_estimate, lm_generate, lm_log10_prob, lm_perplexity, lm_score
 from fastgram.reference.random import random_words, uniform, words_below, words_to_uniform
 from fastgram.reference.sampling import generate, multinomial, nll, perplexity, sample_logits, sample_next
 
@@ -26,4 +27,10 @@ __all__ = [
     "perplexity",
     "sample_logits",
     "sample_next",
+    "lm_discounts",
+    "lm_estimate",
+    "lm_generate",
+    "lm_log10_prob",
+    "lm_perplexity",
+    "lm_score",
 ]
