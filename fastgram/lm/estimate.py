@@ -40,6 +40,7 @@ MAX_ORDER = 8
 #: lmplz's ``--discount_fallback`` default (D1, D2, D3+).
 DEFAULT_FALLBACK = (0.5, 1.0, 1.5)
 CHUNK_TOKENS = 1 << 24
+SENTINEL = (1 << 32) - 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,24 +94,58 @@ def check_fallback(discount_fallback):
 # ---------------------------------------------------------------------------------------------
 
 
-def vocabulary(tokens: np.ndarray, separator: int | None, chunk_tokens: int):
-    """Model ids from a token stream: ``(idmap, token_ids)``.
+#: Largest id range numbered with a dense table (int64 per id); sparser ids are sorted instead.
+DENSE_IDS = 1 << 24
 
-    ``idmap[t]`` is the model id of corpus id ``t``; ``token_ids[m]`` the corpus id of model
-    id ``m`` (-1 for the three special words). Ids are numbered by first appearance.
+
+def vocabulary(tokens: np.ndarray, separator: int | None, chunk_tokens: int):
+    """Model ids from a token stream: ``(lookup, token_ids)``.
+
+    ``token_ids[m]`` is the corpus id of model id ``m`` (-1 for the three special words); ids
+    are numbered by first appearance. ``lookup`` maps corpus ids to model ids: a dense uint32
+    table when the ids span at most ``max(DENSE_IDS, 2 * tokens)`` values, else the pair
+    ``(sorted corpus ids, their model ids)`` (memory O(distinct ids)).
     """
     has_sep = separator is not None
     sep = -1 if separator is None else int(separator)
-    top = _checks.stream_max(tokens) if tokens.shape[0] else -1
-    first = np.full(top + 1, np.iinfo(np.int64).max, np.int64)
-    for lo in range(0, tokens.shape[0], chunk_tokens):
-        _k.first_seen(_checks.kernel_view(tokens[lo : lo + chunk_tokens]), lo, sep, has_sep, first)
-    seen = np.flatnonzero(first != np.iinfo(np.int64).max)
-    seen = seen[np.argsort(first[seen], kind="stable")]
-    idmap = np.zeros(top + 1, np.uint32)
-    idmap[seen] = 3 + np.arange(len(seen), dtype=np.uint32)
+    n = tokens.shape[0]
+    top = _checks.stream_max(tokens) if n else -1
+    if top + 1 <= max(DENSE_IDS, 2 * n):
+        first = np.full(top + 1, np.iinfo(np.int64).max, np.int64)
+        for lo in range(0, n, chunk_tokens):
+            _k.first_seen(_checks.kernel_view(tokens[lo : lo + chunk_tokens]), lo, sep, has_sep, first)
+        seen = np.flatnonzero(first != np.iinfo(np.int64).max)
+        seen = seen[np.argsort(first[seen], kind="stable")]
+        lookup = np.zeros(top + 1, np.uint32)
+        lookup[seen] = 3 + np.arange(len(seen), dtype=np.uint32)
+    else:
+        ids, pos = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        for lo in range(0, n, chunk_tokens):
+            chunk = np.asarray(tokens[lo : lo + chunk_tokens]).astype(np.int64)
+            u, at = np.unique(chunk, return_index=True)
+            ids, first_at = np.unique(np.concatenate([ids, u]), return_inverse=True)
+            merged = np.full(len(ids), np.iinfo(np.int64).max, np.int64)
+            np.minimum.at(merged, first_at, np.concatenate([pos, at + lo]))
+            pos = merged
+        if has_sep:
+            pos, ids = pos[ids != sep], ids[ids != sep]
+        seen = ids[np.argsort(pos, kind="stable")]
+        model = np.empty(len(ids), np.uint32)
+        model[np.argsort(pos, kind="stable")] = 3 + np.arange(len(ids), dtype=np.uint32)
+        lookup = (ids, model)
     token_ids = np.concatenate([np.full(3, -1, np.int64), seen.astype(np.int64)])
-    return idmap, token_ids
+    return lookup, token_ids
+
+
+def map_ids(tokens: np.ndarray, sorted_ids: np.ndarray, model_ids: np.ndarray) -> np.ndarray:
+    """Model ids (uint32) of ``tokens`` through a sorted table; unknown ids are ``<unk>`` (0)."""
+    t = np.asarray(tokens).astype(np.int64, copy=False)
+    at = np.searchsorted(sorted_ids, t)
+    at_c = np.minimum(at, max(len(sorted_ids) - 1, 0))
+    hit = (at < len(sorted_ids)) & (sorted_ids[at_c] == t) if len(sorted_ids) else np.zeros(len(t), bool)
+    out = np.zeros(len(t), np.uint32)
+    out[hit] = model_ids[at_c[hit]]
+    return out
 
 
 def check_key_space(V: int, order: int) -> None:
@@ -122,7 +157,7 @@ def check_key_space(V: int, order: int) -> None:
         )
 
 
-def count_padded(tokens, idmap, separator, order, V, *, max_memory, tmp_dir, chunk_tokens):
+def count_padded(tokens, lookup, separator, order, V, *, max_memory, tmp_dir, chunk_tokens):
     """Sorted reversed N-grams of the padded sentences and their counts: ``(rows (m, N), counts)``.
 
     Chunks are taken from the end of the stream backwards and written reversed, so the counter
@@ -133,6 +168,7 @@ def count_padded(tokens, idmap, separator, order, V, *, max_memory, tmp_dir, chu
     boundary = V  # an id past the model ids: n-grams across sentences are not counted
     n_tokens = tokens.shape[0]
     ends_open = n_tokens > 0 and not (has_sep and int(tokens[n_tokens - 1]) == sep)
+    identity = np.arange(V, dtype=np.uint32) if isinstance(lookup, tuple) else None
     with NGramCounter(order, V + 1, separator=boundary, max_memory=max_memory, tmp_dir=tmp_dir) as counter:
         hi = n_tokens
         first = True
@@ -140,9 +176,17 @@ def count_padded(tokens, idmap, separator, order, V, *, max_memory, tmp_dir, chu
             lo = max(0, hi - chunk_tokens)
             chunk = _checks.kernel_view(tokens[lo:hi])
             nsep = int(np.count_nonzero(chunk == sep)) if has_sep else 0
+            if isinstance(lookup, tuple):  # sparse ids: map the chunk first, separators to a sentinel
+                idmap, csep = identity, SENTINEL
+                mapped = map_ids(chunk, *lookup)
+                if has_sep:
+                    mapped[chunk == sep] = SENTINEL
+                chunk = mapped
+            else:
+                idmap, csep = lookup, sep
             out = np.empty(hi - lo + nsep * (order + 1) + order + 1, np.uint32)
             k = _k.pad_reversed(
-                chunk, 0, hi - lo, idmap, sep, has_sep, order, first and ends_open, lo == 0, BOS, EOS, boundary, out
+                chunk, 0, hi - lo, idmap, csep, has_sep, order, first and ends_open, lo == 0, BOS, EOS, boundary, out
             )
             counter.update(out[:k])
             first = False

@@ -67,6 +67,7 @@ class NGramLM:
         self.discounts = None if discounts is None else np.asarray(discounts, np.float64)
         self._u = None if u is None else [np.asarray(x, np.float64) for x in u]
         self._word_ids = None
+        self._lookup = None
         self._tables = None
         self._gen_tables = None
 
@@ -163,14 +164,14 @@ class NGramLM:
                 _checks.check_token_range(tokens, int(np.iinfo(tokens.dtype).max) + 1, name="corpus")
             if separator is not None:
                 separator = _checks.require_int(separator, "separator", min=0)
-        idmap, token_ids = _est.vocabulary(tokens, separator, chunk_tokens)
+        lookup, token_ids = _est.vocabulary(tokens, separator, chunk_tokens)
         V = len(token_ids)
         _est.check_key_space(V + 1, order)
         n_sentences = _count_sentences(tokens, separator)
         if n_sentences == 0:
             raise ValueError("corpus: no sentences to estimate a model from")
         rows, counts = _est.count_padded(
-            tokens, idmap, separator, order, V, max_memory=max_memory, tmp_dir=tmp_dir, chunk_tokens=chunk_tokens
+            tokens, lookup, separator, order, V, max_memory=max_memory, tmp_dir=tmp_dir, chunk_tokens=chunk_tokens
         )
         arrays = _est.kneser_ney(rows, counts, order, V, prune, fallback)
         if words is None:
@@ -351,12 +352,11 @@ class NGramLM:
         tokens = _checks.as_token_stream(tokens, "tokens")
         if tokens.shape[0] and np.iinfo(tokens.dtype).min < 0:
             _checks.check_token_range(tokens, int(np.iinfo(tokens.dtype).max) + 1)
-        known = self.token_ids[3:]
-        top = int(known.max()) if len(known) else -1
-        lut = np.zeros(top + 2, np.uint32)
-        lut[known] = np.arange(3, 3 + len(known), dtype=np.uint32)
-        t = tokens.astype(np.int64, copy=False)
-        return lut[np.minimum(t, top + 1)]
+        if self._lookup is None:
+            known = self.token_ids[3:]
+            order = np.argsort(known, kind="stable")
+            self._lookup = (known[order], (3 + order).astype(np.uint32))
+        return _est.map_ids(tokens, *self._lookup)
 
     def encode_words(self, sentence: str) -> np.ndarray:
         ids = self.word_ids()
@@ -436,7 +436,7 @@ def _sentences_to_stream(corpus):
         return np.array(out, np.int64), 0, words
     pieces = []
     for s in corpus:
-        arr = _checks.as_token_stream(np.asarray(s) if not isinstance(s, np.ndarray) else s, "corpus sentence")
+        arr = _checks.as_token_stream(_as_ids(s), "corpus sentence")
         if arr.shape[0] and np.iinfo(arr.dtype).min < 0 and arr.min() < 0:
             raise ValueError("corpus: token ids must be >= 0")
         pieces.append(arr.astype(np.int64))
@@ -466,3 +466,11 @@ def _is_sentence_list(corpus) -> bool:
     if not isinstance(corpus, (list, tuple)):
         return False
     return len(corpus) == 0 or isinstance(corpus[0], str) or not np.isscalar(corpus[0])
+
+
+def _as_ids(s) -> np.ndarray:
+    """One sentence of ids as an array (an empty list is an empty int array)."""
+    if isinstance(s, np.ndarray):
+        return s
+    arr = np.asarray(s)
+    return arr.astype(np.int64) if arr.size == 0 else arr

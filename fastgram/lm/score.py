@@ -99,7 +99,7 @@ def model_ids(lm, sentences, separator=None):
         oov = ids == UNK
         return ids, np.array(starts, np.int64), oov
     if isinstance(sentences, (list, tuple)):
-        parts = [lm.encode_tokens(np.asarray(s)) for s in sentences]
+        parts = [lm.encode_tokens(np.asarray(s) if len(s) else np.zeros(0, np.int64)) for s in sentences]
         ids = (
             np.concatenate([np.concatenate([p, np.array([EOS], np.uint32)]) for p in parts])
             if parts

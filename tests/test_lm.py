@@ -1,0 +1,374 @@
+"""fastgram.lm against its reference (fastgram.reference.lm): estimation, ARPA, files, scoring."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+
+from fastgram import reference as ref
+from fastgram.lm import NGramLM
+from fastgram.lm.arpa import read_arpa
+from fastgram.reference.lm import DEFAULT_FALLBACK
+
+TOY0 = ["a a b a", "b a a b"]
+
+
+def random_sentences(seed, n_sentences, vocab, max_len=12, zipf=1.4):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_sentences):
+        words = rng.zipf(zipf, size=int(rng.integers(0, max_len))) % vocab
+        out.append(" ".join(f"w{x}" for x in words))
+    return out
+
+
+def assert_same(lm: NGramLM, model: dict, tol=1e-12):
+    ours = lm.to_dict()
+    assert sorted(ours) == sorted(model["ngrams"])
+    for n, grams in model["ngrams"].items():
+        assert ours[n].keys() == grams.keys(), f"order {n}: {sorted(ours[n].keys() ^ grams.keys())[:5]}"
+        for g, (p, b) in grams.items():
+            assert ours[n][g][0] == pytest.approx(p, abs=tol), (n, g)
+            assert ours[n][g][1] == pytest.approx(b, abs=tol), (n, g)
+    np.testing.assert_allclose(lm.discounts, np.array(model["discounts"]), rtol=0, atol=1e-12)
+    assert lm.words == model["vocab"]
+
+
+# ---------------------------------------------------------------------------------------------
+# estimation against the reference
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4, 5, 6])
+@pytest.mark.parametrize("prune", [None, [0, 1], [0, 1, 2]])
+def test_estimate_matches_reference(order, prune):
+    if prune is not None and len(prune) > order:
+        prune = prune[:order]
+    sentences = random_sentences(order * 7 + len(prune or ()), 150, 25)
+    model = ref.lm_estimate([s.split() for s in sentences], order, prune=prune, discount_fallback=True)
+    lm = NGramLM.estimate(sentences, order, prune=prune, discount_fallback=True)
+    assert_same(lm, model)
+
+
+def test_estimate_closed_form_discounts_match_reference():
+    sentences = random_sentences(3, 3000, 100000, max_len=20, zipf=1.3)
+    for order in (1, 2, 3):
+        model = ref.lm_estimate([s.split() for s in sentences], order)
+        lm = NGramLM.estimate(sentences, order)
+        assert_same(lm, model)
+        assert (lm.discounts != np.array(DEFAULT_FALLBACK)).any()
+
+
+def test_lmplz_toy_models():
+    """lm/common/test_data/toy0.arpa of KenLM's sources (lmplz --discount_fallback -o 3)."""
+    lm = NGramLM.estimate(TOY0, 3, discount_fallback=True)
+    d = lm.to_dict()
+    assert lm.sizes == [5, 7, 7]
+    assert d[1][("<unk>",)] == pytest.approx((-0.90309, 0.0), abs=1e-6)
+    assert d[1][("<s>",)] == pytest.approx((0.0, -0.30103), abs=1e-6)
+    assert d[1][("a",)] == pytest.approx((-0.46943438, -0.30103), abs=1e-6)
+    assert d[2][("b", "a")] == pytest.approx((-0.2984526, -0.30103), abs=1e-6)
+    assert d[3][("<s>", "b", "a")][0] == pytest.approx(-0.124077894, abs=1e-6)
+    assert d[3][("a", "a", "b")][0] == pytest.approx(-0.20102891, abs=1e-6)
+
+
+def test_token_stream_with_separator_equals_sentences():
+    rng = np.random.default_rng(1)
+    sentences = [rng.integers(1, 30, size=int(rng.integers(0, 9))) for _ in range(80)]
+    stream = np.concatenate([np.concatenate([s, [0]]) for s in sentences]).astype(np.uint16)
+    a = NGramLM.estimate(stream, 3, separator=0, discount_fallback=True)
+    b = NGramLM.estimate([" ".join(str(x) for x in s) for s in sentences], 3, discount_fallback=True)
+    assert a.to_dict() == b.to_dict()
+    assert a.token_ids is not None and a.token_ids[:3].tolist() == [-1, -1, -1]
+    # the separator is a boundary, not a word; ids are named by their decimal number
+    assert "0" not in a.words and set(a.words[3:]) == {str(int(x)) for s in sentences for x in s}
+    # a trailing separator does not open a sentence; a missing one still closes the last
+    c = NGramLM.estimate(stream[:-1], 3, separator=0, discount_fallback=True)
+    assert c.to_dict() == a.to_dict()
+    # list of id sequences
+    d = NGramLM.estimate([list(s) for s in sentences], 3, discount_fallback=True)
+    assert d.to_dict() == a.to_dict()
+
+
+def test_empty_sentences_and_one_word():
+    sentences = ["a", "", "a b", "", "b", "a a"]
+    for order in (1, 2, 3, 4):
+        model = ref.lm_estimate([s.split() for s in sentences], order, discount_fallback=True)
+        assert_same(NGramLM.estimate(sentences, order, discount_fallback=True), model)
+    stream = np.array([5, 0, 0, 5, 6, 0], np.uint8)  # "5", "", "5 6"
+    lm = NGramLM.estimate(stream, 2, separator=0, discount_fallback=True)
+    assert ("<s>", "</s>") in lm.to_dict()[2]
+
+
+def test_tiny_vocabulary_and_large_ids():
+    lm = NGramLM.estimate(np.array([7, 7, 7, 7], np.int64), 2, discount_fallback=True)
+    assert lm.words == ["<unk>", "<s>", "</s>", "7"]
+    big = np.array([2**32 - 1, 5, 2**32 - 1, 0, 5], np.uint32)
+    lm = NGramLM.estimate(big, 2, separator=0, discount_fallback=True)
+    assert lm.token_ids.tolist() == [-1, -1, -1, 2**32 - 1, 5]
+
+
+def test_noncontiguous_byteswapped_and_memmap(tmp_path):
+    rng = np.random.default_rng(2)
+    base = rng.integers(0, 20, size=4000).astype(np.uint16)
+    want = NGramLM.estimate(base, 3, separator=0, discount_fallback=True).to_dict()
+    wide = np.zeros(8000, np.uint16)
+    wide[::2] = base
+    assert NGramLM.estimate(wide[::2], 3, separator=0, discount_fallback=True).to_dict() == want
+    swapped = base.astype(base.dtype.newbyteorder(">"))
+    assert NGramLM.estimate(swapped, 3, separator=0, discount_fallback=True).to_dict() == want
+    path = tmp_path / "train.bin"
+    base.tofile(path)
+    mm = np.memmap(path, dtype=np.uint16, mode="r")
+    assert NGramLM.estimate(mm, 3, separator=0, discount_fallback=True, chunk_tokens=333).to_dict() == want
+
+
+def test_chunks_and_spill_do_not_change_the_model(tmp_path):
+    rng = np.random.default_rng(3)
+    tokens = rng.integers(0, 50, size=30000).astype(np.uint32)
+    want = NGramLM.estimate(tokens, 4, separator=0, discount_fallback=True).to_dict()
+    got = NGramLM.estimate(
+        tokens, 4, separator=0, discount_fallback=True, chunk_tokens=1000, max_memory="64K", tmp_dir=tmp_path
+    )
+    assert got.to_dict() == want
+
+
+# ---------------------------------------------------------------------------------------------
+# errors
+# ---------------------------------------------------------------------------------------------
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="order must be >= 1"):
+        NGramLM.estimate(TOY0, 0)
+    with pytest.raises(ValueError, match="order must be <= 8"):
+        NGramLM.estimate(TOY0, 9)
+    with pytest.raises(TypeError, match="order must be an integer"):
+        NGramLM.estimate(TOY0, 2.0)
+    with pytest.raises(ValueError, match="prune: 3 thresholds given .* the model has order 2"):
+        NGramLM.estimate(TOY0, 2, prune=[0, 1, 1])
+    with pytest.raises(ValueError, match="prune thresholds must be non-decreasing"):
+        NGramLM.estimate(TOY0, 3, prune=[0, 2, 1])
+    with pytest.raises(ValueError, match="prune must be >= 0"):
+        NGramLM.estimate(TOY0, 3, prune=[0, -1])
+    with pytest.raises(ValueError, match=r"discount_fallback: the discount for count 1 must be in \[0, 1\]"):
+        NGramLM.estimate(TOY0, 3, discount_fallback=[1.5])
+    with pytest.raises(ValueError, match="no sentences"):
+        NGramLM.estimate(np.zeros(0, np.uint8), 2)
+    with pytest.raises(ValueError, match="<s> is not allowed as a word"):
+        NGramLM.estimate(["a <s> b"], 2)
+    with pytest.raises(ValueError, match="corpus: token id -1 at position 1"):
+        NGramLM.estimate(np.array([1, -1, 2]), 2)
+
+
+def test_too_small_corpus_names_the_flag():
+    with pytest.raises(ValueError, match="discount_fallback=True .*--discount_fallback"):
+        NGramLM.estimate(TOY0, 3)
+    with pytest.raises(ValueError, match="no 1-grams with adjusted count 1 were observed"):
+        NGramLM.estimate(["a a a a", "a a a a"], 1)
+
+
+def test_key_space_not_yet_supported():
+    tokens = np.arange(300, dtype=np.uint32)  # 303 model ids: 304**8 > 2**64
+    with pytest.raises(ValueError, match="wider keys are not yet supported"):
+        NGramLM.estimate(tokens, 8, discount_fallback=True)
+    NGramLM.estimate(tokens, 7, discount_fallback=True)  # 304**7 fits
+
+
+# ---------------------------------------------------------------------------------------------
+# ARPA and binary files
+# ---------------------------------------------------------------------------------------------
+
+
+def test_arpa_round_trip(tmp_path):
+    lm = NGramLM.estimate(random_sentences(4, 200, 30), 4, prune=[0, 0, 1], discount_fallback=True)
+    path = tmp_path / "m.arpa"
+    lm.write_arpa(path)
+    back = NGramLM.read_arpa(path)
+    assert back.sizes == lm.sizes and back.words == lm.words
+    for a, b in zip(lm.prob + lm.backoff, back.prob + back.backoff):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)  # float32 text
+    text = path.read_text()
+    assert text.startswith("\\data\\\nngram 1=") and text.endswith("\\end\\\n")
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_token_model_arpa_is_decimal(tmp_path):
+    stream = np.array([10, 11, 0, 11, 10, 0, 12], np.uint16)
+    lm = NGramLM.estimate(stream, 2, separator=0, discount_fallback=True)
+    lm.write_arpa(tmp_path / "t.arpa")
+    back = NGramLM.read_arpa(tmp_path / "t.arpa")
+    assert back.token_ids.tolist() == lm.token_ids.tolist() == [-1, -1, -1, 10, 11, 12]
+    assert "\t10 11\t" not in (tmp_path / "t.arpa").read_text()  # highest order: no backoff column
+    assert "10 11" in (tmp_path / "t.arpa").read_text()
+
+
+GOOD = "\\data\\\nngram 1=3\nngram 2=1\n\n\\1-grams:\n-1\t<s>\t-0.5\n-0.5\t</s>\t0\n-0.3\ta\t0\n\n\\2-grams:\n-0.2\t<s> a\n\n\\end\\\n"
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("", "line 0: empty file"),
+        ("hello\n", r"line 1: expected \\data\\"),
+        (GOOD.replace("ngram 2=1", "ngram 2=x"), "line 3: expected 'ngram N=count'"),
+        (GOOD.replace("-0.3\ta\t0", "-0.3x\ta\t0"), "line 8: bad number"),
+        (GOOD.replace("-0.2\t<s> a", "-0.2\t<s> b"), "line 11: word 'b' is not among the unigrams"),
+        (GOOD.replace("-0.2\t<s> a", "-0.2\t<s>"), "line 11: expected 2 words"),
+        (GOOD[: GOOD.index("-0.3")], "truncated: 1-gram 3 of 3 expected"),
+        (GOOD.replace("\\end\\\n", ""), r"expected \\end\\ \(file truncated\)"),
+        (GOOD.replace("\\2-grams:", "\\3-grams:"), r"line 10: expected \\2-grams:"),
+        (GOOD.replace("-0.5\t</s>\t0", "-0.5\ta\t0"), "line 8: unigram 'a' appears twice"),
+    ],
+)
+def test_malformed_arpa(tmp_path, text, match):
+    path = tmp_path / "bad.arpa"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        NGramLM.read_arpa(path)
+
+
+def test_arpa_without_unk_gets_one(tmp_path):
+    path = tmp_path / "good.arpa"
+    path.write_text(GOOD)
+    lm = NGramLM.read_arpa(path)
+    assert lm.words[:3] == ["<unk>", "<s>", "</s>"] and lm.prob[0][0] == -100.0
+    assert lm.log10_prob("a", ["<s>"]) == pytest.approx(-0.2)
+    assert lm.log10_prob("</s>", ["a"]) == pytest.approx(-0.5)
+
+
+def test_save_load_round_trip(tmp_path):
+    lm = NGramLM.estimate(random_sentences(5, 100, 20), 3, discount_fallback=True)
+    lm.save(tmp_path / "m.npz")
+    back = NGramLM.load(tmp_path / "m.npz")
+    assert back.to_dict() == lm.to_dict()
+    np.testing.assert_array_equal(back.discounts, lm.discounts)
+    assert [u.tolist() for u in back.u()] == [u.tolist() for u in lm.u()]
+    with np.load(tmp_path / "m.npz") as data:  # NumPy alone reads it
+        assert str(data["format"]) == "fastgram.NGramLM" and data["rows_3"].shape[1] == 3
+
+
+def _damage(path, out, **changes):
+    with np.load(path) as data:
+        fields = {k: data[k] for k in data.files}
+    for k, v in changes.items():
+        if v is None:
+            del fields[k]
+        else:
+            fields[k] = v
+    np.savez(out, **fields)
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"prob_2": None}, "missing field 'prob_2'"),
+        ({"format": np.array("other")}, "field 'format'"),
+        ({"order": np.array(9)}, "field 'order' must be an integer in 1..8"),
+        ({"rows_2": np.zeros((2, 3), np.uint32)}, r"field 'rows_2' must be uint32 of shape \(m, 2\)"),
+        ({"words": np.array(["a", "b", "c"])}, "field 'words'"),
+        ({"backoff_1": np.full(3, np.nan)}, "field 'backoff_1' must be finite float64"),
+    ],
+)
+def test_load_checks_fields(tmp_path, changes, match):
+    lm = NGramLM.estimate(TOY0, 2, discount_fallback=True)
+    lm.save(tmp_path / "m.npz")
+    _damage(tmp_path / "m.npz", tmp_path / "bad.npz", **changes)
+    with pytest.raises(ValueError, match=match):
+        NGramLM.load(tmp_path / "bad.npz")
+
+
+def test_load_rejects_unsorted_rows(tmp_path):
+    lm = NGramLM.estimate(TOY0, 2, discount_fallback=True)
+    lm.save(tmp_path / "m.npz")
+    _damage(tmp_path / "m.npz", tmp_path / "bad.npz", rows_2=lm.rows[1][::-1].copy())
+    with pytest.raises(ValueError, match="rows_2' is not strictly increasing"):
+        NGramLM.load(tmp_path / "bad.npz")
+    _damage(tmp_path / "m.npz", tmp_path / "bad2.npz", rows_2=lm.rows[1] + np.uint32(100))
+    with pytest.raises(ValueError, match="word id .* outside the 5 words"):
+        NGramLM.load(tmp_path / "bad2.npz")
+
+
+# ---------------------------------------------------------------------------------------------
+# scoring
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 5])
+def test_score_matches_reference(order):
+    train = random_sentences(6, 300, 40)
+    test = random_sentences(7, 60, 60) + ["", "w1", "zzz unknown w2"]
+    lm = NGramLM.estimate(train, order, prune=[0, 1] if order > 1 else None, discount_fallback=True)
+    model = {"order": order, "ngrams": lm.to_dict()}
+    want = ref.lm_score(model, [s.split() for s in test])
+    scores = lm.score(test)
+    assert len(scores) == len(test)
+    for i, w in enumerate(want):
+        np.testing.assert_allclose(scores.sentence(i), w, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(scores.totals, [sum(w) for w in want], atol=1e-10)
+    inc, exc, oovs, tokens = ref.lm_perplexity(model, [s.split() for s in test])
+    summary = lm.perplexity(test)
+    assert summary["oovs"] == oovs and summary["tokens"] == tokens
+    assert summary["perplexity"] == pytest.approx(inc, rel=1e-12)
+    assert summary["perplexity_excluding_oovs"] == pytest.approx(exc, rel=1e-12)
+
+
+def test_score_token_stream_and_oov():
+    rng = np.random.default_rng(8)
+    stream = rng.integers(0, 15, size=3000).astype(np.uint16)
+    lm = NGramLM.estimate(stream, 3, separator=0, discount_fallback=True)
+    test = np.array([3, 4, 99, 0, 5, 0, 0, 7], np.uint16)  # 99 unseen; an empty sentence
+    s = lm.score(test, separator=0)
+    assert len(s) == 4 and s.starts.tolist() == [0, 4, 6, 7, 9]
+    assert s.oov.tolist() == [False, False, True, False, False, False, False, False, False]
+    p_unk = lm.prob[0][0]
+    assert s.log10[2] <= p_unk + 1e-12  # <unk> with its context's backoffs
+    assert s.summary()["oovs"] == 1 and s.summary()["tokens"] == 9
+    pieces = lm.score([[3, 4, 99], [5], [], [7]])
+    np.testing.assert_array_equal(pieces.log10, s.log10)
+    assert "Perplexity including OOVs:\t" in s.summary_text()
+    order2 = lm.score(np.array([3, 4], np.uint16))
+    assert lm.log10_prob(4, [3]) <= 0 and order2.log10.shape == (3,)
+
+
+def test_score_wrong_kind():
+    lm = NGramLM.estimate(TOY0, 2, discount_fallback=True)
+    with pytest.raises(TypeError, match="word model"):
+        lm.score(np.array([1, 2, 3]))
+    with pytest.raises(TypeError, match="not one str"):
+        lm.score("a b")
+
+
+def test_scores_are_probabilities():
+    """Every context's next-word distribution sums to 1 (over all words but <s>)."""
+    lm = NGramLM.estimate(random_sentences(9, 200, 12), 3, prune=[0, 1, 1], discount_fallback=True)
+    words = [w for w in lm.words if w != "<s>"]
+    for context in ([], ["<s>"], ["<s>", "w1"], ["w1", "w2"], ["w3", "<unk>"]):
+        total = sum(10 ** lm.log10_prob(w, context) for w in words)
+        assert total == pytest.approx(1.0, abs=1e-9), context
+
+
+def test_perplexity_of_nothing_is_nan():
+    lm = NGramLM.estimate(TOY0, 2, discount_fallback=True)
+    assert math.isnan(lm.perplexity([])["perplexity"])
+
+
+def test_repr_and_views():
+    lm = NGramLM.estimate(TOY0, 2, discount_fallback=True)
+    assert "NGramLM(order=2" in repr(lm)
+    assert lm.ngrams(2).shape == (lm.sizes[1], 2)
+    assert os.path.basename(__file__) == "test_lm.py"
+    order, words, grams, prob, back = read_arpa_model(lm)
+    assert order == 2 and words[:3] == ["<unk>", "<s>", "</s>"]
+
+
+def read_arpa_model(lm, tmp="/tmp"):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "m.arpa")
+        lm.write_arpa(path)
+        return read_arpa(path)
