@@ -1,25 +1,33 @@
 """Vocabularies: text <-> token ids, vectorised.
 
-Two kinds, as in the notebook and in byte-level models:
+Three kinds, as in the notebook, in byte-level models and in KenLM:
 
 - ``Vocab.from_text(text)``: the sorted unique characters of a text (the notebook's ``stoi`` /
   ``itos``), optionally with an unknown character that stands for anything else;
-- ``Vocab.bytes()``: the 256 byte values of the UTF-8 encoding.
+- ``Vocab.bytes()``: the 256 byte values of the UTF-8 encoding;
+- ``WordVocab.from_files(paths)``: words as lmplz reads them (one sentence per line, words
+  between runs of spaces and tabs), with ``<unk>`` = 0, ``<s>`` = 1, ``</s>`` = 2.
 
-Encoding never loops over characters in Python: the text is encoded to UTF-32 once and the
-code points are mapped through a lookup table, so a 100 MB text encodes in seconds.
+Encoding never loops over characters or words in Python: characters are encoded to UTF-32 once
+and mapped through a lookup table; words are split and looked up by one Numba pass over the
+bytes (:mod:`fastgram.kernels.words`). A 100 MB text encodes in seconds either way.
+
+Saved vocabularies are JSON (``{"kind": "chars" | "bytes" | "words", ...}``);
+:func:`vocab_from_json` reads any of them.
 """
 
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 
-from fastgram._checks import as_int_array, fmt_int
+from fastgram import _io
+from fastgram._checks import as_int_array, fmt_int, require_int
+from fastgram._io import atomic_output
+from fastgram.kernels import words as _kw
 
-__all__ = ["Vocab"]
+__all__ = ["Vocab", "WordVocab", "vocab_from_json", "SPECIAL_WORDS"]
 
 #: Characters encoded per step (bounds the temporaries of :meth:`Vocab.encode` to ~12 bytes each).
 ENCODE_CHUNK = 1 << 22
@@ -76,7 +84,7 @@ class Vocab:
         chars = list(chars)
         for i, ch in enumerate(chars):
             if not isinstance(ch, str) or len(ch) != 1:
-                raise ValueError(f"chars: entry {i} must be a single character, got {ch!r}")
+                raise ValueError(f"chars: entry {i} must be a single character, got {ch!r:.40}")
         if len(set(chars)) != len(chars):
             raise ValueError("chars: entries must be unique")
         if not chars:
@@ -205,38 +213,52 @@ class Vocab:
     # -- persistence ----------------------------------------------------------------------
 
     def to_json(self) -> str:
-        """The vocabulary as a JSON string (see :meth:`from_json`)."""
+        """The vocabulary as a JSON string (see :meth:`from_json`).
+
+        ``chars`` is a list of one-character strings (ASCII JSON, so lone surrogates are
+        ``\\udXXX`` escapes): a list keeps a lone high surrogate followed by a lone low one as
+        two characters, where one string would read back as a single astral character.
+        """
         if self.byte_level:
             return json.dumps({"kind": "bytes"})
-        return json.dumps({"kind": "chars", "chars": "".join(self.chars), "unk": self.unk}, ensure_ascii=True)
+        return json.dumps({"kind": "chars", "chars": list(self.chars), "unk": self.unk}, ensure_ascii=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "Vocab":
-        """A vocabulary from :meth:`to_json`'s string."""
+    def from_json(cls, text: str, *, source: str = "vocabulary JSON") -> "Vocab":
+        """A vocabulary from :meth:`to_json`'s string, validated field by field.
+
+        ``source`` (a file name, for :meth:`load`) starts every error message. Files written
+        before ``chars`` was a list (one string of characters) still load.
+        """
+        data = _parse_json(text, source)
+        kind = _field(data, "kind", str, source)
+        if kind == "bytes":
+            return cls.bytes()
+        if kind == "words":
+            raise ValueError(f"{source}: field 'kind' is 'words': a word vocabulary, load it with WordVocab")
+        if kind != "chars":
+            raise ValueError(f"{source}: field 'kind': unknown kind {kind!r} (expected 'chars', 'bytes' or 'words')")
+        chars = _field(data, "chars", (list, str), source)
+        if isinstance(chars, str):
+            chars = list(chars)
+        unk = data.get("unk")
+        if unk is not None and not isinstance(unk, str):
+            raise ValueError(f"{source}: field 'unk' must be a string or null, got {type(unk).__name__}")
         try:
-            data = json.loads(text)
-            kind = data["kind"]
-            if kind == "bytes":
-                return cls.bytes()
-            if kind == "chars":
-                return cls(list(data["chars"]), unk=data.get("unk"))
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ValueError(f"not a fastgram vocabulary: {exc}") from None
-        raise ValueError(f"not a fastgram vocabulary: unknown kind {kind!r}")
+            return cls(chars, unk=unk)
+        except (TypeError, ValueError) as exc:
+            field = "unk" if str(exc).startswith("unk") else "chars"
+            raise ValueError(f"{source}: field {field!r}: {exc}") from None
 
     def save(self, path) -> None:
         """Write :meth:`to_json` to ``path`` (atomically: temporary name, then rename)."""
-        from fastgram.corpus import atomic_output
-
-        with atomic_output(path) as tmp:
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(self.to_json())
+        _save_json(self.to_json(), path)
 
     @classmethod
     def load(cls, path) -> "Vocab":
-        """Read a vocabulary written by :meth:`save`."""
-        with open(os.fspath(path), encoding="utf-8") as f:
-            return cls.from_json(f.read())
+        """Read a vocabulary written by :meth:`save`; ``ValueError`` names the file and the field."""
+        path = _io.check_path(path)
+        return cls.from_json(_read_json_file(path), source=path)
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Vocab) and (self.chars, self.unk) == (other.chars, other.unk)
@@ -248,3 +270,445 @@ class Vocab:
         if self.byte_level:
             return "Vocab.bytes()"
         return f"Vocab({len(self)} chars{'' if self.unk is None else f', unk={self.unk!r}'})"
+
+
+# -------------------------------------------------------------------------------------------------
+# JSON helpers (shared by both kinds)
+# -------------------------------------------------------------------------------------------------
+
+
+def _parse_json(text, source: str) -> dict:
+    if not isinstance(text, str):
+        raise TypeError(f"text must be str, got {type(text).__name__}")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{source}: not a fastgram vocabulary (invalid JSON: {exc})") from None
+    except RecursionError:
+        raise ValueError(f"{source}: not a fastgram vocabulary (JSON nested too deeply)") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: not a fastgram vocabulary (expected a JSON object, got {type(data).__name__})")
+    return data
+
+
+def _field(data: dict, name: str, kind, source: str):
+    if name not in data:
+        raise ValueError(f"{source}: not a fastgram vocabulary (missing field {name!r})")
+    value = data[name]
+    if not isinstance(value, kind):
+        want = " or ".join(k.__name__ for k in kind) if isinstance(kind, tuple) else kind.__name__
+        raise ValueError(f"{source}: field {name!r} must be {want}, got {type(value).__name__}")
+    return value
+
+
+def _read_json_file(path: str) -> str:
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a fastgram vocabulary (invalid UTF-8 at byte {fmt_int(exc.start)})") from None
+
+
+def _save_json(text: str, path) -> None:
+    with atomic_output(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+
+def vocab_from_json(text: str, *, source: str = "vocabulary JSON") -> "Vocab | WordVocab":
+    """A :class:`Vocab` or :class:`WordVocab` from the JSON either writes (by its ``kind``)."""
+    data = _parse_json(text, source)
+    if data.get("kind") == "words":
+        return WordVocab.from_json(text, source=source)
+    return Vocab.from_json(text, source=source)
+
+
+# -------------------------------------------------------------------------------------------------
+# words
+# -------------------------------------------------------------------------------------------------
+
+#: KenLM's special words and their fixed ids (``lm/vocab.hh``: GrowableVocab forces them first).
+SPECIAL_WORDS = ("<unk>", "<s>", "</s>")
+UNK, BOS, EOS = 0, 1, 2
+#: Bytes that separate words inside a line: lmplz's delimiters ``"\0\t\n\r "`` less the newline.
+WORD_DELIMITERS = b" \t\r\x00"
+_OOV = {"add": _kw.OOV_ADD, "unk": _kw.OOV_UNK, "error": _kw.OOV_ERROR}
+
+
+def _as_bytes(text, name: str = "text") -> bytes:
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        return bytes(text)
+    if isinstance(text, str):
+        try:
+            return text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"{name}: character {text[exc.start]!r} at position {fmt_int(exc.start)} cannot be encoded as UTF-8"
+            ) from None
+    raise TypeError(f"{name} must be str or bytes, got {type(text).__name__}")
+
+
+def _show(word: bytes) -> str:
+    """A word for a message: its text (``surrogateescape``), quoted, at most 60 characters."""
+    return f"{word.decode('utf-8', 'surrogateescape')!r:.60}"
+
+
+def _check_oov(oov) -> int:
+    if oov not in _OOV:
+        raise ValueError(f"oov must be 'unk', 'error' or 'add', got {oov!r}")
+    return _OOV[oov]
+
+
+class WordVocab:
+    """A word vocabulary as KenLM's lmplz builds it, and the id streams of its text.
+
+    Tokenisation (lmplz's, ``lm/builder/corpus_count.cc``): a line ends at ``\\n``; inside it,
+    words are separated by runs of space, tab, ``\\r`` and NUL. Text is bytes: UTF-8 is not
+    required or checked (a ``str`` is encoded as UTF-8 with ``surrogateescape``, so words that
+    are not valid UTF-8 round-trip through :attr:`words`).
+
+    Ids: ``<unk>`` = 0, ``<s>`` = 1, ``</s>`` = 2 (KenLM's fixed ids), then every other word in
+    order of first occurrence (files in the order given) — the ids lmplz itself assigns, so its
+    ARPA unigram section lists words in id order.
+
+    Stream format (what :meth:`encode` and :meth:`iter_file_ids` return, uint32): each line's
+    word ids followed by ``2`` (``</s>``); no ``<s>`` (id 1 never appears: the model supplies
+    the ``<s>`` context of each sentence). An empty line, or one of only spaces, is just ``2``.
+    A last line without ``\\n`` gets no ``2``: lmplz counts its words but no ``</s>`` for it.
+    The words ``<s>``, ``</s>``, ``<unk>`` in the text raise ``ValueError`` (as lmplz does) unless
+    ``skip_symbols=True`` (lmplz's ``--skip_symbols``: they are treated as whitespace).
+
+    Words unknown to the vocabulary (``oov=``): ``"unk"`` maps them to 0, ``"error"`` raises
+    ``ValueError`` naming the word and its byte offset, ``"add"`` adds them (the vocabulary
+    grows; not safe while another thread uses the same vocabulary).
+
+    Parameters
+    ----------
+    words : iterable of str or bytes, optional
+        The words in id order, starting with ``"<unk>", "<s>", "</s>"``; without it the
+        vocabulary holds only those three.
+
+    Attributes
+    ----------
+    words : tuple of str
+        The words in id order (bytes decoded as UTF-8 with ``surrogateescape``).
+    dtype : numpy.dtype
+        Always uint32 (KenLM's ``WordIndex``).
+
+    Notes
+    -----
+    Memory: the words' bytes plus about 24 bytes per word (hash table at load <= 1/2 and
+    offsets). Encoding is one pass of O(bytes) with temporaries of 4 bytes per byte of one chunk
+    (``chunk_tokens`` bytes of text at a time) besides the result.
+
+    Examples
+    --------
+    >>> from fastgram.vocab import WordVocab
+    >>> v = WordVocab.from_text("the cat sat\\nthe dog\\n")
+    >>> v.words
+    ('<unk>', '<s>', '</s>', 'the', 'cat', 'sat', 'dog')
+    >>> v.encode("the dog sat\\n\\nthe bird\\n")
+    array([3, 6, 5, 2, 2, 3, 0, 2], dtype=uint32)
+    >>> v.decode([3, 6, 2, 3, 4, 2])
+    'the dog\\nthe cat\\n'
+    """
+
+    dtype = np.dtype(np.uint32)
+
+    def __init__(self, words=None):
+        self._slots = np.full(1 << 10, -1, dtype=np.int64)
+        self._hashes = np.zeros(1 << 10, dtype=np.uint64)
+        self._arena = np.empty(1 << 13, dtype=np.uint8)
+        self._offsets = np.zeros(1 << 9, dtype=np.int64)
+        self._n = 0
+        self._cache = None
+        self._run(np.frombuffer(b"<unk> <s> </s>", np.uint8), _kw.OOV_ADD, False, "words")
+        if words is None:
+            return
+        if isinstance(words, (str, bytes)):
+            raise TypeError(f"words must be an iterable of words, got {type(words).__name__}")
+        words = [_as_bytes(w, f"words: entry {i}") for i, w in enumerate(words)]
+        if tuple(words[:3]) != tuple(w.encode() for w in SPECIAL_WORDS):
+            got = [w.decode("utf-8", "surrogateescape") for w in words[:3]]
+            raise ValueError(f"words: must start with {', '.join(SPECIAL_WORDS)}, got {got}")
+        specials = {w.encode() for w in SPECIAL_WORDS}
+        for i, w in enumerate(words[3:], 3):
+            if w in specials:
+                raise ValueError(f"words: entry {i} ({_show(w)}) is a duplicate of a special word")
+            if not w or any(b in w for b in b"\n" + WORD_DELIMITERS):
+                raise ValueError(f"words: entry {i} ({_show(w)}) is empty or contains a space, tab, CR, NUL or newline")
+        ids = self._run(np.frombuffer(b"\n".join(words[3:]), np.uint8), _kw.OOV_ADD, True, "words")
+        if self._n != len(words):
+            got = ids[ids != EOS] if len(words) > 3 else ids
+            first = int(np.flatnonzero(got != np.arange(3, 3 + got.size))[0]) + 3
+            raise ValueError(f"words: entry {first} ({_show(words[first])}) is a duplicate")
+
+    # -- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def from_text(cls, text, *, skip_symbols: bool = False) -> "WordVocab":
+        """The vocabulary of one text (str or bytes); ids by first occurrence."""
+        vocab = cls()
+        vocab.encode(text, oov="add", skip_symbols=skip_symbols)
+        return vocab
+
+    @classmethod
+    def from_files(cls, paths, *, chunk_tokens: int = _io.CHUNK_TOKENS, skip_symbols: bool = False) -> "WordVocab":
+        """The vocabulary of text files (a path, a glob, a directory, or a list of them), read
+        ``chunk_tokens`` bytes at a time; ids by first occurrence, files in the order given."""
+        vocab = cls()
+        for path in _io.expand_paths(paths):
+            for _ in vocab.iter_file_ids(path, chunk_tokens=chunk_tokens, oov="add", skip_symbols=skip_symbols):
+                pass
+        return vocab
+
+    # -- mapping --------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def size(self) -> int:
+        """V, the number of ids (the three special words included)."""
+        return self._n
+
+    @property
+    def words(self) -> tuple:
+        if self._cache is None or len(self._cache) != self._n:
+            data, off = self.concatenated()
+            raw = data.tobytes()
+            self._cache = tuple(
+                raw[a:b].decode("utf-8", "surrogateescape") for a, b in zip(off[:-1].tolist(), off[1:].tolist())
+            )
+        return self._cache
+
+    def concatenated(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(data, offsets)``: word ``i`` is the bytes ``data[offsets[i]:offsets[i + 1]]``
+        (copies; uint8 and int64 ``(V + 1,)``), for writing many words without Python strings."""
+        off = self._offsets[: self._n + 1].copy()
+        return self._arena[: off[-1]].copy(), off
+
+    def __getitem__(self, word) -> int:
+        """The id of ``word`` (str or bytes); ``KeyError`` when it is not in the vocabulary."""
+        raw = _as_bytes(word, "word")
+        if not raw or any(b in raw for b in b"\n" + WORD_DELIMITERS):
+            raise KeyError(word)
+        state = self._state()
+        out = np.empty(len(raw), dtype=np.uint32)
+        _kw.encode_words(
+            np.frombuffer(raw, np.uint8),
+            out,
+            self._slots,
+            self._hashes,
+            self._arena,
+            self._offsets,
+            state,
+            _kw.OOV_ERROR,
+            0,
+        )
+        if state[_kw.S_STATUS] == _kw.UNKNOWN:
+            raise KeyError(word)
+        return int(out[0])
+
+    def __contains__(self, word) -> bool:
+        try:
+            self[word]
+        except (KeyError, TypeError, ValueError):
+            return False
+        return True
+
+    def encode(
+        self, text, *, oov: str = "unk", skip_symbols: bool = False, chunk_tokens: int = _io.CHUNK_TOKENS
+    ) -> np.ndarray:
+        """The id stream of ``text`` (str or bytes) in the class's format, uint32 ``(N,)``.
+
+        Raises
+        ------
+        TypeError
+            If ``text`` is not str or bytes.
+        ValueError
+            For an unknown word under ``oov="error"`` or a special word without
+            ``skip_symbols``; the message names the word and its byte offset.
+        """
+        code = _check_oov(oov)
+        chunk_tokens = require_int(chunk_tokens, "chunk_tokens", min=1)
+        buf = np.frombuffer(_as_bytes(text), np.uint8)
+        pieces, lo = [], 0
+        while lo < buf.size:
+            hi = _line_cut(buf, lo, chunk_tokens)
+            pieces.append(self._run(buf[lo:hi], code, skip_symbols, "text", lo))
+            lo = hi
+        if len(pieces) == 1:
+            return pieces[0]
+        return np.concatenate(pieces) if pieces else np.empty(0, dtype=np.uint32)
+
+    def iter_file_ids(
+        self, path, *, chunk_tokens: int = _io.CHUNK_TOKENS, oov: str = "unk", skip_symbols: bool = False
+    ):
+        """Yield the id stream of a text file in chunks (new uint32 arrays).
+
+        The file is read ``chunk_tokens`` bytes at a time; every chunk but the last ends with a
+        ``2`` (a chunk never splits a line; a line longer than a chunk is carried whole into
+        the next). ``oov="add"`` grows the vocabulary as it reads (one pass: build and encode).
+        Raises ``ValueError`` naming the file and byte offset (unknown or special word), or when
+        the file changes size while it is read.
+        """
+        code = _check_oov(oov)
+        chunk_tokens = require_int(chunk_tokens, "chunk_tokens", min=1)
+        path = _io.check_path(path)
+        carry = np.empty(0, dtype=np.uint8)
+        offset = 0  # file offset of carry[0]
+        for chunk, _ in _io.raw_chunks(path, np.dtype(np.uint8), chunk_tokens):
+            last = _kw.last_newline(chunk)
+            if last < 0:
+                carry = np.concatenate([carry, chunk])
+                continue
+            buf = np.concatenate([carry, chunk[: last + 1]]) if carry.size else chunk[: last + 1]
+            ids = self._run(buf, code, skip_symbols, path, offset)
+            offset += buf.size
+            carry = chunk[last + 1 :].copy()
+            if ids.size:
+                yield ids
+        if carry.size:
+            ids = self._run(carry, code, skip_symbols, path, offset)
+            if ids.size:
+                yield ids
+
+    def encode_files(
+        self, paths, *, chunk_tokens: int = _io.CHUNK_TOKENS, oov: str = "unk", skip_symbols: bool = False
+    ) -> np.ndarray:
+        """The id streams of text files concatenated (each file as :meth:`iter_file_ids`)."""
+        parts = [
+            ids
+            for path in _io.expand_paths(paths)
+            for ids in self.iter_file_ids(path, chunk_tokens=chunk_tokens, oov=oov, skip_symbols=skip_symbols)
+        ]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.uint32)
+
+    def decode(self, ids) -> str:
+        """Text of an id stream: words joined by spaces, each ``2`` (``</s>``) a newline; ``1``
+        (``<s>``) is dropped. Ids must be in ``[0, V)``."""
+        ids = as_int_array(ids, "ids").reshape(-1)
+        if ids.size and (ids.min() < 0 or ids.max() >= self._n):
+            i = int(np.flatnonzero((ids < 0) | (ids >= self._n))[0])
+            raise ValueError(
+                f"ids: token id {fmt_int(ids[i])} at position {fmt_int(i)} is outside [0, {fmt_int(self._n)})"
+            )
+        words = self.words
+        lines, line = [], []
+        for i in ids.tolist():
+            if i == EOS:
+                lines.append(" ".join(line) + "\n")
+                line = []
+            elif i != BOS:
+                line.append(words[i])
+        return "".join(lines) + " ".join(line)
+
+    # -- the kernel driver ----------------------------------------------------------------
+
+    def _state(self) -> np.ndarray:
+        state = np.zeros(8, dtype=np.int64)
+        state[_kw.S_WORDS] = self._n
+        return state
+
+    def _run(self, buf: np.ndarray, oov: int, skip_symbols: bool, source: str, offset: int = 0) -> np.ndarray:
+        """Encode the bytes ``buf`` (growing the tables as needed); errors name ``source`` and
+        the byte offset ``offset + position``."""
+        out = np.empty(buf.size, dtype=np.uint32)
+        state = self._state()
+        while True:
+            _kw.encode_words(
+                buf, out, self._slots, self._hashes, self._arena, self._offsets, state, oov, bool(skip_symbols)
+            )
+            self._n = int(state[_kw.S_WORDS])
+            status = state[_kw.S_STATUS]
+            if status == _kw.DONE:
+                break
+            pos, end = int(state[_kw.S_POS]), int(state[_kw.S_WORD_END])
+            if status == _kw.GROW:
+                self._grow(end - pos)
+                continue
+            where = f"{source}: word {_show(buf[pos:end].tobytes())} at byte {fmt_int(offset + pos)}"
+            if status == _kw.UNKNOWN:
+                raise ValueError(f"{where} is not in the vocabulary (oov='error'; oov='unk' maps it to <unk>)")
+            raise ValueError(
+                f"{where} is a special word: lmplz refuses <s>, </s>, <unk> in text too "
+                "(skip_symbols=True treats them as whitespace, as lmplz --skip_symbols)"
+            )
+        k = int(state[_kw.S_OUT])
+        return out[:k].copy() if k < out.size // 2 else out[:k]
+
+    def _grow(self, word_len: int) -> None:
+        n = self._n
+        if 2 * (n + 1) > self._slots.size:
+            size = self._slots.size * 2
+            self._slots = np.full(size, -1, dtype=np.int64)
+            self._hashes = np.zeros(size, dtype=np.uint64)
+            _kw.rehash(self._slots, self._hashes, self._arena, self._offsets, n)
+        if n + 2 > self._offsets.size:
+            self._offsets = np.concatenate([self._offsets, np.zeros(self._offsets.size, dtype=np.int64)])
+        used = int(self._offsets[n])
+        if used + word_len > self._arena.size:
+            arena = np.empty(max(2 * self._arena.size, used + word_len), dtype=np.uint8)
+            arena[:used] = self._arena[:used]
+            self._arena = arena
+
+    # -- persistence ----------------------------------------------------------------------
+
+    def to_json(self) -> str:
+        """``{"kind": "words", "version": 1, "words": [...]}`` (ASCII JSON; see :meth:`from_json`)."""
+        return json.dumps({"kind": "words", "version": 1, "words": list(self.words)}, ensure_ascii=True)
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str = "vocabulary JSON") -> "WordVocab":
+        """A word vocabulary from :meth:`to_json`'s string, validated field by field."""
+        data = _parse_json(text, source)
+        kind = _field(data, "kind", str, source)
+        if kind != "words":
+            raise ValueError(f"{source}: field 'kind' is {kind!r}, expected 'words' (load it with Vocab)")
+        version = _field(data, "version", int, source)
+        if version != 1:
+            raise ValueError(f"{source}: field 'version' is {version!r}; this fastgram reads version 1")
+        words = _field(data, "words", list, source)
+        for i, w in enumerate(words):
+            if not isinstance(w, str):
+                raise ValueError(f"{source}: field 'words': entry {i} must be a string, got {type(w).__name__}")
+        try:
+            return cls(words)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{source}: field 'words': {str(exc).removeprefix('words: ')}") from None
+
+    def save(self, path) -> None:
+        """Write :meth:`to_json` to ``path`` (atomically: temporary name, then rename)."""
+        _save_json(self.to_json(), path)
+
+    @classmethod
+    def load(cls, path) -> "WordVocab":
+        """Read a vocabulary written by :meth:`save`; ``ValueError`` names the file and the field."""
+        path = _io.check_path(path)
+        return cls.from_json(_read_json_file(path), source=path)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, WordVocab) or len(other) != len(self):
+            return False
+        (a, ao), (b, bo) = self.concatenated(), other.concatenated()
+        return np.array_equal(ao, bo) and np.array_equal(a, b)
+
+    __hash__ = None  # mutable (oov="add" grows it)
+
+    def __repr__(self) -> str:
+        return f"WordVocab({fmt_int(len(self))} words)"
+
+
+def _line_cut(buf: np.ndarray, lo: int, chunk: int) -> int:
+    """End of the piece of ``buf`` from ``lo``: just after the last newline within ``chunk``
+    bytes, else after the first newline beyond, else the end of ``buf``."""
+    hi = lo + chunk
+    if hi >= buf.size:
+        return buf.size
+    last = _kw.last_newline(buf[lo:hi])
+    if last >= 0:
+        return lo + last + 1
+    nxt = _kw.first_newline(buf[hi:])
+    return buf.size if nxt < 0 else hi + nxt + 1
