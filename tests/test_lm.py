@@ -172,10 +172,19 @@ def test_too_small_corpus_names_the_flag():
 
 
 def test_key_space_not_yet_supported():
-    tokens = np.arange(300, dtype=np.uint32)  # 303 model ids: 304**8 > 2**64
+    tokens = np.arange(70000, dtype=np.uint32)  # 70,003 model ids: 70,004**8 > 2**128
     with pytest.raises(ValueError, match="wider keys are not yet supported"):
         NGramLM.estimate(tokens, 8, discount_fallback=True)
-    NGramLM.estimate(tokens, 7, discount_fallback=True)  # 304**7 fits
+
+
+@pytest.mark.parametrize("order", [5, 8])
+def test_two_word_keys_match_reference(order):
+    """(V + 1)**order > 2**64: counted with two-word keys, same model as the reference."""
+    sentences = random_sentences(12, 2500, 10**6, max_len=15, zipf=1.05)
+    vocab = {w for s in sentences for w in s.split()}
+    assert (len(vocab) + 4) ** order > 2**64
+    model = ref.lm_estimate([s.split() for s in sentences], order, prune=[0, 1], discount_fallback=True)
+    assert_same(NGramLM.estimate(sentences, order, prune=[0, 1], discount_fallback=True), model)
 
 
 # ---------------------------------------------------------------------------------------------

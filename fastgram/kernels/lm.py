@@ -302,3 +302,104 @@ def segment_cumsum(values, starts, out):
         for i in range(starts[s], starts[s + 1]):
             acc += values[i]
             out[i] = acc
+
+
+# ---------------------------------------------------------------------------------------------
+# counting beyond 64-bit keys: two-word keys, radix-sorted
+# ---------------------------------------------------------------------------------------------
+
+
+@kernel
+def pack_windows(stream, order, boundary, V, split, hi, lo):
+    """Pack every window of ``order`` ids without ``boundary`` into two words; return how many.
+
+    Window ``(t0, ..., t{order-1})``: ``hi = t0 * V**(split-1) + ... + t{split-1}``, ``lo`` the
+    same over ``t{split}, ...``. Sorting by ``(hi, lo)`` sorts the windows lexicographically.
+    """
+    n = stream.shape[0]
+    k = 0
+    last_boundary = -1  # most recent boundary position
+    for i in range(n):
+        if stream[i] == boundary:
+            last_boundary = i
+        start = i - order + 1
+        if start < 0 or last_boundary >= start:
+            continue
+        h = np.uint64(0)
+        for j in range(start, start + split):
+            h = h * V + np.uint64(stream[j])
+        w = np.uint64(0)
+        for j in range(start + split, i + 1):
+            w = w * V + np.uint64(stream[j])
+        hi[k] = h
+        lo[k] = w
+        k += 1
+    return k
+
+
+@kernel
+def radix_sort_pairs(hi, lo, tmp_hi, tmp_lo, bits_lo, bits_hi):
+    """Sort the pairs ``(hi, lo)`` in place, least significant digit first (11-bit digits)."""
+    n = hi.shape[0]
+    count = np.empty(2048, np.int64)
+    src_h, src_l, dst_h, dst_l = hi, lo, tmp_hi, tmp_lo
+    passes = 0
+    for part in range(2):
+        bits = bits_lo if part == 0 else bits_hi
+        shift = 0
+        while shift < bits:
+            count[:] = 0
+            for i in range(n):
+                key = src_l[i] if part == 0 else src_h[i]
+                count[(key >> np.uint64(shift)) & np.uint64(2047)] += 1
+            total = 0
+            for d in range(2048):
+                c = count[d]
+                count[d] = total
+                total += c
+            for i in range(n):
+                key = src_l[i] if part == 0 else src_h[i]
+                d = (key >> np.uint64(shift)) & np.uint64(2047)
+                p = count[d]
+                count[d] = p + 1
+                dst_h[p] = src_h[i]
+                dst_l[p] = src_l[i]
+            src_h, src_l, dst_h, dst_l = dst_h, dst_l, src_h, src_l
+            shift += 11
+            passes += 1
+    if passes % 2 == 1:
+        hi[:] = tmp_hi
+        lo[:] = tmp_lo
+
+
+@kernel
+def run_lengths(hi, lo, out_hi, out_lo, counts):
+    """Distinct sorted pairs and how often each occurs; returns how many."""
+    n = hi.shape[0]
+    m = 0
+    i = 0
+    while i < n:
+        j = i + 1
+        while j < n and hi[j] == hi[i] and lo[j] == lo[i]:
+            j += 1
+        out_hi[m] = hi[i]
+        out_lo[m] = lo[i]
+        counts[m] = j - i
+        m += 1
+        i = j
+    return m
+
+
+@kernel(parallel=True)
+def unpack_pairs(hi, lo, V, split, rows):
+    """Rows ``(m, order)`` of the windows packed by :func:`pack_windows`."""
+    m, order = rows.shape
+    for i in numba.prange(m):
+        h = hi[i]
+        for j in range(split - 1, -1, -1):
+            rows[i, j] = h % V
+            h //= V
+        w = lo[i]
+        for j in range(order - 1, split - 1, -1):
+            rows[i, j] = w % V
+            w //= V

@@ -149,48 +149,85 @@ def map_ids(tokens: np.ndarray, sorted_ids: np.ndarray, model_ids: np.ndarray) -
 
 
 def check_key_space(V: int, order: int) -> None:
-    if V**order > 1 << 64:
+    if V**order > 1 << 128:
         raise ValueError(
             f"order={order} over {_checks.fmt_int(V - 1)} model ids (words plus <unk>, <s>, </s>) needs "
-            f"keys of {math.ceil(order * math.log2(V))} bits; counting currently packs an n-gram into 64 bits "
-            f"(V**order <= 2**64), wider keys are not yet supported: use a smaller order or vocabulary"
+            f"keys of {math.ceil(order * math.log2(V))} bits; n-grams are packed into at most 128 bits "
+            f"(V**order <= 2**128), wider keys are not yet supported: use a smaller order or vocabulary"
         )
 
 
-def count_padded(tokens, lookup, separator, order, V, *, max_memory, tmp_dir, chunk_tokens):
-    """Sorted reversed N-grams of the padded sentences and their counts: ``(rows (m, N), counts)``.
-
-    Chunks are taken from the end of the stream backwards and written reversed, so the counter
-    sees the reversed corpus and its sorted rows are in lmplz's suffix order.
-    """
+def _reversed_chunks(tokens, lookup, separator, order, V, chunk_tokens):
+    """The reversed padded model-id stream, piece by piece (the corpus read from its end)."""
     has_sep = separator is not None
     sep = -1 if separator is None else int(separator)
     boundary = V  # an id past the model ids: n-grams across sentences are not counted
     n_tokens = tokens.shape[0]
     ends_open = n_tokens > 0 and not (has_sep and int(tokens[n_tokens - 1]) == sep)
     identity = np.arange(V, dtype=np.uint32) if isinstance(lookup, tuple) else None
-    with NGramCounter(order, V + 1, separator=boundary, max_memory=max_memory, tmp_dir=tmp_dir) as counter:
-        hi = n_tokens
-        first = True
-        while hi > 0 or first:
-            lo = max(0, hi - chunk_tokens)
-            chunk = _checks.kernel_view(tokens[lo:hi])
-            nsep = int(np.count_nonzero(chunk == sep)) if has_sep else 0
-            if isinstance(lookup, tuple):  # sparse ids: map the chunk first, separators to a sentinel
-                idmap, csep = identity, SENTINEL
-                mapped = map_ids(chunk, *lookup)
-                if has_sep:
-                    mapped[chunk == sep] = SENTINEL
-                chunk = mapped
-            else:
-                idmap, csep = lookup, sep
-            out = np.empty(hi - lo + nsep * (order + 1) + order + 1, np.uint32)
-            k = _k.pad_reversed(
-                chunk, 0, hi - lo, idmap, csep, has_sep, order, first and ends_open, lo == 0, BOS, EOS, boundary, out
-            )
-            counter.update(out[:k])
-            first = False
-            hi = lo
+    hi = n_tokens
+    first = True
+    while hi > 0 or first:
+        lo = max(0, hi - chunk_tokens)
+        chunk = _checks.kernel_view(tokens[lo:hi])
+        nsep = int(np.count_nonzero(chunk == sep)) if has_sep else 0
+        if isinstance(lookup, tuple):  # sparse ids: map the chunk first, separators to a sentinel
+            idmap, csep = identity, SENTINEL
+            mapped = map_ids(chunk, *lookup)
+            if has_sep:
+                mapped[chunk == sep] = SENTINEL
+            chunk = mapped
+        else:
+            idmap, csep = lookup, sep
+        out = np.empty(hi - lo + nsep * (order + 1) + order + 1, np.uint32)
+        k = _k.pad_reversed(
+            chunk, 0, hi - lo, idmap, csep, has_sep, order, first and ends_open, lo == 0, BOS, EOS, boundary, out
+        )
+        yield out[:k]
+        first = False
+        hi = lo
+
+
+def _count_wide(stream, order, V):
+    """Sorted distinct windows of ``stream`` (base ``V + 1`` ids, boundary ``V``) as rows and counts,
+    with two 64-bit words per key (for ``(V + 1)**order > 2**64``). Memory: 32 bytes per window."""
+    B = V + 1
+    split = 1
+    while B ** (order - split) > 1 << 64:
+        split += 1
+    W = max(len(stream) - order + 1, 0)
+    hi = np.empty(W, np.uint64)
+    lo = np.empty(W, np.uint64)
+    k = _k.pack_windows(stream, order, np.uint32(V), np.uint64(B), split, hi, lo)
+    hi, lo = hi[:k], lo[:k]
+    bits_hi = (B**split - 1).bit_length()
+    bits_lo = (B ** (order - split) - 1).bit_length()
+    _k.radix_sort_pairs(hi, lo, np.empty_like(hi), np.empty_like(lo), bits_lo, bits_hi)
+    out_hi, out_lo, counts = np.empty(k, np.uint64), np.empty(k, np.uint64), np.empty(k, np.int64)
+    m = _k.run_lengths(hi, lo, out_hi, out_lo, counts)
+    del hi, lo
+    rows = np.empty((m, order), np.uint32)
+    if m:
+        with parallel_guard():
+            _k.unpack_pairs(out_hi[:m], out_lo[:m], np.uint64(B), split, rows)
+    return rows, counts[:m].copy()
+
+
+def count_padded(tokens, lookup, separator, order, V, *, max_memory, tmp_dir, chunk_tokens):
+    """Sorted reversed N-grams of the padded sentences and their counts: ``(rows (m, N), counts)``.
+
+    Chunks are taken from the end of the stream backwards and written reversed, so the counter
+    sees the reversed corpus and its sorted rows are in lmplz's suffix order. Key spaces up to
+    64 bits go through :class:`fastgram.counting.NGramCounter` (bounded by ``max_memory``);
+    larger ones (up to 128 bits) are counted in memory with two-word keys.
+    """
+    pieces = _reversed_chunks(tokens, lookup, separator, order, V, chunk_tokens)
+    if (V + 1) ** order > 1 << 64:
+        stream = np.concatenate(list(pieces))
+        return _count_wide(stream, order, V)
+    with NGramCounter(order, V + 1, separator=V, max_memory=max_memory, tmp_dir=tmp_dir) as counter:
+        for piece in pieces:
+            counter.update(piece)
         counts = counter.result()
     return counts.ngrams, counts.counts
 

@@ -12,6 +12,7 @@ from fastgram.lm import arpa as _arpa
 from fastgram.lm import estimate as _est
 from fastgram.lm import generate as _gen
 from fastgram.lm import score as _score
+from fastgram.lm.words import split_words
 
 FORMAT = "fastgram.NGramLM"
 FORMAT_VERSION = 1
@@ -360,7 +361,7 @@ class NGramLM:
 
     def encode_words(self, sentence: str) -> np.ndarray:
         ids = self.word_ids()
-        return np.array([ids.get(w, 0) for w in sentence.split()], np.uint32)
+        return np.array([ids.get(w, 0) for w in split_words(sentence)], np.uint32)
 
     # -- scoring and generation ---------------------------------------------------------------
 
@@ -427,7 +428,7 @@ def _sentences_to_stream(corpus):
         for line in corpus:
             if not isinstance(line, str):
                 raise TypeError(f"corpus: every sentence must be a str, got {type(line).__name__}")
-            for w in line.split():
+            for w in split_words(line):
                 if w in SPECIAL_WORDS:
                     raise ValueError(f"corpus: {w} is not allowed as a word (lmplz treats it as a special word)")
                 out.append(ids.setdefault(w, len(ids) + 1))

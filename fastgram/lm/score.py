@@ -9,6 +9,7 @@ import numpy as np
 from fastgram import _checks
 from fastgram._jit import parallel_guard
 from fastgram.kernels import lm as _k
+from fastgram.lm.words import split_words
 
 UNK, BOS, EOS = 0, 1, 2
 
@@ -91,7 +92,7 @@ def model_ids(lm, sentences, separator=None):
         for s in sentences:
             if not isinstance(s, str):
                 raise TypeError(f"sentences: every sentence must be a str, got {type(s).__name__}")
-            ws = [table.get(w, UNK) for w in s.split()]
+            ws = [table.get(w, UNK) for w in split_words(s)]
             ws.append(EOS)
             pieces.extend(ws)
             starts.append(len(pieces))
