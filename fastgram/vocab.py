@@ -432,13 +432,22 @@ class WordVocab:
         if tuple(words[:3]) != tuple(w.encode() for w in SPECIAL_WORDS):
             got = [w.decode("utf-8", "surrogateescape") for w in words[:3]]
             raise ValueError(f"words: must start with {', '.join(SPECIAL_WORDS)}, got {got}")
+        joined = np.frombuffer(b"\n".join(words[3:]), np.uint8)
         specials = {w.encode() for w in SPECIAL_WORDS}
-        for i, w in enumerate(words[3:], 3):
-            if w in specials:
-                raise ValueError(f"words: entry {i} ({_show(w)}) is a duplicate of a special word")
-            if not w or any(b in w for b in b"\n" + WORD_DELIMITERS):
-                raise ValueError(f"words: entry {i} ({_show(w)}) is empty or contains a space, tab, CR, NUL or newline")
-        ids = self._run(np.frombuffer(b"\n".join(words[3:]), np.uint8), _kw.OOV_ADD, True, "words")
+        if (
+            np.isin(joined, np.frombuffer(WORD_DELIMITERS, np.uint8)).any()
+            or np.count_nonzero(joined == 10) != max(len(words) - 4, 0)
+            or min(map(len, words)) == 0
+            or not specials.isdisjoint(words[3:])
+        ):
+            for i, w in enumerate(words[3:], 3):  # find the entry, only when one is bad
+                if w in specials:
+                    raise ValueError(f"words: entry {i} ({_show(w)}) is a duplicate of a special word")
+                if not w or any(b in w for b in b"\n" + WORD_DELIMITERS):
+                    raise ValueError(
+                        f"words: entry {i} ({_show(w)}) is empty or contains a space, tab, CR, NUL or newline"
+                    )
+        ids = self._run(joined, _kw.OOV_ADD, True, "words")
         if self._n != len(words):
             got = ids[ids != EOS] if len(words) > 3 else ids
             first = int(np.flatnonzero(got != np.arange(3, 3 + got.size))[0]) + 3
@@ -557,21 +566,21 @@ class WordVocab:
         code = _check_oov(oov)
         chunk_tokens = require_int(chunk_tokens, "chunk_tokens", min=1)
         path = _io.check_path(path)
-        carry = np.empty(0, dtype=np.uint8)
-        offset = 0  # file offset of carry[0]
+        carry = []  # pieces of a line that has not ended yet
+        offset = 0  # file offset of the first byte of carry
         for chunk, _ in _io.raw_chunks(path, np.dtype(np.uint8), chunk_tokens):
             last = _kw.last_newline(chunk)
             if last < 0:
-                carry = np.concatenate([carry, chunk])
+                carry.append(chunk.copy())  # raw_chunks reuses its buffer
                 continue
-            buf = np.concatenate([carry, chunk[: last + 1]]) if carry.size else chunk[: last + 1]
+            buf = np.concatenate([*carry, chunk[: last + 1]]) if carry else chunk[: last + 1]
             ids = self._run(buf, code, skip_symbols, path, offset)
             offset += buf.size
-            carry = chunk[last + 1 :].copy()
+            carry = [chunk[last + 1 :].copy()] if last + 1 < chunk.size else []
             if ids.size:
                 yield ids
-        if carry.size:
-            ids = self._run(carry, code, skip_symbols, path, offset)
+        if carry:
+            ids = self._run(np.concatenate(carry), code, skip_symbols, path, offset)
             if ids.size:
                 yield ids
 

@@ -396,3 +396,34 @@ def test_ids_are_lmplz_unigram_order(tmp_path):
     arpa = _kenlm.run_lmplz(path, 2, discount_fallback=True)
     unigrams = list(_kenlm.read_arpa(arpa)[1])
     assert [w for (w,) in unigrams] == list(WordVocab.from_files(path).words)
+
+
+def test_kenlm_helper_skips_cleanly_when_absent(monkeypatch, tmp_path):
+    monkeypatch.setenv("FASTGRAM_KENLM_BIN", str(tmp_path))  # a directory without the programs
+    assert _kenlm.lmplz_path() is None and _kenlm.query_path() is None and _kenlm.build_binary_path() is None
+    with pytest.raises(pytest.skip.Exception, match="KenLM's lmplz not found; build it from the kenlm sdist"):
+        _kenlm.run_lmplz(_write(tmp_path / "t.txt", b"a b\n"), 2)
+    with pytest.raises(pytest.skip.Exception, match="KenLM's query not found"):
+        _kenlm.run_query(tmp_path / "m.arpa", tmp_path / "t.txt")
+    monkeypatch.setenv("FASTGRAM_LMPLZ", str(tmp_path / "nope"))
+    assert _kenlm.lmplz_path() is None
+
+
+def test_kenlm_arpa_reader_and_differences(tmp_path):
+    arpa = _write(
+        tmp_path / "m.arpa",
+        b"\\data\\\nngram 1=3\nngram 2=1\n\n\\1-grams:\n-1.0\t<unk>\t0\n0\t<s>\t-0.5\n-0.5\t</s>\n\n"
+        b"\\2-grams:\n-0.25\t<s> </s>\n\n\\end\\\n",
+    )
+    grams = _kenlm.read_arpa(arpa)
+    assert grams == {
+        1: {("<unk>",): (-1.0, 0.0), ("<s>",): (0.0, -0.5), ("</s>",): (-0.5, 0.0)},
+        2: {("<s>", "</s>"): (-0.25, 0.0)},
+    }
+    assert _kenlm.arpa_differences(arpa, grams) == []
+    other = {1: dict(grams[1]), 2: {("<s>", "</s>"): (-0.2502, 0.0)}}
+    assert _kenlm.arpa_differences(arpa, other) == ["2-gram '<s> </s>': (-0.25, 0.0) vs (-0.2502, 0.0)"]
+    assert _kenlm.arpa_differences(arpa, other, tol=1e-3) == []
+    bad = _write(tmp_path / "bad.arpa", b"\\data\\\nngram 1=2\n\n\\1-grams:\n-1.0\t<unk>\n\\end\\\n")
+    with pytest.raises(ValueError, match="declares 2 1-grams, the section has 1"):
+        _kenlm.read_arpa(bad)
