@@ -381,3 +381,49 @@ def read_arpa_model(lm, tmp="/tmp"):
         path = os.path.join(d, "m.arpa")
         lm.write_arpa(path)
         return read_arpa(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# files
+# ---------------------------------------------------------------------------------------------
+
+
+def test_estimate_files_text_and_tokens(tmp_path):
+    sentences = random_sentences(13, 200, 30)
+    path = tmp_path / "train.txt"
+    path.write_text("\n".join(sentences) + "\n")
+    lm = NGramLM.estimate_files(path, 3, discount_fallback=True)
+    assert lm.to_dict() == NGramLM.estimate(sentences, 3, discount_fallback=True).to_dict()
+    scores = lm.score_files(path)
+    np.testing.assert_allclose(scores.log10, lm.score(sentences).log10, atol=1e-12)
+    # raw token files: one is memory-mapped, several are joined at the separator
+    rng = np.random.default_rng(14)
+    a, b = (rng.integers(0, 20, size=500).astype(np.uint16) for _ in range(2))
+    a.tofile(tmp_path / "a.bin")
+    b.tofile(tmp_path / "b.bin")
+    one = NGramLM.estimate_files(tmp_path / "a.bin", 3, dtype="uint16", separator=0, discount_fallback=True)
+    assert one.to_dict() == NGramLM.estimate(a, 3, separator=0, discount_fallback=True).to_dict()
+    two = NGramLM.estimate_files(
+        [tmp_path / "a.bin", tmp_path / "b.bin"], 3, dtype="uint16", separator=0, discount_fallback=True
+    )
+    joined = np.concatenate([a, [0], b]).astype(np.uint16)
+    assert two.to_dict() == NGramLM.estimate(joined, 3, separator=0, discount_fallback=True).to_dict()
+    np.testing.assert_allclose(
+        two.score_files(tmp_path / "b.bin", dtype="uint16", separator=0).log10, two.score(b, separator=0).log10
+    )
+    with pytest.raises(ValueError, match="several raw token files need separator"):
+        NGramLM.estimate_files([tmp_path / "a.bin", tmp_path / "b.bin"], 3, dtype="uint16")
+    with pytest.raises(ValueError, match="separator is for raw token files"):
+        NGramLM.estimate_files(path, 3, separator=0)
+
+
+def test_word_vocab_stream(tmp_path):
+    from fastgram.vocab import WordVocab
+
+    text = "\n".join(random_sentences(15, 150, 25)) + "\n"
+    vocab = WordVocab.from_text(text)
+    lm = NGramLM.estimate(vocab.encode(text), 3, vocab=vocab, discount_fallback=True)
+    assert lm.to_dict() == NGramLM.estimate(text.split("\n")[:-1], 3, discount_fallback=True).to_dict()
+    assert lm.word_vocab().words == tuple(lm.words)
+    with pytest.raises(ValueError, match="<unk> .id 0. at position 1"):
+        NGramLM.estimate(np.array([3, 0, 2], np.uint32), 2, vocab=vocab)

@@ -171,3 +171,13 @@ def test_read_lmplz_arpa(corpora, tmp_path):
     assert max_difference(arpa, ours) < TOL
     test = ["def f(x):", "return x", "zzz"]
     np.testing.assert_allclose(lm.score(test).log10, ours.score(test).log10, atol=1e-5)
+
+
+@_kenlm.requires_lmplz
+def test_text_file_without_final_newline(corpora, tmp_path):
+    """lmplz gives an unterminated last line no </s>; so does estimate_files."""
+    text = corpora["small"].read_text(encoding="utf-8").rstrip("\n")
+    path = tmp_path / "open.txt"
+    path.write_text(text, encoding="utf-8")
+    arpa = _kenlm.run_lmplz(path, 3, out=tmp_path / "open.arpa", memory="100M")
+    assert max_difference(arpa, NGramLM.estimate_files(path, 3)) < TOL

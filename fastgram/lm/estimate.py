@@ -157,13 +157,16 @@ def check_key_space(V: int, order: int) -> None:
         )
 
 
-def _reversed_chunks(tokens, lookup, separator, order, V, chunk_tokens):
-    """The reversed padded model-id stream, piece by piece (the corpus read from its end)."""
+def _reversed_chunks(tokens, lookup, separator, order, V, chunk_tokens, close_last=True):
+    """The reversed padded model-id stream, piece by piece (the corpus read from its end).
+
+    ``close_last=False``: a last sentence without its separator gets no ``</s>`` (lmplz's
+    reading of a text whose last line has no newline)."""
     has_sep = separator is not None
     sep = -1 if separator is None else int(separator)
     boundary = V  # an id past the model ids: n-grams across sentences are not counted
     n_tokens = tokens.shape[0]
-    ends_open = n_tokens > 0 and not (has_sep and int(tokens[n_tokens - 1]) == sep)
+    ends_open = close_last and n_tokens > 0 and not (has_sep and int(tokens[n_tokens - 1]) == sep)
     identity = np.arange(V, dtype=np.uint32) if isinstance(lookup, tuple) else None
     hi = n_tokens
     first = True
@@ -213,7 +216,7 @@ def _count_wide(stream, order, V):
     return rows, counts[:m].copy()
 
 
-def count_padded(tokens, lookup, separator, order, V, *, max_memory, tmp_dir, chunk_tokens):
+def count_padded(tokens, lookup, separator, order, V, *, max_memory, tmp_dir, chunk_tokens, close_last=True):
     """Sorted reversed N-grams of the padded sentences and their counts: ``(rows (m, N), counts)``.
 
     Chunks are taken from the end of the stream backwards and written reversed, so the counter
@@ -221,7 +224,7 @@ def count_padded(tokens, lookup, separator, order, V, *, max_memory, tmp_dir, ch
     64 bits go through :class:`fastgram.counting.NGramCounter` (bounded by ``max_memory``);
     larger ones (up to 128 bits) are counted in memory with two-word keys.
     """
-    pieces = _reversed_chunks(tokens, lookup, separator, order, V, chunk_tokens)
+    pieces = _reversed_chunks(tokens, lookup, separator, order, V, chunk_tokens, close_last)
     if (V + 1) ** order > 1 << 64:
         stream = np.concatenate(list(pieces))
         return _count_wide(stream, order, V)

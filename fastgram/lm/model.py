@@ -69,6 +69,7 @@ class NGramLM:
         self._u = None if u is None else [np.asarray(x, np.float64) for x in u]
         self._word_ids = None
         self._lookup = None
+        self._vocab = None
         self._tables = None
         self._gen_tables = None
 
@@ -172,7 +173,15 @@ class NGramLM:
         if n_sentences == 0:
             raise ValueError("corpus: no sentences to estimate a model from")
         rows, counts = _est.count_padded(
-            tokens, lookup, separator, order, V, max_memory=max_memory, tmp_dir=tmp_dir, chunk_tokens=chunk_tokens
+            tokens,
+            lookup,
+            separator,
+            order,
+            V,
+            max_memory=max_memory,
+            tmp_dir=tmp_dir,
+            chunk_tokens=chunk_tokens,
+            close_last=vocab is None,
         )
         arrays = _est.kneser_ney(rows, counts, order, V, prune, fallback)
         if words is None:
@@ -194,6 +203,75 @@ class NGramLM:
             discounts=arrays["discounts"],
             u=arrays["u"],
         )
+
+    @classmethod
+    def estimate_files(
+        cls, paths, order: int, *, dtype=None, separator=None, skip_symbols: bool = False, **options
+    ) -> "NGramLM":
+        """Estimate from files: text (one sentence per line, lmplz's tokenisation) or raw tokens.
+
+        Parameters
+        ----------
+        paths : str, os.PathLike or list of them
+            Text files (``dtype=None``) are read with :class:`fastgram.vocab.WordVocab`; raw
+            token files (``dtype="uint16"`` etc.) are memory-mapped (one file) or joined with
+            ``separator`` between them (several).
+        options
+            As :meth:`estimate` (``prune``, ``discount_fallback``, ``max_memory``...).
+
+        Notes
+        -----
+        Text: the vocabulary is built in one pass and the id stream (4 bytes per word) is held in
+        memory; a last line without a newline gets no ``</s>``, as in lmplz.
+        """
+        from fastgram import _io
+        from fastgram.vocab import WordVocab
+
+        files = _io.expand_paths(paths)
+        if dtype is None:
+            if separator is not None:
+                raise ValueError("separator is for raw token files (dtype=...); text files end sentences at newlines")
+            vocab = WordVocab.from_files(files, skip_symbols=skip_symbols)
+            stream = vocab.encode_files(files, skip_symbols=skip_symbols)
+            return cls.estimate(stream, order, vocab=vocab, **options)
+        dt = _io.token_dtype(dtype)
+        arrays = [np.memmap(f, dtype=dt, mode="r") if os.path.getsize(f) else np.zeros(0, dt) for f in files]
+        if len(arrays) == 1:
+            return cls.estimate(arrays[0], order, separator=separator, **options)
+        if separator is None:
+            raise ValueError("several raw token files need separator= (the boundary put between them)")
+        joined = []
+        for i, a in enumerate(arrays):
+            if i:
+                joined.append(np.array([separator], dt))
+            joined.append(a)
+        return cls.estimate(np.concatenate(joined), order, separator=separator, **options)
+
+    def word_vocab(self):
+        """A :class:`fastgram.vocab.WordVocab` whose ids are this model's ids."""
+        if self._vocab is None:
+            from fastgram.vocab import WordVocab
+
+            self._vocab = WordVocab(self.words)
+        return self._vocab
+
+    def score_files(self, paths, *, dtype=None, separator=None):
+        """Scores of text files (one sentence per line) or raw token files (``dtype``, ``separator``).
+
+        Memory: the files' ids (4 bytes per token) and the scores (about 10 bytes per token).
+        """
+        from fastgram import _io
+
+        files = _io.expand_paths(paths)
+        if dtype is None:
+            ids = self.word_vocab().encode_files(files, oov="unk")
+            ids, starts, _ = _score._stream_sentences(ids, ids == _score.EOS)
+            return _score.score_ids(self, ids, starts)
+        dt = _io.token_dtype(dtype)
+        parts = [np.fromfile(f, dtype=dt) for f in files]
+        if separator is not None and len(parts) > 1:
+            parts = [x for i, p in enumerate(parts) for x in ((np.array([separator], dt),) if i else ()) + (p,)]
+        return self.score(np.concatenate(parts) if parts else np.zeros(0, dt), separator=separator)
 
     @classmethod
     def read_arpa(cls, path) -> "NGramLM":
