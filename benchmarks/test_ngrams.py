@@ -26,8 +26,9 @@ import numpy as np
 import pytest
 from conftest import CAN_MEASURE_PEAK, SMOKE, measure, peak_extra_mib, size, time_compile, zipf_tokens
 
-from fastgram import count_ngrams, reference
-from fastgram._jit import kernel
+from fastgram import NGramCounts, count_ngrams, reference
+from fastgram._jit import kernel, num_threads, parallel_guard
+from fastgram.counting import _runs
 from fastgram.kernels import ngrams as kernels
 
 N_TOKENS = size(10**8, 20_000)
@@ -180,8 +181,6 @@ def _hash_count(tokens, n, V, cap_bits, keys, counts):  # pragma: no cover - jit
 def hash_table_ngrams(tokens, n, V, distinct):
     """Per-thread hash tables (sized 2x the known distinct count, which favours them), then
     each table's entries sorted and the tables merged: the same ``(ngrams, counts)``."""
-    from fastgram._jit import num_threads, parallel_guard
-    from fastgram.ngrams import NGramCounts, _merge_all
 
     T = num_threads()
     cap_bits = max(int(2 * distinct - 1).bit_length(), 4)
@@ -196,7 +195,7 @@ def hash_table_ngrams(tokens, n, V, distinct):
         order = np.argsort(k)
         runs.append((k[order], c[order]))
     del keys, counts
-    result = NGramCounts(*_merge_all(runs), n, V)
+    result = NGramCounts(*_runs.merge_all(runs), n, V)
     return result.ngrams, result.counts
 
 

@@ -5,27 +5,26 @@ attention, each with a plain-NumPy reference (:mod:`fastgram.reference`) that
 :func:`fastgram.check` compares it against.
 """
 
+from fastgram import reference
 from fastgram.attention import attention
-from fastgram.check import check
-from fastgram.corpus import count_file
-from fastgram.counting import BigramCounter, count_bigrams
-from fastgram.ngrams import NGramCounter, NGramCounts, count_files, count_ngrams
+from fastgram.counting import BigramCounter, NGramCounter, NGramCounts, count_bigrams, count_ngrams
+from fastgram.files import count_file, count_files
+from fastgram.metrics import nll, perplexity
+from fastgram.registry import check
 from fastgram.sampling import (
     Sampler,
     bigram_probs,
     generate,
     multinomial,
-    nll,
-    perplexity,
     sample_logits,
     sample_next,
     uniform,
 )
-from fastgram.vocab import Vocab
+from fastgram.vocab import Vocab, WordVocab
 
 __version__ = "0.1.0"
 
-__all__ = ["check", "__version__", "count_bigrams", "BigramCounter", "count_file", "Vocab"]
+__all__ = ["check", "reference", "__version__", "count_bigrams", "BigramCounter", "count_file", "Vocab", "WordVocab"]
 __all__ += ["count_ngrams", "NGramCounts", "NGramCounter", "count_files"]
 __all__ += ["attention"]
 __all__ += [

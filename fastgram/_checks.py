@@ -177,7 +177,7 @@ def needs_chunked_copy(tokens: np.ndarray) -> bool:
 
 
 def check_dense_table(vocab_size: int, max_bytes: int = DENSE_TABLE_BUDGET, name: str = "vocab_size") -> None:
-    """Raise ``ValueError`` if a dense ``(V, V)`` int64 table would exceed ``max_bytes``.
+    """Raise ``ValueError`` if a dense ``(V, V)`` int64 table would exceed the ``max_memory`` budget.
 
     Dense tables are also limited to ``V <= 65,535`` (their kernels pack ``a * V + b`` into
     32 bits); a table that size is 32 GiB, so the budget is the limit in practice.
@@ -185,24 +185,66 @@ def check_dense_table(vocab_size: int, max_bytes: int = DENSE_TABLE_BUDGET, name
     if vocab_size > DENSE_MAX_VOCAB:
         raise ValueError(
             f"{name}={fmt_int(vocab_size)} is too large for a dense table (at most "
-            f"{fmt_int(DENSE_MAX_VOCAB)}); count sparsely"
+            f"{fmt_int(DENSE_MAX_VOCAB)}); count sparsely with count_ngrams(tokens, 2)"
         )
     need = 8 * vocab_size * vocab_size
     if need > max_bytes:
         raise ValueError(
             f"{name}={fmt_int(vocab_size)} needs a dense ({fmt_int(vocab_size)}, "
             f"{fmt_int(vocab_size)}) int64 table of {fmt_bytes(need)}, over the memory budget "
-            f"of {fmt_bytes(max_bytes)}; raise max_table_bytes or count sparsely"
+            f"max_memory={fmt_bytes(max_bytes)}; raise max_memory or count sparsely with count_ngrams(tokens, 2)"
         )
 
 
 def resolve_vocab_size(tokens: np.ndarray, vocab_size, name: str = "vocab_size") -> int:
-    """``vocab_size`` checked, or ``max(tokens) + 1`` when ``None`` (0 for an empty stream)."""
+    """``vocab_size`` checked, or ``max(tokens) + 1`` when ``None`` (1 for an empty stream, the
+    same default in every counter)."""
     if vocab_size is not None:
-        return require_int(vocab_size, name, min=1)
+        return require_int(vocab_size, name, min=1, max=MAX_VOCAB)
     if tokens.shape[0] == 0:
-        return 0
+        return 1
     info = np.iinfo(tokens.dtype)
     if info.min < 0:
         check_token_range(tokens, int(info.max) + 1)  # any negative id is an error
-    return stream_max(tokens) + 1
+    V = stream_max(tokens) + 1
+    if V > MAX_VOCAB:
+        raise ValueError(f"tokens: largest id {fmt_int(V - 1)} is over the largest vocabulary of 2**63 ids")
+    return V
+
+
+# ---------------------------------------------------------------------------------------------
+# n-gram arguments
+# ---------------------------------------------------------------------------------------------
+
+#: Longest n-gram order.
+MAX_ORDER = 8
+
+#: Largest vocabulary: ids must fit the kernels' uint64 arithmetic with one value to spare.
+MAX_VOCAB = 1 << 63
+
+
+def check_order(n, name: str = "n") -> int:
+    """An n-gram order in ``1 .. MAX_ORDER``."""
+    return require_int(n, name, min=1, max=MAX_ORDER)
+
+
+def check_vocab_size(vocab_size, name: str = "vocab_size") -> int:
+    """A vocabulary size in ``1 .. 2**63``."""
+    return require_int(vocab_size, name, min=1, max=MAX_VOCAB)
+
+
+def check_key_space(V: int, n: int) -> None:
+    """Raise ``ValueError`` unless n-grams of order ``n`` over ``V`` ids pack into 64 bits."""
+    if V**n > 1 << 64:
+        bits = (V**n - 1).bit_length()
+        raise ValueError(
+            f"n-grams of order n={n} over vocab_size={fmt_int(V)} need {bits} bits per "
+            f"packed key, more than 64 (V**n must be <= 2**64); use a smaller n or vocabulary"
+        )
+
+
+def check_separator(separator, V: int, name: str = "separator") -> int | None:
+    """A document-boundary id in ``[0, V)``, or ``None``."""
+    if separator is None:
+        return None
+    return require_int(separator, name, min=0, max=V - 1)

@@ -56,6 +56,17 @@ THREAD_SAFE_LAYER: bool = _choose_threading_layer()
 _LAUNCH_LOCK = threading.Lock()
 
 
+def _reset_lock_in_child() -> None:
+    """A child forked while another thread held the launch lock would wait for it forever (the
+    holder does not exist in the child): give the child a fresh lock."""
+    global _LAUNCH_LOCK
+    _LAUNCH_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_lock_in_child)
+
+
 @contextlib.contextmanager
 def parallel_guard():
     """Serialise parallel kernel launches when the threading layer is not thread-safe.

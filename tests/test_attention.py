@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastgram import reference
-from fastgram.attention import AttentionDemo, attention, notebook_demo
+from fastgram.attention import attention
 from fastgram.kernels.attention import BLOCK_K, BLOCK_Q
 
 #: Stated accuracy, relative to the largest |output| of the float64 reference.
@@ -369,16 +369,3 @@ def test_agrees_with_torch_sdpa(dtype):
     kg, vg = k[:, :2], v[:, :2]
     want = F.scaled_dot_product_attention(t[0], torch.from_numpy(kg), torch.from_numpy(vg), enable_gqa=True).numpy()
     np.testing.assert_allclose(attention(q, kg, vg), want, rtol=0, atol=10 * TOLERANCE[dtype])
-
-
-# --- demo ---------------------------------------------------------------------------------------
-
-
-def test_notebook_demo():
-    demo = notebook_demo()
-    assert isinstance(demo, AttentionDemo)
-    assert demo.max_difference <= 1e-12
-    np.testing.assert_allclose(demo.weights.sum(axis=-1), 1.0)
-    assert np.allclose(np.triu(demo.weights, 1), 0)  # causal
-    text = str(demo)
-    assert "self-attention" in text and demo.text[: demo.weights.shape[0]] in text

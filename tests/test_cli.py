@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from fastgram import BigramCounter, Vocab, reference
-from fastgram.cli import main
+from fastgram import BigramCounter, NGramCounts, Vocab, __version__, count_ngrams, reference
+from fastgram.app.cli import main
 
 
 def test_count_token_files_and_a_shard_folder(tmp_path, rng, capsys):
@@ -20,9 +20,22 @@ def test_count_token_files_and_a_shard_folder(tmp_path, rng, capsys):
         p.tofile(shards / f"{i:03d}.bin")
     out = tmp_path / "counts.npz"
     assert main(["count", str(shards), "--dtype", "uint16", "-o", str(out)]) == 0
-    counter = BigramCounter.load(out)
-    np.testing.assert_array_equal(counter.counts, reference.count_bigrams(np.concatenate(parts)))
-    assert "counted 1,787 tokens from 3 file(s)" in capsys.readouterr().out
+    counts = NGramCounts.load(out)
+    np.testing.assert_array_equal(counts.to_dense(), reference.count_bigrams(np.concatenate(parts)))
+    assert counts.tokens == 1787 and counts.vocab is None
+    assert "counted 1,787 tokens from 3 file(s), V = 500" in capsys.readouterr().out
+
+
+def test_count_gpt2_sized_vocabulary_by_default(tmp_path, rng):
+    tokens = rng.integers(0, 50_257, 30_000).astype(np.uint16)
+    tokens[-1] = 50_256
+    tokens.tofile(tmp_path / "train.bin")
+    out = tmp_path / "c.npz"
+    assert main(["count", str(tmp_path / "train.bin"), "--dtype", "uint16", "-o", str(out)]) == 0
+    got = NGramCounts.load(out)
+    want_ngrams, want_counts = reference.count_ngrams(tokens, 2, 50_257)
+    np.testing.assert_array_equal(got.ngrams, want_ngrams)
+    np.testing.assert_array_equal(got.counts, want_counts)
 
 
 @pytest.mark.parametrize("vocab", ["bytes", "chars", "json"])
@@ -37,10 +50,10 @@ def test_count_text(tmp_path, vocab):
     assert (
         main(["count", str(tmp_path / "a.txt"), "--text", "--vocab", arg, "-o", str(out), "--chunk-tokens", "3"]) == 0
     )
-    counter = BigramCounter.load(out)
-    v = counter.vocab
+    counts = NGramCounts.load(out)
+    v = counts.vocab
     assert v == (Vocab.bytes() if vocab == "bytes" else Vocab.from_text(text))
-    np.testing.assert_array_equal(counter.counts, reference.count_bigrams(v.encode(text), len(v)))
+    np.testing.assert_array_equal(counts.to_dense(), reference.count_bigrams(v.encode(text), len(v)))
 
 
 def test_count_progress(tmp_path, capsys):
@@ -63,13 +76,38 @@ def test_count_errors_leave_no_output(tmp_path, capsys):
     assert "invalid UTF-8 at byte 2" in capsys.readouterr().err
     assert main(["count", str(tmp_path / "odd.bin"), "--dtype", "uint8", "--vocab", "chars", "-o", str(out)]) == 2
     assert "--vocab applies to --text files only" in capsys.readouterr().err
-    assert sorted(os.listdir(tmp_path)) == ["bad.txt", "odd.bin"]
+    (tmp_path / "ok.bin").write_bytes(b"\x00\x01")
+    for bad, message in [
+        (["--vocab-size", "-5"], "--vocab-size must be >= 1, got -5"),
+        (["--vocab-size", "0"], "--vocab-size must be >= 1, got 0"),
+        (["--top", "-1"], "--top must be >= 0, got -1"),
+        (["--chunk-tokens", "0"], "--chunk-tokens must be >= 1, got 0"),
+    ]:
+        assert main(["count", str(tmp_path / "ok.bin"), "--dtype", "uint8", *bad, "-o", str(out)]) == 2
+        assert message in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["bad.txt", "odd.bin", "ok.bin"]
+
+
+def test_count_an_empty_token_file(tmp_path, capsys):
+    (tmp_path / "e.bin").write_bytes(b"")
+    out = tmp_path / "c.npz"
+    assert main(["count", str(tmp_path / "e.bin"), "--dtype", "uint16", "-o", str(out)]) == 0
+    counts = NGramCounts.load(out)
+    assert (counts.tokens, len(counts), counts.vocab_size) == (0, 0, 1)
+    assert "counted 0 tokens" in capsys.readouterr().out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["--version"])
+    assert exit.value.code == 0
+    assert capsys.readouterr().out.strip() == f"fastgram {__version__}"
 
 
 def test_check_command(capsys):
     assert main(["check", "counting"]) == 0
     out = capsys.readouterr().out
-    assert "count_bigrams" in out and "FAIL" not in out
+    assert "count_bigrams" in out and "count_ngrams" in out and "FAIL" not in out
     assert main(["check", "nonsense"]) == 2
 
 
@@ -94,3 +132,112 @@ def test_bench_table_from_json(tmp_path, capsys):
     assert "Test CPU" in out
     assert "| g | 10 ms | 200 ms (20.0x) | 50 ms (5.0x) |" in out
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# -- generate ---------------------------------------------------------------------------------
+
+
+def _count_text(tmp_path, text, *extra):
+    (tmp_path / "t.txt").write_text(text, encoding="utf-8")
+    out = tmp_path / "c.npz"
+    assert main(["count", str(tmp_path / "t.txt"), "--text", "--vocab", "chars", "-o", str(out), *extra]) == 0
+    return out
+
+
+def test_generate_from_counts(tmp_path, capsys):
+    text = "abcabdabcabd" * 20
+    out = _count_text(tmp_path, text)
+    capsys.readouterr()
+    assert main(["generate", str(out), "-n", "3", "--length", "40", "--seed", "5"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all(len(line) == 40 for line in lines)
+    pairs = {text[i : i + 2] for i in range(len(text) - 1)}
+    for line in lines:  # every drawn pair occurs in the text: the chain follows the counts
+        assert all(line[i : i + 2] in pairs for i in range(len(line) - 1))
+    assert main(["generate", str(out), "-n", "3", "--length", "40", "--seed", "5"]) == 0
+    assert capsys.readouterr().out.splitlines() == lines  # same seed, same text
+    assert main(["generate", str(out), "-n", "2", "--length", "0"]) == 0
+    assert capsys.readouterr().out == ""
+    assert main(["generate", str(out), "-n", "1", "--length", "10", "--start", "ab"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("ab") and len(line) == 12
+
+
+def test_generate_from_sparse_gpt2_sized_counts(tmp_path, capsys, rng):
+    tokens = rng.integers(0, 50_257, 5_000).astype(np.uint16)
+    tokens.tofile(tmp_path / "train.bin")
+    out = tmp_path / "c.npz"
+    assert main(["count", str(tmp_path / "train.bin"), "--dtype", "uint16", "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["generate", str(out), "-n", "2", "--length", "30", "--seed", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    seen = set(zip(tokens[:-1].tolist(), tokens[1:].tolist()))
+    for line in lines:
+        ids = [int(t) for t in line.split()]
+        assert len(ids) == 30
+        # every step is a counted bigram, except a continuation after the one never-followed token
+        steps = list(zip(ids[:-1], ids[1:]))
+        assert sum(step not in seen for step in steps) <= sum(a == int(tokens[-1]) for a, _ in steps)
+
+
+def test_generate_errors(tmp_path, capsys):
+    out = _count_text(tmp_path, "abcabc", "--order", "3")
+    assert main(["generate", str(out)]) == 2
+    assert (
+        "holds 3-gram counts; generate draws from bigram counts (fastgram count --order 2)" in capsys.readouterr().err
+    )
+    (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    assert main(["generate", str(tmp_path / "broken.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "broken.npz: not a readable .npz file" in err and "Traceback" not in err
+    out = _count_text(tmp_path, "abcabc")
+    for bad, message in [(["-n", "0"], "-n must be >= 1, got 0"), (["--length", "-1"], "--length must be >= 0")]:
+        assert main(["generate", str(out), *bad]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_generate_reads_bigram_counter_files(tmp_path, capsys):
+    counter = BigramCounter(3, vocab=Vocab.from_text("abc"))
+    counter.update(np.array([0, 1, 2, 0, 1, 2], np.uint8))
+    counter.save(tmp_path / "b.npz")
+    assert main(["generate", str(tmp_path / "b.npz"), "-n", "1", "--length", "9", "--start", "a"]) == 0
+    assert capsys.readouterr().out.strip() == "abcabcabca"
+
+
+def test_cli_count_order(tmp_path, capsys):
+    rng = np.random.default_rng(9)
+    tokens = rng.integers(0, 70_000, 20_000).astype(np.uint32)
+    tokens[:2] = [5, 6]
+    for i, part in enumerate(np.array_split(tokens, 3)):
+        part.tofile(tmp_path / f"shard-{i}.bin")
+    out = tmp_path / "tri.npz"
+    shards = [str(tmp_path / f"shard-{i}.bin") for i in range(3)]
+    assert (
+        main(
+            ["count", *shards, "--dtype", "uint32", "--order", "3", "--max-memory", "64K", "--top", "2", "-o", str(out)]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "distinct 3-grams" in printed and str(out) in printed
+    saved = NGramCounts.load(out)
+    want = count_ngrams(tokens, 3)
+    np.testing.assert_array_equal(saved.keys, want.keys)
+    np.testing.assert_array_equal(saved.counts, want.counts)
+    assert main(["count", *shards, "--dtype", "uint32", "--min-count", "2", "-o", str(out)]) == 0
+    assert len(NGramCounts.load(out)) == len(count_ngrams(tokens, 2).prune(2))
+    text = tmp_path / "t.txt"
+    text.write_text("abcabcabd", encoding="utf-8")
+    assert main(["count", str(text), "--text", "--vocab", "chars", "--order", "3", "--top", "1", "-o", str(out)]) == 0
+    assert "'abc'" in capsys.readouterr().out
+    before = out.read_bytes()
+    for bad, message in [
+        (["--order", "9"], "--order must be <= 8, got 9"),
+        (["--order", "2", "--max-memory", "lots"], "--max-memory must be a size such as 512M or 2G"),
+        (["--min-count", "0"], "--min-count must be >= 1, got 0"),
+        (["--order", "2", "--vocab-size", "100"], "token id"),
+    ]:
+        assert main(["count", *shards, "--dtype", "uint32", *bad, "-o", str(out)]) == 2
+        assert message in capsys.readouterr().err
+    assert out.read_bytes() == before  # a failed count leaves the old output alone
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

@@ -67,3 +67,38 @@ def test_a_user_choice_of_layer_is_respected():
 def test_num_threads_follows_numba(threads):
     with threads(1):
         assert _jit.num_threads() == 1
+
+
+def test_fork_while_another_thread_holds_the_launch_lock():
+    result = _run(
+        """
+        import os, threading, numpy as np, fastgram
+        from fastgram import _jit
+        t = np.arange(200_000, dtype=np.int64) % 7
+        want = int(fastgram.count_bigrams(t, 7).sum())
+        held, release = threading.Event(), threading.Event()
+        def hold():
+            with _jit.parallel_guard():
+                held.set()
+                release.wait(60)
+        threading.Thread(target=hold, daemon=True).start()
+        held.wait(60)
+        pid = os.fork()
+        if pid == 0:
+            ok = int(fastgram.count_bigrams(t, 7).sum()) == want
+            os._exit(0 if ok else 3)
+        import time
+        for _ in range(600):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            status = None
+        release.set()
+        print("hung" if status is None else os.waitstatus_to_exitcode(status))
+        """
+    )
+    assert result.stdout.split() == ["0"], result.stderr[-2000:]

@@ -18,7 +18,7 @@ def count_bigrams(tokens, vocab_size=None, **_options):
     """
     tokens = np.asarray(tokens)
     if vocab_size is None:
-        vocab_size = int(tokens.max()) + 1 if tokens.size else 0
+        vocab_size = int(tokens.max()) + 1 if tokens.size else 1
     V = int(vocab_size)
     a = tokens[:-1].astype(np.int64)
     b = tokens[1:].astype(np.int64)

@@ -13,11 +13,11 @@ from collections.abc import Callable
 import numpy as np
 
 from fastgram import reference
-from fastgram._notebook import NOTEBOOK_TEXT
-from fastgram.attention import notebook_demo
-from fastgram.check import format_table, run_checks
+from fastgram.app.notebook import NOTEBOOK_TEXT, notebook_demo
 from fastgram.counting import count_bigrams
-from fastgram.sampling import bigram_probs, generate, perplexity
+from fastgram.metrics import perplexity
+from fastgram.registry import format_table, run_checks
+from fastgram.sampling import bigram_probs, generate
 from fastgram.vocab import Vocab
 
 #: Tokens in the generated stream of the speed-up measurement.

@@ -8,8 +8,17 @@ failed checks exit with status 1.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+
+import numpy as np
+
+from fastgram import __version__, _checks, _io, files, sampling
+from fastgram.app import bench, demo
+from fastgram.counting import BigramCounter, NGramCounts
+from fastgram.registry import check
+from fastgram.vocab import Vocab
 
 
 def _add_demo(sub) -> None:
@@ -19,8 +28,6 @@ def _add_demo(sub) -> None:
 
 
 def _run_demo(args) -> int:
-    from fastgram import demo
-
     tokens = demo.DEMO_TOKENS if args.tokens is None else args.tokens
     if tokens < 2:
         raise ValueError(f"--tokens must be >= 2, got {tokens}")
@@ -30,13 +37,15 @@ def _run_demo(args) -> int:
 def _add_count(sub) -> None:
     p = sub.add_parser(
         "count",
-        help="count the bigrams of token or text files into an .npz",
-        description="Count bigrams over files (read in bounded chunks) as one stream, in the order given; "
-        "a directory stands for its files in sorted order.",
+        help="count the n-grams of token or text files into an .npz",
+        description="Count n-grams (bigrams by default) over files read in bounded chunks, as one stream in the "
+        "order given; a directory stands for its files in sorted order. The result is the sorted distinct "
+        "n-grams and their exact counts (any vocabulary), saved with the text vocabulary; see the README for "
+        "the .npz fields.",
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="files or directories of shards")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files, directories of shards or glob patterns")
     kind = p.add_mutually_exclusive_group(required=True)
-    kind.add_argument("--dtype", choices=["uint8", "uint16", "uint32"], help="raw token files of this dtype")
+    kind.add_argument("--dtype", choices=list(_io.TOKEN_DTYPES), help="raw token files of this dtype")
     kind.add_argument("--text", action="store_true", help="UTF-8 text files")
     p.add_argument(
         "--vocab",
@@ -46,57 +55,59 @@ def _add_count(sub) -> None:
     )
     p.add_argument("--vocab-size", type=int, default=None, help="V for token files (default: max id + 1)")
     p.add_argument("-o", "--output", required=True, help="output .npz (written atomically)")
-    p.add_argument("--chunk-tokens", type=int, default=None, help="tokens (or bytes) read per chunk")
-    p.add_argument("--progress", action="store_true", help="show a progress bar (needs fastgram[progress])")
-    sparse = p.add_argument_group(
-        "sparse n-gram counts",
-        "any of these counts n-grams sparsely (sorted distinct n-grams and their counts, any V) "
-        "instead of the dense bigram table",
-    )
-    sparse.add_argument("--order", type=int, default=None, metavar="N", help="n-gram order, 1 to 8 (default 2)")
-    sparse.add_argument("--top", type=int, default=None, metavar="K", help="print the K most frequent n-grams")
-    sparse.add_argument("--min-count", type=int, default=None, metavar="C", help="keep n-grams seen at least C times")
-    sparse.add_argument(
+    p.add_argument("--order", type=int, default=2, metavar="N", help="n-gram order, 1 to 8 (default 2)")
+    p.add_argument("--top", type=int, default=0, metavar="K", help="print the K most frequent n-grams")
+    p.add_argument("--min-count", type=int, default=1, metavar="C", help="keep n-grams seen at least C times")
+    p.add_argument(
         "--max-memory",
         default=None,
         metavar="SIZE",
         help="working-set budget, e.g. 512M or 2G; sorted runs beyond it spill to a temporary directory",
     )
-    sparse.add_argument(
+    p.add_argument("--tmp-dir", default=None, metavar="DIR", help="where spilled runs go (default: the system's)")
+    p.add_argument(
         "--separator", type=int, default=None, metavar="ID", help="document-boundary id (also put between files)"
     )
+    p.add_argument("--chunk-tokens", type=int, default=_io.CHUNK_TOKENS, help="tokens (or bytes) read per chunk")
+    p.add_argument("--progress", action="store_true", help="show a progress bar (needs fastgram[progress])")
 
 
-def _wants_ngrams(args) -> bool:
-    return any(v is not None for v in (args.order, args.top, args.min_count, args.max_memory, args.separator))
+def _text_vocab(args, paths) -> Vocab | None:
+    if not args.text:
+        if args.vocab != "bytes":
+            raise ValueError("--vocab applies to --text files only")
+        return None
+    if args.vocab == "bytes":
+        return Vocab.bytes()
+    if args.vocab == "chars":
+        return files.scan_vocab(paths)
+    return Vocab.load(args.vocab)
 
 
-def _run_count_ngrams(args, paths, vocab, vocab_size, options) -> int:
-    from fastgram.ngrams import count_files
-
-    if args.order is not None and not 1 <= args.order <= 8:
-        raise ValueError(f"--order must be between 1 and 8, got {args.order}")
-    if args.top is not None and args.top < 0:
-        raise ValueError(f"--top must be >= 0, got {args.top}")
-    if args.min_count is not None and args.min_count < 1:
-        raise ValueError(f"--min-count must be >= 1, got {args.min_count}")
-    if args.max_memory is not None:
-        from fastgram.ngrams import parse_memory
-
-        parse_memory(args.max_memory, "--max-memory")
+def _run_count(args) -> int:
+    _checks.check_order(args.order, "--order")
+    _checks.require_int(args.top, "--top", min=0)
+    _checks.require_int(args.min_count, "--min-count", min=1)
+    _checks.require_int(args.chunk_tokens, "--chunk-tokens", min=1)
+    _io.parse_memory(args.max_memory, "--max-memory")
+    if args.vocab_size is not None:
+        _checks.check_vocab_size(args.vocab_size, "--vocab-size")
+    paths = _io.expand_paths(args.paths, "PATH")
+    vocab = _text_vocab(args, paths)
     start = time.perf_counter()
-    counts = count_files(
+    counts = files.count_files(
         paths,
-        2 if args.order is None else args.order,
+        args.order,
         dtype=args.dtype,
         text=args.text,
         vocab=vocab,
-        vocab_size=vocab_size,
+        vocab_size=args.vocab_size,
         separator=args.separator,
-        min_count=1 if args.min_count is None else args.min_count,
+        min_count=args.min_count,
         max_memory=args.max_memory,
+        tmp_dir=args.tmp_dir,
+        chunk_tokens=args.chunk_tokens,
         progress=args.progress,
-        **options,
     )
     elapsed = time.perf_counter() - start
     counts.save(args.output)
@@ -113,44 +124,6 @@ def _run_count_ngrams(args, paths, vocab, vocab_size, options) -> int:
     return 0
 
 
-def _run_count(args) -> int:
-    from fastgram import corpus
-    from fastgram.counting import BigramCounter
-    from fastgram.vocab import Vocab
-
-    paths = corpus.expand_paths(args.paths)
-    vocab = None
-    if args.text:
-        if args.vocab == "bytes":
-            vocab = Vocab.bytes()
-        elif args.vocab == "chars":
-            vocab = corpus.scan_vocab(paths)
-        else:
-            vocab = Vocab.load(args.vocab)
-    elif args.vocab != "bytes":
-        raise ValueError("--vocab applies to --text files only")
-    options = {} if args.chunk_tokens is None else {"chunk_tokens": args.chunk_tokens}
-    vocab_size = args.vocab_size
-    if args.dtype and vocab_size is None:
-        vocab_size = max(corpus.scan_max(path, args.dtype) for path in paths) + 1
-    if _wants_ngrams(args):
-        return _run_count_ngrams(args, paths, vocab, vocab_size, options)
-    counter = BigramCounter(max(1, vocab_size or len(vocab)), vocab=vocab)
-    start = time.perf_counter()
-    for path in paths:
-        corpus.count_file(
-            path, dtype=args.dtype, text=args.text, vocab=vocab, counter=counter, progress=args.progress, **options
-        )
-    elapsed = time.perf_counter() - start
-    counter.save(args.output)
-    rate = counter.tokens / elapsed / 1e6 if elapsed > 0 else float("inf")
-    print(
-        f"counted {counter.tokens:,} tokens from {len(paths)} file(s), V = {counter.vocab_size:,}, "
-        f"in {elapsed:.2f} s ({rate:,.1f} M tokens/s) -> {args.output}"
-    )
-    return 0
-
-
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="run the benchmark suites and print the speed-up table")
     p.add_argument("-k", dest="select", default=None, help="pytest -k expression, e.g. 'counting'")
@@ -163,10 +136,6 @@ def _add_bench(sub) -> None:
 
 
 def _run_bench(args) -> int:
-    import json
-
-    from fastgram import bench
-
     if args.from_json:
         with open(args.from_json) as f:
             data = json.load(f)
@@ -188,8 +157,6 @@ def _add_check(sub) -> None:
 
 
 def _run_check(args) -> int:
-    from fastgram.check import check
-
     return 0 if check(args.names or None, seed=args.seed) else 1
 
 
@@ -197,10 +164,12 @@ def _add_generate(sub) -> None:
     p = sub.add_parser(
         "generate",
         help="generate text from bigram counts saved by `fastgram count`",
-        description="Draw Markov chains from a counts .npz (saved by `fastgram count`) and decode them with "
-        "the vocabulary saved beside the counts (token ids are printed when there is none). Each chain "
-        "starts from --start's last token, or from a token drawn by how often each token is followed by "
-        "another. Tokens never followed by anything continue from the overall next-token frequencies.",
+        description="Draw Markov chains from bigram counts (an .npz written by `fastgram count`, order 2) and "
+        "decode them with the vocabulary saved with the counts (token ids, separated by spaces, when there is "
+        "none). One sample per line on stdout and nothing else (a newline inside a sample is printed as a "
+        "space). Each chain starts from --start's last token, or from a token drawn by how often each token "
+        "is followed by another. Tokens never followed by anything continue from the overall next-token "
+        "frequencies.",
     )
     p.add_argument("counts", metavar="COUNTS.npz", help="counts written by `fastgram count`")
     p.add_argument("-n", "--num", type=int, default=5, help="number of samples (default 5)")
@@ -213,23 +182,59 @@ def _add_generate(sub) -> None:
     p.add_argument("--start", default=None, help="prompt text (needs a saved vocabulary); chains continue it")
 
 
+def _load_counts(path: str) -> NGramCounts:
+    """Bigram counts from a file of `fastgram count` (or of ``BigramCounter.save``)."""
+    path = _io.check_path(path)
+    fields = _io.read_npz(path, set(), {"kind"})
+    kind = str(fields["kind"]) if "kind" in fields else "bigrams"
+    if kind == "bigrams":
+        counter = BigramCounter.load(path)
+        return NGramCounts.from_dense(counter.counts, tokens=counter.tokens, vocab=counter.vocab)
+    counts = NGramCounts.load(path)
+    if counts.n != 2:
+        raise ValueError(
+            f"{path}: holds {counts.n}-gram counts; generate draws from bigram counts (fastgram count --order 2)"
+        )
+    return counts
+
+
+def _dead_ends_filled(counts: NGramCounts) -> NGramCounts:
+    """Counts where every token that occurs but is never followed continues like the corpus does."""
+    V = counts.vocab_size
+    rows = (counts.keys // np.uint64(V)).astype(np.int64)
+    cols = (counts.keys % np.uint64(V)).astype(np.int64)
+    followed = np.bincount(rows, weights=None, minlength=V) > 0
+    column_totals = np.bincount(cols, weights=counts.counts, minlength=V).astype(np.int64)
+    dead = np.flatnonzero(~followed & (column_totals > 0))
+    if dead.size == 0:
+        return counts
+    targets = np.flatnonzero(column_totals)
+    if dead.size * targets.size > 50_000_000:
+        raise ValueError(f"{dead.size:,} tokens are never followed by another; count with a separator-free corpus")
+    extra_keys = (dead[:, None].astype(np.uint64) * np.uint64(V) + targets[None, :].astype(np.uint64)).ravel()
+    extra = NGramCounts(extra_keys, np.tile(column_totals[targets], dead.size), 2, V, separator=counts.separator)
+    return counts.merge(extra)
+
+
 def _run_generate(args) -> int:
-    import numpy as np
-
-    from fastgram import sampling
-    from fastgram.counting import BigramCounter
-
-    counter = BigramCounter.load(args.counts)
-    counts = np.array(counter.counts)
-    n = args.num
-    if n < 1:
-        raise ValueError(f"-n must be >= 1, got {n}")
-    followers = counts.sum(axis=1)
-    if not followers.any():
+    n = _checks.require_int(args.num, "-n", min=1)
+    length = _checks.require_int(args.length, "--length", min=0)
+    seed = _checks.require_int(args.seed, "--seed", min=0, max=2**64 - 1)
+    counts = _load_counts(args.counts)
+    if not len(counts):
         raise ValueError(f"{args.counts}: the counts are all zero; nothing to generate from")
-    counts[followers == 0] = counts.sum(axis=0)  # a token never followed: use overall frequencies
-    table = counts if args.smoothing == 0 else sampling.bigram_probs(counts, args.smoothing)
-    vocab = counter.vocab
+    if length == 0:
+        return 0
+    vocab = counts.vocab
+    counts = _dead_ends_filled(counts)
+    V = counts.vocab_size
+    if args.smoothing:
+        if 8 * V * V > _checks.DENSE_TABLE_BUDGET:
+            raise ValueError(f"--smoothing needs a dense ({V:,}, {V:,}) table, over the 2 GiB budget")
+        table = sampling.bigram_probs(counts.to_dense(), args.smoothing)
+    else:
+        table = counts
+    sampler = sampling.Sampler(table)
     if args.start is not None:
         if vocab is None:
             raise ValueError("--start needs a vocabulary saved with the counts (count --text files)")
@@ -239,18 +244,18 @@ def _run_generate(args) -> int:
         starts = np.full(n, int(prompt[-1]), np.int64)
     else:
         prompt = None
+        rows = (counts.keys // np.uint64(V)).astype(np.int64)
+        followers = np.bincount(rows, weights=counts.counts, minlength=V)
         # start tokens: stream n (chains use streams 0 .. n - 1)
-        starts = sampling.multinomial(followers.astype(np.float64), n, seed=args.seed, offset=n)
-    tokens = sampling.generate(table, starts, args.length, args.seed, temperature=args.temperature)
+        starts = sampling.multinomial(followers.astype(np.float64), n, seed=seed, offset=n)
+    tokens = sampling.generate(sampler, starts, length, seed=seed, temperature=args.temperature)
     for i in range(n):
-        ids = tokens[i] if prompt is not None else np.concatenate([starts[i : i + 1], tokens[i]])
+        ids = tokens[i] if prompt is not None else np.concatenate([starts[i : i + 1], tokens[i]])[:length]
         if vocab is None:
             text = " ".join(str(int(t)) for t in ids)
         else:
             text = (args.start if prompt is not None else "") + vocab.decode(ids)
-        if n > 1:
-            print(f"--- sample {i + 1} ---")
-        print(text)
+        print(text.replace("\n", " "))
     return 0
 
 
@@ -268,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fastgram",
         description="Numba-jitted kernels for tiny language models: counting, sampling, attention.",
     )
+    parser.add_argument("--version", action="version", version=f"fastgram {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add, _ in _COMMANDS.values():
         add(sub)
@@ -280,13 +286,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _, run = _COMMANDS[args.command]
     try:
-        return run(args)
+        with _io.sigterm_as_exception():
+            return run(args)
     except (ValueError, TypeError, OSError, ModuleNotFoundError, RuntimeError) as exc:
         print(f"fastgram {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"fastgram {args.command}: interrupted", file=sys.stderr)
         return 130
+    except _io.Terminated:
+        print(f"fastgram {args.command}: terminated", file=sys.stderr)
+        return 143
 
 
 if __name__ == "__main__":  # pragma: no cover

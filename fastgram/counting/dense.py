@@ -1,4 +1,4 @@
-"""Exact bigram counts of integer token streams: arrays, chunks and streaming counters.
+"""Exact dense bigram tables of integer token streams: arrays and streams given in chunks.
 
 The public functions check their inputs, then hand C-contiguous unsigned views to the kernels
 in :mod:`fastgram.kernels.counting`. Streams of any integer dtype, byte order and strides are
@@ -8,20 +8,17 @@ are converted, a bounded chunk at a time.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
-from fastgram import _checks
+from fastgram import _checks, _io
 from fastgram._jit import num_threads, parallel_guard
 from fastgram.kernels import counting as _k
+from fastgram.vocab import Vocab, vocab_from_json
 
 __all__ = ["count_bigrams", "BigramCounter"]
 
 
-def count_bigrams(
-    tokens, vocab_size=None, *, max_table_bytes: int = _checks.DENSE_TABLE_BUDGET, sparse: bool | None = None
-):
+def count_bigrams(tokens, vocab_size=None, *, max_memory=_checks.DENSE_TABLE_BUDGET) -> np.ndarray:
     """Count consecutive token pairs: ``counts[a, b]`` = #{i : tokens[i] = a, tokens[i+1] = b}.
 
     Parameters
@@ -30,19 +27,16 @@ def count_bigrams(
         Token ids, any integer dtype (signed or unsigned, either byte order, strided views and
         ``np.memmap`` included). Never upcast or copied whole.
     vocab_size : int, optional
-        V, the table size. Default ``max(tokens) + 1`` (0 for an empty stream).
-    max_table_bytes : int, optional
-        Memory budget for the dense ``(V, V)`` int64 table (default 2 GiB, so V <= 16,384).
-    sparse : bool or None, optional
-        ``None`` (default): the dense table when it fits ``max_table_bytes``, sparse counts
-        otherwise. ``False``: always the dense table (``ValueError`` over the budget).
-        ``True``: always sparse counts (:func:`fastgram.count_ngrams` with n = 2).
+        V, the table size. Default ``max(tokens) + 1`` (1 for an empty stream).
+    max_memory : int or str, optional
+        Memory budget of the dense ``(V, V)`` int64 table, in bytes or as ``"2G"`` (default
+        2 GiB, so V <= 16,384). For larger vocabularies count sparsely with
+        :func:`fastgram.count_ngrams` ``(tokens, 2)``.
 
     Returns
     -------
-    counts : ndarray of int64, shape (V, V), or NGramCounts
-        Exact counts; they sum to ``max(N - 1, 0)``. An :class:`~fastgram.NGramCounts` (sorted
-        distinct bigrams and their counts; 16 bytes per distinct bigram) when counted sparsely.
+    ndarray of int64, shape (V, V)
+        Exact counts; they sum to ``max(N - 1, 0)``.
 
     Raises
     ------
@@ -50,8 +44,8 @@ def count_bigrams(
         If ``tokens`` is not an integer array or ``vocab_size`` not an integer.
     ValueError
         If ``tokens`` is not 1-D, an id lies outside ``[0, V)`` (the message names the first
-        bad position and value), or, with ``sparse=False``, the table would exceed
-        ``max_table_bytes``.
+        bad position and value), or the table would exceed ``max_memory`` (the message names
+        ``count_ngrams``).
 
     Notes
     -----
@@ -69,20 +63,7 @@ def count_bigrams(
     """
     tokens = _checks.as_token_stream(tokens)
     V = _checks.resolve_vocab_size(tokens, vocab_size)
-    max_table_bytes = _checks.require_int(max_table_bytes, "max_table_bytes", min=0)
-    if sparse not in (None, True, False):
-        raise TypeError(f"sparse must be True, False or None, got {sparse!r}")
-    if sparse is None:
-        try:
-            _checks.check_dense_table(V, max_table_bytes)
-            sparse = False
-        except ValueError:
-            sparse = True
-    if sparse:
-        from fastgram.ngrams import count_ngrams
-
-        return count_ngrams(tokens, 2, max(V, 1))
-    _checks.check_dense_table(V, max_table_bytes)
+    _checks.check_dense_table(V, _io.parse_memory(max_memory))
     _checks.check_token_range(tokens, V)
     counts = np.zeros((V, V), np.int64)
     add_bigrams(tokens, counts)
@@ -129,8 +110,8 @@ class BigramCounter:
         V; every id must lie in ``[0, V)``.
     vocab : fastgram.Vocab, optional
         The vocabulary the ids come from; saved with the counts so they can be decoded later.
-    max_table_bytes : int, optional
-        Memory budget for the ``(V, V)`` int64 table (default 2 GiB).
+    max_memory : int or str, optional
+        Memory budget of the ``(V, V)`` int64 table (default 2 GiB).
 
     Attributes
     ----------
@@ -154,9 +135,11 @@ class BigramCounter:
     True
     """
 
-    def __init__(self, vocab_size, *, vocab=None, max_table_bytes: int = _checks.DENSE_TABLE_BUDGET):
+    def __init__(self, vocab_size, *, vocab=None, max_memory=_checks.DENSE_TABLE_BUDGET):
         V = _checks.require_int(vocab_size, "vocab_size", min=1)
-        _checks.check_dense_table(V, _checks.require_int(max_table_bytes, "max_table_bytes", min=0))
+        _checks.check_dense_table(V, _io.parse_memory(max_memory))
+        if vocab is not None and not isinstance(vocab, Vocab):
+            raise TypeError(f"vocab must be a fastgram.Vocab, got {type(vocab).__name__}")
         if vocab is not None and len(vocab) > V:
             raise ValueError(
                 f"vocab has {_checks.fmt_int(len(vocab))} entries, more than vocab_size={_checks.fmt_int(V)}"
@@ -216,13 +199,13 @@ class BigramCounter:
         return self
 
     def save(self, path) -> None:
-        """Write ``counts``, ``vocab_size``, ``tokens`` (and the vocabulary) to an ``.npz``.
+        """Write ``counts``, ``vocab_size``, ``tokens``, ``last_token`` (and the vocabulary as
+        JSON) to an ``.npz`` with ``kind = "bigrams"``.
 
         The file is written under a temporary name and renamed, so it is never half-written.
         """
-        from fastgram.corpus import atomic_output
-
         arrays = {
+            "kind": np.array("bigrams"),
             "counts": self._counts,
             "vocab_size": np.int64(self.vocab_size),
             "tokens": np.int64(self.tokens),
@@ -230,30 +213,45 @@ class BigramCounter:
         }
         if self.vocab is not None:
             arrays["vocab"] = np.array(self.vocab.to_json())
-        with atomic_output(path) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
+        with _io.atomic_output(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
 
     @classmethod
     def load(cls, path) -> "BigramCounter":
-        """Read a counter written by :meth:`save`."""
-        from fastgram.vocab import Vocab
+        """Read a counter written by :meth:`save`, checking every field.
 
-        path = os.fspath(path)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                counts = data["counts"]
-                V = int(data["vocab_size"])
-                tokens = int(data["tokens"])
-                last = int(data["last_token"]) if "last_token" in data.files else -1
-                vocab = Vocab.from_json(str(data["vocab"])) if "vocab" in data.files else None
-        except KeyError as exc:
-            raise ValueError(f"{path}: not a fastgram counts file (missing {exc})") from None
+        Raises ``ValueError`` naming the file and the field for a damaged or truncated file, a
+        table that is not ``(V, V)`` int64 with non-negative counts, or a ``last_token`` or
+        ``tokens`` that do not fit the table.
+        """
+        path = _io.check_path(path)
+        fields = _io.read_npz(
+            path, {"counts", "vocab_size", "tokens"}, {"kind", "last_token", "vocab"}, "bigram counts file"
+        )
+        if "kind" in fields and str(fields["kind"]) != "bigrams":
+            raise ValueError(f"{path}: not a fastgram bigram counts file (field 'kind' is {str(fields['kind'])!r})")
+        V = _io.scalar_field(path, fields, "vocab_size", 1, _checks.DENSE_MAX_VOCAB)
+        tokens = _io.scalar_field(path, fields, "tokens", 0, None)
+        last = _io.scalar_field(path, fields, "last_token", -1, V - 1) if "last_token" in fields else -1
+        counts = fields["counts"]
         if counts.shape != (V, V) or counts.dtype != np.int64:
             raise ValueError(
-                f"{path}: counts have shape {counts.shape} and dtype {counts.dtype}, expected ({V}, {V}) int64"
+                f"{path}: field 'counts' has shape {counts.shape} and dtype {counts.dtype}, expected ({V}, {V}) int64"
             )
-        counter = cls(V, vocab=vocab, max_table_bytes=max(counts.nbytes, _checks.DENSE_TABLE_BUDGET))
+        if counts.size and counts.min() < 0:
+            raise ValueError(f"{path}: field 'counts' holds a negative count ({int(counts.min()):,})")
+        if (tokens == 0) != (last < 0) or int(counts.sum()) > max(tokens - 1, 0):
+            raise ValueError(f"{path}: fields 'tokens' ({tokens:,}), 'last_token' and 'counts' disagree")
+        vocab = None
+        if "vocab" in fields:
+            try:
+                vocab = vocab_from_json(str(fields["vocab"]))
+            except ValueError as exc:
+                raise ValueError(f"{path}: field 'vocab': {exc}") from None
+        try:
+            counter = cls(V, vocab=vocab, max_memory=max(counts.nbytes, _checks.DENSE_TABLE_BUDGET))
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
         counter._counts = np.ascontiguousarray(counts)
         counter.tokens = tokens
         counter._last = last

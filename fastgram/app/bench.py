@@ -17,6 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from fastgram._io import atomic_output
+
 __all__ = ["default_benchmark_dir", "run_benchmarks", "speedup_rows", "format_speedups", "save_chart"]
 
 
@@ -161,7 +163,6 @@ def save_chart(rows: list[dict], path: str | os.PathLike) -> None:
         import matplotlib.pyplot as plt
     except ModuleNotFoundError:
         raise ModuleNotFoundError("charts need matplotlib: pip install 'fastgram[plot]'") from None
-    from fastgram.corpus import atomic_output
 
     rows = [r for r in rows if r["ratios"]]
     roles = sorted({role for r in rows for role in r["ratios"]})

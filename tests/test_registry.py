@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 
-from fastgram.check import REGISTRY, Case, KernelCheck, format_table, max_difference, run_checks
+import fastgram
+from fastgram import registry
+from fastgram.registry import REGISTRY, Case, KernelCheck, format_table, max_difference, run_checks
 
-# ``fastgram.check`` the attribute is the function; the module is reached by name.
-check_module = importlib.import_module("fastgram.check")
-
-check_module._load_all()
+check_module = registry
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -22,9 +19,19 @@ def test_kernel_matches_reference(name):
     assert result.ok, result.failures
 
 
-def test_every_family_is_registered():
-    families = {entry.family for entry in REGISTRY.values()}
-    assert "counting" in families
+def test_every_public_kernel_is_registered():
+    names = set(REGISTRY)
+    public = {"count_bigrams", "count_ngrams", "sample_next", "generate", "sample_logits", "multinomial", "uniform"}
+    assert public | {"nll", "attention"} <= names
+    for name in names:
+        entry = REGISTRY[name]
+        assert entry.reference is getattr(fastgram.reference, name)
+        assert entry.kernel is getattr(fastgram, name)
+
+
+def test_check_function_and_registry_module_are_apart():
+    assert callable(fastgram.check) and fastgram.check is registry.check
+    assert fastgram.registry is registry
 
 
 def test_a_mismatch_is_reported_and_fails(capsys):

@@ -53,7 +53,7 @@ def test_partitioned_kernel_over_several_rounds(rng):
 
 def test_vocab_size_defaults_to_max_plus_one():
     assert count_bigrams(np.array([0, 4, 2], np.int16)).shape == (5, 5)
-    assert count_bigrams(np.zeros(0, np.uint8)).shape == (0, 0)
+    assert count_bigrams(np.zeros(0, np.uint8)).shape == (1, 1)
 
 
 def test_empty_and_single_token_give_zeros():
@@ -140,18 +140,19 @@ def test_out_of_range_writes_nothing():
         (np.zeros(3, np.uint8), {"vocab_size": 2.0}, TypeError, "vocab_size must be an integer, got float"),
         (
             np.zeros(3, np.uint8),
-            {"vocab_size": 20_000, "sparse": False},
+            {"vocab_size": 20_000},
             ValueError,
-            r"vocab_size=20,000 needs a dense .* over the memory budget",
+            r"vocab_size=20,000 needs a dense .* over the memory budget max_memory=2.0 GiB; .*count_ngrams\(tokens, 2\)",
         ),
         (
             np.zeros(3, np.uint8),
-            {"vocab_size": 70_000, "max_table_bytes": 1 << 50, "sparse": False},
+            {"vocab_size": 70_000, "max_memory": 1 << 50},
             ValueError,
-            "too large for a dense table",
+            r"too large for a dense table .* count_ngrams",
         ),
-        (np.zeros(3, np.uint8), {"sparse": "auto"}, TypeError, "sparse must be True, False or None"),
-        (np.zeros(3, np.uint8), {"max_table_bytes": -1}, ValueError, "max_table_bytes must be >= 0"),
+        (np.zeros(3, np.uint8), {"max_memory": -1}, ValueError, "max_memory must be >= 1, got -1"),
+        (np.zeros(3, np.uint8), {"max_memory": "lots"}, ValueError, "max_memory must be a size such as 512M or 2G"),
+        (np.zeros(3, np.uint8), {"sparse": True}, TypeError, "unexpected keyword argument 'sparse'"),
     ],
 )
 def test_bad_arguments(tokens, kwargs, exc, match):
@@ -218,19 +219,66 @@ def test_save_and_load_round_trip(tmp_path, rng):
 
 def test_load_rejects_other_files(tmp_path):
     np.savez(tmp_path / "x.npz", a=np.zeros(3))
-    with pytest.raises(ValueError, match="not a fastgram counts file"):
+    with pytest.raises(ValueError, match=r"x.npz: not a fastgram bigram counts file \(missing field 'counts'\)"):
         BigramCounter.load(tmp_path / "x.npz")
 
 
-def test_over_the_budget_counts_sparsely_by_default(rng):
-    tokens = rng.integers(0, 20_000, 5_000).astype(np.uint16)
-    got = count_bigrams(tokens, 20_000)
-    ngrams, counts = reference.count_ngrams(tokens, 2, 20_000)
-    np.testing.assert_array_equal(got.ngrams, ngrams)
-    np.testing.assert_array_equal(got.counts, counts)
-    small = count_bigrams(tokens % 100, 100, max_table_bytes=1000)  # 80,000 bytes > budget
-    assert small.n == 2 and small.total == tokens.size - 1
+def _saved(tmp_path, **changes):
+    counter = BigramCounter(4)
+    counter.update(np.array([0, 1, 2, 3, 1], np.uint8))
+    path = tmp_path / "c.npz"
+    counter.save(path)
+    fields = dict(np.load(path))
+    fields.update(changes)
+    np.savez(path, **fields)
+    return path
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"last_token": np.int64(4)}, r"field 'last_token' is 4, outside \[-1, 3\]"),
+        ({"vocab_size": np.int64(0)}, r"field 'vocab_size' is 0, outside \[1, "),
+        ({"vocab_size": np.float64(4)}, r"field 'vocab_size' must be an integer scalar"),
+        ({"counts": -np.ones((4, 4), np.int64)}, r"field 'counts' holds a negative count"),
+        ({"counts": np.ones((4, 4), np.float64)}, r"field 'counts' has shape \(4, 4\) and dtype float64"),
+        ({"counts": np.ones((3, 4), np.int64)}, r"field 'counts' has shape \(3, 4\)"),
+        ({"tokens": np.int64(2)}, r"fields 'tokens' \(2\), 'last_token' and 'counts' disagree"),
+        ({"kind": np.array("ngrams")}, r"not a fastgram bigram counts file \(field 'kind' is 'ngrams'\)"),
+        ({"vocab": np.array("{not json")}, r"field 'vocab': .*not a fastgram vocabulary"),
+    ],
+)
+def test_load_validates_every_field(tmp_path, changes, match):
+    with pytest.raises(ValueError, match=match):
+        BigramCounter.load(_saved(tmp_path, **changes))
+
+
+def test_load_of_a_damaged_file_names_it(tmp_path):
+    path = _saved(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"c.npz: not a readable .npz file"):
+        BigramCounter.load(path)
+    path.write_bytes(b"garbage" * 10)
+    with pytest.raises(ValueError, match=r"c.npz: not a readable .npz file"):
+        BigramCounter.load(path)
+
+
+def test_vocab_must_be_a_vocab(tmp_path):
+    with pytest.raises(TypeError, match="vocab must be a fastgram.Vocab, got str"):
+        BigramCounter(10, vocab="abc")
+
+
+def test_over_the_budget_names_count_ngrams(rng):
+    tokens = rng.integers(0, 100, 5_000).astype(np.uint16)
+    with pytest.raises(ValueError, match=r"over the memory budget max_memory=1000 B; .*count_ngrams"):
+        count_bigrams(tokens, 100, max_memory=1000)  # 80,000 bytes > budget
+    np.testing.assert_array_equal(count_bigrams(tokens, 100, max_memory="1M"), reference.count_bigrams(tokens, 100))
 
 
 def test_v_equals_one():
     np.testing.assert_array_equal(count_bigrams(np.zeros(10, np.uint8), 1), [[9]])
+
+
+def test_empty_stream_has_the_default_vocabulary_of_every_counter():
+    np.testing.assert_array_equal(count_bigrams(np.zeros(0, np.uint8)), np.zeros((1, 1), np.int64))

@@ -1,4 +1,4 @@
-"""Sparse n-gram counting: kernels against the reference, streams, shards, spills, errors."""
+"""Sparse n-gram counting: kernels against the reference, streams, spills, bad input."""
 
 from __future__ import annotations
 
@@ -13,15 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastgram import reference
-from fastgram.ngrams import (
-    NGramCounter,
-    NGramCounts,
-    count_file,
-    count_files,
-    count_ngrams,
-    parse_memory,
-)
+from fastgram import NGramCounter, count_ngrams, reference
+from fastgram._io import parse_memory
 
 
 def assert_matches_reference(tokens, n, vocab_size=None, **options):
@@ -47,11 +40,6 @@ def no_temp_left(tmp_path):
     spill.mkdir()
     yield str(spill)
     assert os.listdir(spill) == []
-
-
-# ---------------------------------------------------------------------------------------------
-# kernel vs reference
-# ---------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("n", range(1, 9))
@@ -142,11 +130,6 @@ def test_vocab_size_inferred_and_v_one():
     assert count_ngrams(np.array([4, 2]), 2).vocab_size == 5
 
 
-# ---------------------------------------------------------------------------------------------
-# separator
-# ---------------------------------------------------------------------------------------------
-
-
 def test_separator_excludes_crossing_ngrams():
     tokens = np.array([1, 2, 0, 3, 4, 0, 1, 2], np.uint8)
     got = count_ngrams(tokens, 2, 5, separator=0)
@@ -161,11 +144,6 @@ def test_separator_against_reference(n):
     rng = np.random.default_rng(n)
     tokens = rng.integers(0, 12, 20_000).astype(np.uint16)
     assert_matches_reference(tokens, n, 12, separator=3)
-
-
-# ---------------------------------------------------------------------------------------------
-# streams, shards, spills, threads
-# ---------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 6])
@@ -252,103 +230,9 @@ def test_thread_count_invariance():
     np.testing.assert_array_equal(results[0].counts, results[1].counts)
 
 
-def test_shards_equal_the_concatenation(tmp_path):
-    rng = np.random.default_rng(4)
-    tokens = rng.integers(0, 500, 40_000).astype(np.uint16)
-    parts = np.array_split(tokens, [5, 6, 20_000])
-    for i, part in enumerate(parts):
-        part.tofile(tmp_path / f"shard-{i}.bin")
-    whole = count_ngrams(tokens, 3, 500)
-    for source in (str(tmp_path / "shard-*.bin"), str(tmp_path), sorted(tmp_path.iterdir())):
-        got = count_files(source, 3, dtype="uint16", vocab_size=500, chunk_tokens=3_000)
-        np.testing.assert_array_equal(got.keys, whole.keys)
-        np.testing.assert_array_equal(got.counts, whole.counts)
-    # with a separator it also goes between the shards
-    joined = np.concatenate([np.append(p, 499) for p in parts])[:-1]
-    got = count_files(str(tmp_path / "shard-*.bin"), 3, dtype="uint16", separator=499, max_memory="128K")
-    np.testing.assert_array_equal(got.counts, count_ngrams(joined, 3, 500, separator=499).counts)
-    assert got.tokens == len(tokens) + len(parts) - 1
-
-
-def test_count_file_text(tmp_path):
-    path = tmp_path / "text.txt"
-    path.write_text("héllo hello\n", encoding="utf-8")
-    got = count_file(path, 2, text=True)
-    data = np.frombuffer("héllo hello\n".encode(), np.uint8)
-    np.testing.assert_array_equal(got.counts, count_ngrams(data, 2, 256).counts)
-    with pytest.raises(TypeError, match="count_file takes one path"):
-        count_file(str(tmp_path / "*.txt"), 2, text=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# the result object
-# ---------------------------------------------------------------------------------------------
-
-
-def test_result_queries_and_conversions(tmp_path):
-    tokens = np.array([0, 1, 0, 1, 2, 0, 1, 2, 2], np.uint8)
-    c = count_ngrams(tokens, 2, 3)
-    dense = reference.count_bigrams(tokens, 3)
-    np.testing.assert_array_equal(c.to_dense(), dense)
-    np.testing.assert_array_equal(c.to_scipy().toarray(), dense)
-    ngrams, counts = c.top(2)
-    assert ngrams.tolist() == [[0, 1], [1, 2]] and counts.tolist() == [3, 2]
-    assert c.top(3)[0].tolist() == [[0, 1], [1, 2], [1, 0]]  # ties by n-gram
-    assert c.top(100)[1].sum() == len(tokens) - 1
-    assert c.top(0)[0].shape == (0, 2)
-    assert c.lookup([[0, 1], [2, 2], [2, 1]]).tolist() == [3, 1, 0]
-    assert c[1, 2] == 2 and c[(2, 0)] == 1
-    assert c.prune(2).ngrams.tolist() == [[0, 1], [1, 2]]
-    assert c.total == 8 and len(c) == 5 and "distinct=5" in repr(c)
-    path = tmp_path / "counts.npz"
-    c.save(path)
-    loaded = NGramCounts.load(path)
-    np.testing.assert_array_equal(loaded.keys, c.keys)
-    np.testing.assert_array_equal(loaded.counts, c.counts)
-    assert (loaded.n, loaded.vocab_size, loaded.separator, loaded.tokens) == (2, 3, None, 9)
-    assert sorted(os.listdir(tmp_path)) == ["counts.npz"]  # no temporary file left
-    np.savez(tmp_path / "other.npz", x=np.arange(3))
-    with pytest.raises(ValueError, match="not a fastgram n-gram counts file"):
-        NGramCounts.load(tmp_path / "other.npz")
-    np.savez(
-        tmp_path / "tampered.npz",
-        keys=np.array([5, 2], np.uint64),
-        counts=np.ones(2, np.int64),
-        n=2,
-        vocab_size=3,
-        separator=-1,
-        tokens=3,
-        kind="ngrams",
-    )
-    with pytest.raises(ValueError, match="keys are not sorted n-grams over vocab_size=3"):
-        NGramCounts.load(tmp_path / "tampered.npz")
-    trigrams = count_ngrams(tokens, 3, 3)
-    assert trigrams.to_dense().shape == (3, 3, 3)
-    with pytest.raises(ValueError, match="to_scipy needs bigrams"):
-        trigrams.to_scipy()
-    with pytest.raises(ValueError, match=r"shape \(131072,\)\*2 needs 128.0 GiB, over max_bytes"):
-        count_ngrams(np.array([1, 2], np.uint32), 2, 1 << 17).to_dense()
-    with pytest.raises(ValueError, match=r"ngrams must have shape \(q, 2\)"):
-        c.lookup([[0, 1, 2]])
-    with pytest.raises(ValueError, match=r"token id 3 at position 0 is outside \[0, 3\)"):
-        c.lookup([[3, 0]])
-
-
-def test_merge_results():
-    a = count_ngrams(np.array([1, 2, 3]), 2, 4)
-    b = count_ngrams(np.array([2, 3, 0]), 2, 4)
-    m = a.merge(b)
-    assert m.ngrams.tolist() == [[1, 2], [2, 3], [3, 0]] and m.counts.tolist() == [1, 2, 1]
-
-
 def test_min_count_option():
     tokens = np.array([1, 2, 1, 2, 1, 3])
     assert count_ngrams(tokens, 2, 4, min_count=2).ngrams.tolist() == [[1, 2], [2, 1]]
-
-
-# ---------------------------------------------------------------------------------------------
-# bad input
-# ---------------------------------------------------------------------------------------------
 
 
 def test_bad_order_and_key_space():
@@ -385,36 +269,6 @@ def test_bad_ids_and_arguments():
     assert parse_memory("2G") == 2 << 30 and parse_memory("1.5KiB") == 1536 and parse_memory(None) is None
 
 
-def test_bad_shards_leave_nothing(tmp_path, no_temp_left):
-    good = tmp_path / "a.bin"
-    (np.arange(100, dtype=np.uint16) % 40).tofile(good)
-    with pytest.raises(FileNotFoundError, match="missing.bin: no such file"):
-        count_files([good, tmp_path / "missing.bin"], 2, dtype="uint16", tmp_dir=no_temp_left)
-    with pytest.raises(FileNotFoundError, match="no file matches this pattern"):
-        count_files(str(tmp_path / "nothing-*.bin"), 2, dtype="uint16")
-    odd = tmp_path / "odd.bin"
-    odd.write_bytes(b"\x01\x02\x03")
-    with pytest.raises(ValueError, match="odd.bin: file size 3 bytes is not a multiple"):
-        count_files([good, odd], 2, dtype="uint16", tmp_dir=no_temp_left)
-    bad = tmp_path / "bad.bin"
-    np.array([1, 2, 3, 99], np.uint16).tofile(bad)
-    with pytest.raises(ValueError, match=r"bad.bin: token id 99 at position 3 is outside \[0, 50\)"):
-        count_files([good, bad], 2, dtype="uint16", vocab_size=50, max_memory="64K", tmp_dir=no_temp_left)
-    if os.name == "posix" and os.geteuid() != 0:
-        locked = tmp_path / "locked.bin"
-        np.arange(10, dtype=np.uint16).tofile(locked)
-        locked.chmod(0)
-        try:
-            with pytest.raises(PermissionError, match="locked.bin: file is not readable"):
-                count_files([good, locked], 2, dtype="uint16", tmp_dir=no_temp_left)
-        finally:
-            locked.chmod(0o600)
-    with pytest.raises(ValueError, match="give exactly one of dtype="):
-        count_files([good], 2)
-    assert os.listdir(no_temp_left) == []
-    assert not any(name.startswith(".") for name in os.listdir(tmp_path))
-
-
 def test_temporary_directory_removed_when_collected():
     tmp = tempfile.mkdtemp()
     try:
@@ -425,72 +279,6 @@ def test_temporary_directory_removed_when_collected():
         assert os.listdir(tmp) == []
     finally:
         os.rmdir(tmp)
-
-
-def test_count_bigrams_sparse_option():
-    from fastgram import count_bigrams
-
-    tokens = np.array([1, 2, 1, 2, 19_999], np.uint16)
-    auto = count_bigrams(tokens, 20_000, sparse=None)  # 3.0 GiB dense table: over the budget
-    assert isinstance(auto, NGramCounts)
-    assert auto.ngrams.tolist() == [[1, 2], [2, 1], [2, 19_999]] and auto.counts.tolist() == [2, 1, 1]
-    small = count_bigrams(tokens[:4], sparse=None)
-    np.testing.assert_array_equal(small, reference.count_bigrams(tokens[:4]))
-    forced = count_bigrams(tokens[:4], 3, sparse=True)
-    np.testing.assert_array_equal(forced.to_dense(), small)
-    with pytest.raises(ValueError, match="over the memory budget"):
-        count_bigrams(tokens, 20_000, sparse=False)
-    assert isinstance(count_bigrams(tokens, 20_000), NGramCounts)  # sparse=None is the default
-    with pytest.raises(ValueError, match=r"token id 19,999 at position 4 is outside \[0, 30\)"):
-        count_bigrams(tokens, 30, sparse=True)
-    with pytest.raises(TypeError, match="sparse must be True, False or None"):
-        count_bigrams(tokens, sparse="yes")
-
-
-# ---------------------------------------------------------------------------------------------
-# CLI
-# ---------------------------------------------------------------------------------------------
-
-
-def test_cli_count_order(tmp_path, capsys):
-    from fastgram.cli import main
-
-    rng = np.random.default_rng(9)
-    tokens = rng.integers(0, 70_000, 20_000).astype(np.uint32)
-    tokens[:2] = [5, 6]
-    for i, part in enumerate(np.array_split(tokens, 3)):
-        part.tofile(tmp_path / f"shard-{i}.bin")
-    out = tmp_path / "tri.npz"
-    shards = [str(tmp_path / f"shard-{i}.bin") for i in range(3)]
-    assert (
-        main(
-            ["count", *shards, "--dtype", "uint32", "--order", "3", "--max-memory", "64K", "--top", "2", "-o", str(out)]
-        )
-        == 0
-    )
-    printed = capsys.readouterr().out
-    assert "distinct 3-grams" in printed and str(out) in printed
-    saved = NGramCounts.load(out)
-    want = count_ngrams(tokens, 3)
-    np.testing.assert_array_equal(saved.keys, want.keys)
-    np.testing.assert_array_equal(saved.counts, want.counts)
-    assert main(["count", *shards, "--dtype", "uint32", "--min-count", "2", "-o", str(out)]) == 0
-    assert len(NGramCounts.load(out)) == len(count_ngrams(tokens, 2).prune(2))
-    text = tmp_path / "t.txt"
-    text.write_text("abcabcabd", encoding="utf-8")
-    assert main(["count", str(text), "--text", "--vocab", "chars", "--order", "3", "--top", "1", "-o", str(out)]) == 0
-    assert "'abc'" in capsys.readouterr().out
-    before = out.read_bytes()
-    for bad, message in [
-        (["--order", "9"], "--order must be between 1 and 8, got 9"),
-        (["--order", "2", "--max-memory", "lots"], "--max-memory must be a size such as 512M or 2G"),
-        (["--min-count", "0"], "--min-count must be >= 1, got 0"),
-        (["--order", "2", "--vocab-size", "100"], "token id"),
-    ]:
-        assert main(["count", *shards, "--dtype", "uint32", *bad, "-o", str(out)]) == 2
-        assert message in capsys.readouterr().err
-    assert out.read_bytes() == before  # a failed count leaves the old output alone
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
 def test_spill_thread_count_invariance(no_temp_left):
@@ -508,21 +296,3 @@ def test_spill_thread_count_invariance(no_temp_left):
     for got in results:
         np.testing.assert_array_equal(got.keys, want.keys)
         np.testing.assert_array_equal(got.counts, want.counts)
-
-
-def test_unreadable_shard_checked_before_counting(tmp_path, monkeypatch, no_temp_left):
-    # (as root a chmod does not make a file unreadable, so the permission check is simulated)
-    import fastgram.ngrams as ngrams_module
-
-    shards = []
-    for i in range(2):
-        shards.append(tmp_path / f"s{i}.bin")
-        np.arange(50, dtype=np.uint16).tofile(shards[-1])
-    real_access = os.access
-    monkeypatch.setattr(
-        ngrams_module.os, "access", lambda p, mode: not str(p).endswith("s1.bin") and real_access(p, mode)
-    )
-    with pytest.raises(PermissionError, match="s1.bin: file is not readable"):
-        count_files(shards, 2, dtype="uint16", max_memory="64K", tmp_dir=no_temp_left)
-    with pytest.raises(FileNotFoundError, match="no such file"):
-        count_files([shards[0], tmp_path / "gone" / "s9.bin"], 2, dtype="uint16")

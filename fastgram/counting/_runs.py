@@ -1,0 +1,221 @@
+"""Sorted runs of packed n-gram keys: counting one block, merging runs, spilled runs on disk.
+
+The machinery under :class:`~fastgram.counting.sparse.NGramCounter` (KenLM's approach): each
+block of tokens becomes one sorted run of distinct keys and counts; runs are merged in memory
+while they fit the budget, written to a scratch directory when they do not, and merged block
+by block at the end. Every function takes checked inputs (the public classes check).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastgram._jit import num_threads, parallel_guard
+from fastgram.kernels import ngrams as _k
+
+#: Target residuals per bucket: a bucket and its sort buffer stay in L2 cache.
+TARGET_BUCKET = 1 << 12
+#: Most bucket bits (2**20 buckets: 8 MiB of histogram per thread).
+MAX_BUCKET_BITS = 20
+#: Buckets dense in a residual range of at most 2**DENSE_BITS are counting-sorted.
+DENSE_BITS = 22  # int32 tables of at most 16 MiB per thread
+
+_U64 = np.uint64
+EMPTY_KEYS = np.zeros(0, np.uint64)
+EMPTY_COUNTS = np.zeros(0, np.int64)
+
+
+def count_block(view: np.ndarray, n: int, V: int, sep: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique keys and counts of the n-grams of ``view`` (a checked kernel view).
+
+    Memory: 4 or 8 bytes per window (residuals) plus 16 bytes per distinct n-gram, plus
+    per-thread histograms and sort buffers.
+    """
+    W = view.shape[0] - n + 1
+    if W <= 0:
+        return EMPTY_KEYS, EMPTY_COUNTS
+    keybits = (V**n - 1).bit_length()
+    B = min(keybits, (W // TARGET_BUCKET).bit_length(), MAX_BUCKET_BITS)
+    shift = keybits - B
+    if shift >= 64:  # keep shifts below the word size
+        B, shift = 1, 63
+    NB = 1 << B
+    T = num_threads()
+    resid_dtype = np.uint32 if shift <= 32 else np.uint64
+    # (T, NB) per-thread bucket histograms over equal ranges of windows
+    hist = np.zeros((T, NB), np.int64)
+    args = (view, n, _U64(V), _U64(sep), _U64(shift))
+    with parallel_guard():
+        _k.partition_ngrams(*args, hist, np.empty(0, resid_dtype), False)
+    sizes = hist.sum(axis=0)
+    starts = np.zeros(NB + 1, np.int64)
+    np.cumsum(sizes, out=starts[1:])
+    total = int(starts[-1])
+    if total == 0:
+        return EMPTY_KEYS, EMPTY_COUNTS
+    # write offsets: bucket-major, thread-minor, so the layout is fixed by the histograms
+    flat = hist.T.ravel()
+    offsets = np.ascontiguousarray((np.cumsum(flat) - flat).reshape(NB, T).T)
+    del hist, flat
+    buf = np.empty(total, resid_dtype)
+    with parallel_guard():
+        _k.partition_ngrams(*args, offsets, buf, True)
+    del offsets
+    # T tasks of contiguous buckets holding about total / T residuals each
+    bounds = np.searchsorted(starts, np.arange(T + 1, dtype=np.int64) * total // T, side="left")
+    bounds[0], bounds[-1] = 0, NB
+    bounds = np.maximum.accumulate(bounds)
+    dense_limit = 1 << min(shift, 62)  # the residual range (capped: only used when shift <= DENSE_BITS)
+    dense_rows = shift <= DENSE_BITS and bool((sizes * 4 >= dense_limit).any())
+    dense = np.empty((T, dense_limit if dense_rows else 0), np.int32)  # counts within a block < 2**31
+    radix = (sizes > _k._SMALL_BUCKET) & ~((sizes * 4 >= dense_limit) & dense_rows)
+    longest = int(sizes[radix].max()) if radix.any() else 0
+    tmp = np.empty((T, longest), resid_dtype)
+    radix_hist = np.empty((T, 1 << 11), np.int64)
+    nuniq = np.empty(NB, np.int64)
+    with parallel_guard():
+        _k.sort_buckets(buf, starts, bounds, shift, dense_limit, dense, tmp, radix_hist, nuniq)
+    del dense, tmp
+    ustarts = np.cumsum(nuniq) - nuniq
+    m = int(nuniq.sum())
+    keys = np.empty(m, np.uint64)
+    counts = np.empty(m, np.int64)
+    with parallel_guard():
+        _k.emit_buckets(buf, starts, bounds, shift, ustarts, keys, counts)
+    return keys, counts
+
+
+def merge_pair(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Two sorted runs merged into one (counts of equal keys added)."""
+    if len(a[0]) == 0:
+        return b
+    if len(b[0]) == 0:
+        return a
+    size = len(a[0]) + len(b[0])
+    keys = np.empty(size, np.uint64)
+    counts = np.empty(size, np.int64)
+    m = _k.merge_runs(a[0], a[1], b[0], b[1], keys, counts)
+    if m < size // 2:  # give the unused tail back; otherwise keep views (no second pass)
+        return keys[:m].copy(), counts[:m].copy()
+    return keys[:m], counts[:m]
+
+
+def merge_all(runs: list) -> tuple[np.ndarray, np.ndarray]:
+    """Merge sorted runs pairwise in a balanced tree: O(total * log(len(runs)))."""
+    runs = list(runs)
+    if not runs:
+        return EMPTY_KEYS, EMPTY_COUNTS
+    while len(runs) > 1:
+        runs = [merge_pair(runs[i], runs[i + 1]) if i + 1 < len(runs) else runs[i] for i in range(0, len(runs), 2)]
+    return runs[0]
+
+
+def prune_runs(keys, counts, min_count: int):
+    if min_count <= 1:
+        return keys, counts
+    keep = counts >= min_count
+    return keys[keep], counts[keep]
+
+
+# spilled runs
+
+
+class RunReader:
+    """Blocks of a sorted run on disk (``.keys`` uint64 and ``.counts`` int64 raw files)."""
+
+    def __init__(self, stem: str, length: int):
+        self.stem, self.length, self.pos = stem, length, 0
+
+    @property
+    def done(self) -> bool:
+        return self.pos >= self.length
+
+    def read(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        count = min(count, self.length - self.pos)
+        keys = np.fromfile(self.stem + ".keys", np.uint64, count, offset=8 * self.pos)
+        counts = np.fromfile(self.stem + ".counts", np.int64, count, offset=8 * self.pos)
+        self.pos += count
+        return keys, counts
+
+
+class MemoryRun:
+    def __init__(self, keys, counts):
+        self.keys, self.counts, self.pos = keys, counts, 0
+
+    @property
+    def done(self) -> bool:
+        return self.pos >= len(self.keys)
+
+    def read(self, count: int):
+        lo, self.pos = self.pos, min(self.pos + count, len(self.keys))
+        return self.keys[lo : self.pos], self.counts[lo : self.pos]
+
+
+def _merge_flat(keys, counts, starts, min_count, out_keys, out_counts):
+    """Merge the runs ``keys[starts[r]:starts[r + 1]]`` on all threads; returns new arrays.
+
+    The key range is cut at quantiles of the longest run into one part per thread.
+    """
+    k = len(starts) - 1
+    P = num_threads()
+    longest = int(np.argmax(np.diff(starts)))
+    run = keys[starts[longest] : starts[longest + 1]]
+    splitters = run[(np.arange(1, P) * len(run)) // P] if len(run) >= 2 * P else run[:0]
+    splitters = np.unique(splitters)
+    cuts = np.empty((len(splitters) + 2, k), np.int64)
+    for r in range(k):
+        lo, hi = int(starts[r]), int(starts[r + 1])
+        cuts[0, r], cuts[-1, r] = lo, hi
+        cuts[1:-1, r] = lo + np.searchsorted(keys[lo:hi], splitters, side="left")
+    sizes_in = (cuts[1:] - cuts[:-1]).sum(axis=1)
+    out_starts = np.cumsum(sizes_in) - sizes_in
+    out_sizes = np.zeros(len(sizes_in), np.int64)
+    with parallel_guard():
+        _k.merge_many(keys, counts, cuts, min_count, out_keys, out_counts, out_starts, out_sizes)
+    if len(out_sizes) == 1:
+        m = int(out_sizes[0])
+        return out_keys[:m].copy(), out_counts[:m].copy()
+    pieces = [slice(int(a), int(a + b)) for a, b in zip(out_starts, out_sizes)]
+    return np.concatenate([out_keys[sl] for sl in pieces]), np.concatenate([out_counts[sl] for sl in pieces])
+
+
+def merge_sources(sources: list, block: int, min_count: int) -> tuple[np.ndarray, np.ndarray]:
+    """K-way merge of sorted runs read ``block`` entries at a time, pruned by ``min_count``.
+
+    Each step merges every buffered key up to the smallest "last buffered key" among the runs
+    that still have data to read: all occurrences of those keys are in the buffers, so their
+    sums are final. The buffers are allocated once. Memory: ``len(sources) * block * 32``
+    bytes plus the output.
+    """
+    k = len(sources)
+    flat_keys = np.empty(k * block, np.uint64)
+    flat_counts = np.empty(k * block, np.int64)
+    out_keys = np.empty(k * block, np.uint64)
+    out_counts = np.empty(k * block, np.int64)
+    bufs = [s.read(block) for s in sources]
+    kept_k, kept_c = [], []
+    while any(len(b[0]) for b in bufs):
+        pending = [b[0][-1] for b, s in zip(bufs, sources) if not s.done and len(b[0])]
+        limit = min(pending) if pending else None
+        starts = np.zeros(k + 1, np.int64)
+        rest = []
+        for r, (keys, counts) in enumerate(bufs):
+            cut = len(keys) if limit is None else int(np.searchsorted(keys, limit, side="right"))
+            lo = int(starts[r])
+            flat_keys[lo : lo + cut] = keys[:cut]
+            flat_counts[lo : lo + cut] = counts[:cut]
+            starts[r + 1] = lo + cut
+            rest.append((keys[cut:], counts[cut:]))
+        kk, cc = _merge_flat(flat_keys, flat_counts, starts, min_count, out_keys, out_counts)
+        if len(kk):
+            kept_k.append(kk)
+            kept_c.append(cc)
+        bufs = []
+        for (keys, counts), s in zip(rest, sources):
+            if len(keys) < block // 2 and not s.done:
+                more_k, more_c = s.read(block - len(keys))
+                keys, counts = np.concatenate([keys, more_k]), np.concatenate([counts, more_c])
+            bufs.append((keys, counts))
+    if not kept_k:
+        return EMPTY_KEYS, EMPTY_COUNTS
+    return np.concatenate(kept_k), np.concatenate(kept_c)
