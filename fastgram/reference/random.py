@@ -53,7 +53,7 @@ def words_below(words, n):
     return ((hi_lo >> s32) + (cross >> s32) + hi_hi).astype(np.int64)
 
 
-def uniform(seed, shape, offset=0):
+def uniform(shape, *, seed, offset=0):
     """``u[i, j]``: the uniform at stream ``offset + i``, index ``j``; shape (B, n) or (n,)."""
     if np.ndim(shape) == 0:
         shape = (int(shape),)

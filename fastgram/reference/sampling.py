@@ -1,4 +1,12 @@
-"""Sampling references: inverse-CDF draws from tables, logits and probabilities."""
+"""Sampling references: inverse-CDF draws from tables, logits and probabilities.
+
+A draw's target is an exact integer in ``[0, total)`` for integer rows and
+``uniform * nextafter(total, 0)`` for float rows, and its category the first ``j`` whose
+running sum exceeds the target: always a category of positive weight. Float rows with a weight
+of ``BIG_WEIGHT`` or more are scaled by ``SHRINK`` first, so their running sums stay finite.
+Tables are dense arrays (or a dense ``fastgram.Sampler``); sparse counts are specified by their
+dense table (``NGramCounts.to_dense()``), from which a sparse sampler draws the same tokens.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +14,49 @@ import numpy as np
 
 from fastgram.reference.random import random_words, words_below, words_to_uniform
 
+#: Float rows whose largest weight is at least BIG_WEIGHT are multiplied by SHRINK (a power
+#: of two) before their running sums are taken, so no running sum overflows to inf.
+BIG_WEIGHT = 2.0**960
+SHRINK = 2.0**-64
+
 
 def _table_of(table):
     """The array behind a table argument (a fastgram.Sampler keeps it as ``.table``)."""
     return np.asarray(getattr(table, "table", table))
 
 
+def _shrunk(w):
+    """Float64 weights, rows with a weight ``>= BIG_WEIGHT`` multiplied by ``SHRINK``."""
+    w = np.asarray(w, dtype=np.float64)
+    big = w.max(axis=-1, keepdims=True) >= BIG_WEIGHT
+    return np.where(big, w * SHRINK, w)
+
+
 def _running_sums(table):
-    """Row running sums: exact int64 for integer tables, float64 (left to right) otherwise."""
+    """Row running sums: exact int64 for integer tables, float64 (left to right) otherwise.
+
+    Every row is summed on its own (a row's total fits int64; the table's total need not).
+    """
     if table.dtype.kind in "iu":
         return np.cumsum(table, axis=1, dtype=np.int64), True
-    return np.cumsum(table, axis=1, dtype=np.float64), False
+    return np.cumsum(_shrunk(table), axis=1), False
+
+
+def _targets(totals, exact, words):
+    """Targets in ``[0, total)``: ``words_below(word, total)`` for integer running sums,
+    ``uniform(word) * nextafter(total, 0)`` for float ones (``uniform * total`` itself can
+    round up to ``total`` when the total is subnormal)."""
+    if exact:
+        return words_below(words, totals)
+    return words_to_uniform(words) * np.nextafter(totals, 0.0)
 
 
 def _inverse_cdf(cum, exact, rows, words):
     """Category of each (row, word): the first ``j`` with ``cum[row, j] > target``.
 
-    Integer tables: target ``words_below(word, total)``, and one ``searchsorted`` over the
-    rows' running sums laid end to end (row ``r`` shifted by the totals of the rows before it).
-    Float tables: target ``uniform(word) * total``, one ``searchsorted`` per distinct row.
+    One ``searchsorted`` per distinct row, over that row's own running sums.
     """
-    V = cum.shape[1]
-    totals = cum[:, -1]
-    if exact:
-        shift = np.concatenate([[0], np.cumsum(totals)[:-1]]).astype(np.int64)
-        flat = (cum + shift[:, None]).ravel()
-        targets = shift[rows] + words_below(words, totals[rows])
-        return np.searchsorted(flat, targets, side="right") - rows * V
-    targets = words_to_uniform(words) * totals[rows]
+    targets = _targets(cum[:, -1][rows], exact, words)
     out = np.empty(rows.shape, np.int64)
     order = np.argsort(rows, kind="stable")
     sorted_rows = rows[order]
@@ -43,7 +66,7 @@ def _inverse_cdf(cum, exact, rows, words):
     return out
 
 
-def sample_next(table, current, seed, *, offset=0):
+def sample_next(table, current, *, seed, offset=0):
     """Entry ``i`` of ``current`` draws from its row with the word at (stream offset + i, 0)."""
     cum, exact = _running_sums(_table_of(table))
     current = np.asarray(current)
@@ -67,7 +90,7 @@ def _tempered_table(table, temperature):
     return w ** (1.0 / temperature)
 
 
-def generate(table, start, length, seed, temperature=1.0, stop_token=None, *, offset=0):
+def generate(table, start, length, *, seed, temperature=1.0, stop_token=None, offset=0):
     """A Python loop over steps, every chain at once: step ``t`` of chain ``b`` uses the word
     at (stream offset + b, index t); after drawing ``stop_token`` a chain repeats it."""
     cum, exact = _running_sums(_tempered_table(_table_of(table), float(temperature)))
@@ -89,10 +112,10 @@ def generate(table, start, length, seed, temperature=1.0, stop_token=None, *, of
 def _draw_rows(w, num_samples, seed, offset):
     """``num_samples`` draws per row of float64 weights: word (stream offset + b, index j)."""
     B = w.shape[0]
-    cum = np.cumsum(w, axis=1)
+    cum = np.cumsum(_shrunk(w), axis=1)
     streams = offset + np.arange(B, dtype=np.int64)[:, None]
     words = random_words(seed, streams, np.arange(num_samples, dtype=np.int64)[None, :])
-    targets = words_to_uniform(words) * cum[:, -1:]
+    targets = words_to_uniform(words) * np.nextafter(cum[:, -1:], 0.0)
     return np.array([np.searchsorted(cum[b], targets[b], side="right") for b in range(B)], np.int64).reshape(
         B, num_samples
     )
@@ -135,8 +158,8 @@ def multinomial(probs, num_samples, replacement=True, *, seed, offset=0):
         streams = offset + np.arange(B, dtype=np.int64)
         out = np.empty((B, num_samples), np.int64)
         for j in range(num_samples):
-            cum = np.cumsum(w, axis=1)
-            target = words_to_uniform(random_words(seed, streams, j)) * cum[:, -1]
+            cum = np.cumsum(_shrunk(w), axis=1)  # the weights left, shrunk as they are now
+            target = words_to_uniform(random_words(seed, streams, j)) * np.nextafter(cum[:, -1], 0.0)
             out[:, j] = np.argmax(cum > target[:, None], axis=1)
             w[np.arange(B), out[:, j]] = 0.0
     return out.reshape(p.shape[:-1] + (num_samples,))
@@ -146,7 +169,7 @@ def nll(table, tokens):
     """``-mean(log P(b | a))`` over consecutive pairs; integer tables are normalised per row."""
     t = _table_of(table)
     if t.dtype.kind in "iu":
-        totals = t.sum(axis=1, keepdims=True).astype(np.float64)
+        totals = t.astype(object).sum(axis=1, keepdims=True).astype(np.float64)  # exact, then rounded
         t = np.divide(t, totals, out=np.zeros(t.shape, np.float64), where=totals > 0)
     tokens = np.asarray(tokens).astype(np.int64)
     with np.errstate(divide="ignore"):
@@ -154,5 +177,6 @@ def nll(table, tokens):
 
 
 def perplexity(table, tokens):
-    """``exp(nll(table, tokens))``."""
-    return float(np.exp(nll(table, tokens)))
+    """``exp(nll(table, tokens))`` (inf when that overflows)."""
+    with np.errstate(over="ignore"):
+        return float(np.exp(nll(table, tokens)))
