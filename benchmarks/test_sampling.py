@@ -8,6 +8,9 @@ Cases (full size):
   row-normalised float32 table.
 - ``sample_logits``: 64 x 50,257 float32 logits, 15,625 draws per row (10^6 in all), table
   set-up (softmax, running sums) included. torch: ``softmax`` then ``multinomial``.
+- ``sample_next`` from sparse rows: the same draws from ``Sampler(NGramCounts)`` (CSR rows of
+  the same counts), beside the dense sampler; and 10^6 draws from a V = 50,257 sparse sampler
+  (bigrams of 10^6 Zipf-like tokens), whose dense table would take 20 GB.
 - ``generate``: 1,024 chains x 1,000 tokens on the 256 x 256 table; the reference is a NumPy
   loop over steps (every chain at once).
 - compile time of ``sample_rows``: cold, and loaded from the cache.
@@ -15,12 +18,15 @@ Cases (full size):
 
 from __future__ import annotations
 
+from functools import partial
+
 import numba
 import numpy as np
 import pytest
 from conftest import measure, optional_import, size, time_compile
 
-from fastgram import reference
+from fastgram import count_ngrams, reference
+from fastgram.counting import NGramCounts
 from fastgram.kernels import sampling as kernels
 from fastgram.sampling import Sampler, generate, sample_logits, sample_next
 
@@ -58,12 +64,67 @@ GROUP_NEXT = f"sample_next {V_TABLE}x{V_TABLE} table, {N_DRAWS:,} draws"
 
 def test_sample_next_kernel(benchmark, table, current):
     sampler = Sampler(table)
-    out = measure(benchmark, sample_next, sampler, current, SEED, group=GROUP_NEXT, role="kernel", draws=N_DRAWS)
+    out = measure(
+        benchmark, partial(sample_next, seed=SEED), sampler, current, group=GROUP_NEXT, role="kernel", draws=N_DRAWS
+    )
     assert out.shape == current.shape
 
 
 def test_sample_next_reference(benchmark, table, current):
-    measure(benchmark, reference.sample_next, table, current, SEED, group=GROUP_NEXT, role="reference", draws=N_DRAWS)
+    want = measure(
+        benchmark,
+        partial(reference.sample_next, seed=SEED),
+        table,
+        current,
+        group=GROUP_NEXT,
+        role="reference",
+        draws=N_DRAWS,
+    )
+    np.testing.assert_array_equal(want, sample_next(Sampler(table), current, seed=SEED))
+
+
+GROUP_SPARSE = f"sample_next {V_TABLE}x{V_TABLE} counts in sparse rows, {N_DRAWS:,} draws"
+
+
+def _sparse_counts(table):
+    flat = table.ravel()
+    keys = np.flatnonzero(flat)  # a * V + b, increasing
+    return NGramCounts(keys.astype(np.uint64), flat[keys], 2, table.shape[1])
+
+
+def test_sample_next_sparse_kernel(benchmark, table, current):
+    sampler = Sampler(_sparse_counts(table))
+    out = measure(
+        benchmark, partial(sample_next, seed=SEED), sampler, current, group=GROUP_SPARSE, role="kernel", draws=N_DRAWS
+    )
+    np.testing.assert_array_equal(out, sample_next(Sampler(table), current, seed=SEED))
+
+
+def test_sample_next_sparse_vs_dense(benchmark, table, current):
+    sampler = Sampler(table)
+    measure(
+        benchmark,
+        partial(sample_next, seed=SEED),
+        sampler,
+        current,
+        group=GROUP_SPARSE,
+        role="dense Sampler",
+        draws=N_DRAWS,
+    )
+
+
+LARGE_V, LARGE_TOKENS = 50_257, size(10**6, 20_000)
+GROUP_LARGE = f"sample_next V={LARGE_V:,} sparse counts ({LARGE_TOKENS:,} tokens), {N_DRAWS:,} draws"
+
+
+def test_sample_next_large_vocabulary(benchmark, rng):
+    tokens = np.minimum(rng.zipf(1.2, LARGE_TOKENS), LARGE_V) - 1
+    sampler = Sampler(count_ngrams(tokens, 2, vocab_size=LARGE_V))
+    current = tokens[rng.integers(0, LARGE_TOKENS - 1, N_DRAWS)]
+    out = measure(
+        benchmark, partial(sample_next, seed=SEED), sampler, current, group=GROUP_LARGE, role="kernel", draws=N_DRAWS
+    )
+    assert out.shape == current.shape and out.min() >= 0
 
 
 def test_sample_next_torch(benchmark, table, current):
@@ -100,7 +161,10 @@ def test_sample_logits_kernel(benchmark, logits):
 
 
 def test_sample_logits_reference(benchmark, logits):
-    measure(benchmark, _logits_reference, logits, group=GROUP_LOGITS, role="reference", draws=LOGIT_ROWS * LOGIT_DRAWS)
+    want = measure(
+        benchmark, _logits_reference, logits, group=GROUP_LOGITS, role="reference", draws=LOGIT_ROWS * LOGIT_DRAWS
+    )
+    np.testing.assert_array_equal(want, _logits_kernel(logits))
 
 
 def test_sample_logits_torch(benchmark, logits):
@@ -121,25 +185,32 @@ def test_generate_kernel(benchmark, table):
     sampler = Sampler(table)
     start = np.arange(CHAINS) % V_TABLE
     out = measure(
-        benchmark, generate, sampler, start, STEPS, SEED, group=GROUP_GENERATE, role="kernel", tokens=CHAINS * STEPS
+        benchmark,
+        partial(generate, seed=SEED),
+        sampler,
+        start,
+        STEPS,
+        group=GROUP_GENERATE,
+        role="kernel",
+        tokens=CHAINS * STEPS,
     )
     assert out.shape == (CHAINS, STEPS)
 
 
 def test_generate_reference(benchmark, table):
     start = np.arange(CHAINS) % V_TABLE
-    measure(
+    want = measure(
         benchmark,
-        reference.generate,
+        partial(reference.generate, seed=SEED),
         table,
         start,
         STEPS,
-        SEED,
         group=GROUP_GENERATE,
         role="reference",
         rounds=1,
         tokens=CHAINS * STEPS,
     )
+    np.testing.assert_array_equal(want, generate(Sampler(table), start, STEPS, seed=SEED))
 
 
 @pytest.mark.parametrize("how", ["cached", "cold"])
