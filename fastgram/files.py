@@ -294,7 +294,7 @@ def scan_max(paths, dtype, chunk_tokens: int = _io.CHUNK_TOKENS) -> int:
     return best
 
 
-def scan_vocab(paths, chunk_bytes: int = _io.CHUNK_TOKENS, unk: str | None = None) -> Vocab:
+def scan_vocab(paths, *, chunk_tokens: int = _io.CHUNK_TOKENS, unk: str | None = None) -> Vocab:
     """The character vocabulary of UTF-8 text files: their sorted unique characters.
 
     One chunked pass; memory O(chunk). Raises ``ValueError`` for invalid UTF-8 or files
@@ -302,7 +302,7 @@ def scan_vocab(paths, chunk_bytes: int = _io.CHUNK_TOKENS, unk: str | None = Non
     """
     points = np.zeros(0, np.uint32)
     for path in _io.expand_paths(paths):
-        for text, _ in _io.text_chunks(path, chunk_bytes):
+        for text, _ in _io.text_chunks(path, chunk_tokens):
             points = np.union1d(points, np.frombuffer(text.encode("utf-32-le", "surrogatepass"), "<u4"))
     if points.size == 0 and unk is None:
         raise ValueError("no characters in the text files: cannot build a character vocabulary")

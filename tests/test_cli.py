@@ -241,3 +241,94 @@ def test_cli_count_order(tmp_path, capsys):
         assert message in capsys.readouterr().err
     assert out.read_bytes() == before  # a failed count leaves the old output alone
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+# -- language models --------------------------------------------------------------------------
+
+SENTENCES = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog", "the cat and the dog sat"] * 3
+
+
+def _lm_corpus(tmp_path):
+    (tmp_path / "train.txt").write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    (tmp_path / "test.txt").write_text("the cat sat on the log\na bird sat\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize("suffix", [".arpa", ".npz"])
+def test_lm_score_generate(tmp_path, capsys, suffix):
+    from fastgram.lm import NGramLM
+
+    _lm_corpus(tmp_path)
+    out = tmp_path / f"model{suffix}"
+    argv = ["lm", str(tmp_path / "train.txt"), "--order", "3", "-o", str(out), "--discount-fallback"]
+    assert main(argv) == 0
+    assert "order 3 model of" in capsys.readouterr().out
+    want = NGramLM.estimate(SENTENCES, 3, discount_fallback=True)
+    got = NGramLM.read_arpa(out) if suffix == ".arpa" else NGramLM.load(out)
+    assert got.words == want.words
+    for n in range(3):
+        np.testing.assert_array_equal(got.rows[n], want.rows[n])
+        np.testing.assert_allclose(got.prob[n], want.prob[n], atol=1e-6 if suffix == ".arpa" else 0)
+        np.testing.assert_allclose(got.backoff[n], want.backoff[n], atol=1e-6 if suffix == ".arpa" else 0)
+    assert main(["score", str(out), str(tmp_path / "test.txt")]) == 0
+    printed = capsys.readouterr().out
+    summary = got.score(["the cat sat on the log", "a bird sat"]).summary()
+    assert printed == (
+        f"Perplexity including OOVs:\t{summary['perplexity']:.6g}\n"
+        f"Perplexity excluding OOVs:\t{summary['perplexity_excluding_oovs']:.6g}\n"
+        f"OOVs:\t1\nTokens:\t{summary['tokens']}\n"
+    )
+    assert summary["tokens"] == 11  # 6 + 3 words, and </s> twice
+    assert main(["generate", str(out), "-n", "4", "--length", "12", "--seed", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [" ".join(s) for s in got.generate(4, 12, seed=3)]
+    assert all(0 < len(line.split()) <= 12 and set(line.split()) <= set(want.words) for line in lines)
+
+
+def test_lm_token_files_with_a_separator(tmp_path, capsys):
+    from fastgram.lm import NGramLM
+
+    rng = np.random.default_rng(3)
+    tokens = rng.integers(0, 40, 3000).astype(np.uint16)
+    tokens[rng.random(3000) < 0.05] = 50256
+    tokens.tofile(tmp_path / "train.bin")
+    out = tmp_path / "m.arpa"
+    argv = [
+        "lm",
+        str(tmp_path / "train.bin"),
+        "--dtype",
+        "uint16",
+        "--separator",
+        "50256",
+        "--order",
+        "3",
+        "-o",
+        str(out),
+        "--discount-fallback",
+    ]
+    assert main(argv) == 0
+    got = NGramLM.read_arpa(out)
+    want = NGramLM.estimate(tokens, 3, separator=50256, discount_fallback=True)
+    assert got.words == want.words and "50256" not in got.words
+    np.testing.assert_allclose(np.concatenate(got.prob), np.concatenate(want.prob), atol=1e-6)
+    capsys.readouterr()
+    assert main(["generate", str(out), "-n", "2", "--length", "5", "--seed", "0"]) == 0
+    for line in capsys.readouterr().out.splitlines():
+        assert all(0 <= int(t) < 40 for t in line.split())
+
+
+def test_lm_errors_leave_nothing(tmp_path, capsys):
+    _lm_corpus(tmp_path)
+    out = tmp_path / "m.arpa"
+    train = str(tmp_path / "train.txt")
+    for bad, message in [
+        (["--order", "9"], "--order must be <= 8, got 9"),
+        (["--order", "3", "--prune", "1", "0"], "prune"),
+        (["--order", "3"], "--discount_fallback"),
+        (["--order", "2", "--separator", "5"], "--separator applies to --dtype token files"),
+    ]:
+        assert main(["lm", train, *bad, "-o", str(out)]) == 2
+        assert message in capsys.readouterr().err
+    (tmp_path / "bad.arpa").write_text("\\data\\\nngram 1=3\n\n\\1-grams:\n-1.0\t<s>\n", encoding="utf-8")
+    assert main(["score", str(tmp_path / "bad.arpa"), train]) == 2
+    assert "bad.arpa" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["bad.arpa", "test.txt", "train.txt"]

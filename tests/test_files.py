@@ -157,7 +157,7 @@ def test_iter_file_chunks_yields_the_file_in_order(tmp_path, rng):
 def test_scan_vocab(tmp_path):
     (tmp_path / "a.txt").write_text("hello", encoding="utf-8")
     (tmp_path / "b.txt").write_text("wörld", encoding="utf-8")
-    assert scan_vocab([tmp_path / "a.txt", tmp_path / "b.txt"], chunk_bytes=2) == Vocab.from_text("helloworld" + "ö")
+    assert scan_vocab([tmp_path / "a.txt", tmp_path / "b.txt"], chunk_tokens=2) == Vocab.from_text("helloworld" + "ö")
 
 
 def test_progress_bar_runs(tmp_path, capsys):

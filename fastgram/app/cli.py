@@ -1,4 +1,4 @@
-"""The ``fastgram`` command: demo, count, generate, check, bench.
+"""The ``fastgram`` command: demo, count, lm, score, generate, check, bench.
 
 Each subcommand is a pair of functions, ``_add_<name>(subparsers)`` and ``_run_<name>(args)``,
 listed in :data:`_COMMANDS`. Errors in the user's input print one line and exit with status 2;
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -17,6 +18,7 @@ import numpy as np
 from fastgram import __version__, _checks, _io, files, sampling
 from fastgram.app import bench, demo
 from fastgram.counting import BigramCounter, NGramCounts
+from fastgram.lm import NGramLM
 from fastgram.registry import check
 from fastgram.vocab import Vocab
 
@@ -160,18 +162,138 @@ def _run_check(args) -> int:
     return 0 if check(args.names or None, seed=args.seed) else 1
 
 
+def _add_corpus_kind(p, *, required: bool) -> None:
+    """--words/--text (word text, one sentence per line) or --dtype with --separator."""
+    kind = p.add_mutually_exclusive_group(required=required)
+    kind.add_argument(
+        "--words",
+        "--text",
+        dest="words",
+        action="store_true",
+        help="UTF-8 text, one sentence per line, words split at spaces and tabs (lmplz's convention; default)",
+    )
+    kind.add_argument("--dtype", choices=list(_io.TOKEN_DTYPES), help="raw token files of this dtype")
+    p.add_argument(
+        "--separator",
+        type=int,
+        default=None,
+        metavar="ID",
+        help="with --dtype: the sentence-boundary id (e.g. GPT-2's 50256); also put between files",
+    )
+
+
+def _add_lm(sub) -> None:
+    p = sub.add_parser(
+        "lm",
+        help="estimate a modified Kneser-Ney n-gram language model (as KenLM's lmplz) into ARPA or .npz",
+        description="Estimate an interpolated modified Kneser-Ney language model exactly as KenLM's lmplz: "
+        "one sentence per line of text (or token files split at --separator), <s> and </s> around each "
+        "sentence, <unk> in the vocabulary. The output is ARPA when its name ends in .arpa, else fastgram's "
+        "binary .npz (fast to load); both are written atomically.",
+    )
+    p.add_argument("paths", nargs="+", metavar="FILE", help="text or token files (or directories, glob patterns)")
+    p.add_argument("--order", type=int, required=True, metavar="N", help="model order, 1 to 8 (e.g. 5)")
+    p.add_argument("-o", "--output", required=True, help="model.arpa (ARPA) or model.npz (binary)")
+    _add_corpus_kind(p, required=False)
+    p.add_argument("--prune", type=int, nargs="+", default=None, metavar="C",
+                   help="lmplz's --prune: drop n-grams of order n seen at most C_n times (non-decreasing)")  # fmt: skip
+    p.add_argument("--discount-fallback", type=float, nargs="*", default=None, metavar="D",
+                   help="discounts for orders whose estimated ones are invalid (default 0.5 1 1.5)")  # fmt: skip
+    p.add_argument("--max-memory", default=None, metavar="SIZE", help="counting budget, e.g. 2G (spills beyond it)")
+    p.add_argument("--tmp-dir", default=None, metavar="DIR", help="where spilled runs go (default: the system's)")
+    p.add_argument("--progress", action="store_true", help="print each stage and its time to stderr")
+
+
+def _model_options(args) -> dict:
+    fallback = args.discount_fallback
+    if fallback is not None:
+        fallback = True if len(fallback) == 0 else fallback
+    _io.parse_memory(args.max_memory, "--max-memory")
+    return {"prune": args.prune, "discount_fallback": fallback, "max_memory": args.max_memory, "tmp_dir": args.tmp_dir}
+
+
+def _run_lm(args) -> int:
+    _checks.check_order(args.order, "--order")
+    if args.dtype is None and args.separator is not None:
+        raise ValueError("--separator applies to --dtype token files; text sentences end at newlines")
+    paths = _io.expand_paths(args.paths, "FILE")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
+        raise FileNotFoundError(f"output directory of {args.output} does not exist")
+    start = time.perf_counter()
+    stage = _Stages(args.progress)
+    stage("estimating")
+    model = NGramLM.estimate_files(
+        paths, args.order, dtype=args.dtype, separator=args.separator, **_model_options(args)
+    )
+    stage("writing")
+    if args.output.endswith(".arpa"):
+        model.write_arpa(args.output)
+    else:
+        model.save(args.output)
+    stage(None)
+    sizes = ", ".join(f"{n + 1}-grams {m:,}" for n, m in enumerate(model.sizes))
+    print(f"order {model.order} model of {model.vocab_size:,} words ({sizes}) in {time.perf_counter() - start:.2f} s "
+          f"-> {args.output}")  # fmt: skip
+    return 0
+
+
+class _Stages:
+    """``--progress`` for the language-model commands: each stage and its time, on stderr."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.name, self.t0 = enabled, None, time.perf_counter()
+
+    def __call__(self, name: str | None) -> None:
+        now = time.perf_counter()
+        if self.enabled and self.name is not None:
+            print(f"{self.name}: {now - self.t0:.2f} s", file=sys.stderr)
+        self.name, self.t0 = name, now
+
+
+def _load_model(path: str) -> NGramLM:
+    """An ARPA file or a model saved by ``fastgram lm -o model.npz``."""
+    path = _io.check_path(path)
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return NGramLM.load(path) if head == b"PK\x03\x04" else NGramLM.read_arpa(path)
+
+
+def _add_score(sub) -> None:
+    p = sub.add_parser(
+        "score",
+        help="perplexity of text under a model, as KenLM's query prints it",
+        description="Score every sentence of the files (</s> included) under an ARPA or .npz model and print "
+        "KenLM query's summary: perplexity including and excluding OOVs, the OOV count and the token count.",
+    )
+    p.add_argument("model", metavar="MODEL", help="model.arpa or model.npz")
+    p.add_argument("paths", nargs="+", metavar="FILE", help="text or token files")
+    _add_corpus_kind(p, required=False)
+
+
+def _run_score(args) -> int:
+    model = _load_model(args.model)
+    paths = _io.expand_paths(args.paths, "FILE")
+    if args.dtype is None and args.separator is not None:
+        raise ValueError("--separator applies to --dtype token files; text sentences end at newlines")
+    scores = model.score_files(paths, dtype=args.dtype, separator=args.separator)
+    sys.stdout.write(scores.summary_text())
+    return 0
+
+
 def _add_generate(sub) -> None:
     p = sub.add_parser(
         "generate",
-        help="generate text from bigram counts saved by `fastgram count`",
-        description="Draw Markov chains from bigram counts (an .npz written by `fastgram count`, order 2) and "
-        "decode them with the vocabulary saved with the counts (token ids, separated by spaces, when there is "
-        "none). One sample per line on stdout and nothing else (a newline inside a sample is printed as a "
-        "space). Each chain starts from --start's last token, or from a token drawn by how often each token "
-        "is followed by another. Tokens never followed by anything continue from the overall next-token "
-        "frequencies.",
+        help="generate text from a language model or from bigram counts",
+        description="From a language model (ARPA, or .npz written by `fastgram lm`): sample sentences from "
+        "the interpolated distribution, one per line, words separated by single spaces, each ending where "
+        "</s> is drawn or after --length words. From bigram counts (.npz written by `fastgram count`, order "
+        "2): draw Markov chains of --length tokens, decoded with the vocabulary saved with the counts (token "
+        "ids separated by spaces when there is none); a newline inside a sample is printed as a space. Each "
+        "chain starts from --start's last token, or from a token drawn by how often each token is followed "
+        "by another; tokens never followed by anything continue from the overall next-token frequencies. "
+        "Nothing but the samples goes to stdout; the same seed gives the same text.",
     )
-    p.add_argument("counts", metavar="COUNTS.npz", help="counts written by `fastgram count`")
+    p.add_argument("counts", metavar="MODEL", help="model.arpa / model.npz, or counts.npz from `fastgram count`")
     p.add_argument("-n", "--num", type=int, default=5, help="number of samples (default 5)")
     p.add_argument("--length", type=int, default=200, help="tokens drawn per sample (default 200)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same text")
@@ -216,11 +338,30 @@ def _dead_ends_filled(counts: NGramCounts) -> NGramCounts:
     return counts.merge(extra)
 
 
+def _is_counts_file(path: str) -> bool:
+    """Whether ``path`` holds counts (of `fastgram count`) rather than a language model."""
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":
+            return False  # an ARPA file
+    fields = _io.read_npz(path, set(), {"kind", "format"})
+    return "kind" in fields or "format" not in fields
+
+
 def _run_generate(args) -> int:
     n = _checks.require_int(args.num, "-n", min=1)
     length = _checks.require_int(args.length, "--length", min=0)
     seed = _checks.require_int(args.seed, "--seed", min=0, max=2**64 - 1)
-    counts = _load_counts(args.counts)
+    path = _io.check_path(args.counts)
+    if not _is_counts_file(path):
+        if args.start is not None or args.smoothing:
+            raise ValueError("--start and --smoothing apply to bigram counts, not to language models")
+        model = _load_model(path)
+        if length == 0:
+            return 0
+        for sentence in model.generate(n, length, seed=seed, temperature=args.temperature):
+            print(" ".join(map(str, sentence)))
+        return 0
+    counts = _load_counts(path)
     if not len(counts):
         raise ValueError(f"{args.counts}: the counts are all zero; nothing to generate from")
     if length == 0:
@@ -262,6 +403,8 @@ def _run_generate(args) -> int:
 _COMMANDS = {
     "demo": (_add_demo, _run_demo),
     "count": (_add_count, _run_count),
+    "lm": (_add_lm, _run_lm),
+    "score": (_add_score, _run_score),
     "generate": (_add_generate, _run_generate),
     "check": (_add_check, _run_check),
     "bench": (_add_bench, _run_bench),
