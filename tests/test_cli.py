@@ -115,6 +115,9 @@ def test_demo_runs_small(capsys):
     assert main(["demo", "--tokens", "20000"]) == 0
     out = capsys.readouterr().out
     assert "V = 24" in out and "speed-up" in out and "identical counts: True" in out and "all checks passed" in out
+    bigram = float(out.split("add-one bigram (the notebook's model): held-out perplexity")[1].split()[0])
+    kneser_ney = float(out.split("-gram (")[1].split("held-out perplexity")[1].split()[0])
+    assert 1 < kneser_ney < bigram < 98  # the better model; both better than uniform over the characters
 
 
 def test_bench_table_from_json(tmp_path, capsys):

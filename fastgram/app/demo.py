@@ -1,12 +1,14 @@
 """``fastgram demo``: the notebook's pipeline, end to end, on text the demo carries itself.
 
 Vocabulary -> bigram counts with add-one smoothing -> the most frequent bigrams -> generated
-text -> the notebook's self-attention -> every kernel against its reference -> the measured
-speed-up on a generated stream.
+text -> a modified Kneser-Ney model beside the add-one bigram (held-out perplexity) -> the
+notebook's self-attention -> every kernel against its reference -> the measured speed-up on a
+generated stream.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Callable
 
@@ -15,6 +17,7 @@ import numpy as np
 from fastgram import reference
 from fastgram.app.notebook import NOTEBOOK_TEXT, notebook_demo
 from fastgram.counting import count_bigrams
+from fastgram.lm import NGramLM
 from fastgram.metrics import perplexity
 from fastgram.registry import format_table, run_checks
 from fastgram.sampling import bigram_probs, generate
@@ -22,6 +25,37 @@ from fastgram.vocab import Vocab
 
 #: Tokens in the generated stream of the speed-up measurement.
 DEMO_TOKENS = 10**8
+
+#: Standard-library modules whose source is the language-model demo's corpus (every CPython has
+#: them): trained on the first group, scored on the second.
+TRAIN_MODULES = ("argparse", "inspect", "typing", "textwrap", "tarfile", "pickle", "dataclasses", "enum")
+HELD_OUT_MODULES = ("difflib", "calendar")
+
+
+def _module_text(names) -> str:
+    return "".join(open(importlib.util.find_spec(n).origin, encoding="utf-8").read() for n in names)
+
+
+def language_model_section(out: Callable[[str], None], seed: int = 0, order: int = 6) -> bool:
+    """Character-level add-one bigram (the notebook's model) against a modified Kneser-Ney
+    ``order``-gram on held-out text; returns whether the Kneser-Ney model is the better one."""
+    train, held_out = _module_text(TRAIN_MODULES), _module_text(HELD_OUT_MODULES)
+    vocab = Vocab.from_text(train, unk="\ufffd")  # characters of the held-out text not seen: unk
+    out(f"corpus: the source of {', '.join(TRAIN_MODULES)} ({len(train):,} characters); "
+        f"held out: {', '.join(HELD_OUT_MODULES)} ({len(held_out):,})")  # fmt: skip
+    ids, test_ids = vocab.encode(train), vocab.encode(held_out)
+    bigram = perplexity(bigram_probs(count_bigrams(ids, len(vocab)), 1.0), test_ids)
+    t0 = time.perf_counter()
+    lines = [vocab.encode(line) for line in train.split("\n")]  # one sentence per line, as lmplz
+    lm = NGramLM.estimate(lines, order, discount_fallback=True)  # characters: no unigram is seen once
+    built = time.perf_counter() - t0
+    scored = lm.perplexity([vocab.encode(line) for line in held_out.split("\n")])
+    out(f"add-one bigram (the notebook's model): held-out perplexity {bigram:6.2f} per character")
+    out(f"modified Kneser-Ney {order}-gram ({sum(lm.sizes):,} n-grams, estimated in {built:.2f} s): "
+        f"held-out perplexity {scored['perplexity']:6.2f} per character (</s> for each newline)")  # fmt: skip
+    for sentence in lm.generate(3, 70, seed=seed):
+        out("  " + repr(vocab.decode(np.array(sentence, np.int64))))
+    return scored["perplexity"] < bigram
 
 
 def _section(title: str, out: Callable[[str], None]) -> None:
@@ -65,18 +99,21 @@ def run(tokens: int = DEMO_TOKENS, seed: int = 0, out: Callable[[str], None] = p
     ppl = perplexity(bigram_probs(counts, 1.0), ids)
     out(f"perplexity of the text under the add-one model: {ppl:.2f} (uniform guessing: {len(vocab)})")
 
-    _section("4. the notebook's self-attention, checked against the reference", out)
+    _section("4. a modified Kneser-Ney language model beside the add-one bigram", out)
+    ok = language_model_section(out, seed=seed)
+
+    _section("5. the notebook's self-attention, checked against the reference", out)
     demo = notebook_demo(seed=seed)
     for line in demo.lines():
         out(line)
-    ok = demo.max_difference < 1e-12
+    ok = ok and demo.max_difference < 1e-12
 
-    _section("5. kernels against their NumPy references", out)
+    _section("6. kernels against their NumPy references", out)
     results = run_checks(seed=seed)
     out(format_table(results))
     ok = ok and all(r.ok for r in results)
 
-    _section(f"6. speed-up on a generated stream of {tokens:,} uint8 tokens, V = 256", out)
+    _section(f"7. speed-up on a generated stream of {tokens:,} uint8 tokens, V = 256", out)
     stream = np.random.default_rng(seed).integers(0, 256, tokens, dtype=np.uint8)
     count_bigrams(stream[:1000], 256)  # compile (or load from the cache) before timing
     fast = _best_of(count_bigrams, stream, 256)
