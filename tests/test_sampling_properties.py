@@ -44,9 +44,22 @@ def test_count_rows(row):
     fuzz.check_count_row(row)
 
 
-def test_properties_in_a_subprocess():
-    """The same properties where a segfault becomes a failed test (the old code died with SIGSEGV)."""
+def _fuzz_in_subprocess(examples: int, **env) -> None:
     done = subprocess.run(
-        [sys.executable, os.path.join(HERE, "_sampling_fuzz.py"), "80"], capture_output=True, text=True, timeout=600
+        [sys.executable, os.path.join(HERE, "_sampling_fuzz.py"), str(examples)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **env},
     )
     assert done.returncode == 0, f"exit status {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+
+
+def test_properties_in_a_subprocess():
+    """The same properties where a segfault becomes a failed test (the old code died with SIGSEGV)."""
+    _fuzz_in_subprocess(80)
+
+
+def test_properties_bounds_checked():
+    """Serial, uncached kernels with Numba's bounds checks (which it skips inside prange loops)."""
+    _fuzz_in_subprocess(15, FASTGRAM_SERIAL="1", NUMBA_BOUNDSCHECK="1")
