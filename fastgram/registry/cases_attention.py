@@ -6,7 +6,9 @@ import numpy as np
 
 from fastgram import reference
 from fastgram.attention import attention
+from fastgram.registry import peers_torch
 from fastgram.registry.core import Case, KernelCheck, register, relative_difference
+from fastgram.registry.peers_torch import torch_peers
 
 
 def attention_cases(rng: np.random.Generator):
@@ -54,5 +56,6 @@ register(
         attention_cases,
         compare=relative_difference,
         tolerance=1e-5,
+        peers=torch_peers(peers_torch.attention),
     )
 )

@@ -5,6 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from fastgram import counting, reference
+from fastgram._jit import num_threads, parallel_guard
+from fastgram.counting import _runs
+from fastgram.counting.result import NGramCounts
+from fastgram.kernels import peers as _peers
 from fastgram.registry.core import Case, KernelCheck, max_difference, register
 
 
@@ -55,11 +59,64 @@ def _compare_ngrams(got, want) -> float:
     return max_difference((got.ngrams, got.counts), want)
 
 
+def hash_table_ngrams(tokens, n, vocab_size=None) -> NGramCounts:
+    """Peer of ``count_ngrams``: the other known approach, per-thread open-addressing hash tables.
+
+    Each thread counts its share of the windows into its own table (doubled whenever it is half
+    full), then each table's entries are sorted and the sorted runs merged. Same result as
+    ``count_ngrams(tokens, n, vocab_size)``; no separator, ``min_count`` or memory budget.
+    Extra memory: ``T`` tables of ``16 * 2**bits`` bytes, ``2**bits`` >= twice the distinct
+    n-grams a thread saw (:mod:`fastgram.kernels.peers`).
+    """
+    tokens = np.asarray(tokens)
+    V = int(tokens.max()) + 1 if vocab_size is None and tokens.size else int(vocab_size or 1)
+    if V**n >= 2**64:
+        raise ValueError(f"vocab_size: the hash-table peer needs vocab_size**n < 2**64, got {V}**{n}")
+    if tokens.dtype.byteorder not in "=|":
+        tokens = tokens.astype(tokens.dtype.newbyteorder("="))
+    T = num_threads()
+    windows = max(tokens.shape[0] - n + 1, 0)
+    bounds = np.arange(T + 1, dtype=np.int64) * windows // T
+    starts, stops = bounds[:-1].copy(), bounds[1:].copy()
+    bits = 10
+    keys = np.full((T, 1 << bits), _peers.EMPTY, np.uint64)
+    counts = np.zeros((T, 1 << bits), np.int64)
+    used = np.zeros(T, np.int64)
+    while True:
+        with parallel_guard():
+            _peers.hash_count_windows(
+                tokens, n, np.uint64(V), np.uint64(bits), starts, stops, keys, counts, used, 1 << (bits - 1)
+            )
+        if np.array_equal(starts, stops):
+            break
+        bits += 1
+        old_keys, old_counts = keys, counts
+        keys = np.full((T, 1 << bits), _peers.EMPTY, np.uint64)
+        counts = np.zeros((T, 1 << bits), np.int64)
+        with parallel_guard():
+            _peers.rehash_tables(old_keys, old_counts, np.uint64(bits), keys, counts)
+        del old_keys, old_counts
+    runs = []
+    for t in range(T):
+        full = keys[t] != _peers.EMPTY
+        k, c = keys[t][full], counts[t][full]
+        order = np.argsort(k)
+        runs.append((k[order], c[order]))
+    del keys, counts
+    return NGramCounts(*_runs.merge_all(runs), n, V, tokens=int(tokens.shape[0]))
+
+
 register(
     KernelCheck("count_bigrams", "counting", counting.count_bigrams, reference.count_bigrams, bigram_cases, peers={})
 )
 register(
     KernelCheck(
-        "count_ngrams", "counting", counting.count_ngrams, reference.count_ngrams, ngram_cases, compare=_compare_ngrams
+        "count_ngrams",
+        "counting",
+        counting.count_ngrams,
+        reference.count_ngrams,
+        ngram_cases,
+        compare=_compare_ngrams,
+        peers={"hash table": hash_table_ngrams},
     )
 )

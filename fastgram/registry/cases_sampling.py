@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from fastgram import metrics, reference, sampling
+from fastgram.registry import peers_torch
 from fastgram.registry.core import Case, KernelCheck, register
+from fastgram.registry.peers_torch import torch_peers
 
 
 def table_cases(rng: np.random.Generator):
@@ -97,8 +99,13 @@ _ENTRIES = [
     ("multinomial", multinomial_cases),
     ("uniform", uniform_cases),
 ]
+# Outside peers for the benchmarks (left out when torch is not installed).
+_PEERS = {name: torch_peers(getattr(peers_torch, name)) for name in ("sample_next", "sample_logits", "multinomial")}
 for name, cases in _ENTRIES:
-    register(KernelCheck(name, "sampling", getattr(sampling, name), getattr(reference, name), cases))
+    entry = KernelCheck(
+        name, "sampling", getattr(sampling, name), getattr(reference, name), cases, peers=_PEERS.get(name, {})
+    )
+    register(entry)
 register(KernelCheck("nll", "sampling", metrics.nll, reference.nll, nll_cases, compare=close, tolerance=1e-12))
 
 
