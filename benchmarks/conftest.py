@@ -10,7 +10,14 @@ Conventions every suite follows (``fastgram bench`` relies on them to build its 
   is never in a timed round; compile time is its own case;
 - sizes come from :func:`size`: the realistic size by default, a tiny one when
   ``FASTGRAM_BENCH_SCALE=smoke`` (the test suite runs every benchmark that way once, so no
-  suite rots unrun).
+  suite rots unrun);
+- the functions come from the registry (:data:`fastgram.registry.REGISTRY`): ``.kernel``,
+  ``.reference`` and ``.peers`` of one entry, so ``fastgram check``, the tests and the
+  benchmarks pair the same implementations (:func:`roles`, :func:`implementation`); a peer
+  whose library is missing is not in ``.peers`` and so is not collected;
+- a benchmark never reports the speed of a wrong answer: after timing, each one compares its
+  result once with the reference's on the same data (:func:`check_result`, untimed), exactly
+  or within the entry's tolerance.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ import time
 
 import numpy as np
 import pytest
+
+from fastgram.registry import REGISTRY, max_difference
 
 SCALE = os.environ.get("FASTGRAM_BENCH_SCALE", "full")
 SMOKE = SCALE == "smoke"
@@ -60,6 +69,52 @@ def measure(benchmark, fn, *args, group: str, role: str, rounds: int = 3, **extr
 @pytest.fixture(scope="session")
 def rng():
     return np.random.default_rng(20261124)
+
+
+def roles(name: str, *, peers: bool = True) -> list[str]:
+    """``["kernel", "reference", *peers]`` of registry entry ``name`` (installed peers only)."""
+    return ["kernel", "reference", *(REGISTRY[name].peers if peers else ())]
+
+
+def implementation(name: str, role: str):
+    """The registry's function of ``role`` (``"kernel"``, ``"reference"`` or a peer's name)."""
+    entry = REGISTRY[name]
+    if role == "kernel":
+        return entry.kernel
+    if role == "reference":
+        return entry.reference
+    return entry.peers[role]
+
+
+#: The reference result of the latest group, so the kernel, reference and peers of one group
+#: (collected one after the other) compute it once; one group's result at a time.
+_REFERENCE: dict = {}
+
+
+def reference_result(name: str, group: str, *args, **kwargs):
+    """``REGISTRY[name].reference(*args, **kwargs)``, computed once per group."""
+    key = (name, group)
+    if key not in _REFERENCE:
+        _REFERENCE.clear()
+        _REFERENCE[key] = REGISTRY[name].reference(*args, **kwargs)
+    return _REFERENCE[key]
+
+
+def check_result(name: str, group: str, role: str, got, *args, tolerance: float | None = None, **kwargs) -> None:
+    """Assert (untimed) that ``got`` equals the reference's result on ``args, kwargs``.
+
+    The entry's ``compare`` and ``tolerance`` decide (exact for counts and draws); a result of
+    role ``"reference"`` is kept for the group's other roles instead.
+    """
+    entry = REGISTRY[name]
+    if role == "reference":
+        _REFERENCE.clear()
+        _REFERENCE[(name, group)] = got
+        return
+    want = reference_result(name, group, *args, **kwargs)
+    diff = float((entry.compare or max_difference)(got, want))
+    limit = entry.tolerance if tolerance is None else tolerance
+    assert diff <= limit, f"{group}: the {role}'s result differs from the reference's by {diff:.3g} (> {limit:.3g})"
 
 
 def optional_import(name: str):

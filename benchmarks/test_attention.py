@@ -7,8 +7,11 @@ Cases (full size), shapes (B, H, T, D) with S = T and Dv = D:
 - (8, 8, 512, 64) non-causal with a boolean padding mask of shape (B, 1, 1, S);
 - compile time: loaded from the cache, and (full size only) a cold compile.
 
-torch runs with ``torch.set_num_threads(numba.get_num_threads())``, so every peer uses the
-same number of threads; its benchmarks are skipped when torch is not installed.
+The functions are the registry's (``REGISTRY["attention"]``); its torch peer
+(``scaled_dot_product_attention``) runs with ``torch.set_num_threads(numba.get_num_threads())``,
+so every peer uses the same number of threads, and is not collected when torch is not
+installed. Each result is compared once, untimed, with the reference's: the kernel's within the
+registry's tolerance (relative 1e-5), torch's within 1e-4.
 """
 
 from __future__ import annotations
@@ -16,9 +19,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 import pytest
-from conftest import SMOKE, fresh_dispatcher, measure, optional_import, size
+from conftest import SMOKE, check_result, fresh_dispatcher, implementation, measure, roles, size
 
-from fastgram import reference
 from fastgram.attention import attention
 from fastgram.kernels import attention as kernels
 
@@ -53,44 +55,25 @@ def _extra(q, kwargs):
     return {"shape": f"({B}, {H}, {T}, {D})", "causal": kwargs["causal"], "threads": numba.get_num_threads()}
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_attention_kernel(benchmark, inputs, case):
+#: torch float32 against the float64-accumulating reference: a looser bound than the kernel's.
+PEER_TOLERANCE = 1e-4
+
+
+@pytest.mark.parametrize("case,role", [(c, r) for c in CASES for r in roles("attention")])
+def test_attention(benchmark, inputs, case, role):
     q, k, v, kwargs = inputs[case]
-    out = measure(
-        benchmark, lambda: attention(q, k, v, **kwargs), group=f"attention {case}", role="kernel",
-        rounds=_rounds(q), **_extra(q, kwargs),
-    )  # fmt: skip
+    fn = implementation("attention", role)
+    if role == "reference":
+        rounds = 1 if q.shape[2] >= 512 else 3
+    else:
+        rounds = _rounds(q)
+        for _ in range(0 if SMOKE or role == "kernel" else 9):  # torch's first calls set up threads
+            fn(q, k, v, **kwargs)
+    group = f"attention {case}"
+    out = measure(benchmark, lambda: fn(q, k, v, **kwargs), group=group, role=role, rounds=rounds, **_extra(q, kwargs))
     assert out.shape == q.shape
-
-
-@pytest.mark.parametrize("case", list(CASES))
-def test_attention_reference(benchmark, inputs, case):
-    q, k, v, kwargs = inputs[case]
-    rounds = 1 if q.shape[2] >= 512 else 3
-    measure(
-        benchmark, lambda: reference.attention(q, k, v, **kwargs), group=f"attention {case}", role="reference",
-        rounds=rounds, **_extra(q, kwargs),
-    )  # fmt: skip
-
-
-@pytest.mark.parametrize("case", list(CASES))
-def test_attention_torch(benchmark, inputs, case):
-    torch = optional_import("torch")
-    torch.set_num_threads(numba.get_num_threads())
-    q, k, v, kwargs = inputs[case]
-    tq, tk, tv = (torch.from_numpy(x) for x in (q, k, v))
-    mask = kwargs.get("mask")
-    tmask = None if mask is None else torch.from_numpy(mask)
-    sdpa = torch.nn.functional.scaled_dot_product_attention
-
-    def run():
-        with torch.no_grad():
-            return sdpa(tq, tk, tv, attn_mask=tmask, is_causal=kwargs["causal"])
-
-    for _ in range(1 if SMOKE else 10):  # torch's first calls set up threads and kernels
-        run()
-    out = measure(benchmark, run, group=f"attention {case}", role="torch", rounds=_rounds(q), **_extra(q, kwargs))
-    np.testing.assert_allclose(out.numpy(), attention(q, k, v, **kwargs), atol=1e-4)
+    tolerance = None if role in ("kernel", "reference") else PEER_TOLERANCE
+    check_result("attention", group, role, out, q, k, v, tolerance=tolerance, **kwargs)
 
 
 @pytest.mark.parametrize("how", ["cached"] if SMOKE else ["cached", "cold"])

@@ -15,10 +15,22 @@ import os
 
 import numpy as np
 import pytest
-from conftest import CAN_MEASURE_PEAK, SMOKE, measure, peak_extra_mib, size, time_compile, zipf_tokens
+from conftest import (
+    CAN_MEASURE_PEAK,
+    SMOKE,
+    check_result,
+    implementation,
+    measure,
+    peak_extra_mib,
+    roles,
+    size,
+    time_compile,
+    zipf_tokens,
+)
 
-from fastgram import count_bigrams, count_file, reference
+from fastgram import count_file
 from fastgram.kernels import counting as kernels
+from fastgram.registry import REGISTRY
 
 N_TOKENS = size(10**8, 10_000)
 FILE_TOKENS = size(1 << 29, 50_000)  # 1 GiB of uint16
@@ -34,34 +46,20 @@ def streams(rng):
 
 
 CASES = ["uint8 V=256", "uint16 V=4096 uniform", "uint16 V=4096 zipf"]
+BIGRAMS = REGISTRY["count_bigrams"]
+CALLS = {"kernel": "fastgram.count_bigrams", "reference": "reference.count_bigrams"}
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_count_bigrams_kernel(benchmark, streams, case):
+@pytest.mark.parametrize("case,role", [(c, r) for c in CASES for r in roles("count_bigrams")])
+def test_count_bigrams(benchmark, streams, case, role):
     tokens, V = streams[case]
+    group = f"count_bigrams {case}"
     extra = {"tokens": tokens.size, "vocab_size": V}
-    if not SMOKE and CAN_MEASURE_PEAK:
-        extra["extra_peak_mib"] = peak_extra_mib(_setup_code(case), f"fastgram.count_bigrams(tokens, {V})")
-    counts = measure(benchmark, count_bigrams, tokens, V, group=f"count_bigrams {case}", role="kernel", **extra)
-    assert counts.sum() == tokens.size - 1
-
-
-@pytest.mark.parametrize("case", CASES)
-def test_count_bigrams_reference(benchmark, streams, case):
-    tokens, V = streams[case]
-    extra = {"tokens": tokens.size, "vocab_size": V}
-    if not SMOKE and CAN_MEASURE_PEAK:
-        extra["extra_peak_mib"] = peak_extra_mib(_setup_code(case), f"reference.count_bigrams(tokens, {V})")
-    measure(
-        benchmark,
-        reference.count_bigrams,
-        tokens,
-        V,
-        group=f"count_bigrams {case}",
-        role="reference",
-        rounds=1,
-        **extra,
-    )
+    if not SMOKE and CAN_MEASURE_PEAK and role in CALLS:
+        extra["extra_peak_mib"] = peak_extra_mib(_setup_code(case), f"{CALLS[role]}(tokens, {V})")
+    fn = implementation("count_bigrams", role)
+    counts = measure(benchmark, fn, tokens, V, group=group, role=role, rounds=1 if role == "reference" else 3, **extra)
+    check_result("count_bigrams", group, role, counts, tokens, V)
 
 
 def _setup_code(case: str) -> str:
@@ -97,8 +95,19 @@ def test_count_file(benchmark, token_file):
     def count():
         return count_file(token_file, dtype="uint16", vocab_size=4096)
 
-    counter = measure(benchmark, count, group="count_file 1 GiB uint16 V=4096", role="kernel", rounds=2, **extra)
-    assert counter.tokens == FILE_TOKENS
+    counts = measure(benchmark, count, group="count_file 1 GiB uint16 V=4096", role="kernel", rounds=2, **extra)
+    assert counts.tokens == FILE_TOKENS
+    np.testing.assert_array_equal(counts.to_dense(max_memory="1G"), _file_reference(token_file, 4096))
+
+
+def _file_reference(path: str, V: int, chunk: int = 1 << 24) -> np.ndarray:
+    """The registry's reference over the file in chunks that overlap by one token (exact, and
+    bounded in memory): the bigrams of the whole stream."""
+    tokens = np.memmap(path, dtype=np.uint16, mode="r")
+    table = np.zeros((V, V), np.int64)
+    for lo in range(0, max(tokens.size - 1, 0), chunk):
+        table += BIGRAMS.reference(tokens[lo : lo + chunk + 1], V)
+    return table
 
 
 @pytest.mark.parametrize("how", ["cached", "cold"])

@@ -5,7 +5,8 @@ Cases (10**8 tokens at full scale; tiny under ``FASTGRAM_BENCH_SCALE=smoke``):
 - bigrams, uint16, V = 65536, uniform and Zipf-like (s = 1.1);
 - trigrams, uint16, V = 4096, uniform and Zipf-like;
 - beside the Zipf cases, the other known approach: per-thread open-addressing hash tables,
-  then sorting each table's entries (role "hash table");
+  then sorting each table's entries (role "hash table": the registry's peer of
+  ``count_ngrams``, ``fastgram.registry.cases_counting.hash_table_ngrams``);
 - a spill-and-merge run: uniform bigrams, V = 65536, ``max_memory=256M`` (far below the
   ~1.6 GB of distinct bigrams), ``min_count=2``;
 - compile time of the kernels, cold and from the cache.
@@ -21,15 +22,24 @@ parent's peak as its own.)
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pytest
-from conftest import CAN_MEASURE_PEAK, SMOKE, measure, peak_extra_mib, size, time_compile, zipf_tokens
+from conftest import (
+    CAN_MEASURE_PEAK,
+    SMOKE,
+    check_result,
+    implementation,
+    measure,
+    peak_extra_mib,
+    roles,
+    size,
+    time_compile,
+    zipf_tokens,
+)
 
-from fastgram import NGramCounts, count_ngrams, reference
-from fastgram._jit import kernel, num_threads, parallel_guard
-from fastgram.counting import _runs
+from fastgram import count_ngrams
 from fastgram.kernels import ngrams as kernels
+from fastgram.registry import REGISTRY
 
 N_TOKENS = size(10**8, 20_000)
 SEED = 20261124
@@ -93,136 +103,59 @@ def _extra(n, V, zipf, call: str) -> dict:
     return extra
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_count_ngrams_kernel(benchmark, streams, case):
+def _roles(case: str) -> list[str]:
+    """Kernel and reference everywhere; the hash table only beside the Zipf cases (its tables
+    for 10**8 uniform n-grams would not fit)."""
+    return [r for r in roles("count_ngrams") if r in ("kernel", "reference") or CASES[case][2]]
+
+
+def decoded(fn):
+    """``fn``'s NGramCounts with ``.ngrams`` decoded inside the timing, as the reference returns them."""
+
+    def run(*args, **options):
+        result = fn(*args, **options)
+        result.ngrams  # noqa: B018  (decoding is part of the work)
+        return result
+
+    return run
+
+
+@pytest.mark.parametrize("case,role", [(c, r) for c in CASES for r in _roles(c)])
+def test_count_ngrams(benchmark, streams, case, role):
     n, V, zipf = CASES[case]
     tokens = streams(V, zipf)
-    extra = _extra(n, V, zipf, f"kernel_ngrams(tokens, {n}, {V})")
-    ngrams, counts = measure(
-        benchmark, kernel_ngrams, tokens, n, V, group=f"count_ngrams {case}", role="kernel", **extra
-    )
-    benchmark.extra_info["distinct"] = len(counts)
-    assert counts.sum() == N_TOKENS - n + 1
+    group = f"count_ngrams {case}"
+    call = {"kernel": f"kernel_ngrams(tokens, {n}, {V})", "reference": f"reference.count_ngrams(tokens, {n}, {V})"}
+    extra = _extra(n, V, zipf, call[role]) if role in call else {"tokens": N_TOKENS, "n": n, "vocab_size": V}
+    fn = implementation("count_ngrams", role)
+    if role != "reference":
+        fn = decoded(fn)
+    rounds = 3 if role == "kernel" else 1
+    result = measure(benchmark, fn, tokens, n, V, group=group, role=role, rounds=rounds, **extra)
+    if role != "reference":
+        benchmark.extra_info["distinct"] = len(result)
+        assert result.counts.sum() == N_TOKENS - n + 1
+    check_result("count_ngrams", group, role, result, tokens, n, V)
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_count_ngrams_reference(benchmark, streams, case):
-    n, V, zipf = CASES[case]
-    tokens = streams(V, zipf)
-    extra = _extra(n, V, zipf, f"reference.count_ngrams(tokens, {n}, {V})")
-    measure(
-        benchmark,
-        reference.count_ngrams,
-        tokens,
-        n,
-        V,
-        group=f"count_ngrams {case}",
-        role="reference",
-        rounds=1,
-        **extra,
-    )
-
-
-def test_spill_kernel(benchmark, streams, tmp_path):
+@pytest.mark.parametrize("role", roles("count_ngrams", peers=False))
+def test_spill(benchmark, streams, tmp_path, role):
     tokens = streams(65536, False)
-    call = f"kernel_ngrams(tokens, 2, 65536, max_memory={SPILL_MEMORY!r}, min_count=2)"
+    if role == "kernel":
+        options = {"max_memory": SPILL_MEMORY, "min_count": 2, "tmp_dir": str(tmp_path)}
+        call = f"kernel_ngrams(tokens, 2, 65536, max_memory={SPILL_MEMORY!r}, min_count=2)"
+        fn = decoded(REGISTRY["count_ngrams"].kernel)
+    else:
+        options = {"min_count": 2}
+        call = "reference.count_ngrams(tokens, 2, 65536, min_count=2)"
+        fn = REGISTRY["count_ngrams"].reference
     extra = _extra(2, 65536, False, call)
     extra["max_memory"] = SPILL_MEMORY
-
-    def spill():
-        return kernel_ngrams(tokens, 2, 65536, max_memory=SPILL_MEMORY, min_count=2, tmp_dir=str(tmp_path))
-
-    ngrams, counts = measure(benchmark, spill, group=SPILL, role="kernel", rounds=1, **extra)
-    benchmark.extra_info["distinct_kept"] = len(counts)
-    assert list(tmp_path.iterdir()) == []  # the spilled runs are gone
-
-
-def test_spill_reference(benchmark, streams):
-    tokens = streams(65536, False)
-    extra = _extra(2, 65536, False, "reference.count_ngrams(tokens, 2, 65536, min_count=2)")
-
-    def ref():
-        return reference.count_ngrams(tokens, 2, 65536, min_count=2)
-
-    measure(benchmark, ref, group=SPILL, role="reference", rounds=1, **extra)
-
-
-# -- the other known approach, measured beside: an open-addressing hash table ------------------
-
-_EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-
-@kernel(parallel=True)
-def _hash_count(tokens, n, V, cap_bits, keys, counts):  # pragma: no cover - jitted
-    # tokens (N,) -> per-thread open-addressing tables keys, counts (T, 2**cap_bits), linear probing
-    T = keys.shape[0]
-    W = tokens.shape[0] - n + 1
-    mask = (np.uint64(1) << cap_bits) - np.uint64(1)
-    down = np.uint64(64) - cap_bits
-    empty = np.uint64(0xFFFFFFFFFFFFFFFF)
-    for t in numba.prange(T):
-        for i in range(W * t // T, W * (t + 1) // T):
-            key = np.uint64(0)
-            for j in range(n):
-                key = key * V + np.uint64(tokens[i + j])
-            h = (key * np.uint64(0x9E3779B97F4A7C15)) >> down
-            while True:
-                k = keys[t, h]
-                if k == key:
-                    counts[t, h] += 1
-                    break
-                if k == empty:
-                    keys[t, h] = key
-                    counts[t, h] = 1
-                    break
-                h = (h + np.uint64(1)) & mask
-
-
-def hash_table_ngrams(tokens, n, V, distinct):
-    """Per-thread hash tables (sized 2x the known distinct count, which favours them), then
-    each table's entries sorted and the tables merged: the same ``(ngrams, counts)``."""
-
-    T = num_threads()
-    cap_bits = max(int(2 * distinct - 1).bit_length(), 4)
-    keys = np.full((T, 1 << cap_bits), _EMPTY, np.uint64)
-    counts = np.zeros((T, 1 << cap_bits), np.int64)
-    with parallel_guard():
-        _hash_count(tokens, n, np.uint64(V), np.uint64(cap_bits), keys, counts)
-    runs = []
-    for t in range(T):
-        used = keys[t] != _EMPTY
-        k, c = keys[t][used], counts[t][used]
-        order = np.argsort(k)
-        runs.append((k[order], c[order]))
-    del keys, counts
-    result = NGramCounts(*_runs.merge_all(runs), n, V)
-    return result.ngrams, result.counts
-
-
-@pytest.mark.parametrize("case", [c for c in CASES if CASES[c][2]])
-def test_count_ngrams_hash_table(benchmark, streams, case):
-    n, V, zipf = CASES[case]
-    tokens = streams(V, zipf)
-    distinct = len(count_ngrams(tokens, n, V))
-    extra = {
-        "tokens": N_TOKENS,
-        "n": n,
-        "vocab_size": V,
-        "table_bytes_per_thread": 16 << int(2 * distinct - 1).bit_length(),
-    }
-    ngrams, counts = measure(
-        benchmark,
-        hash_table_ngrams,
-        tokens,
-        n,
-        V,
-        distinct,
-        group=f"count_ngrams {case}",
-        role="hash table",
-        rounds=1,
-        **extra,
-    )
-    assert counts.sum() == N_TOKENS - n + 1
+    result = measure(benchmark, lambda: fn(tokens, 2, 65536, **options), group=SPILL, role=role, rounds=1, **extra)
+    if role == "kernel":
+        benchmark.extra_info["distinct_kept"] = len(result)
+        assert list(tmp_path.iterdir()) == []  # the spilled runs are gone
+    check_result("count_ngrams", SPILL, role, result, tokens, 2, 65536, min_count=2)
 
 
 @pytest.mark.parametrize("how", ["cached", "cold"])

@@ -20,15 +20,15 @@ from __future__ import annotations
 
 from functools import partial
 
-import numba
 import numpy as np
 import pytest
-from conftest import measure, optional_import, size, time_compile
+from conftest import check_result, implementation, measure, roles, size, time_compile
 
-from fastgram import count_ngrams, reference
+from fastgram import count_ngrams
 from fastgram.counting import NGramCounts
 from fastgram.kernels import sampling as kernels
-from fastgram.sampling import Sampler, generate, sample_logits, sample_next
+from fastgram.registry import REGISTRY
+from fastgram.sampling import Sampler
 
 V_TABLE = 256
 N_DRAWS = size(10**6, 1_000)
@@ -53,34 +53,26 @@ def logits(rng):
     return (rng.standard_normal((LOGIT_ROWS, LOGIT_V)) * 3).astype(np.float32)
 
 
-def _torch():
-    torch = optional_import("torch")
-    torch.set_num_threads(numba.get_num_threads())
-    return torch
-
-
 GROUP_NEXT = f"sample_next {V_TABLE}x{V_TABLE} table, {N_DRAWS:,} draws"
 
 
-def test_sample_next_kernel(benchmark, table, current):
-    sampler = Sampler(table)
-    out = measure(
-        benchmark, partial(sample_next, seed=SEED), sampler, current, group=GROUP_NEXT, role="kernel", draws=N_DRAWS
-    )
-    assert out.shape == current.shape
+def _on_positive_weight(table, rows, draws) -> None:
+    """Every draw is a category of positive weight in its row (a peer's draws differ from ours)."""
+    assert draws.shape == np.shape(rows)
+    assert draws.min(initial=0) >= 0 and draws.max(initial=0) < table.shape[-1]
+    assert np.all(np.asarray(table)[rows, draws] > 0)
 
 
-def test_sample_next_reference(benchmark, table, current):
-    want = measure(
-        benchmark,
-        partial(reference.sample_next, seed=SEED),
-        table,
-        current,
-        group=GROUP_NEXT,
-        role="reference",
-        draws=N_DRAWS,
-    )
-    np.testing.assert_array_equal(want, sample_next(Sampler(table), current, seed=SEED))
+@pytest.mark.parametrize("role", roles("sample_next"))
+def test_sample_next(benchmark, table, current, role):
+    # the kernel draws through a Sampler built once, outside the timing; the others take the table
+    first = Sampler(table) if role == "kernel" else table
+    fn = partial(implementation("sample_next", role), seed=SEED)
+    out = measure(benchmark, fn, first, current, group=GROUP_NEXT, role=role, draws=N_DRAWS)
+    if role in ("kernel", "reference"):
+        check_result("sample_next", GROUP_NEXT, role, out, table, current, seed=SEED)
+    else:
+        _on_positive_weight(table, current, out)
 
 
 GROUP_SPARSE = f"sample_next {V_TABLE}x{V_TABLE} counts in sparse rows, {N_DRAWS:,} draws"
@@ -92,125 +84,69 @@ def _sparse_counts(table):
     return NGramCounts(keys.astype(np.uint64), flat[keys], 2, table.shape[1])
 
 
-def test_sample_next_sparse_kernel(benchmark, table, current):
-    sampler = Sampler(_sparse_counts(table))
-    out = measure(
-        benchmark, partial(sample_next, seed=SEED), sampler, current, group=GROUP_SPARSE, role="kernel", draws=N_DRAWS
-    )
-    np.testing.assert_array_equal(out, sample_next(Sampler(table), current, seed=SEED))
-
-
-def test_sample_next_sparse_vs_dense(benchmark, table, current):
-    sampler = Sampler(table)
-    measure(
-        benchmark,
-        partial(sample_next, seed=SEED),
-        sampler,
-        current,
-        group=GROUP_SPARSE,
-        role="dense Sampler",
-        draws=N_DRAWS,
-    )
+@pytest.mark.parametrize("role", ["kernel", "dense Sampler"])
+def test_sample_next_sparse(benchmark, table, current, role):
+    sampler = Sampler(_sparse_counts(table) if role == "kernel" else table)
+    kernel = partial(REGISTRY["sample_next"].kernel, seed=SEED)
+    out = measure(benchmark, kernel, sampler, current, group=GROUP_SPARSE, role=role, draws=N_DRAWS)
+    check_result("sample_next", GROUP_SPARSE, role, out, table, current, seed=SEED)
 
 
 LARGE_V, LARGE_TOKENS = 50_257, size(10**6, 20_000)
 GROUP_LARGE = f"sample_next V={LARGE_V:,} sparse counts ({LARGE_TOKENS:,} tokens), {N_DRAWS:,} draws"
+#: Draws of the large-vocabulary case checked against the reference (its dense table would take
+#: 20 GB: the reference draws the first ones from the dense rows of just those current ids).
+LARGE_CHECKED = 1_000
 
 
 def test_sample_next_large_vocabulary(benchmark, rng):
     tokens = np.minimum(rng.zipf(1.2, LARGE_TOKENS), LARGE_V) - 1
-    sampler = Sampler(count_ngrams(tokens, 2, vocab_size=LARGE_V))
+    counts = count_ngrams(tokens, 2, vocab_size=LARGE_V)
+    sampler = Sampler(counts)
     current = tokens[rng.integers(0, LARGE_TOKENS - 1, N_DRAWS)]
-    out = measure(
-        benchmark, partial(sample_next, seed=SEED), sampler, current, group=GROUP_LARGE, role="kernel", draws=N_DRAWS
-    )
-    assert out.shape == current.shape and out.min() >= 0
-
-
-def test_sample_next_torch(benchmark, table, current):
-    torch = _torch()
-    probs = torch.from_numpy(table / table.sum(axis=1, keepdims=True)).float()
-    cur = torch.from_numpy(current)
-
-    def draw(probs, cur):
-        order = torch.argsort(cur)
-        per_row = torch.bincount(cur, minlength=probs.shape[0]).tolist()
-        parts = [torch.multinomial(probs[r], c, replacement=True) for r, c in enumerate(per_row) if c]
-        out = torch.empty_like(cur)
-        out[order] = torch.cat(parts)
-        return out
-
-    out = measure(benchmark, draw, probs, cur, group=GROUP_NEXT, role="torch", draws=N_DRAWS)
-    assert out.shape == cur.shape
+    kernel = partial(REGISTRY["sample_next"].kernel, seed=SEED)
+    out = measure(benchmark, kernel, sampler, current, group=GROUP_LARGE, role="kernel", draws=N_DRAWS)
+    # a draw depends only on the seed, its position and its row: the rows of the first draws,
+    # densely, give the reference the same job
+    head = current[:LARGE_CHECKED]
+    rows, local = np.unique(head, return_inverse=True)
+    dense = np.zeros((rows.size, LARGE_V), np.int64)
+    first = counts.ngrams[:, 0]
+    for i, r in enumerate(rows):
+        lo, hi = np.searchsorted(first, [r, r + 1])
+        dense[i, counts.ngrams[lo:hi, 1]] = counts.counts[lo:hi]
+    want = REGISTRY["sample_next"].reference(dense, local.reshape(head.shape), seed=SEED)
+    np.testing.assert_array_equal(out[:LARGE_CHECKED], want)
 
 
 GROUP_LOGITS = f"sample_logits {LOGIT_ROWS}x{LOGIT_V:,} float32, {LOGIT_DRAWS:,} draws/row"
 
 
-def _logits_kernel(logits):
-    return sample_logits(logits, seed=SEED, num_samples=LOGIT_DRAWS)
-
-
-def _logits_reference(logits):
-    return reference.sample_logits(logits, seed=SEED, num_samples=LOGIT_DRAWS)
-
-
-def test_sample_logits_kernel(benchmark, logits):
-    out = measure(benchmark, _logits_kernel, logits, group=GROUP_LOGITS, role="kernel", draws=LOGIT_ROWS * LOGIT_DRAWS)
+@pytest.mark.parametrize("role", roles("sample_logits"))
+def test_sample_logits(benchmark, logits, role):
+    fn = partial(implementation("sample_logits", role), seed=SEED, num_samples=LOGIT_DRAWS)
+    out = measure(benchmark, fn, logits, group=GROUP_LOGITS, role=role, draws=LOGIT_ROWS * LOGIT_DRAWS)
     assert out.shape == (LOGIT_ROWS, LOGIT_DRAWS)
-
-
-def test_sample_logits_reference(benchmark, logits):
-    want = measure(
-        benchmark, _logits_reference, logits, group=GROUP_LOGITS, role="reference", draws=LOGIT_ROWS * LOGIT_DRAWS
-    )
-    np.testing.assert_array_equal(want, _logits_kernel(logits))
-
-
-def test_sample_logits_torch(benchmark, logits):
-    torch = _torch()
-    x = torch.from_numpy(logits)
-
-    def draw(x):
-        return torch.multinomial(torch.softmax(x, dim=-1), LOGIT_DRAWS, replacement=True)
-
-    out = measure(benchmark, draw, x, group=GROUP_LOGITS, role="torch", draws=LOGIT_ROWS * LOGIT_DRAWS)
-    assert tuple(out.shape) == (LOGIT_ROWS, LOGIT_DRAWS)
+    if role in ("kernel", "reference"):
+        check_result("sample_logits", GROUP_LOGITS, role, out, logits, seed=SEED, num_samples=LOGIT_DRAWS)
+    else:
+        assert out.min() >= 0 and out.max() < LOGIT_V
 
 
 GROUP_GENERATE = f"generate {CHAINS:,} chains x {STEPS:,} tokens, {V_TABLE}x{V_TABLE} table"
 
 
-def test_generate_kernel(benchmark, table):
-    sampler = Sampler(table)
+@pytest.mark.parametrize("role", roles("generate"))
+def test_generate(benchmark, table, role):
+    first = Sampler(table) if role == "kernel" else table
     start = np.arange(CHAINS) % V_TABLE
+    fn = partial(implementation("generate", role), seed=SEED)
+    rounds = 3 if role == "kernel" else 1
     out = measure(
-        benchmark,
-        partial(generate, seed=SEED),
-        sampler,
-        start,
-        STEPS,
-        group=GROUP_GENERATE,
-        role="kernel",
-        tokens=CHAINS * STEPS,
+        benchmark, fn, first, start, STEPS, group=GROUP_GENERATE, role=role, rounds=rounds, tokens=CHAINS * STEPS
     )
     assert out.shape == (CHAINS, STEPS)
-
-
-def test_generate_reference(benchmark, table):
-    start = np.arange(CHAINS) % V_TABLE
-    want = measure(
-        benchmark,
-        partial(reference.generate, seed=SEED),
-        table,
-        start,
-        STEPS,
-        group=GROUP_GENERATE,
-        role="reference",
-        rounds=1,
-        tokens=CHAINS * STEPS,
-    )
-    np.testing.assert_array_equal(want, generate(Sampler(table), start, STEPS, seed=SEED))
+    check_result("generate", GROUP_GENERATE, role, out, table, start, STEPS, seed=SEED)
 
 
 @pytest.mark.parametrize("how", ["cached", "cold"])
