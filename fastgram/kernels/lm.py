@@ -403,3 +403,299 @@ def unpack_pairs(hi, lo, V, split, rows):
         for j in range(order - 1, split - 1, -1):
             rows[i, j] = w % V
             w //= V
+
+
+# ---------------------------------------------------------------------------------------------
+# ARPA text
+# ---------------------------------------------------------------------------------------------
+
+#: Decimal places of the ARPA values written by :func:`arpa_lines` (absolute error <= 5e-8,
+#: below the float32 resolution of values around 1).
+ARPA_DECIMALS = 7
+
+
+@kernel
+def _put_fixed(out, k, x):
+    """Write ``x`` with ``ARPA_DECIMALS`` decimals, trailing zeros trimmed; return the new end."""
+    scale = 10**ARPA_DECIMALS
+    v = np.int64(np.round(abs(x) * scale))
+    if v == 0:
+        out[k] = 48  # "0"
+        return k + 1
+    if x < 0:
+        out[k] = 45  # "-"
+        k += 1
+    ip = v // scale
+    fp = v - ip * scale
+    # integer part
+    digits = np.empty(20, np.uint8)
+    nd = 0
+    while True:
+        digits[nd] = 48 + ip % 10
+        nd += 1
+        ip //= 10
+        if ip == 0:
+            break
+    for j in range(nd - 1, -1, -1):
+        out[k] = digits[j]
+        k += 1
+    if fp:
+        out[k] = 46  # "."
+        k += 1
+        nf = ARPA_DECIMALS
+        while fp % 10 == 0:
+            fp //= 10
+            nf -= 1
+        for j in range(nf - 1, -1, -1):
+            out[k + j] = 48 + fp % 10
+            fp //= 10
+        k += nf
+    return k
+
+
+@kernel
+def arpa_lines(rows, prob, backoff, with_backoff, arena, offsets, out):
+    """ARPA lines ``prob<TAB>w1 ... wn[<TAB>backoff]`` of reversed rows into ``out``; returns the length.
+
+    Word ``i``'s bytes are ``arena[offsets[i]:offsets[i + 1] - 1]`` (each word followed by one
+    separator byte). ``out`` must hold every line (see :func:`arpa_size`).
+    """
+    m, n = rows.shape
+    k = 0
+    for i in range(m):
+        k = _put_fixed(out, k, prob[i])
+        out[k] = 9
+        k += 1
+        for j in range(n - 1, -1, -1):
+            w = rows[i, j]
+            for b in range(offsets[w], offsets[w + 1] - 1):
+                out[k] = arena[b]
+                k += 1
+            out[k] = 32 if j else (9 if with_backoff else 10)
+            k += 1
+        if with_backoff:
+            k = _put_fixed(out, k, backoff[i])
+            out[k] = 10
+            k += 1
+    return k
+
+
+@kernel
+def arpa_size(rows, offsets):
+    """Bytes of the words and spaces of the rows (each value then needs at most 32 more)."""
+    m, n = rows.shape
+    total = np.int64(0)
+    for i in range(m):
+        for j in range(n):
+            w = rows[i, j]
+            total += offsets[w + 1] - offsets[w]
+    return total
+
+
+# ---------------------------------------------------------------------------------------------
+# estimation: every order's n-grams from the sorted N-grams in one pass
+# ---------------------------------------------------------------------------------------------
+
+
+@kernel
+def _padding(rows, i, n, bos):
+    """Whether the order-n group of row ``i`` starts (forward) with two ``<s>``."""
+    return n >= 2 and rows[i, n - 1] == bos and rows[i, n - 2] == bos
+
+
+@kernel
+def level_sizes(rows, lcp, bos, sizes):
+    """``sizes[n]``: the n-grams of order n (groups of rows sharing their first n ids, padding
+    groups excluded) for n = 1..N."""
+    m, N = rows.shape
+    for i in range(m):
+        for n in range(1, N + 1):
+            if (n == N or lcp[i] < n) and not _padding(rows, i, n, bos):
+                sizes[n] += 1
+
+
+@kernel
+def level_groups(rows, counts, lcp, bos, off, first_row, raw, ext, parent, last_kept):
+    """Fill, per order n (flat arrays from ``off[n]``): the first row of each kept group, its raw
+    count (sum of the rows' counts), its continuation count (the order-(n+1) groups inside) and
+    its suffix's index in order n - 1 (-1 for unigrams). ``last_kept[n]``: whether the group of
+    the last row is kept (lmplz's last n-gram in suffix order)."""
+    m, N = rows.shape
+    cur = np.full(N + 1, -1, np.int64)
+    nxt = np.zeros(N + 1, np.int64)
+    for i in range(m):
+        for n in range(1, N + 1):
+            if n == N or lcp[i] < n:
+                if _padding(rows, i, n, bos):
+                    cur[n] = -1
+                else:
+                    j = off[n] + nxt[n]
+                    cur[n] = j
+                    nxt[n] += 1
+                    first_row[j] = i
+                    raw[j] = 0
+                    ext[j] = 0
+                    parent[j] = cur[n - 1] - off[n - 1] if n > 1 else -1
+            j = cur[n]
+            if j >= 0:
+                raw[j] += counts[i]
+                if n < N and lcp[i] < n + 1:
+                    ext[j] += 1
+    for n in range(1, N + 1):
+        last_kept[n] = cur[n] >= 0
+
+
+@kernel
+def _cmp_row(table, t, rows, i, k):
+    """Compare ``table[t, :k]`` with ``rows[i, 1:1 + k]``: -1, 0 or 1."""
+    for c in range(k):
+        a = table[t, c]
+        b = rows[i, c + 1]
+        if a != b:
+            return -1 if a < b else 1
+    return 0
+
+
+@kernel(parallel=True)
+def find_contexts(table, rows, nchunks, out):
+    """``out[i]``: the index of ``rows[i, 1:]`` in the sorted ``table`` (its context), or -1.
+
+    Rows sorted lexicographically have their ``rows[i, 1:]`` increasing within each run of equal
+    ``rows[i, 0]``, so each search gallops from the previous result: O(log distance) per row.
+    """
+    q = rows.shape[0]
+    T, k = table.shape
+    for c in numba.prange(nchunks):
+        lo_i = c * q // nchunks
+        hi_i = (c + 1) * q // nchunks
+        prev = np.int64(0)
+        for i in range(lo_i, hi_i):
+            if i == lo_i or rows[i, 0] != rows[i - 1, 0]:
+                lo = np.int64(0)
+                hi = np.int64(T)
+            else:
+                lo = prev  # table[prev] <= query
+                step = np.int64(1)
+                hi = lo + 1
+                while hi < T and _cmp_row(table, hi, rows, i, k) < 0:
+                    lo = hi
+                    step *= 2
+                    hi = lo + step
+                if hi > T:
+                    hi = T
+            while lo < hi:  # first table row >= query
+                mid = (lo + hi) >> 1
+                if _cmp_row(table, mid, rows, i, k) < 0:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            prev = lo if lo < T else T - 1
+            out[i] = lo if lo < T and _cmp_row(table, lo, rows, i, k) == 0 else -1
+
+
+# ---------------------------------------------------------------------------------------------
+# hash index of table rows (open addressing, linear probing; exact: rows are compared)
+# ---------------------------------------------------------------------------------------------
+
+_H1 = np.uint64(0x9E3779B97F4A7C15)
+_H2 = np.uint64(0xBF58476D1CE4E5B9)
+
+
+@kernel
+def _hash_row(a, i, c0, k):
+    h = np.uint64(k) * _H1
+    for c in range(k):
+        h = (h ^ np.uint64(a[i, c0 + c])) * _H2
+        h ^= h >> np.uint64(31)
+    return h
+
+
+@kernel
+def hash_build(table, slots):
+    """Index the rows of ``table`` in ``slots`` (int32 filled with -1 by the caller, a power of
+    two at least twice the rows)."""
+    T, k = table.shape
+    mask = np.uint64(slots.shape[0] - 1)
+    for t in range(T):
+        h = _hash_row(table, t, 0, k) & mask
+        while slots[h] >= 0:
+            h = (h + np.uint64(1)) & mask
+        slots[h] = t
+
+
+@kernel(parallel=True)
+def hash_find(table, slots, queries, c0, out):
+    """``out[i]``: the row of ``table`` equal to ``queries[i, c0:c0 + k]``, or -1."""
+    T, k = table.shape
+    mask = np.uint64(slots.shape[0] - 1)
+    for i in numba.prange(queries.shape[0]):
+        h = _hash_row(queries, i, c0, k) & mask
+        found = -1
+        while True:
+            t = slots[h]
+            if t < 0:
+                break
+            same = True
+            for c in range(k):
+                if table[t, c] != queries[i, c0 + c]:
+                    same = False
+                    break
+            if same:
+                found = t
+                break
+            h = (h + np.uint64(1)) & mask
+        out[i] = found
+
+
+# ---------------------------------------------------------------------------------------------
+# estimation: initial probabilities, interpolation, output (one order at a time)
+# ---------------------------------------------------------------------------------------------
+
+
+@kernel
+def context_sums(adj, marked, ctx, D, denom, mass):
+    """Per context: the sum of adjusted counts, and the discounted mass plus pruned counts."""
+    for i in range(adj.shape[0]):
+        c = ctx[i]
+        a = adj[i]
+        denom[c] += a
+        if marked[i]:
+            mass[c] += a
+        elif a > 0:
+            mass[c] += D[min(a, 3)]
+
+
+@kernel(parallel=True)
+def interpolate(adj, ctx, parent, D, denom, gamma, p_lower, uniform, u, p):
+    """``u = (a - D(a)) / denom(ctx)``; ``p = u + gamma(ctx) * lower`` (``p_lower[parent]``, or
+    ``uniform`` when ``parent`` is empty: the unigrams)."""
+    unigrams = parent.shape[0] == 0
+    for i in numba.prange(adj.shape[0]):
+        c = ctx[i]
+        a = adj[i]
+        ui = (a - D[min(a, 3)]) / denom[c]
+        lower = uniform if unigrams else p_lower[parent[i]]
+        u[i] = ui
+        p[i] = ui + gamma[c] * lower
+
+
+@kernel
+def finish(rows, p, u, marked, gamma_next, has_next, eos, unk, out_rows, out_prob, out_backoff, out_u):
+    """The kept n-grams: rows, log10 p (at most 0), log10 backoff (0 for no context), u."""
+    m, n = rows.shape
+    k = 0
+    for i in range(m):
+        if marked[i]:
+            continue
+        for c in range(n):
+            out_rows[k, c] = rows[i, c]
+        out_prob[k] = min(0.0, np.log10(p[i]))
+        b = 0.0
+        if has_next and rows[i, 0] != eos and rows[i, 0] != unk:
+            g = gamma_next[i]
+            if g > 0.0 and np.isfinite(g):
+                b = np.log10(g)
+        out_backoff[k] = b
+        out_u[k] = u[i]
+        k += 1
+    return k

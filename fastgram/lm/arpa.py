@@ -7,45 +7,46 @@ import os
 import numpy as np
 
 from fastgram._io import atomic_output
+from fastgram.kernels import lm as _k
 
 SPECIAL_WORDS = ("<unk>", "<s>", "</s>")
+#: Rows formatted per kernel call when writing.
+WRITE_BLOCK = 1 << 20
 
 
-def _fmt32(values: np.ndarray) -> list[str]:
-    out = []
-    for x in values.astype(np.float32):
-        text = np.format_float_positional(x, unique=True, trim="-") if x != 0 else "0"
-        out.append(text)
-    return out
+def word_arena(words) -> tuple[np.ndarray, np.ndarray]:
+    """The words' UTF-8 bytes, each followed by a newline, and their start offsets (V + 1)."""
+    data = ("\n".join(words) + "\n").encode("utf-8", "surrogateescape")
+    arena = np.frombuffer(data, np.uint8)
+    ends = np.flatnonzero(arena == 10) + 1
+    if len(ends) != len(words):
+        raise ValueError("words must not contain newlines")
+    return arena, np.concatenate([[0], ends]).astype(np.int64)
 
 
 def write_arpa(path, order, words, rows, prob, backoff) -> None:
     """Write an ARPA file: ``\\data\\``, counts, then each order's n-grams in suffix order.
 
     ``rows[n-1]`` are reversed n-grams of model ids (``(m, n)``), ``words`` the model's words.
-    Values are written as float32 shortest round-trip decimals, as lmplz does.
+    Values are written with 7 decimals, trailing zeros trimmed (absolute error <= 5e-8, below
+    float32 resolution), by :func:`fastgram.kernels.lm.arpa_lines` a block of rows at a time.
     """
-    words = np.asarray(words, dtype=object)
+    arena, offsets = word_arena(words)
     with atomic_output(path) as tmp:
-        with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as f:
-            f.write("\\data\\\n")
+        with open(tmp, "wb") as f:
+            head = ["\\data\\\n"] + [f"ngram {n}={len(rows[n - 1])}\n" for n in range(1, order + 1)] + ["\n"]
+            f.write("".join(head).encode())
             for n in range(1, order + 1):
-                f.write(f"ngram {n}={len(rows[n - 1])}\n")
-            f.write("\n")
-            for n in range(1, order + 1):
-                f.write(f"\\{n}-grams:\n")
-                R = rows[n - 1][:, ::-1]
-                text = words[R[:, 0]]
-                for j in range(1, n):
-                    text = text + " " + words[R[:, j]]
-                probs = _fmt32(prob[n - 1])
-                if n < order:
-                    backs = _fmt32(backoff[n - 1])
-                    f.writelines(f"{p}\t{t}\t{b}\n" for p, t, b in zip(probs, text, backs))
-                else:
-                    f.writelines(f"{p}\t{t}\n" for p, t in zip(probs, text))
-                f.write("\n")
-            f.write("\\end\\\n")
+                f.write(f"\\{n}-grams:\n".encode())
+                R, p, b = rows[n - 1], prob[n - 1], backoff[n - 1]
+                for lo in range(0, len(R), WRITE_BLOCK):
+                    part = np.ascontiguousarray(R[lo : lo + WRITE_BLOCK])
+                    out = np.empty(_k.arpa_size(part, offsets) + len(part) * 66, np.uint8)
+                    hi = lo + len(part)
+                    k = _k.arpa_lines(part, p[lo:hi], b[lo:hi], n < order, arena, offsets, out)
+                    f.write(out[:k].tobytes())
+                f.write(b"\n")
+            f.write(b"\\end\\\n")
 
 
 class _Lines:

@@ -263,9 +263,66 @@ def discounts_of(t, fallback, n: int):
     return tuple(fallback)
 
 
-def _discount(adj: np.ndarray, d) -> np.ndarray:
-    table = np.array([0.0, d[0], d[1], d[2]])
-    return table[np.minimum(adj, 3)]
+def hash_index(table: np.ndarray) -> np.ndarray:
+    """Open-addressing slots (int32, a power of two >= 2 rows) indexing the rows of ``table``."""
+    slots = np.full(1 << max(int(2 * len(table) - 1).bit_length(), 4), -1, np.int32)
+    _k.hash_build(table, slots)
+    return slots
+
+
+def find_in(table: np.ndarray, queries: np.ndarray, first_col: int, slots=None) -> np.ndarray:
+    """Index in ``table`` (m, k) of each ``queries[i, first_col:first_col + k]``, or -1 (hashed)."""
+    out = np.empty(len(queries), np.int64)
+    if len(queries):
+        if slots is None:
+            slots = hash_index(table)
+        with parallel_guard():
+            _k.hash_find(table, slots, queries, first_col, out)
+    return out
+
+
+def _levels(rows, counts, N):
+    """Every order's kept n-grams from the sorted reversed N-grams (stage 3).
+
+    Returns per order n (dict index n): ``rows`` (m_n, n), ``raw``, ``ext`` (continuation
+    counts), ``parent`` (index of the suffix in order n - 1) and ``last_kept``.
+    """
+    m = rows.shape[0]
+    lcp = np.zeros(m, np.int8)
+    if m:
+        with parallel_guard():
+            _k.common_prefix(rows, lcp)
+    sizes = np.zeros(N + 1, np.int64)
+    _k.level_sizes(rows, lcp, BOS, sizes)
+    off = np.zeros(N + 1, np.int64)  # off[n]: start of order n in the flat arrays (n = 1..N)
+    off[2:] = np.cumsum(sizes[1:N])
+    total = int(sizes.sum())
+    first_row = np.empty(total, np.int64)
+    raw = np.empty(total, np.int64)
+    ext = np.empty(total, np.int64)
+    parent = np.empty(total, np.int64)
+    last_kept = np.zeros(N + 1, np.bool_)
+    _k.level_groups(rows, counts, lcp, BOS, off, first_row, raw, ext, parent, last_kept)
+    del lcp
+    levels = {}
+    for n in range(1, N + 1):
+        sl = slice(off[n], off[n] + sizes[n])
+        levels[n] = dict(
+            rows=np.ascontiguousarray(rows[first_row[sl], :n]),
+            raw=raw[sl],
+            ext=ext[sl],
+            parent=parent[sl],
+            last_kept=bool(last_kept[n]),
+        )
+    # unigrams <unk> and <s> (never a suffix of an N-gram) with count 0
+    one = levels[1]
+    one["rows"] = np.concatenate([np.array([[UNK], [BOS]], rows.dtype), one["rows"]])
+    for name in ("raw", "ext"):
+        one[name] = np.concatenate([np.zeros(2, np.int64), one[name]])
+    one["parent"] = np.concatenate([[-1, -1], one["parent"]])
+    if N > 1:
+        levels[2]["parent"] = levels[2]["parent"] + 2
+    return levels
 
 
 def kneser_ney(rows, counts, order, V, prune, fallback):
@@ -275,59 +332,27 @@ def kneser_ney(rows, counts, order, V, prune, fallback):
     ``prob``, ``backoff`` (log10, float64), ``u`` (float64), and ``discounts`` (N, 3).
     """
     N = order
-    m = rows.shape[0]
-    lcp = np.zeros(m, np.int8)
-    if m:
-        with parallel_guard():
-            _k.common_prefix(rows, lcp)
-    # stage 3: every order's n-grams as groups of the sorted N-grams (E: all, K: kept)
-    E = {}
-    for n in range(N, 0, -1):
-        if n == N:
-            starts = np.arange(m, dtype=np.int64)
-            raw, ext = counts.astype(np.int64), None
-        else:
-            starts = np.flatnonzero(lcp < n)
-            raw = np.add.reduceat(counts, starts) if m else np.zeros(0, np.int64)
-            ext = np.add.reduceat((lcp < n + 1).astype(np.int64), starts) if m else np.zeros(0, np.int64)
-        parent = np.cumsum(lcp < n - 1)[starts] - 1 if n > 1 else None
-        E[n] = dict(rows=np.ascontiguousarray(rows[starts, :n]), raw=raw, ext=ext, parent=parent)
-    # unigrams <unk> and <s> (never a suffix of an N-gram) with count 0
-    e1 = E[1]
-    e1["rows"] = np.concatenate([np.array([[UNK], [BOS]], e1["rows"].dtype), e1["rows"]])
-    e1["raw"] = np.concatenate([[0, 0], e1["raw"]]).astype(np.int64)
-    if e1["ext"] is not None:
-        e1["ext"] = np.concatenate([[0, 0], e1["ext"]]).astype(np.int64)
-    if N > 1:
-        E[2]["parent"] = E[2]["parent"] + 2
-
-    K = {}
+    K = _levels(rows, counts, N)
     discounts = np.zeros((N, 3))
     for n in range(1, N + 1):
-        e = E[n]
-        R, raw = e["rows"], e["raw"]
+        k = K[n]
+        R, raw = k["rows"], k["raw"]
         firstw = R[:, n - 1]
-        keep = ~((firstw == BOS) & (R[:, n - 2] == BOS)) if n >= 2 else np.ones(len(R), bool)
-        adj = raw if n == N else np.where(firstw == BOS, raw, e["ext"])
-        stat = adj.copy()
-        if n < N and len(R) and keep[-1]:
-            stat[-1] = raw[-1]  # lmplz: the last n-gram in suffix order enters its statistics raw
+        adj = raw if n == N else np.where(firstw == BOS, raw, k["ext"])
+        stat = np.minimum(adj, 5)
+        if n < N and len(R) and k["last_kept"]:
+            stat[-1] = min(raw[-1], 5)  # lmplz: the last n-gram in suffix order enters its statistics raw
         marked = raw <= prune[n - 1]
         if n == 1:
             marked &= firstw > EOS  # <unk>, <s>, </s> are never pruned
-        e2k = np.cumsum(keep) - 1
-        idx = np.flatnonzero(keep)
-        t = np.bincount(np.minimum(stat[idx], 5), minlength=6)[1:5]
+        t = np.bincount(stat, minlength=6)[1:5]
         discounts[n - 1] = discounts_of(t, fallback, n)
-        K[n] = dict(rows=np.ascontiguousarray(R[idx]), raw=raw[idx], adj=adj[idx], marked=marked[idx], e2k=e2k)
-        if n > 1:
-            K[n]["parent"] = E[n - 1]["e2k"][e["parent"][idx]]
-        e["e2k"] = e2k
+        k["adj"], k["marked"] = adj, marked
 
     # stage 5: contexts, denominators, interpolation weights; stage 6: interpolation
     out = dict(rows=[], prob=[], backoff=[], u=[], discounts=discounts)
     gammas = {}
-    p_lower = None
+    p_lower = np.zeros(0)
     for n in range(1, N + 1):
         k = K[n]
         R, adj, marked = k["rows"], k["adj"], k["marked"]
@@ -335,43 +360,39 @@ def kneser_ney(rows, counts, order, V, prune, fallback):
             ctx = np.zeros(len(R), np.int64)
             C = 1
         else:
-            ctx = np.empty(len(R), np.int64)
-            with parallel_guard():
-                _k.find_rows(K[n - 1]["rows"][:, : n - 1], np.ascontiguousarray(R[:, 1:n]), ctx)
+            ctx = find_in(K[n - 1]["rows"], R, 1)
             if (ctx < 0).any():  # pragma: no cover - an internal invariant
                 raise RuntimeError(f"internal error: a {n}-gram's context is missing from order {n - 1}")
             C = len(K[n - 1]["rows"])
-        d = _discount(adj, discounts[n - 1])
-        denom = np.bincount(ctx, weights=adj.astype(np.float64), minlength=C)
-        mass = np.bincount(ctx, weights=np.where(marked, adj, d), minlength=C)
+        D = np.concatenate([[0.0], discounts[n - 1]])
+        denom, mass = np.zeros(C), np.zeros(C)
+        _k.context_sums(adj, marked, ctx, D, denom, mass)
         with np.errstate(invalid="ignore", divide="ignore"):
             gamma = np.where(denom > 0, mass / denom, np.nan)
-            u = (adj - d) / denom[ctx]
-        gammas[n] = gamma
+        u, p = np.empty(len(R)), np.empty(len(R))
         if n == 1:
-            u[R[:, 0] == UNK] = 0.0
-            is_bos = R[:, 0] == BOS
-            u[is_bos] = 1.0
             V_uniform = int(np.count_nonzero(~marked)) - 1
-            p = u + np.where(is_bos, 0.0, gamma[0] / V_uniform)
+            _k.interpolate(adj, ctx, np.zeros(0, np.int64), D, denom, gamma, p_lower, 1.0 / V_uniform, u, p)
+            u[R[:, 0] == UNK] = 0.0
+            p[R[:, 0] == UNK] = gamma[0] / V_uniform
+            u[R[:, 0] == BOS] = 1.0
+            p[R[:, 0] == BOS] = 1.0
         else:
-            p = u + gamma[ctx] * p_lower[k["parent"]]
+            with parallel_guard():
+                _k.interpolate(adj, ctx, k["parent"], D, denom, gamma, p_lower, 0.0, u, p)
+        gammas[n] = gamma
         k["p"], k["u"] = p, u
         p_lower = p
     for n in range(1, N + 1):
         k = K[n]
-        keep = ~k["marked"]
-        with np.errstate(divide="ignore"):
-            logp = np.minimum(0.0, np.log10(k["p"][keep]))
-            if n < N:
-                g = gammas[n + 1][keep]
-                logb = np.where(np.isfinite(g) & (g > 0), np.log10(np.where(np.isfinite(g) & (g > 0), g, 1.0)), 0.0)
-                last = k["rows"][keep, 0]
-                logb[(last == EOS) | (last == UNK)] = 0.0
-            else:
-                logb = np.zeros(int(keep.sum()))
-        out["rows"].append(k["rows"][keep].astype(np.uint32))
-        out["prob"].append(logp)
-        out["backoff"].append(logb)
-        out["u"].append(k["u"][keep])
+        m = int(np.count_nonzero(~k["marked"]))
+        rows_out = np.empty((m, n), np.uint32)
+        prob, backoff, u = np.empty(m), np.empty(m), np.empty(m)
+        nxt = gammas[n + 1] if n < N else np.zeros(0)
+        _k.finish(k["rows"], k["p"], k["u"], k["marked"], nxt, n < N, EOS, UNK, rows_out, prob, backoff, u)
+        out["rows"].append(rows_out)
+        out["prob"].append(prob)
+        out["backoff"].append(backoff)
+        out["u"].append(u)
+        del K[n]["p"]
     return out
