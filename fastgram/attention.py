@@ -167,10 +167,8 @@ def attention(q, k, v, *, causal=False, mask=None, scale=None, causal_align="top
 
 def _float_input(x, name: str) -> np.ndarray:
     """``x`` as a float32/float64 ndarray in native byte order (byte-swapped input is converted)."""
-    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
-    if arr.dtype.kind == "f" and not arr.dtype.isnative:
-        arr = arr.astype(arr.dtype.newbyteorder("="))
-    return _checks.as_float_array(arr, name)
+    arr = _checks.float_array(x, name)
+    return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
 
 
 def _squeeze_broadcast(arr: np.ndarray, axes: range) -> np.ndarray:

@@ -12,12 +12,13 @@ import math
 import numpy as np
 
 from fastgram import _checks
+from fastgram._checks import table_array
 from fastgram._jit import parallel_guard
 from fastgram.counting import NGramCounts
 from fastgram.kernels import metrics as _k
 from fastgram.kernels import sampling as _ks
 from fastgram.sampling import Sampler
-from fastgram.sampling._args import exact_row_totals, table_array
+from fastgram.sampling._rows import exact_row_totals
 from fastgram.sampling.tables import csr_of
 
 __all__ = ["nll", "perplexity", "NLL_BLOCK"]

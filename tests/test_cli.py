@@ -335,3 +335,14 @@ def test_lm_errors_leave_nothing(tmp_path, capsys):
     assert main(["score", str(tmp_path / "bad.arpa"), train]) == 2
     assert "bad.arpa" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["bad.arpa", "test.txt", "train.txt"]
+
+
+def test_generate_greedy_and_smoothed(tmp_path, capsys):
+    out = _count_text(tmp_path, "abcabdabcabd" * 20)
+    capsys.readouterr()
+    # greedy: from 'a' the most frequent follower is 'b', then 'c' or 'd' (tie -> lowest id), ...
+    assert main(["generate", str(out), "-n", "2", "--length", "6", "--temperature", "0", "--start", "a"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["abcabca", "abcabca"]
+    assert main(["generate", str(out), "-n", "3", "--length", "30", "--smoothing", "1", "--seed", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all(len(line) == 30 and set(line) <= set("abcd") for line in lines)

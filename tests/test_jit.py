@@ -102,3 +102,18 @@ def test_fork_while_another_thread_holds_the_launch_lock():
         """
     )
     assert result.stdout.split() == ["0"], result.stderr[-2000:]
+
+
+def test_serial_switch_compiles_without_threads():
+    result = _run(
+        """
+        import numpy as np, fastgram
+        from fastgram import _jit
+        from fastgram.kernels import counting
+        t = np.arange(300_000) % 5
+        ok = (fastgram.count_bigrams(t, 5) == fastgram.reference.count_bigrams(t, 5)).all()
+        print(_jit.SERIAL, counting.bigram_counts_private.targetoptions.get("parallel"), ok)
+        """,
+        FASTGRAM_SERIAL="1",
+    )
+    assert result.stdout.split() == ["True", "False", "True"], result.stderr[-2000:]

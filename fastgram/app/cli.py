@@ -369,12 +369,8 @@ def _run_generate(args) -> int:
     vocab = counts.vocab
     counts = _dead_ends_filled(counts)
     V = counts.vocab_size
-    if args.smoothing:
-        if 8 * V * V > _checks.DENSE_TABLE_BUDGET:
-            raise ValueError(f"--smoothing needs a dense ({V:,}, {V:,}) table, over the 2 GiB budget")
-        table = sampling.bigram_probs(counts.to_dense(), args.smoothing)
-    else:
-        table = counts
+    # add-k smoothing needs the dense table (bigram_probs says so over its budget)
+    table = sampling.bigram_probs(counts, args.smoothing) if args.smoothing else counts
     sampler = sampling.Sampler(table)
     if args.start is not None:
         if vocab is None:

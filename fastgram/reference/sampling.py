@@ -21,8 +21,10 @@ SHRINK = 2.0**-64
 
 
 def _table_of(table):
-    """The array behind a table argument (a fastgram.Sampler keeps it as ``.table``)."""
-    return np.asarray(getattr(table, "table", table))
+    """The array behind a table argument: a fastgram.Sampler keeps it as ``.table``; sparse
+    bigram counts (``NGramCounts``) are the dense table they stand for."""
+    table = getattr(table, "table", table)
+    return table.to_dense() if hasattr(table, "to_dense") else np.asarray(table)
 
 
 def _shrunk(w):

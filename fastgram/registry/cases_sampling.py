@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastgram import metrics, reference, sampling
+from fastgram.counting import NGramCounts
 from fastgram.registry import peers_torch
 from fastgram.registry.core import Case, KernelCheck, register
 from fastgram.registry.peers_torch import torch_peers
@@ -31,6 +32,7 @@ def next_cases(rng: np.random.Generator):
     yield Case("V = 1", (np.array([[5]]), np.zeros(7, np.int64)), {"seed": 6})
     yield Case("largest seed", (counts, current[:50]), {"seed": 2**64 - 1})
     yield Case("byte-swapped uint16 current", (counts, current[:500].astype(">u2")), {"seed": 7})
+    yield Case("sparse bigram counts (NGramCounts)", (NGramCounts.from_dense(counts), current), {"seed": 8})
 
 
 def generate_cases(rng: np.random.Generator):
@@ -43,6 +45,7 @@ def generate_cases(rng: np.random.Generator):
     yield Case("stop token", (counts, start, 60), {"seed": 5, "stop_token": 7})
     yield Case("scalar start, offset", (counts, 3, 40), {"seed": 6, "offset": 9})
     yield Case("length 0", (counts, start, 0), {"seed": 7})
+    yield Case("sparse bigram counts (NGramCounts)", (NGramCounts.from_dense(counts), start, 40), {"seed": 8})
 
 
 def logits_cases(rng: np.random.Generator):
@@ -79,6 +82,7 @@ def nll_cases(rng: np.random.Generator):
     yield Case("integer counts + 1", (counts + 1, tokens.astype(np.int32)))
     yield Case("strided uint16 stream", (sampling.bigram_probs(counts, 0.5), tokens.astype(np.uint16)[::3]))
     yield Case("two tokens", (sampling.bigram_probs(counts), tokens[:2]))
+    yield Case("sparse bigram counts (NGramCounts)", (NGramCounts.from_dense(counts + 1), tokens))
 
 
 def uniform_cases(rng: np.random.Generator):

@@ -12,11 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 from fastgram import _checks
-from fastgram._checks import fmt_int
+from fastgram._checks import current_ids, fmt_int, offset_arg, seed_arg
 from fastgram._jit import parallel_guard
 from fastgram.kernels import random as _rk
 from fastgram.kernels import sampling as _k
-from fastgram.sampling._args import current_ids, offset_arg, seed_arg
 from fastgram.sampling.tables import Sampler, as_sampler
 
 __all__ = ["sample_next", "generate", "uniform"]

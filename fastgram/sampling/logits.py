@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from fastgram import _checks
-from fastgram._checks import fmt_int
+from fastgram._checks import check_weights, float_array, fmt_int, offset_arg, seed_arg
 from fastgram._jit import parallel_guard
 from fastgram.kernels import sampling_logits as _k
 from fastgram.kernels.sampling import BIG_WEIGHT
-from fastgram.sampling._args import check_weights, float_array, offset_arg, seed_arg, shrink_big_rows
+from fastgram.sampling._rows import shrink_big_rows
 from fastgram.sampling.tables import guide_dtype, guide_shift
 
 __all__ = ["sample_logits", "multinomial"]

@@ -12,11 +12,11 @@ from __future__ import annotations
 import numpy as np
 
 from fastgram import _checks
-from fastgram._checks import fmt_bytes, fmt_int
+from fastgram._checks import INT64_MAX, fmt_bytes, fmt_int, table_array
 from fastgram._jit import parallel_guard
 from fastgram.counting import NGramCounts
 from fastgram.kernels import sampling as _k
-from fastgram.sampling._args import INT64_MAX, shrink_big_rows, table_array
+from fastgram.sampling._rows import shrink_big_rows
 
 __all__ = ["Sampler", "bigram_probs"]
 
