@@ -1,7 +1,10 @@
 """Run the benchmark suites and turn pytest-benchmark's JSON into a speed-up table.
 
-The suites live in ``benchmarks/`` at the top of a clone (they are not installed with the
-package). Each benchmark records its role in ``extra_info["role"]``: ``"kernel"`` (fastgram),
+The suites live in ``benchmarks/`` at the top of the repository and are installed with the
+package as ``fastgram._benchmarks`` (:func:`default_benchmark_dir` finds either). Running them
+needs pytest and pytest-benchmark: ``pip install 'fastgram[dev]'``.
+
+Each benchmark records its role in ``extra_info["role"]``: ``"kernel"`` (fastgram),
 ``"reference"`` (the NumPy reference) or an outside peer's name; benchmarks that share a
 ``group`` ran on the same data. The table gives, per group, the kernel's median time and how
 many times slower each other role was (``> 1``: fastgram is faster).
@@ -9,6 +12,7 @@ many times slower each other role was (``> 1``: fastgram is faster).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -19,12 +23,30 @@ from pathlib import Path
 
 from fastgram._io import atomic_output
 
-__all__ = ["default_benchmark_dir", "run_benchmarks", "speedup_rows", "format_speedups", "save_chart"]
+__all__ = ["default_benchmark_dir", "check_runner", "run_benchmarks", "speedup_rows", "format_speedups", "save_chart"]
+
+
+#: What to install when the runner is missing.
+DEV_EXTRA = "pip install 'fastgram[dev]'"
 
 
 def default_benchmark_dir() -> Path:
-    """``benchmarks/`` of the clone this package was installed from (editable install)."""
-    return Path(__file__).resolve().parent.parent / "benchmarks"
+    """The suites: ``fastgram/_benchmarks`` of an installed wheel, else ``benchmarks/`` of the
+    clone this package runs from (editable install, or a checkout on ``sys.path``)."""
+    spec = importlib.util.find_spec("fastgram._benchmarks")
+    if spec is not None and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            if (Path(location) / "conftest.py").is_file():
+                return Path(location)
+    return Path(__file__).resolve().parent.parent.parent / "benchmarks"
+
+
+def check_runner() -> None:
+    """Raise ModuleNotFoundError naming the extra when pytest or pytest-benchmark is missing."""
+    missing = [name for name in ("pytest", "pytest_benchmark") if importlib.util.find_spec(name) is None]
+    if missing:
+        names = " and ".join(n.replace("_", "-") for n in missing)
+        raise ModuleNotFoundError(f"fastgram bench needs {names}: {DEV_EXTRA}")
 
 
 def run_benchmarks(
@@ -51,10 +73,11 @@ def run_benchmarks(
     extra_args : list of str, optional
         More pytest arguments.
     """
+    check_runner()
     bench_dir = Path(bench_dir) if bench_dir is not None else default_benchmark_dir()
     if not bench_dir.is_dir():
         raise FileNotFoundError(
-            f"benchmark suites not found at {bench_dir}: run from a clone of fastgram (pip install -e .) or pass --dir"
+            f"benchmark suites not found at {bench_dir}: reinstall fastgram ({DEV_EXTRA}) or pass --dir"
         )
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(json_path) if json_path is not None else Path(tmp) / "bench.json"
