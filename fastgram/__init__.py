@@ -20,6 +20,7 @@ from fastgram.sampling import (
     sample_next,
     uniform,
 )
+from fastgram.store import NGramStore
 from fastgram.vocab import Vocab, WordVocab
 
 __version__ = "0.1.0"
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 __all__ = ["check", "reference", "__version__", "count_bigrams", "BigramCounter", "count_file", "Vocab", "WordVocab"]
 __all__ += ["count_ngrams", "NGramCounts", "NGramCounter", "count_files"]
 __all__ += ["attention"]
+__all__ += ["NGramStore"]
 __all__ += [
     "bigram_probs",
     "Sampler",

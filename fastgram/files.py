@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from fastgram import _checks, _io
+from fastgram import _checks, _io, distributed
 from fastgram.counting.dense import BigramCounter
 from fastgram.counting.result import NGramCounts
 from fastgram.counting.sparse import NGramCounter
@@ -119,7 +119,9 @@ def count_files(
     tmp_dir=None,
     chunk_tokens=_io.CHUNK_TOKENS,
     progress: bool = False,
-) -> NGramCounts:
+    out=None,
+    client=None,
+) -> NGramCounts | distributed.NGramStore:
     """Count the n-grams of files (shards) as one stream, in bounded memory.
 
     Parameters
@@ -150,12 +152,25 @@ def count_files(
         Tokens (or bytes of text) read per chunk (default 16 Mi).
     progress : bool
         One progress bar over all files (needs ``fastgram[progress]``); it reaches 100% when
-        the counts are final.
+        the counts are final. With ``out=``, one bar per stage, advancing per task.
+    out : str or os.PathLike, optional
+        Write the counts as an :class:`~fastgram.NGramStore` into this new or empty directory
+        (sorted key-range partitions, ``manifest.json`` written last) and return the store:
+        the counts never have to fit in memory. In one process, each file (or range of
+        ``fastgram.distributed.TASK_TOKENS`` tokens, fewer under ``max_memory``) becomes one
+        sorted run and the runs are merged partition by partition, each partition in memory
+        at most. Regular files only. See :mod:`fastgram.distributed`.
+    client : dask.distributed.Client, optional
+        Count on this Dask cluster (needs ``out=``, ``fastgram[dask]``): the workers count
+        the files (or ranges of them), shuffle the sorted runs by key range and merge each
+        partition; the client holds no counts. ``out`` must be on a filesystem that the
+        client and every worker share. The result equals the in-process count.
 
     Returns
     -------
-    NGramCounts
-        ``.vocab`` is the text vocabulary (``None`` for raw token files).
+    NGramCounts or NGramStore
+        ``.vocab`` is the text vocabulary (``None`` for raw token files). An
+        :class:`~fastgram.NGramStore` with ``out=``.
 
     Raises
     ------
@@ -188,6 +203,13 @@ def count_files(
     chunk_tokens = _checks.require_int(chunk_tokens, "chunk_tokens", min=1)
     min_count = _checks.require_int(min_count, "min_count", min=1)
     budget = _io.parse_memory(max_memory)
+    if client is not None and out is None:
+        raise ValueError("client= needs out=DIR: a directory on a filesystem that the client and every worker share")
+    if out is not None:
+        return distributed.count_to_store(
+            files, n, dtype=dtype, vocab=vocab, vocab_size=vocab_size, separator=separator, min_count=min_count,
+            max_memory=budget, chunk_tokens=chunk_tokens, progress=progress, out=out, client=client,
+        )  # fmt: skip
     sizes = [_io.file_size(p) for p in files]
     if None in sizes and dtype is not None and vocab_size is None:
         stream = files[sizes.index(None)]
