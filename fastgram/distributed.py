@@ -29,6 +29,7 @@ and there is no manifest. Dask is imported only when ``client=`` is given.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 
@@ -49,7 +50,7 @@ from fastgram.store import (
     write_run,
 )
 
-__all__ = ["count_to_store", "TASK_TOKENS", "PARTITION_ENTRIES", "SAMPLE_KEYS"]
+__all__ = ["count_to_store", "dask_client", "TASK_TOKENS", "PARTITION_ENTRIES", "SAMPLE_KEYS"]
 
 #: Tokens per map task at most (a larger raw file is split into ranges): 64 Mi.
 TASK_TOKENS = 1 << 26
@@ -402,3 +403,38 @@ def _rmtree(path: str) -> None:
     for name in os.listdir(path):
         os.unlink(os.path.join(path, name))
     os.rmdir(path)
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None = None, workers: int | None = None, timeout: float = 5.0):
+    """A ``dask.distributed.Client``: connected to ``scheduler`` (an address such as
+    ``tcp://host:8786``), or to a new ``LocalCluster`` of ``workers`` processes (one thread
+    each), closed on leaving the block.
+
+    Raises ``ModuleNotFoundError`` naming the extra when Dask is missing and ``OSError``
+    naming the address when no scheduler answers within ``timeout`` seconds.
+    """
+    try:
+        from distributed import Client, LocalCluster
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError("counting on Dask needs dask.distributed: pip install 'fastgram[dask]'") from None
+    if (scheduler is None) == (workers is None):
+        raise ValueError("give exactly one of scheduler= (an address) or workers= (a LocalCluster size)")
+    with contextlib.ExitStack() as stack:
+        if scheduler is not None:
+            if not isinstance(scheduler, str) or not scheduler:
+                raise TypeError(f"scheduler must be an address string, got {scheduler!r}")
+            try:
+                client = Client(scheduler, timeout=timeout)
+            except (OSError, TimeoutError) as exc:
+                raise OSError(
+                    f"no Dask scheduler answered at {scheduler} within {timeout:g} s ({type(exc).__name__}: {exc})"
+                ) from None
+            stack.callback(client.close)
+        else:
+            workers = _checks.require_int(workers, "workers", min=1)
+            cluster = stack.enter_context(
+                LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            )
+            client = stack.enter_context(Client(cluster))
+        yield client

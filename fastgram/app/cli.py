@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from fastgram import __version__, _checks, _io, files, sampling
+from fastgram import __version__, _checks, _io, distributed, files, sampling
 from fastgram.app import bench, demo
 from fastgram.counting import BigramCounter, NGramCounts
 from fastgram.lm import NGramLM
@@ -56,7 +56,24 @@ def _add_count(sub) -> None:
         "or the path of a saved vocabulary JSON",
     )
     p.add_argument("--vocab-size", type=int, default=None, help="V for token files (default: max id + 1)")
-    p.add_argument("-o", "--output", required=True, help="output .npz (written atomically)")
+    dest = p.add_mutually_exclusive_group(required=True)
+    dest.add_argument("-o", "--output", help="output .npz (written atomically)")
+    dest.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        help="write a partitioned n-gram store (NGramStore) into this new or empty directory instead; "
+        "the counts need not fit in memory",
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="count on the running Dask cluster at ADDRESS (e.g. tcp://host:8786); needs --out-dir on a "
+        "filesystem the workers share and fastgram[dask]",
+    )
+    where.add_argument(
+        "--workers", type=int, metavar="K", help="count on a new local Dask cluster of K worker processes (--out-dir)"
+    )
     p.add_argument("--order", type=int, default=2, metavar="N", help="n-gram order, 1 to 8 (default 2)")
     p.add_argument("--top", type=int, default=0, metavar="K", help="print the K most frequent n-grams")
     p.add_argument("--min-count", type=int, default=1, metavar="C", help="keep n-grams seen at least C times")
@@ -96,6 +113,10 @@ def _run_count(args) -> int:
         _checks.check_vocab_size(args.vocab_size, "--vocab-size")
     paths = _io.expand_paths(args.paths, "PATH")
     vocab = _text_vocab(args, paths)
+    if args.out_dir is not None:
+        return _count_to_store(args, paths, vocab)
+    if args.scheduler is not None or args.workers is not None:
+        raise ValueError("--scheduler and --workers need --out-dir DIR (a directory every worker can write)")
     start = time.perf_counter()
     counts = files.count_files(
         paths,
@@ -120,6 +141,36 @@ def _run_count(args) -> int:
     )
     if args.top:
         ngrams, top = counts.top(args.top)
+        for row, c in zip(ngrams, top):
+            shown = repr(vocab.decode(row)) if vocab is not None and not vocab.byte_level else " ".join(map(str, row))
+            print(f"{c:>12,}  {shown}")
+    return 0
+
+
+def _count_to_store(args, paths, vocab) -> int:
+    """``fastgram count --out-dir``: in this process, or on Dask (``--scheduler``/``--workers``)."""
+    if args.workers is not None:
+        _checks.require_int(args.workers, "--workers", min=1)
+    options = dict(
+        dtype=args.dtype, text=args.text, vocab=vocab, vocab_size=args.vocab_size, separator=args.separator,
+        min_count=args.min_count, max_memory=args.max_memory, chunk_tokens=args.chunk_tokens,
+        progress=args.progress, out=args.out_dir,
+    )  # fmt: skip
+    start = time.perf_counter()
+    if args.scheduler is None and args.workers is None:
+        store = files.count_files(paths, args.order, **options)
+    else:
+        with distributed.dask_client(args.scheduler, args.workers) as client:
+            store = files.count_files(paths, args.order, client=client, **options)
+    elapsed = time.perf_counter() - start
+    rate = store.tokens / elapsed / 1e6 if elapsed > 0 else float("inf")
+    print(
+        f"counted {store.tokens:,} tokens from {len(paths)} file(s), V = {store.vocab_size:,}: "
+        f"{len(store):,} distinct {store.n}-grams in {len(store.partitions)} partitions in {elapsed:.2f} s "
+        f"({rate:,.1f} M tokens/s) -> {args.out_dir}"
+    )
+    if args.top:
+        ngrams, top = store.top(args.top)
         for row, c in zip(ngrams, top):
             shown = repr(vocab.decode(row)) if vocab is not None and not vocab.byte_level else " ".join(map(str, row))
             print(f"{c:>12,}  {shown}")
