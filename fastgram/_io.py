@@ -25,9 +25,11 @@ import os
 import shutil
 import signal
 import stat
+import struct
 import tempfile
 import threading
 import zipfile
+import zlib
 from collections.abc import Iterator
 
 import numpy as np
@@ -389,6 +391,9 @@ def text_chunks(path: str, chunk_bytes: int = CHUNK_TOKENS) -> Iterator[tuple[st
     """``(decoded text, bytes read)`` of a UTF-8 file; characters split across chunks are carried."""
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     offset = 0
+    size = file_size(path)
+    if size is not None:  # a chunk size past the file's (even 2**100) reads the file at once
+        chunk_bytes = max(min(chunk_bytes, size), 1)
     with open(path, "rb") as f:
         watch = _SizeWatch(path, f)
         while True:
@@ -407,6 +412,11 @@ def text_chunks(path: str, chunk_bytes: int = CHUNK_TOKENS) -> Iterator[tuple[st
 # ---------------------------------------------------------------------------------------------
 
 
+#: What zipfile and zlib raise for a damaged archive: a bad header, a truncated member, a flipped
+#: compression-method field (NotImplementedError) or encryption flag (RuntimeError), bad deflate data.
+_DAMAGED = (zipfile.BadZipFile, EOFError, OSError, NotImplementedError, RuntimeError, zlib.error, struct.error)
+
+
 def read_npz(path: str, required: set, optional: set = frozenset(), what: str = "file") -> dict:
     """Every field of an ``.npz`` as arrays (no pickles), or ``ValueError`` naming the file and
     the field that is missing, unreadable or damaged."""
@@ -422,10 +432,10 @@ def read_npz(path: str, required: set, optional: set = frozenset(), what: str = 
             for name in sorted((required | optional) & set(data.files)):
                 try:
                     out[name] = data[name]
-                except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+                except (*_DAMAGED, ValueError, KeyError) as exc:
                     raise ValueError(f"{path}: field {name!r} is damaged ({type(exc).__name__}: {exc})") from None
             return out
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+    except _DAMAGED as exc:
         if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
             raise
         raise ValueError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc})") from None
