@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 
 import numba
@@ -245,7 +246,7 @@ class _Dask:
         self.uid = uuid.uuid4().hex[:10]
 
     def map(self, fn, specs: list, label: str) -> list:
-        from distributed import as_completed, wait  # optional dependency
+        from distributed import as_completed  # optional dependency
 
         if not specs:
             return []
@@ -260,8 +261,21 @@ class _Dask:
             return self.client.gather(futures)
         except BaseException:
             self.client.cancel(futures)
-            wait(futures, timeout=60)
+            self._drain(set(keys))
             raise
+
+    def _drain(self, keys: set, timeout: float = 60.0) -> None:
+        """Wait until no task of ``keys`` is still running (a cancelled task that already started
+        finishes on its worker): the caller then removes what they wrote, with none writing."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                busy = {str(k) for ks in self.client.processing().values() for k in ks}
+            except Exception:  # the scheduler is gone: nothing runs for us any more
+                return
+            if not busy & keys:
+                return
+            time.sleep(0.05)
 
 
 # ---------------------------------------------------------------------------------------------
