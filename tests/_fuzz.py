@@ -1185,13 +1185,28 @@ def run_family(name: str, examples: int, narrow: bool = False, seed: int | None 
     return out
 
 
+def _canary() -> str:
+    """What a kernel writing past its output raises here: IndexError when bounds are checked."""
+    from fastgram.kernels.random import first_words
+
+    backing = np.empty(1000, np.uint64)  # the writes past the view stay inside this allocation
+    try:
+        first_words(np.uint64(1), 0, backing[:2], 1000)
+    except IndexError as exc:
+        return f"IndexError: {exc}"
+    return "nothing"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="fastgram fuzz families")
     p.add_argument("families", nargs="*", default=sorted(FAMILIES))
     p.add_argument("--examples", type=int, default=int(os.environ.get("FASTGRAM_FUZZ_EXAMPLES", "50")))
     p.add_argument("--narrow", action="store_true")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--canary", action="store_true", help="first show that an out-of-bounds write is caught")
     a = p.parse_args(argv)
+    if a.canary:
+        print(json.dumps({"canary": _canary()}), flush=True)
     for name in a.families:
         print(f"# running {name}", file=sys.stderr, flush=True)
         print(json.dumps(run_family(name, a.examples, a.narrow, a.seed)), flush=True)

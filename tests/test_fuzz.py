@@ -38,7 +38,7 @@ DEFAULT = {
     "attention": 30,
     "vocab": 40,
     "files": 60,
-    "lm": 15,
+    "lm": 20,
     "cli": 25,
 }
 
@@ -61,9 +61,10 @@ def _explain(summary: dict) -> str:
     return "\n".join(f"{key}\n    first call: {call}" for key, call in summary["failures"].items())
 
 
-def run_subprocess(families: list[str], n: int, *, env: dict | None = None, narrow: bool = False, timeout: float = 600):
+def run_subprocess(families: list[str], n: int, *, env=None, narrow: bool = False, canary: bool = False, timeout=600):
     """Run families in a fresh interpreter; fail on a crash, a hang or a recorded failure."""
-    cmd = [sys.executable, str(SCRIPT), *families, "--examples", str(n)] + (["--narrow"] if narrow else [])
+    cmd = [sys.executable, str(SCRIPT), *families, "--examples", str(n)]
+    cmd += (["--narrow"] if narrow else []) + (["--canary"] if canary else [])
     full_env = {**os.environ, "PYTHONFAULTHANDLER": "1", **(env or {})}
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=HERE.parent)
@@ -71,7 +72,10 @@ def run_subprocess(families: list[str], n: int, *, env: dict | None = None, narr
         pytest.fail(f"{families} hung (no result in {timeout} s); stderr tail:\n{(exc.stderr or '')[-3000:]}")
     crashed = proc.returncode != 0 or "Fatal Python error" in proc.stderr
     assert not crashed, f"{families} exited with {proc.returncode}; stderr tail:\n{proc.stderr[-5000:]}"
-    summaries = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    if canary:
+        assert lines and lines[0].get("canary", "").startswith("IndexError"), f"bounds are not checked: {lines[:1]}"
+    summaries = [s for s in lines if "family" in s]
     assert [s["family"] for s in summaries] == families, proc.stdout[-2000:]
     for s in summaries:
         _report(s)
@@ -103,5 +107,5 @@ def test_bounds_checked_subset(tmp_path):
     """Counting, sampling and metrics with NUMBA_BOUNDSCHECK=1, compiled serially and afresh."""
     env = {"NUMBA_BOUNDSCHECK": "1", "FASTGRAM_SERIAL": "1", "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
     n = int(SCALE) if SCALE else 25
-    summaries = run_subprocess(["counting", "sampling", "metrics"], n, env=env, narrow=True)
+    summaries = run_subprocess(["counting", "sampling", "metrics"], n, env=env, narrow=True, canary=True)
     assert sum(s["cases"] for s in summaries) >= n
