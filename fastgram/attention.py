@@ -16,13 +16,27 @@ import numpy as np
 from fastgram import _checks
 from fastgram._jit import num_threads, parallel_guard
 from fastgram.kernels import attention as _k
+from fastgram.kernels import attention_decode as _kd
 
 __all__ = ["attention"]
 
 _ALIGNMENTS = ("top_left", "bottom_right")
 
 
-def attention(q, k, v, *, causal=False, mask=None, scale=None, causal_align="top_left", return_lse=False):
+def attention(
+    q,
+    k,
+    v,
+    *,
+    causal=False,
+    mask=None,
+    scale=None,
+    causal_align="top_left",
+    return_lse=False,
+    window=None,
+    softcap=None,
+    alibi_slopes=None,
+):
     """Scaled dot-product attention: ``softmax(q kᵀ · scale + mask) v`` over the last two axes.
 
     Parameters
@@ -48,7 +62,20 @@ def attention(q, k, v, *, causal=False, mask=None, scale=None, causal_align="top
         (bottom-right, as FlashAttention >= 2.1: the last query sees every key). Only matters
         when ``T != S``.
     return_lse : bool, optional
-        Also return the natural log-sum-exp of each row's (scaled, masked) scores.
+        Also return the natural log-sum-exp of each row's (scaled, capped, biased, masked)
+        scores.
+    window : (int, int), optional
+        ``(left, right)``, a sliding window as FlashAttention's ``window_size``: query ``i``
+        sees keys ``j`` with ``i + S - T - left <= j <= i + S - T + right``; ``-1`` leaves that
+        side unbounded (the default ``(-1, -1)`` is no window). Positions are always aligned
+        bottom-right (the last query at the last key), whatever ``causal_align``; ``causal``
+        and ``mask`` still apply on top. Whole key tiles outside the window are skipped.
+    softcap : float, optional
+        ``C > 0``: the scaled scores ``s`` become ``C * tanh(s / C)`` (Gemma 2), before the
+        ALiBi bias and the mask are added.
+    alibi_slopes : array_like of float, shape (H,) or (..., H), optional
+        ALiBi: adds ``-slope[h] * |i + S - T - j|`` to the (capped) scores of head ``h``
+        (FlashAttention's convention); the leading axes, if any, are the output's batch axes.
 
     Returns
     -------
@@ -67,11 +94,21 @@ def attention(q, k, v, *, causal=False, mask=None, scale=None, causal_align="top
         An input with fewer than 2 axes; ``D`` of ``q`` and ``k`` differ (or is 0); ``S`` of
         ``k`` and ``v`` differ; ``H_kv`` of ``k`` and ``v`` differ; ``H`` not a multiple of
         ``H_kv``; batch axes not broadcastable; a mask not broadcastable to the scores;
-        a non-finite ``scale``; an unknown ``causal_align``.
+        a non-finite ``scale``; an unknown ``causal_align``; a ``window`` that is not two
+        integers >= -1; ``softcap`` <= 0 or not finite; ``alibi_slopes`` of a shape other
+        than ``(H,)`` or ``(..., H)`` with the output's batch axes, or not finite.
 
     Notes
     -----
-    Flash-style: blocks of up to 128 queries of one head walk the keys in tiles of 32 with an
+    Decoding (``T <= 8``, :mod:`fastgram.kernels.attention_decode`): split-KV. Each work item is a
+    run of 256 keys of one (batch, key/value head) for all ``H // H_kv * T`` query rows that read
+    that head (so GQA reads each K/V row once per group), with an online softmax; the partial
+    results of the splits are merged by their log-sum-exp. Splits have a fixed size, so one
+    query against a long cache uses every core and the result does not depend on the thread
+    count. Extra memory: ``(B H_kv ceil(S / 256)) (H // H_kv) T (Dv + 2)`` numbers for the
+    partial results.
+
+    Prefill (``T > 8``), flash-style: blocks of up to 128 queries of one head walk the keys in tiles of 32 with an
     online softmax, so the ``(T, S)`` score matrix is never formed; tiles are held with the
     query axis last, so every inner loop is vectorised even for short ``D``, ``Dv`` and ``S``.
     Extra memory is one set of tiles per thread, ``128 (D + 32 + Dv + 4)`` numbers (82 KiB
@@ -140,6 +177,8 @@ def attention(q, k, v, *, causal=False, mask=None, scale=None, causal_align="top
         scale = 1.0 / math.sqrt(D)
     else:
         scale = _checks.require_float(scale, "scale")
+    left, right = _window(window)
+    softcap = 0.0 if softcap is None else _checks.require_float(softcap, "softcap", min=0.0, min_open=True)
 
     two_d = max(q.ndim, k.ndim, v.ndim) == 2
     score_shape = (T, S) if two_d else (*batch, H, T, S)
@@ -148,16 +187,29 @@ def attention(q, k, v, *, causal=False, mask=None, scale=None, causal_align="top
     k4, k_batch = _batched(k, batch)
     v4, v_batch = _batched(v, batch)
     mask_kind, mask_bool, mask_add, mask_batch, steps = _mask_operand(mask, score_shape, batch, q.dtype)
+    alibi, alibi_b = _alibi_operand(alibi_slopes, batch, H, q.dtype)
+
+    # visible keys of query i: j <= i + upper (causal, window right), j >= i + lower (window left)
+    has_upper = bool(causal) or right >= 0
+    upper = min(
+        (0 if causal_align == "top_left" else S - T) if causal else S,
+        S - T + right if right >= 0 else S,
+    )
+    has_lower = left >= 0
+    lower = S - T - left if has_lower else 0
 
     out = np.empty((B, H, T, Dv), dtype=q.dtype)
     lse = np.empty((B, H, T) if return_lse else (1, 1, 1), dtype=q.dtype)
-    offset = 0 if causal_align == "top_left" else S - T
     args = (
         q4, k4, v4, q_batch, k_batch, v_batch, mask_kind, mask_bool, mask_add, mask_batch, *steps,
-        bool(causal), offset, scale, out, lse, bool(return_lse), num_threads(),
+        has_upper, upper, has_lower, lower, softcap, alibi, alibi_b, alibi_slopes is not None,
+        scale, out, lse, bool(return_lse), num_threads(),
     )  # fmt: skip
     with parallel_guard():
-        _k.attention_kernel(*args, min(T, _k.BLOCK_Q), _k.BLOCK_K, _k.LANES)
+        if T <= _kd.MAX_T:
+            _kd.decode_kernel(*args, _kd.SPLIT, _kd.TILE)
+        else:
+            _k.attention_kernel(*args, min(T, _k.BLOCK_Q), _k.BLOCK_K, _k.LANES)
     lead = () if two_d else (*batch, H)
     out = out.reshape(*lead, T, Dv)
     if return_lse:
@@ -227,3 +279,30 @@ def _mask_operand(mask, score_shape: tuple, batch: tuple, dtype):
     if kind == 1:
         return kind, m4, dummy_add, index, steps
     return kind, dummy_bool, m4, index, steps
+
+
+def _window(window) -> tuple[int, int]:
+    """``window`` as ``(left, right)``, each an int >= -1 (-1: unbounded)."""
+    if window is None:
+        return -1, -1
+    if not isinstance(window, (tuple, list)) or len(window) != 2:
+        raise TypeError(f"window must be a pair (left, right) of integers, got {window!r}")
+    left, right = (_checks.require_int(w, f"window[{n}]") for n, w in enumerate(window))
+    for n, w in enumerate((left, right)):
+        if w < -1:
+            raise ValueError(f"window[{n}] must be >= 0 or -1 (unbounded), got {w}")
+    return left, right
+
+
+def _alibi_operand(slopes, batch: tuple, H: int, dtype) -> tuple[np.ndarray, int]:
+    """ALiBi slopes as ``(1 or B, H)`` in ``dtype`` and the batch step (0 or 1)."""
+    if slopes is None:
+        return np.zeros((1, 1), dtype), 0
+    arr = _checks.float_array(slopes, "alibi_slopes")
+    if arr.shape != (H,) and arr.shape != (*batch, H):
+        allowed = f"({H},)" if not batch else f"({H},) or {(*batch, H)}"
+        raise ValueError(f"alibi_slopes must have shape {allowed} (H,) or (..., H), got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError("alibi_slopes must be finite")
+    alibi = np.ascontiguousarray(arr, dtype=dtype).reshape(-1, H)
+    return alibi, int(alibi.shape[0] > 1 or arr.ndim > 1)

@@ -124,11 +124,53 @@ def _exp2_overload(x):
     return lambda x: _exp2_f64(x)
 
 
+# --- tanh, vectorisable (the soft cap) -----------------------------------------------------------
+# tanh(y) = sign(y) (1 - e) / (1 + e) with e = 2 ** (-2 |y| log2(e)); float32 takes its Taylor
+# series below |y| = 0.4 (where 1 - e would lose relative accuracy), both computed branch-free.
+# NaN stays NaN, +-inf gives +-1.
+
+
+@kernel(fastmath=FASTMATH)
+def _tanh_f32(y):
+    a = y if y >= np.float32(0.0) else -y
+    e = _exp2_f32(a * np.float32(-2.8853900817779268))
+    t = (np.float32(1.0) - e) / (np.float32(1.0) + e)
+    y2 = a * a
+    p = np.float32(-1382.0 / 155925.0)
+    p = p * y2 + np.float32(62.0 / 2835.0)
+    p = p * y2 + np.float32(-17.0 / 315.0)
+    p = p * y2 + np.float32(2.0 / 15.0)
+    p = p * y2 + np.float32(-1.0 / 3.0)
+    p = p * y2 + np.float32(1.0)
+    t = a * p if a < np.float32(0.4) else t
+    return t if y >= np.float32(0.0) else (-t if y < np.float32(0.0) else y)
+
+
+@kernel(fastmath=FASTMATH)
+def _tanh_f64(y):
+    a = y if y >= 0.0 else -y
+    e = _exp2_f64(a * -2.8853900817779268)
+    t = (1.0 - e) / (1.0 + e)
+    return t if y >= 0.0 else (-t if y < 0.0 else y)
+
+
+def _tanh(x):  # pragma: no cover - typed by the overload below
+    return np.tanh(x)
+
+
+@overload(_tanh)
+def _tanh_overload(x):
+    if x == numba.types.float32:
+        return lambda x: _tanh_f32(x)
+    return lambda x: _tanh_f64(x)
+
+
 @kernel(parallel=True, fastmath=FASTMATH)
 def attention_kernel(
     q, k, v, q_batch, k_batch, v_batch,
     mask_kind, mask_bool, mask_add, mask_batch, mask_h, mask_t, mask_s,
-    causal, causal_offset, scale, out, lse, want_lse, n_chunks, block_q, block_k, lanes,
+    causal, causal_offset, has_lower, lower_offset, softcap, alibi, alibi_b, has_alibi,
+    scale, out, lse, want_lse, n_chunks, block_q, block_k, lanes,
 ):  # fmt: skip
     """``out = softmax(q kᵀ · scale + mask) v`` for every (batch, head), tile by tile.
 
@@ -144,7 +186,17 @@ def attention_kernel(
         Output batch ``b``, head ``h``, query ``i``, key ``j`` read the mask at
         ``[mask_batch[b], h * mask_h, i * mask_t, j * mask_s]`` (0 or 1 steps: broadcasting).
     causal, causal_offset
-        Key ``j`` is visible to query ``i`` only when ``j <= i + causal_offset``.
+        Key ``j`` is visible to query ``i`` only when ``j <= i + causal_offset`` (the causal
+        mask and the right edge of a sliding window, folded together by the wrapper).
+    has_lower, lower_offset
+        With ``has_lower``, key ``j`` is visible to query ``i`` only when
+        ``j >= i + lower_offset`` (the left edge of a sliding window); whole key tiles before
+        a query block's first visible key are skipped.
+    softcap
+        ``C`` (natural units) of the soft cap ``C tanh(s / C)`` on the scaled scores; 0.0 for none.
+    alibi, alibi_b, has_alibi
+        ALiBi slopes ``(Ba, H)``, read at ``[b * alibi_b, h]``: the bias
+        ``-slope |i + S - T - j|`` is added after the soft cap.
     out : (B, H, T, Dv), lse : (B, H, T) when ``want_lse`` (else a dummy)
     n_chunks
         Work items (one query block of one batch and head) are split into ``n_chunks``
@@ -165,7 +217,7 @@ def attention_kernel(
     BK = block_k
     n_qblocks = (T + BQ - 1) // BQ
     n_items = B * H * n_qblocks
-    consts = np.empty(7, q.dtype)
+    consts = np.empty(9, q.dtype)
     consts[0] = scale * LOG2E
     consts[1] = LOG2E
     consts[2] = LN2
@@ -173,7 +225,11 @@ def attention_kernel(
     consts[4] = 0.0
     consts[5] = 1.0
     consts[6] = np.nan
+    consts[7] = softcap * LOG2E
+    consts[8] = 1.0 / (softcap * LOG2E) if softcap > 0 else 0.0
     q_factor, mask_factor, ln2, neg_inf, zero, unit = consts[0], consts[1], consts[2], consts[3], consts[4], consts[5]
+    cap, inv_cap = consts[7], consts[8]
+    capped = softcap > 0
 
     bounds = np.empty(n_chunks + 1, np.int64)  # not np.zeros: with parallel=True that is a
     for c in range(n_chunks + 1):  # parallel loop of its own, a second thread launch per call
@@ -185,7 +241,8 @@ def attention_kernel(
             i_lo = (w % n_qblocks) * BQ
             i_hi = min(T, i_lo + BQ)
             j_end = min(S, max(0, i_hi + causal_offset)) if causal else S
-            cost[w + 1] = cost[w] + 2 + (j_end + BK - 1) // BK
+            j_begin = min(S, max(0, i_lo + lower_offset)) if has_lower else 0
+            cost[w + 1] = cost[w] + 2 + (max(0, j_end - j_begin) + BK - 1) // BK
         w = 0
         for c in range(1, n_chunks):
             target = cost[n_items] * c // n_chunks
@@ -202,6 +259,8 @@ def attention_kernel(
         row_sum = np.empty(BQ_pad, q.dtype)
         safe = np.empty(BQ_pad, q.dtype)
         alpha = np.empty(BQ_pad, q.dtype)
+        qpos = np.empty(BQ_pad, q.dtype)  # query positions on the key axis (ALiBi)
+        kpos = np.empty(1, q.dtype)
         for w in range(bounds[c], bounds[c + 1]):
             bh = w // n_qblocks
             i0 = (w - bh * n_qblocks) * BQ
@@ -231,7 +290,15 @@ def attention_kernel(
             j_end = S
             if causal:
                 j_end = min(S, max(0, i0 + ni + causal_offset))
-            for j0 in range(0, j_end, BK):
+            j_begin = 0
+            if has_lower:  # the block's first query sees the earliest keys
+                j_begin = min(j_end, max(0, i0 + lower_offset))
+            if has_alibi:
+                slope = alibi[b * alibi_b, h] * mask_factor
+                for i in range(np.uint64(n_pad)):
+                    qpos[i] = i0 + S - T
+                    qpos[i] += i
+            for j0 in range(j_begin, j_end, BK):
                 nj = min(BK, j_end - j0)
                 # queries before i_lo see none of this tile's keys (causal): left untouched
                 i_lo = min(ni, max(0, j0 - causal_offset - i0)) if causal else 0
@@ -298,10 +365,26 @@ def attention_kernel(
                         for i in range(ulo, uhi):
                             sc[j, i] += a0 * qT[d, i]
 
+                if capped:  # s -> C tanh(s / C), in base 2: C log2(e) tanh(s / (C log2(e)))
+                    for j in range(nj):
+                        for i in range(ulo, uhi):
+                            sc[j, i] = cap * _tanh(sc[j, i] * inv_cap)
+                if has_alibi:  # -slope |i + S - T - j|
+                    for j in range(nj):
+                        kpos[0] = j0 + j
+                        kp = kpos[0]
+                        for i in range(ulo, uhi):
+                            sc[j, i] -= slope * abs(qpos[i] - kp)
                 if causal:  # key j0 + j is hidden from queries before j0 + j - offset
                     for j in range(nj):
                         hide = np.uint64(min(ni, max(0, j0 + j - causal_offset - i0)))
                         for i in range(ulo, hide):
+                            sc[j, i] = neg_inf
+                if has_lower:  # key j0 + j is hidden from queries after j0 + j - lower_offset
+                    for j in range(nj):
+                        first = np.uint64(min(n_pad, max(0, j0 + j - lower_offset - i0 + 1)))
+                        first = first if first > ulo else ulo
+                        for i in range(first, uhi):
                             sc[j, i] = neg_inf
                 # A mask that does not vary with the query (mask_t == 0, e.g. key padding) is
                 # read once per key and applied over whole query blocks; padding columns and

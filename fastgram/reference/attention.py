@@ -9,8 +9,25 @@ import numpy as np
 # ---------------------------------------------------------------------------------------------
 
 
-def attention(q, k, v, *, causal=False, mask=None, scale=None, causal_align="top_left", return_lse=False):
-    """``softmax(q kᵀ · scale + mask) v``: matmul, masked softmax, matmul.
+def attention(
+    q,
+    k,
+    v,
+    *,
+    causal=False,
+    mask=None,
+    scale=None,
+    causal_align="top_left",
+    return_lse=False,
+    window=None,
+    softcap=None,
+    alibi_slopes=None,
+):
+    """``softmax(cap(q kᵀ · scale) + alibi + mask) v``: matmul, masked softmax, matmul.
+
+    ``cap(s) = softcap * tanh(s / softcap)`` when ``softcap`` is given; ALiBi adds
+    ``-slope[h] * |i + S - T - j|``; ``window=(left, right)`` keeps keys
+    ``i + S - T - left <= j <= i + S - T + right`` (``-1``: that side unbounded).
 
     Forms the whole ``(..., H, T, S)`` score matrix (a few copies of it). Key/value heads are
     repeated for grouped-query attention. A fully masked row gives zeros (and ``lse = -inf``);
@@ -26,7 +43,19 @@ def attention(q, k, v, *, causal=False, mask=None, scale=None, causal_align="top
         v = np.repeat(v, group, axis=-3)
     scores = (q @ np.swapaxes(k, -1, -2)) * q.dtype.type(scale)  # (..., H, T, S)
     T, S = scores.shape[-2:]
+    if softcap is not None:
+        scores = softcap * np.tanh(scores / softcap)
+    i = np.arange(T)[:, None]
+    j = np.arange(S)[None, :]
+    if alibi_slopes is not None:
+        slopes = np.asarray(alibi_slopes, dtype=scores.dtype)[..., None, None]  # (..., H, 1, 1)
+        scores = scores - slopes * np.abs(i + S - T - j)
     allowed = np.ones(scores.shape, dtype=bool)
+    left, right = (-1, -1) if window is None else window
+    if left >= 0:
+        allowed &= j >= i + S - T - left
+    if right >= 0:
+        allowed &= j <= i + S - T + right
     if causal:
         offset = 0 if causal_align == "top_left" else S - T
         allowed &= np.tril(np.ones((T, S), dtype=bool), k=offset)

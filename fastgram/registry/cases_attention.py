@@ -45,6 +45,32 @@ def attention_cases(rng: np.random.Generator):
     v[..., -3:, :] = np.inf
     yield Case("NaN/inf in masked keys and values", (q, k, v), {"mask": np.arange(16) < 13})
     yield Case("return_lse", qkv((2,), 4, 2, 25, 31, 16, dtype=np.float64), {"causal": True, "return_lse": True})
+    # decoding (T <= 8: the split-KV kernel), caches that split unevenly (256 keys per split)
+    yield Case("decode T=1, S=1000", qkv((2,), 4, 4, 1, 1000, 64))
+    yield Case("decode GQA 8/2, T=3, S=513, lse", qkv((1,), 8, 2, 3, 513, 32), {"return_lse": True})
+    yield Case(
+        "decode float64 causal bottom-right T=8",
+        qkv((2,), 4, 1, 8, 300, 16, dtype=np.float64),
+        {"causal": True, "causal_align": "bottom_right"},
+    )
+    # in-tile options, decode and prefill, alone and combined with causal, masks, GQA, lse
+    for T in (1, 40):
+        yield Case(f"window (100, 0) T={T}", qkv((2,), 4, 2, T, 700, 16), {"window": (100, 0)})
+        yield Case(f"softcap 2.5 T={T}", qkv((1,), 4, 4, T, 300, 32), {"softcap": 2.5})
+        yield Case(f"alibi (H,) T={T}", qkv((2,), 8, 2, T, 400, 16), {"alibi_slopes": 2.0 ** -np.arange(1.0, 9.0)})
+        yield Case(
+            f"window + softcap + alibi (B, H) + causal + padding + lse, T={T}",
+            qkv((3,), 4, 2, T, 530, 16),
+            {
+                "window": (260, 2),
+                "softcap": 4.0,
+                "alibi_slopes": rng.random((3, 4)) * 0.1,
+                "causal": True,
+                "causal_align": "bottom_right",
+                "mask": (np.arange(530) < np.array([10, 300, 530])[:, None])[:, None, None, :],
+                "return_lse": True,
+            },
+        )
 
 
 register(

@@ -1,0 +1,293 @@
+"""Split-KV ("flash-decoding") attention kernel for a few queries against a long KV cache.
+
+Decoding asks one (or a few) queries per head against a cache of ``S`` keys: too little work
+per head for query tiles, and on two cores a single head must use both. So a work item is one
+*split*, a run of :data:`SPLIT` consecutive keys of one (batch, key/value head), taken for all
+``G * T`` query rows that read that head (``G = H // H_kv`` query heads of a GQA group times
+``T`` queries): each K and V row is read from memory once per group and used ``G * T`` times
+while it is in L1. The item walks its keys in tiles of :data:`TILE` with an online softmax and
+leaves a partial result per row: its running maximum ``m``, sum ``l`` (base 2) and unnormalised
+output. A serial pass then merges the partials of each row by their log-sum-exp,
+
+    M = max_s m_s,   L = sum_s l_s 2**(m_s - M),   out = sum_s acc_s 2**(m_s - M) / L.
+
+Splits have a fixed size (not one per thread), so the result does not depend on the thread
+count. Items are dealt to :func:`numba.get_num_threads` contiguous runs, one scratch set each.
+
+Rows are held as ``(rows, keys)`` and ``(rows, Dv)``: the scores are dot products over ``D``
+(vectorised reductions, ``reassoc`` fast-math) and ``weights @ values`` adds whole value rows,
+vectorised over ``Dv``. A zero weight (a masked or underflowed key) skips its value row, so
+NaN or inf in masked values never reach the output.
+
+Options, all applied inside the tiles (no mask is built): the visible key interval of each row
+``[lo, hi)`` (causal and the sliding window folded together by the wrapper, see
+:func:`row_interval`; splits wholly outside every row's interval are never made), the soft cap
+``C tanh(s / C)``, ALiBi's ``-slope |i + S - T - j|`` and a boolean or additive mask, read in
+place through 0/1 broadcast steps. Scores are in base 2 (queries pre-multiplied by
+``scale * log2(e)``; soft cap, slopes and additive masks scaled by ``log2(e)`` likewise).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from fastgram._jit import kernel
+from fastgram.kernels.attention import FASTMATH, LN2, LOG2E, _exp2, _tanh
+
+__all__ = ["SPLIT", "TILE", "MAX_T", "decode_kernel", "row_interval"]
+
+#: Keys per work item (split); the last split of a cache may be shorter.
+SPLIT = 256
+#: Keys per tile inside a split.
+TILE = 32
+#: The wrapper takes this path for T <= MAX_T queries.
+MAX_T = 8
+
+
+@kernel
+def row_interval(i, S, has_upper, upper_offset, has_lower, lower_offset):
+    """Keys ``[lo, hi)`` visible to query ``i``: ``j <= i + upper_offset`` and ``j >= i + lower_offset``."""
+    lo = 0
+    hi = S
+    if has_upper:
+        hi = min(S, max(0, i + upper_offset + 1))
+    if has_lower:
+        lo = max(0, min(S, i + lower_offset))
+    if lo > hi:
+        lo = hi
+    return lo, hi
+
+
+@kernel(parallel=True, fastmath=FASTMATH)
+def decode_kernel(
+    q, k, v, q_batch, k_batch, v_batch,
+    mask_kind, mask_bool, mask_add, mask_batch, mask_h, mask_t, mask_s,
+    has_upper, upper_offset, has_lower, lower_offset, softcap, alibi, alibi_b, has_alibi,
+    scale, out, lse, want_lse, n_chunks, split, tile,
+):  # fmt: skip
+    """``out = softmax(q kᵀ · scale + bias + mask) v`` for small ``T``, one key split per item.
+
+    Parameters (checked by :func:`fastgram.attention.attention`)
+    -------------------------------------------------------------
+    q, k, v, q_batch, k_batch, v_batch, mask_*, out, lse, want_lse, n_chunks
+        As :func:`fastgram.kernels.attention.attention_kernel`.
+    has_upper, upper_offset, has_lower, lower_offset
+        Query ``i`` sees keys ``j`` with ``j <= i + upper_offset`` (when ``has_upper``) and
+        ``j >= i + lower_offset`` (when ``has_lower``): causal masks and windows.
+    softcap
+        ``C`` in the scores' natural units, 0.0 for none.
+    alibi, alibi_b, has_alibi
+        Slopes ``(Ba, H)`` (natural units), read at ``[b * alibi_b, h]``.
+    split, tile
+        Keys per work item and per tile (:data:`SPLIT`, :data:`TILE`).
+    """
+    B, H, T, Dv = out.shape
+    D = q.shape[3]
+    H_kv = k.shape[1]
+    S = k.shape[2]
+    G = H // H_kv
+    R = G * T
+    consts = np.empty(8, q.dtype)
+    consts[0] = scale * LOG2E
+    consts[1] = LOG2E
+    consts[2] = LN2
+    consts[3] = -np.inf
+    consts[4] = 0.0
+    consts[5] = 1.0
+    consts[6] = softcap * LOG2E
+    consts[7] = 1.0 / (softcap * LOG2E) if softcap > 0 else 0.0
+    q_factor, mask_factor, ln2, neg_inf, zero, unit = consts[0], consts[1], consts[2], consts[3], consts[4], consts[5]
+    cap, inv_cap = consts[6], consts[7]
+    capped = softcap > 0
+
+    # the keys any query sees: splits cover only [j_first, j_last)
+    j_first = S
+    j_last = 0
+    for i in range(T):
+        lo, hi = row_interval(i, S, has_upper, upper_offset, has_lower, lower_offset)
+        if lo < hi:
+            j_first = min(j_first, lo)
+            j_last = max(j_last, hi)
+    if j_first >= j_last:
+        j_first = 0
+        j_last = 0
+    n_split = (j_last - j_first + split - 1) // split
+    n_groups = B * H_kv
+    n_items = n_groups * n_split
+    part_m = np.empty((max(n_items, 1), R), q.dtype)
+    part_l = np.empty((max(n_items, 1), R), q.dtype)
+    part_acc = np.empty((max(n_items, 1), R, Dv), q.dtype)
+    bounds = np.empty(n_chunks + 1, np.int64)
+    for c in range(n_chunks + 1):
+        bounds[c] = n_items * c // n_chunks
+
+    for c in prange(n_chunks):
+        qs = np.empty((R, D), q.dtype)  # scaled queries of the group's rows
+        sc = np.empty((R, tile), q.dtype)  # scores, then weights
+        acc = np.empty((R, Dv), q.dtype)
+        m = np.empty(R, q.dtype)
+        l = np.empty(R, q.dtype)  # noqa: E741
+        lo_r = np.empty(R, np.int64)
+        hi_r = np.empty(R, np.int64)
+        tmp = np.empty(1, q.dtype)  # a key-query distance as a float of the inputs' dtype
+        for w in range(bounds[c], bounds[c + 1]):
+            gi = w // n_split
+            a0 = j_first + (w - gi * n_split) * split
+            a1 = min(j_last, a0 + split)
+            b = gi // H_kv
+            hk = gi - b * H_kv
+            kk = k[k_batch[b], hk]  # (S, D)
+            vv = v[v_batch[b], hk]  # (S, Dv)
+            mb = mask_batch[b]
+            for r in range(R):
+                g = r // T
+                i = r - g * T
+                qrow = q[q_batch[b], hk * G + g, i]
+                for d in range(D):
+                    qs[r, d] = qrow[d] * q_factor
+                for dv in range(Dv):
+                    acc[r, dv] = zero
+                m[r] = neg_inf
+                l[r] = zero
+                lo, hi = row_interval(i, S, has_upper, upper_offset, has_lower, lower_offset)
+                lo_r[r] = lo
+                hi_r[r] = hi
+
+            for j0 in range(a0, a1, tile):
+                nj = min(tile, a1 - j0)
+                # scores (R, nj): the tile's key rows come from memory once and from L1 for the
+                # group's other rows; 4 keys per pass share the query loads (4 independent
+                # vectorised dot products)
+                nj4 = nj - nj % 4
+                for r in range(R):
+                    for j in range(0, nj4, 4):
+                        k0 = kk[j0 + j]
+                        k1 = kk[j0 + j + 1]
+                        k2 = kk[j0 + j + 2]
+                        k3 = kk[j0 + j + 3]
+                        s0 = zero
+                        s1 = zero
+                        s2 = zero
+                        s3 = zero
+                        for d in range(D):
+                            x = qs[r, d]
+                            s0 += x * k0[d]
+                            s1 += x * k1[d]
+                            s2 += x * k2[d]
+                            s3 += x * k3[d]
+                        sc[r, j] = s0
+                        sc[r, j + 1] = s1
+                        sc[r, j + 2] = s2
+                        sc[r, j + 3] = s3
+                    for j in range(nj4, nj):
+                        k0 = kk[j0 + j]
+                        s0 = zero
+                        for d in range(D):
+                            s0 += qs[r, d] * k0[d]
+                        sc[r, j] = s0
+                for r in range(R):
+                    g = r // T
+                    i = r - g * T
+                    h = hk * G + g
+                    if capped:
+                        for j in range(nj):
+                            sc[r, j] = cap * _tanh(sc[r, j] * inv_cap)
+                    if has_alibi:
+                        slope = alibi[b * alibi_b, h] * mask_factor
+                        for j in range(nj):
+                            tmp[0] = abs(i + S - T - j0 - j)
+                            sc[r, j] -= slope * tmp[0]
+                    if mask_kind == 1:
+                        for j in range(nj):
+                            if mask_bool[mb, h * mask_h, i * mask_t, (j0 + j) * mask_s] == 0:
+                                sc[r, j] = neg_inf
+                    elif mask_kind == 2:
+                        for j in range(nj):
+                            a = mask_add[mb, h * mask_h, i * mask_t, (j0 + j) * mask_s]
+                            sc[r, j] = neg_inf if a == neg_inf else sc[r, j] + a * mask_factor
+                    lo = lo_r[r]
+                    hi = hi_r[r]
+                    if j0 < lo or j0 + nj > hi:
+                        for j in range(nj):
+                            if j0 + j < lo or j0 + j >= hi:
+                                sc[r, j] = neg_inf
+                    # online softmax of the row (max ignores NaN; NaN reaches l)
+                    mx = m[r]
+                    for j in range(nj):
+                        s = sc[r, j]
+                        mx = s if s > mx else mx
+                    ms = mx if mx != neg_inf else zero
+                    alpha = _exp2(m[r] - ms)
+                    m[r] = mx
+                    total = zero
+                    for j in range(nj):
+                        p = _exp2(sc[r, j] - ms)
+                        sc[r, j] = p
+                        total += p
+                    l[r] = l[r] * alpha + total
+                    if alpha != unit:
+                        for dv in range(Dv):
+                            acc[r, dv] *= alpha
+                    # acc (Dv,) += weights (nj,) @ v_tile (nj, Dv), 4 value rows per pass; a
+                    # zero weight (a masked key) skips its value row, so its NaN/inf never counts
+                    for j in range(0, nj4, 4):
+                        p0 = sc[r, j]
+                        p1 = sc[r, j + 1]
+                        p2 = sc[r, j + 2]
+                        p3 = sc[r, j + 3]
+                        if p0 != zero and p1 != zero and p2 != zero and p3 != zero:
+                            v0 = vv[j0 + j]
+                            v1 = vv[j0 + j + 1]
+                            v2 = vv[j0 + j + 2]
+                            v3 = vv[j0 + j + 3]
+                            for dv in range(Dv):
+                                acc[r, dv] += p0 * v0[dv] + p1 * v1[dv] + p2 * v2[dv] + p3 * v3[dv]
+                        else:
+                            for jj in range(j, j + 4):
+                                p = sc[r, jj]
+                                if p != zero:
+                                    vrow = vv[j0 + jj]
+                                    for dv in range(Dv):
+                                        acc[r, dv] += p * vrow[dv]
+                    for j in range(nj4, nj):
+                        p = sc[r, j]
+                        if p != zero:
+                            vrow = vv[j0 + j]
+                            for dv in range(Dv):
+                                acc[r, dv] += p * vrow[dv]
+            for r in range(R):
+                part_m[w, r] = m[r]
+                part_l[w, r] = l[r]
+                for dv in range(Dv):
+                    part_acc[w, r, dv] = acc[r, dv]
+
+    # merge the splits of each row by their log-sum-exp (fixed order)
+    for gi in range(n_groups):
+        b = gi // H_kv
+        hk = gi - b * H_kv
+        w0 = gi * n_split
+        for r in range(R):
+            g = r // T
+            i = r - g * T
+            h = hk * G + g
+            mx = neg_inf
+            for s_ in range(n_split):
+                x = part_m[w0 + s_, r]
+                mx = x if x > mx else mx
+            ms = mx if mx != neg_inf else zero
+            total = zero
+            orow = out[b, h, i]
+            for dv in range(Dv):
+                orow[dv] = zero
+            for s_ in range(n_split):
+                wgt = _exp2(part_m[w0 + s_, r] - ms)
+                total += part_l[w0 + s_, r] * wgt
+                if wgt != zero:
+                    for dv in range(Dv):
+                        orow[dv] += part_acc[w0 + s_, r, dv] * wgt
+            inv = zero if total == zero else unit / total
+            for dv in range(Dv):
+                orow[dv] *= inv
+            if want_lse:
+                lse[b, h, i] = (mx + np.log2(total)) * ln2 if total != zero else neg_inf
