@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from fastgram._io import atomic_output
+from fastgram._jit import parallel_guard
 from fastgram.kernels import lm as _k
 
 SPECIAL_WORDS = ("<unk>", "<s>", "</s>")
@@ -49,21 +50,64 @@ def write_arpa(path, order, words, rows, prob, backoff) -> None:
             f.write(b"\\end\\\n")
 
 
-class _Lines:
-    """Lines of a text file with their 1-based numbers, for error messages."""
+def _line_of(buf: np.ndarray, pos: int) -> int:
+    return int(np.count_nonzero(buf[:pos] == 10)) + 1
 
-    def __init__(self, f, path):
-        self.f, self.path, self.number = f, path, 0
 
-    def next(self) -> str | None:
-        line = self.f.readline()
-        if not line:
-            return None
-        self.number += 1
-        return line.rstrip("\r\n")
+def _show(buf: np.ndarray, pos: int) -> str:
+    end = pos
+    while end < len(buf) and buf[end] != 10 and end - pos < 60:
+        end += 1
+    return repr(buf[pos:end].tobytes().decode("utf-8", "surrogateescape"))
 
-    def error(self, what: str) -> ValueError:
-        return ValueError(f"{self.path}: line {self.number}: {what}")
+
+def _next_line(buf: np.ndarray, pos: int):
+    """``(text, start, next position)`` of the line at ``pos`` (``None`` at the end of the file)."""
+    if pos >= len(buf):
+        return None, pos, pos
+    nl = np.flatnonzero(buf[pos : pos + 4096] == 10)
+    end = pos + int(nl[0]) if len(nl) else len(buf)
+    if not len(nl) and end - pos >= 4096:
+        more = np.flatnonzero(buf[pos:] == 10)
+        end = pos + int(more[0]) if len(more) else len(buf)
+    text = buf[pos:end].tobytes().decode("utf-8", "surrogateescape").rstrip("\r")
+    return text, pos, end + 1
+
+
+def _skip_blank(buf, pos):
+    text, start, nxt = _next_line(buf, pos)
+    while text is not None and text.strip() == "":
+        text, start, nxt = _next_line(buf, nxt)
+    return text, start, nxt
+
+
+#: Bytes per chunk of a section parsed in parallel.
+PARSE_CHUNK = 1 << 22
+
+
+def _parse_parallel(buf, pos, end, n, table, arena, ids, p, b):
+    """Parse ``buf[pos:end]`` (whole lines of n-grams) in line-aligned chunks; ``(code, at)``."""
+    cuts = [pos]
+    for c in range(pos + PARSE_CHUNK, end, PARSE_CHUNK):
+        nl = np.flatnonzero(buf[c : min(c + 65536, end)] == 10)
+        if len(nl):
+            cuts.append(c + int(nl[0]) + 1)
+        else:
+            more = np.flatnonzero(buf[c:end] == 10)
+            if len(more):
+                cuts.append(c + int(more[0]) + 1)
+    cuts.append(end)
+    starts = np.unique(np.array(cuts, np.int64))
+    lines = np.zeros(len(starts) - 1, np.int64)
+    _k.count_lines(buf, starts, lines)
+    first_line = np.concatenate([[0], np.cumsum(lines)[:-1]]).astype(np.int64)
+    errs = np.zeros((len(starts) - 1, 2), np.int64)
+    with parallel_guard():
+        _k.parse_chunks(buf, starts, first_line, n, table, arena, ids, p, b, errs)
+    bad = np.flatnonzero(errs[:, 0])
+    if len(bad):
+        return int(errs[bad[0], 0]), int(errs[bad[0], 1])
+    return 0, 0
 
 
 def read_arpa(path):
@@ -71,113 +115,120 @@ def read_arpa(path):
 
     ``words`` are in the order of the unigram section with ``<unk>``, ``<s>``, ``</s>`` moved
     to ids 0, 1, 2 (``<unk>`` is added with log10 probability -100 when absent, as KenLM does);
-    ``ngrams[n-1]`` are forward n-grams of those ids, ``prob``/``backoff`` float64.
+    ``ngrams[n-1]`` are forward n-grams of those ids, ``prob``/``backoff`` float64. The
+    sections are parsed by :func:`fastgram.kernels.lm.parse_section` (the file is read whole:
+    memory about its size plus 8 bytes per word per n-gram).
 
     Raises ``ValueError`` naming the file and line for a malformed or truncated file.
     """
     path = os.fspath(path)
-    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
-        lines = _Lines(f, path)
-        line = lines.next()
-        while line is not None and line.strip() == "":
-            line = lines.next()
-        if line is None:
-            raise lines.error("empty file, expected \\data\\")
-        if line.strip() != "\\data\\":
-            raise lines.error(f"expected \\data\\, got {line[:60]!r}")
-        sizes = []
-        while True:
-            line = lines.next()
-            if line is None:
-                raise lines.error("truncated in the \\data\\ section")
-            text = line.strip()
-            if not text:
-                if sizes:
-                    break
-                continue
-            if not text.startswith("ngram ") or "=" not in text:
-                raise lines.error(f"expected 'ngram N=count', got {text[:60]!r}")
-            left, right = text[6:].split("=", 1)
-            try:
-                n, count = int(left), int(right)
-            except ValueError:
-                raise lines.error(f"expected 'ngram N=count', got {text[:60]!r}") from None
-            if n != len(sizes) + 1 or count < 0:
-                raise lines.error(f"expected the count of order {len(sizes) + 1}, got {text[:60]!r}")
-            sizes.append(count)
-        order = len(sizes)
-        if not 1 <= order <= 8:
-            raise lines.error(f"orders 1 to 8 are supported, the file has {order}")
-        vocab: dict[str, int] = {}
-        ngram_words, probs, backs = [], [], []
-        for n in range(1, order + 1):
-            line = lines.next()
-            while line is not None and line.strip() == "":
-                line = lines.next()
-            if line is None:
-                raise lines.error(f"truncated: expected \\{n}-grams:")
-            if line.strip() != f"\\{n}-grams:":
-                raise lines.error(f"expected \\{n}-grams:, got {line[:60]!r}")
-            m = sizes[n - 1]
-            grams = np.empty((m, n), np.int64)
-            p = np.empty(m)
-            b = np.zeros(m)
-            for i in range(m):
-                line = lines.next()
-                if line is None or line.strip() == "" or line.startswith("\\"):
-                    got = "end of file" if line is None else repr(line[:60])
-                    raise lines.error(f"truncated: {n}-gram {i + 1} of {m} expected, got {got}")
-                fields = line.split("\t")
-                if len(fields) == 1:
-                    fields = line.split()
-                    fields = [fields[0], " ".join(fields[1 : n + 1])] + fields[n + 1 :]
-                if len(fields) not in (2, 3):
-                    raise lines.error(f"expected 'log10prob<TAB>words[<TAB>backoff]', got {line[:60]!r}")
-                try:
-                    p[i] = float(fields[0])
-                    if len(fields) == 3:
-                        b[i] = float(fields[2])
-                except ValueError:
-                    raise lines.error(f"bad number in {line[:60]!r}") from None
-                ws = fields[1].split()
-                if len(ws) != n:
-                    raise lines.error(f"expected {n} words, got {len(ws)} in {line[:60]!r}")
-                for j, w in enumerate(ws):
-                    if n == 1:
-                        if w in vocab:
-                            raise lines.error(f"unigram {w!r} appears twice")
-                        vocab[w] = len(vocab)
-                    idx = vocab.get(w)
-                    if idx is None:
-                        raise lines.error(f"word {w!r} is not among the unigrams")
-                    grams[i, j] = idx
-                probs_ok = np.isfinite(p[i]) and np.isfinite(b[i])
-                if not probs_ok:
-                    raise lines.error(f"probability or backoff is not finite in {line[:60]!r}")
-            ngram_words.append(grams)
-            probs.append(p)
-            backs.append(b)
-        line = lines.next()
-        while line is not None and line.strip() == "":
-            line = lines.next()
-        if line is None or line.strip() != "\\end\\":
-            raise lines.error("expected \\end\\" + (" (file truncated)" if line is None else f", got {line[:60]!r}"))
+    buf = np.fromfile(path, dtype=np.uint8)
+
+    def error(pos, what):
+        return ValueError(f"{path}: line {_line_of(buf, pos) if len(buf) else 0}: {what}")
+
+    text, start, pos = _skip_blank(buf, 0)
+    if text is None:
+        raise ValueError(f"{path}: line 0: empty file, expected \\data\\")
+    if text.strip() != "\\data\\":
+        raise error(start, f"expected \\data\\, got {text[:60]!r}")
+    sizes = []
+    while True:
+        text, start, pos = _next_line(buf, pos)
+        if text is None:
+            raise error(start, "truncated in the \\data\\ section")
+        t = text.strip()
+        if not t:
+            if sizes:
+                break
+            continue
+        if not t.startswith("ngram ") or "=" not in t:
+            raise error(start, f"expected 'ngram N=count', got {t[:60]!r}")
+        left, right = t[6:].split("=", 1)
+        try:
+            n, count = int(left), int(right)
+        except ValueError:
+            raise error(start, f"expected 'ngram N=count', got {t[:60]!r}") from None
+        if n != len(sizes) + 1 or count < 0:
+            raise error(start, f"expected the count of order {len(sizes) + 1}, got {t[:60]!r}")
+        sizes.append(count)
+    order = len(sizes)
+    if not 1 <= order <= 8:
+        raise error(start, f"orders 1 to 8 are supported, the file has {order}")
+    V = sizes[0]
+    slots = np.full((1 << max(int(2 * V - 1).bit_length(), 4), 2), -1, np.int64)
+    word_start = np.zeros(V, np.int64)
+    word_end = np.zeros(V, np.int64)
+    ngram_ids, probs, backs = [], [], []
+    err = np.zeros(2, np.int64)
+    for n in range(1, order + 1):
+        text, start, pos = _skip_blank(buf, pos)
+        if text is None:
+            raise error(len(buf), f"truncated: expected \\{n}-grams:")
+        if text.strip() != f"\\{n}-grams:":
+            raise error(start, f"expected \\{n}-grams:, got {text[:60]!r}")
+        m = sizes[n - 1]
+        ids = np.empty((m, n), np.int64)
+        p = np.empty(m)
+        b = np.zeros(m)
+        end = _k.section_end(buf, pos, m) if n > 1 else -1
+        if end < 0:  # unigrams (they build the word index), or a short section (its error)
+            pos = _k.parse_section(buf, pos, n, m, slots, word_start, word_end, ids, p, b, err)
+            code, at = int(err[0]), int(err[1])
+            if n == 1 and not code:
+                table = np.full((len(slots), 4), -1, np.int64)
+                arena = np.empty(max(int((word_end - word_start).sum()), 1), np.uint8)
+                _k.compact_words(buf, word_start, word_end, slots, arena, table)
+        else:
+            code, at = _parse_parallel(buf, pos, end, n, table, arena, ids, p, b)
+            pos = end
+        if code:
+            line = _line_of(buf, at)
+            if code == _k.ERR_TRUNCATED:
+                got = "end of file" if at >= len(buf) else _show(buf, at)
+                done = int(np.count_nonzero(buf[:at] == 10)) - (_line_of(buf, start))
+                raise ValueError(f"{path}: line {line}: truncated: {n}-gram {done + 1} of {m} expected, got {got}")
+            if code == _k.ERR_NUMBER:
+                raise ValueError(f"{path}: line {line}: bad number in {_show(buf, at)}")
+            if code == _k.ERR_FINITE:
+                raise ValueError(f"{path}: line {line}: probability or backoff is not finite in {_show(buf, at)}")
+            if code == _k.ERR_WORDS:
+                raise ValueError(f"{path}: line {line}: expected {n} words (and at most a backoff) in {_show(buf, at)}")
+            end = at
+            while end < len(buf) and buf[end] not in (9, 10, 13, 32):
+                end += 1
+            word = buf[at:end].tobytes().decode("utf-8", "surrogateescape")
+            if code == _k.ERR_DUPLICATE:
+                raise ValueError(f"{path}: line {line}: unigram {word!r} appears twice")
+            raise ValueError(f"{path}: line {line}: word {word!r} is not among the unigrams")
+        ngram_ids.append(ids)
+        probs.append(p)
+        backs.append(b)
+    text, start, pos = _skip_blank(buf, pos)
+    if text is None or text.strip() != "\\end\\":
+        where = len(buf) if text is None else start
+        raise error(where, "expected \\end\\" + (" (file truncated)" if text is None else f", got {text[:60]!r}"))
+    arena = np.empty(int((word_end - word_start).sum()) + len(word_start), np.uint8)
+    k = _k.gather_words(buf, word_start, word_end, arena)
+    names = arena[:k].tobytes().decode("utf-8", "surrogateescape").split("\n")[: len(word_start)]
     # ids: <unk>, <s>, </s> first, then the other unigrams in file order
-    names = list(vocab)
-    if "<unk>" not in vocab:
+    if "<unk>" not in names:
         names.append("<unk>")
-        ngram_words[0] = np.concatenate([ngram_words[0], [[len(vocab)]]])
+        ngram_ids[0] = np.concatenate([ngram_ids[0], [[len(names) - 1]]])
         probs[0] = np.concatenate([probs[0], [-100.0]])
         backs[0] = np.concatenate([backs[0], [0.0]])
     for special in ("<s>", "</s>"):
-        if special not in vocab:
+        if special not in names:
             raise ValueError(f"{path}: the unigrams lack {special}")
-    others = [w for w in names if w not in SPECIAL_WORDS]
-    words = list(SPECIAL_WORDS) + others
-    new_id = {w: i for i, w in enumerate(words)}
-    remap = np.array([new_id[w] for w in names], np.int64)
-    ngram_words = [remap[g] for g in ngram_words]
-    return order, words, ngram_words, probs, backs
+    special_at = [names.index(w) for w in SPECIAL_WORDS]
+    is_other = np.ones(len(names), bool)
+    is_other[special_at] = False
+    others = np.flatnonzero(is_other)
+    remap = np.empty(len(names), np.int64)
+    remap[special_at] = [0, 1, 2]
+    remap[others] = 3 + np.arange(len(others))
+    words = list(SPECIAL_WORDS) + [names[i] for i in others.tolist()]
+    return order, words, [remap[g] for g in ngram_ids], probs, backs
 
 
 def read_arpa_text(text: str):

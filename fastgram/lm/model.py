@@ -8,6 +8,7 @@ import numpy as np
 
 from fastgram import _checks
 from fastgram._io import atomic_output, read_npz
+from fastgram.kernels import lm as _k
 from fastgram.lm import arpa as _arpa
 from fastgram.lm import estimate as _est
 from fastgram.lm import generate as _gen
@@ -20,12 +21,15 @@ SPECIAL_WORDS = ("<unk>", "<s>", "</s>")
 
 
 def _sort_reversed(grams: np.ndarray):
-    """Reversed rows of forward n-grams, sorted (suffix order), and the permutation applied."""
+    """Reversed rows of forward n-grams, sorted (suffix order), the permutation applied, and
+    whether two rows are equal. Rows already in order (lmplz's files) are not sorted again."""
     R = np.ascontiguousarray(grams[:, ::-1]).astype(np.uint32)
-    if R.shape[0] == 0:
-        return R, np.zeros(0, np.int64)
+    state = _k.rows_order(R) if len(R) > 1 else 1
+    if state >= 0:
+        return R, None, state == 0
     perm = np.lexsort(R.T[::-1])
-    return R[perm], perm
+    R = R[perm]
+    return R, perm, _k.rows_order(R) == 0
 
 
 class NGramLM:
@@ -231,8 +235,8 @@ class NGramLM:
         if dtype is None:
             if separator is not None:
                 raise ValueError("separator is for raw token files (dtype=...); text files end sentences at newlines")
-            vocab = WordVocab.from_files(files, skip_symbols=skip_symbols)
-            stream = vocab.encode_files(files, skip_symbols=skip_symbols)
+            vocab = WordVocab()  # built while encoding: one pass over the text
+            stream = vocab.encode_files(files, oov="add", skip_symbols=skip_symbols)
             return cls.estimate(stream, order, vocab=vocab, **options)
         dt = _io.token_dtype(dtype)
         arrays = [np.memmap(f, dtype=dt, mode="r") if os.path.getsize(f) else np.zeros(0, dt) for f in files]
@@ -282,12 +286,12 @@ class NGramLM:
         order, words, grams, prob, backoff = _arpa.read_arpa(path)
         rows, probs, backs = [], [], []
         for n in range(order):
-            R, perm = _sort_reversed(grams[n])
-            if len(R) > 1 and not (np.diff(R.astype(np.int64), axis=0) != 0).any(axis=1).all():
+            R, perm, repeated = _sort_reversed(grams[n])
+            if repeated:
                 raise ValueError(f"{os.fspath(path)}: a {n + 1}-gram appears twice")
             rows.append(R)
-            probs.append(prob[n][perm])
-            backs.append(backoff[n][perm])
+            probs.append(prob[n] if perm is None else prob[n][perm])
+            backs.append(backoff[n] if perm is None else backoff[n][perm])
         token_ids = None
         if all(w.isdigit() and w.isascii() for w in words[3:]):
             token_ids = np.array([-1, -1, -1] + [int(w) for w in words[3:]], np.int64)
