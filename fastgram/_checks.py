@@ -324,3 +324,56 @@ def current_ids(current, name: str) -> tuple[np.ndarray, np.ndarray]:
     if flat.dtype == np.int64 and flat.dtype.isnative and flat.flags.c_contiguous:
         return flat, flat
     return flat, flat.astype(np.int64)
+
+
+def per_row_arg(
+    value,
+    name: str,
+    rows: int,
+    lead: tuple = (),
+    *,
+    integer: bool = False,
+    min: float | None = None,
+    max: float | None = None,
+    min_open: bool = False,
+) -> np.ndarray:
+    """A scalar or one value per row as a (rows,) int64 or float64 array, checked like the scalar.
+
+    An array must have shape ``(rows,)`` or ``lead`` (the leading dimensions of the data);
+    a bad entry is named by its index: ``top_p[3] must be in (0.0, 1.0], got 1.5``.
+    """
+    if not isinstance(value, (np.ndarray, list, tuple)):
+        one = (
+            require_int(value, name, min=min, max=max)
+            if integer
+            else require_float(value, name, min=min, max=max, min_open=min_open)
+        )
+        return np.full(rows, one, np.int64 if integer else np.float64)
+    arr = np.asarray(value)
+    if integer and (arr.dtype.kind not in "iu"):
+        raise TypeError(f"{name} must be an integer or an array of integers, got dtype {arr.dtype}")
+    if not integer and (arr.dtype.kind not in "iuf" or arr.dtype.kind == "b"):
+        raise TypeError(f"{name} must be a real number or an array of them, got dtype {arr.dtype}")
+    if arr.shape not in ((rows,), tuple(lead)):
+        raise ValueError(f"{name} must be a scalar or have one value per row, shape ({rows},), got shape {arr.shape}")
+    flat = arr.reshape(rows)
+    if not integer:
+        flat = flat.astype(np.float64)
+        bad = np.flatnonzero(~np.isfinite(flat))
+        if bad.size:
+            raise ValueError(f"{name}[{int(bad[0])}] must be finite, got {flat[bad[0]]!r}")
+    else:
+        if arr.dtype.kind == "u" and flat.size and flat.max() > INT64_MAX:
+            raise ValueError(f"{name} must be <= {fmt_int(INT64_MAX)}, got {fmt_int(flat.max())}")
+        flat = flat.astype(np.int64)
+    low = np.zeros(rows, bool) if min is None else (flat <= min if min_open else flat < min)
+    high = np.zeros(rows, bool) if max is None else flat > max
+    bad = np.flatnonzero(low | high)
+    if bad.size:
+        i = int(bad[0])
+        shown = fmt_int(flat[i]) if integer else repr(float(flat[i]))
+        if integer:
+            raise ValueError(f"{name}[{i}] must be >= {fmt_int(min)}, got {shown}")
+        interval = f"{'(' if min_open else '['}{'-inf' if min is None else min}, {'inf' if max is None else max}]"
+        raise ValueError(f"{name}[{i}] must be in {interval}, got {shown}")
+    return flat

@@ -21,21 +21,25 @@ _U3 = np.uint64(3)
 
 
 @kernel(parallel=True)
-def prepare_rows(w, top_k, q, min_p, cum, scales, guide, gshift, use_guide):
+def prepare_rows(w, ks, qs, min_ps, cum, scales, totals, guide, gshift, use_guide):
     """Filter float64 weights in place, then running sums, scales and guide tables, row by row.
 
     (B, V) ``w`` (every row with a positive sum after filtering) -> (B, V) float64 ``cum``
-    (may be ``w`` itself), (B,) ``scales`` (``nextafter(total, 0)``) and (B, G + 1) uint16 or
-    int32 ``guide``. Filters (each skipped at its neutral value), in this order:
+    (may be ``w`` itself), (B,) ``scales`` (``nextafter(total, 0)``), (B,) ``totals`` and
+    (B, G + 1) uint16 or int32 ``guide``. Filters of row ``b`` (each skipped at its neutral
+    value), in this order:
 
-    - ``top_k < V``: zero every weight below the ``top_k``-th largest (ties all kept);
-    - ``q >= 0`` (``q = 1 - top_p``): in ascending order of weight (ties: higher id first),
+    - ``ks[b] < V``: zero every weight below the ``ks[b]``-th largest (ties all kept);
+    - ``qs[b] >= 0`` (``q = 1 - top_p``): in ascending order of weight (ties: higher id first),
       zero the weights whose running sum is ``<= q * total`` except the largest;
-    - ``min_p > 0``: zero every weight below ``min_p`` (the largest weight is 1).
+    - ``min_ps[b] > 0``: zero every weight below ``min_p`` (the largest weight is 1).
     """
     B, V = w.shape
     for b in numba.prange(B):
         row = w[b]
+        top_k = ks[b]
+        q = qs[b]
+        min_p = min_ps[b]
         if top_k < V:
             kth = np.partition(row.copy(), V - top_k)[V - top_k]
             for i in range(V):
@@ -64,6 +68,7 @@ def prepare_rows(w, top_k, q, min_p, cum, scales, guide, gshift, use_guide):
             s += row[i]
             crow[i] = s
         scales[b] = np.nextafter(s, 0.0)
+        totals[b] = s
         if use_guide:
             guide_row(crow, scales[b], gshift, guide[b])
 
@@ -76,8 +81,8 @@ ROW_BLOCK = 1024
 
 
 @kernel(parallel=True)
-def draw_rows(cum, scales, guide, gshift, use_guide, seed, offset, out):
-    """``out[b, j]``: draw from row ``b`` with word (stream ``offset + b``, index ``j``).
+def draw_rows(cum, scales, guide, gshift, use_guide, seed, streams, out):
+    """``out[b, j]``: draw from row ``b`` with word (stream ``streams[b]``, index ``j``).
 
     (B, V) float64 running sums and (B,) scales -> (B, n) int64 ``out``. Tasks of
     :data:`DRAW_CHUNK` draws of one row run in parallel, so a single row with many draws uses
@@ -98,7 +103,7 @@ def draw_rows(cum, scales, guide, gshift, use_guide, seed, offset, out):
         b = task // chunks
         lo = (task - b * chunks) * DRAW_CHUNK
         hi = min(lo + DRAW_CHUNK, n)
-        key = stream_key(skey, offset + b)
+        key = stream_key(skey, streams[b])
         words = np.empty(ROW_BLOCK, np.uint64)  # (m,) random words of a block of draws
         targets = np.empty(ROW_BLOCK, np.float64)  # (m,) their targets in [0, total)
         at = np.empty(ROW_BLOCK, np.uint64)  # (m,) search position: the answer is in [at, at + half)

@@ -123,30 +123,120 @@ def _draw_rows(w, num_samples, seed, offset):
     )
 
 
-def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, *, seed, num_samples=None, offset=0):
-    """Weights ``exp((x - max) / T)``, then top-k, top-p, min-p (HF order), then inverse CDF."""
+def _per_row(value, B, default):
+    """A scalar or (B,) parameter as a (B,) float64 array (``None``: ``default``)."""
+    return np.broadcast_to(np.asarray(default if value is None else value, dtype=np.float64).reshape(-1), (B,))
+
+
+def _history_rows(history, B):
+    """Previous ids of each of the B rows (a list of int64 arrays), or None."""
+    if history is None:
+        return None
+    if isinstance(history, np.ndarray):
+        return list(np.asarray(history).reshape(B, -1).astype(np.int64))
+    return [np.asarray(h).astype(np.int64).reshape(-1) for h in history]
+
+
+def penalized_logits(
+    logits, *, history=None, repetition_penalty=None, presence_penalty=None, frequency_penalty=None, logit_bias=None
+):
+    """Logits after the processors that come before temperature, in the logits' dtype, per row:
+
+    1. ``logit_bias`` (``{id: value}``, or one such dict per row): ``x[id] = x[id] + value``;
+    2. ``repetition_penalty`` ``r`` on every id in the row's history (once per id):
+       ``x * r`` where ``x < 0``, else ``x / r``;
+    3. on every id in the history, with ``c`` its count there: ``x = x - frequency_penalty * c``,
+       then ``x = x - presence_penalty``.
+    """
     x = np.asarray(logits)
+    dtype = x.dtype.newbyteorder("=")
+    x2 = x.reshape(-1, x.shape[-1]).astype(dtype)  # a copy
+    B, V = x2.shape
+    rep = _per_row(repetition_penalty, B, 1.0).astype(dtype)
+    pres = _per_row(presence_penalty, B, 0.0).astype(dtype)
+    freq = _per_row(frequency_penalty, B, 0.0).astype(dtype)
+    biases = [logit_bias] * B if logit_bias is None or isinstance(logit_bias, dict) else list(logit_bias)
+    rows = _history_rows(history, B)
+    for b in range(B):
+        row = x2[b]
+        for i, v in (biases[b] or {}).items():
+            row[i] = row[i] + dtype.type(v)
+        if rows is not None:
+            counts = np.bincount(rows[b], minlength=V)
+            seen = counts > 0
+            v = row[seen]
+            v = np.where(v < 0, v * rep[b], v / rep[b])
+            v = v - freq[b] * counts[seen].astype(dtype)
+            row[seen] = v - pres[b]
+    return x2.reshape(x.shape)
+
+
+def sample_logits(
+    logits,
+    temperature=1.0,
+    top_k=None,
+    top_p=None,
+    min_p=None,
+    *,
+    seed,
+    num_samples=None,
+    offset=0,
+    history=None,
+    repetition_penalty=None,
+    presence_penalty=None,
+    frequency_penalty=None,
+    logit_bias=None,
+    return_logprobs=False,
+):
+    """Row by row: :func:`penalized_logits`; ``d = (x - max) / T`` and weights ``exp(d)``; top-k,
+    top-p, min-p (HF order); inverse CDF with words (stream offset + row, index j); log-probability
+    ``d[id] - log(total)`` of each draw (``total``: the kept weights added left to right)."""
+    x = penalized_logits(
+        logits,
+        history=history,
+        repetition_penalty=repetition_penalty,
+        presence_penalty=presence_penalty,
+        frequency_penalty=frequency_penalty,
+        logit_bias=logit_bias,
+    )
     V = x.shape[-1]
     lead = x.shape[:-1]
-    shape = lead if num_samples is None else lead + (num_samples,)
+    n = 1 if num_samples is None else num_samples
     x2 = x.reshape(-1, V).astype(np.float64)
-    if temperature == 0:
-        best = np.argmax(x2, axis=1)
-        return np.repeat(best[:, None], 1 if num_samples is None else num_samples, axis=1).reshape(shape)
-    w = np.exp((x2 - x2.max(axis=1, keepdims=True)) / temperature)
-    if top_k is not None and top_k < V:
-        kth = np.sort(w, axis=1)[:, V - top_k]
-        w[w < kth[:, None]] = 0.0
-    if top_p is not None and top_p < 1.0:
-        for row in w:
-            ascending = np.argsort(-row, kind="stable")[::-1]  # ties: higher id first
-            running = np.cumsum(row[ascending])
-            drop = running <= (1.0 - top_p) * running[-1]
+    B = x2.shape[0]
+    temps = _per_row(temperature, B, 1.0)
+    ks = np.minimum(_per_row(top_k, B, V), V).astype(np.int64)
+    ps = _per_row(top_p, B, 1.0)
+    mps = _per_row(min_p, B, 0.0)
+    out = np.empty((B, n), np.int64)
+    lps = np.empty((B, n), np.float64)
+    for b in range(B):
+        row = x2[b]
+        if temps[b] == 0:
+            out[b] = np.argmax(row)  # the first largest
+            lps[b] = 0.0
+            continue
+        d = (row - row.max()) / temps[b]
+        w = np.exp(d)
+        if ks[b] < V:
+            kth = np.sort(w)[V - ks[b]]
+            w[w < kth] = 0.0
+        if ps[b] < 1.0:
+            ascending = np.argsort(-w, kind="stable")[::-1]  # ties: higher id first
+            running = np.cumsum(w[ascending])
+            drop = running <= (1.0 - ps[b]) * running[-1]
             drop[-1] = False  # the largest weight always stays
-            row[ascending[drop]] = 0.0
-    if min_p is not None and min_p > 0.0:
-        w[w < min_p] = 0.0  # the largest weight is exp(0) = 1
-    return _draw_rows(w, 1 if num_samples is None else num_samples, seed, offset).reshape(shape)
+            w[ascending[drop]] = 0.0
+        if mps[b] > 0.0:
+            w[w < mps[b]] = 0.0  # the largest weight is exp(0) = 1
+        cum = np.cumsum(w)
+        words = random_words(seed, offset + b, np.arange(n, dtype=np.int64))
+        targets = words_to_uniform(words) * np.nextafter(cum[-1], 0.0)
+        out[b] = np.searchsorted(cum, targets, side="right")
+        lps[b] = d[out[b]] - np.log(cum[-1])
+    shape = lead if num_samples is None else lead + (n,)
+    ids = out.reshape(shape)
+    return (ids, lps.astype(x.dtype).reshape(shape)) if return_logprobs else ids
 
 
 def multinomial(probs, num_samples, replacement=True, *, seed, offset=0):

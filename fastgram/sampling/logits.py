@@ -1,4 +1,4 @@
-"""Draws from per-call weights: :func:`sample_logits` (temperature, top-k, top-p, min-p) and
+"""Draws from per-call weights: :func:`sample_logits` (penalties, temperature, top-k, top-p, min-p) and
 :func:`multinomial` (the ``torch.multinomial`` contract).
 
 Row ``b`` (of the flattened leading dimensions) uses random stream ``offset + b``; its ``j``-th
@@ -12,8 +12,9 @@ import numpy as np
 
 from fastgram import _checks
 from fastgram._checks import check_weights, float_array, fmt_int, offset_arg, seed_arg
-from fastgram._jit import parallel_guard
+from fastgram._jit import num_threads, parallel_guard
 from fastgram.kernels import sampling_logits as _k
+from fastgram.kernels import sampling_select as _sel
 from fastgram.kernels.sampling import BIG_WEIGHT
 from fastgram.sampling._rows import shrink_big_rows
 from fastgram.sampling.tables import guide_dtype, guide_shift
@@ -24,48 +25,212 @@ __all__ = ["sample_logits", "multinomial"]
 GUIDE_MIN_DRAWS = 32
 
 
-def _draw_weights(
-    w: np.ndarray, n: int, seed, offset, *, top_k: int, q: float, min_p: float, in_place: bool
-) -> np.ndarray:
-    """Filters, running sums (and guides) of (B, V) float64 ``w``, then ``n`` draws per row."""
+def _draw_weights(w, n, seed, streams, ks, qs, min_ps, *, in_place):
+    """Filters, running sums (and guides) of (B, V) float64 ``w``, then ``n`` draws per row.
+
+    Row ``b`` uses stream ``streams[b]`` and filters ``ks[b]``, ``qs[b]``, ``min_ps[b]``;
+    returns the draws and the rows' totals after filtering.
+    """
     B, V = w.shape
     use_guide = n >= GUIDE_MIN_DRAWS and V > 2
     G, gshift = guide_shift(V, per_category=1 / 8)
     guide = np.empty((B, G + 1 if use_guide else 0), guide_dtype(V))
     cum = w if in_place else np.empty_like(w)
     scales = np.empty(B, np.float64)
+    totals = np.empty(B, np.float64)
     out = np.empty((B, n), np.int64)
     with parallel_guard():
-        _k.prepare_rows(w, np.int64(top_k), float(q), float(min_p), cum, scales, guide, gshift, use_guide)
-        _k.draw_rows(cum, scales, guide, gshift, use_guide, seed, offset, out)
-    return out
+        _k.prepare_rows(w, ks, qs, min_ps, cum, scales, totals, guide, gshift, use_guide)
+        _k.draw_rows(cum, scales, guide, gshift, use_guide, seed, streams, out)
+    return out, totals
 
 
-def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, *, seed, num_samples=None, offset=0):
-    """Draw tokens from logits with temperature, top-k, top-p (nucleus) and min-p filtering.
+#: Integer keys of float32 / float64 logits: sign shift, magnitude mask, bits of +inf, a key below all.
+_KEY_CONSTS = {
+    4: (np.int32(31), np.int32(0x7FFFFFFF), np.int32(0x7F800000), np.int32(-(2**31))),
+    8: (np.int64(63), np.int64(0x7FFFFFFFFFFFFFFF), np.int64(0x7FF0000000000000), np.int64(-(2**63))),
+}
 
-    The filters follow Hugging Face ``generate`` (``do_sample=True``), in its order:
-    temperature, top-k, top-p, min-p. With ``w = exp((x - max x) / T)`` (float64, so the
-    largest weight is 1):
+_NO_IDS = np.zeros(0, np.int64)
 
-    - ``top_k``: keep every token whose weight is ``>=`` the ``top_k``-th largest (ties at the
-      boundary are all kept; ``top_k >= V`` keeps all);
-    - ``top_p``: sort ascending (ties: the higher id counts as smaller), drop the tokens whose
-      running sum of weights is ``<= (1 - top_p)`` times the total, always keeping the largest
-      (``top_p = 1`` keeps all);
-    - ``min_p``: drop tokens whose probability is below ``min_p`` times the largest one.
+#: Largest ``top_k`` (besides ``V // 8``) that the selection path takes; larger ones use the full row.
+SELECT_MAX_K = 64
+#: Gathered logits kept per row for min-p alone (more: that row takes the full-row path).
+MIN_P_CAP = 1024
+
+
+def _history(history, B: int, V: int, lead: tuple):
+    """Flat (row, id) pairs of ``history``: a (B, L) / lead + (L,) integer array or B sequences."""
+    if isinstance(history, (list, tuple)) and len(history) and np.ndim(history[0]) == 1:
+        if len(history) != B:
+            raise ValueError(f"history must have one sequence per row ({B}), got {len(history)}")
+        parts = [_checks.as_int_array(h, "history").reshape(-1) for h in history]
+        rows = np.repeat(np.arange(B, dtype=np.int64), [p.size for p in parts])
+        ids = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        pos = np.concatenate([np.arange(p.size) for p in parts]) if parts else np.zeros(0, np.int64)
+    else:
+        arr = _checks.as_int_array(history, "history")
+        if arr.ndim == 0 or arr.shape[:-1] not in ((B,), tuple(lead)):
+            raise ValueError(
+                f"history must have shape ({B}, L) (one row of previous ids per row of logits) or "
+                f"{tuple(lead) + ('L',)}, got shape {arr.shape}"
+            )
+        L = arr.shape[-1]
+        ids = arr.reshape(B, L).reshape(-1)
+        rows = np.repeat(np.arange(B, dtype=np.int64), L)
+        pos = np.tile(np.arange(L, dtype=np.int64), B)
+    if ids.size:
+        bad = np.flatnonzero((ids < 0) | (ids >= V))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(
+                f"history: token id {fmt_int(ids[i])} at row {int(rows[i])}, position {int(pos[i])} is "
+                f"outside [0, {fmt_int(V)})"
+            )
+    return rows, ids.astype(np.int64)
+
+
+def _bias(logit_bias, B: int, V: int):
+    """Sorted keys ``row * V + id`` and float64 values of ``logit_bias`` (a dict, or one per row)."""
+    if isinstance(logit_bias, dict):
+        per_row = [logit_bias] * B
+    elif isinstance(logit_bias, (list, tuple)):
+        if len(logit_bias) != B:
+            raise ValueError(f"logit_bias must be a dict or have one dict per row ({B}), got {len(logit_bias)}")
+        per_row = list(logit_bias)
+    else:
+        raise TypeError(f"logit_bias must be a dict {{id: value}} or a list of them, got {type(logit_bias).__name__}")
+    keys, vals = [], []
+    for b, d in enumerate(per_row):
+        if d is None:
+            continue
+        if not isinstance(d, dict):
+            raise TypeError(f"logit_bias[{b}] must be a dict {{id: value}} or None, got {type(d).__name__}")
+        for i, v in d.items():
+            i = _checks.require_int(i, "logit_bias id", min=0)
+            if i >= V:
+                raise ValueError(f"logit_bias: token id {fmt_int(i)} is outside [0, {fmt_int(V)})")
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise TypeError(f"logit_bias[{i}] must be a real number, got {type(v).__name__} {v!r}")
+            v = float(v)
+            if np.isnan(v) or v == np.inf:
+                raise ValueError(f"logit_bias[{i}] must be finite or -inf, got {v!r}")
+            keys.append(b * V + i)
+            vals.append(v)
+    keys = np.array(keys, np.int64)
+    order = np.argsort(keys, kind="stable")
+    return keys[order], np.array(vals, np.float64)[order]
+
+
+def _overrides(x2, lead, history, repetition_penalty, presence_penalty, frequency_penalty, logit_bias):
+    """The logits that ``logit_bias`` and the penalties change: ``(ptr, ids, values)``, rows in
+    order and ids increasing within a row (row ``b`` at ``[ptr[b], ptr[b + 1])``), the values in
+    the logits' (native) dtype, computed as :func:`fastgram.reference.sampling.penalized_logits`."""
+    B, V = x2.shape
+    dtype = x2.dtype.newbyteorder("=")
+    rep = _checks.per_row_arg(
+        1.0 if repetition_penalty is None else repetition_penalty, "repetition_penalty", B, lead, min=0.0, min_open=True
+    ).astype(dtype)
+    pres = _checks.per_row_arg(
+        0.0 if presence_penalty is None else presence_penalty, "presence_penalty", B, lead
+    ).astype(dtype)
+    freq = _checks.per_row_arg(
+        0.0 if frequency_penalty is None else frequency_penalty, "frequency_penalty", B, lead
+    ).astype(dtype)
+    hkeys = np.zeros(0, np.int64)
+    counts = np.zeros(0, np.int64)
+    if history is not None:
+        rows, ids = _history(history, B, V, lead)
+        hkeys, counts = np.unique(rows * V + ids, return_counts=True)
+    bkeys, bvals = (np.zeros(0, np.int64), np.zeros(0)) if logit_bias is None else _bias(logit_bias, B, V)
+    keys = np.union1d(hkeys, bkeys).astype(np.int64)
+    rows, ids = keys // V, keys % V
+    orig = x2[rows, ids].astype(dtype)
+    vals = orig.copy()
+    if bkeys.size:
+        at = np.searchsorted(bkeys, keys)
+        has = (at < bkeys.size) & (bkeys[np.minimum(at, bkeys.size - 1)] == keys)
+        vals[has] = vals[has] + bvals[at[has]].astype(dtype)
+    if hkeys.size:
+        at = np.searchsorted(keys, hkeys)  # every history key is in keys
+        r = rows[at]
+        v = vals[at]
+        v = np.where(v < 0, v * rep[r], v / rep[r])
+        v = v - freq[r] * counts.astype(dtype)
+        vals[at] = v - pres[r]
+    if vals.size:
+        broken = (np.isnan(vals) | (vals == np.inf)) & ~(np.isnan(orig) | (orig == np.inf))
+        if broken.any():
+            i = int(np.flatnonzero(broken)[0])
+            raise ValueError(
+                f"logit_bias and penalties make logits[{int(rows[i])}, {int(ids[i])}] = {vals[i]!r} "
+                f"(from {orig[i]!r}); the adjusted logits must be finite or -inf"
+            )
+    ptr = np.searchsorted(rows, np.arange(B + 1)).astype(np.int64)
+    return ptr, ids.astype(np.int64), vals
+
+
+def _raise_bad_rows(x, status, sel):
+    """Name the first NaN / +inf (the whole array, as check_weights does), else the first dead row."""
+    if (status == sel.BAD).any():
+        check_weights(x, "logits", allow_neg_inf=True)
+    dead = np.flatnonzero(status == sel.DEAD)
+    if dead.size:
+        raise ValueError(f"logits: row {fmt_int(dead[0])} is all -inf, so no token can be drawn")
+
+
+def sample_logits(
+    logits,
+    temperature=1.0,
+    top_k=None,
+    top_p=None,
+    min_p=None,
+    *,
+    seed,
+    num_samples=None,
+    offset=0,
+    history=None,
+    repetition_penalty=None,
+    presence_penalty=None,
+    frequency_penalty=None,
+    logit_bias=None,
+    return_logprobs=False,
+):
+    """Draw tokens from logits with penalties, temperature, top-k, top-p (nucleus) and min-p.
+
+    The logits go through the steps of Hugging Face ``generate`` (``do_sample=True``), in its
+    order, each row with its own parameters:
+
+    1. ``logit_bias`` (HF's ``sequence_bias`` for single tokens): ``x[id] += bias``;
+    2. ``repetition_penalty`` ``r`` (HF's ``RepetitionPenaltyLogitsProcessor``) on every id of
+       the row's ``history``: ``x * r`` where ``x < 0``, else ``x / r``;
+    3. ``frequency_penalty`` then ``presence_penalty`` (OpenAI's API, vLLM, after the repetition
+       penalty as vLLM applies them): ``x -= frequency * count``, then ``x -= presence`` for every
+       id seen ``count > 0`` times in ``history``;
+
+    (steps 1-3 in the logits' dtype), then, in float64, with ``d = (x - max x) / T`` and
+    ``w = exp(d)`` (the largest weight is 1):
+
+    4. ``top_k``: keep every token whose weight is ``>=`` the ``top_k``-th largest (ties at the
+       boundary are all kept; ``top_k >= V`` keeps all);
+    5. ``top_p``: sort ascending (ties: the higher id counts as smaller), drop the tokens whose
+       running sum of weights is ``<= (1 - top_p)`` times the total, always keeping the largest
+       (``top_p = 1`` keeps all);
+    6. ``min_p``: drop tokens whose probability is below ``min_p`` times the largest one.
 
     Parameters
     ----------
     logits : ndarray of float32 or float64, shape (..., V)
         Either byte order. May hold ``-inf`` (a masked token); NaN and ``+inf`` are errors.
-    temperature : float, optional
+    temperature : float or array of shape (B,), optional
         ``>= 0``; 0 is greedy (the first largest logit; the filters then change nothing).
-    top_k : int, optional
+        ``B`` is the number of rows (the product of the leading dimensions; an array of the
+        leading shape is accepted too), and so for every per-row parameter.
+    top_k : int or array of shape (B,), optional
         ``>= 1``.
-    top_p : float, optional
+    top_p : float or array of shape (B,), optional
         In ``(0, 1]``.
-    min_p : float, optional
+    min_p : float or array of shape (B,), optional
         In ``[0, 1]``.
     seed : int
         Keyword only, in ``[0, 2**64)``. Row ``r`` (of the flattened leading dimensions) uses
@@ -74,27 +239,46 @@ def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, *
         Draws per row, with replacement. ``None`` (default): one draw, result shape ``(...)``.
     offset : int, optional
         Stream of the first row, for drawing a batch in parts.
+    history : integer array of shape (B, L) or (..., L), or a list of B sequences, optional
+        Previous ids of each row (ids in ``[0, V)``), for the penalties.
+    repetition_penalty : float or array of shape (B,), optional
+        ``> 0``; 1 (default) changes nothing.
+    presence_penalty, frequency_penalty : float or array of shape (B,), optional
+        Any finite value (negative ones favour repeats); 0 (default) changes nothing.
+    logit_bias : dict {id: value} or list of B such dicts (or None), optional
+        Added to the logits of those ids (of every row, or row by row); ``-inf`` bans a token.
+    return_logprobs : bool, optional
+        Also return the log-probability of each drawn id under the filtered distribution,
+        ``d[id] - log(total)`` with ``total`` the kept weights' sum (0 for greedy rows), in the
+        logits' dtype.
 
     Returns
     -------
     ids : ndarray of int64, shape ``(...)`` or ``(..., num_samples)``
+    logprobs : ndarray, the same shape (only with ``return_logprobs=True``)
 
     Raises
     ------
     TypeError
         If ``logits`` is not float32/float64, or a parameter has the wrong type.
     ValueError
-        If ``logits`` is 0-d or has ``V = 0``, holds NaN or ``+inf``, a row is all ``-inf``;
-        ``temperature < 0``, ``top_k < 1``, ``top_p`` outside ``(0, 1]``, ``min_p`` outside
-        ``[0, 1]``, ``num_samples < 1``.
+        If ``logits`` is 0-d or has ``V = 0``, holds NaN or ``+inf``, a row is all ``-inf``
+        (after ``logit_bias``); ``temperature < 0``, ``top_k < 1``, ``top_p`` outside ``(0, 1]``,
+        ``min_p`` outside ``[0, 1]``, ``repetition_penalty <= 0``, a per-row array of the wrong
+        length, a history id outside ``[0, V)``, a bias on an id outside it, adjusted logits
+        that overflow to ``+inf``, ``num_samples < 1``.
 
     Notes
     -----
-    Extra memory: one float64 copy of the logits (weights, then running sums in place) and,
-    from 32 draws per row, a guide table (``G + 1`` uint16 or int32 per row, ``G`` the power of two
-    ``>= V / 8``).
-    Time O(B V) (O(B V log V) with ``top_p``) plus O(1) per draw on average; rows (and draws)
-    run in parallel. The ``exp`` is NumPy's, as in :func:`fastgram.reference.sample_logits`.
+    Rows with ``top_k <= max(64, V / 8)`` (any top-p, min-p) or ``min_p`` alone take a selection
+    path: one vectorised pass over the row in blocks of 64 logits (their maxima), a second over
+    the blocks that can hold the top-k, and the filters on those few logits; time O(V) per row,
+    extra memory O(V) per thread plus O(top_k) per row. Other rows (plain temperature, top-p
+    without top-k, larger ``top_k``) take the full row: one float64 copy of the logits (weights,
+    then running sums in place), time O(V) (O(V log V) with ``top_p``), and from 32 draws per row
+    a guide table (``G + 1`` uint16 or int32 per row, ``G`` the power of two ``>= V / 8``).
+    Both draw the same ids as :func:`fastgram.reference.sample_logits`, bit for bit: the weights
+    are NumPy's ``exp``, as there. Rows run in parallel.
 
     Examples
     --------
@@ -104,6 +288,8 @@ def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, *
     array([0, 2])
     >>> fastgram.sample_logits(logits, top_k=1, seed=0)
     array([0, 2])
+    >>> fastgram.sample_logits(logits, top_k=2, history=[[0], [2]], repetition_penalty=100.0, temperature=0, seed=0)
+    array([1, 0])
     """
     x = float_array(logits, "logits")
     if x.ndim == 0:
@@ -111,35 +297,93 @@ def sample_logits(logits, temperature=1.0, top_k=None, top_p=None, min_p=None, *
     V = x.shape[-1]
     if V == 0:
         raise ValueError(f"logits must have V >= 1 categories, got shape {x.shape}")
-    T = _checks.require_float(temperature, "temperature", min=0.0)
-    k = V if top_k is None else min(_checks.require_int(top_k, "top_k", min=1), V)
-    p = 1.0 if top_p is None else _checks.require_float(top_p, "top_p", min=0.0, max=1.0, min_open=True)
-    mp = 0.0 if min_p is None else _checks.require_float(min_p, "min_p", min=0.0, max=1.0)
-    n = None if num_samples is None else _checks.require_int(num_samples, "num_samples", min=1)
-    seed = seed_arg(seed)
     lead = x.shape[:-1]
     x2 = x.reshape(-1, V)
-    off = offset_arg(offset, x2.shape[0])
-    check_weights(x, "logits", allow_neg_inf=True)
-    rowmax = np.max(x2, axis=1) if x2.shape[0] else np.zeros(0, x2.dtype)
-    if x2.shape[0]:
-        dead = np.flatnonzero(rowmax == -np.inf)
-        if dead.size:
-            raise ValueError(f"logits: row {fmt_int(dead[0])} is all -inf, so no token can be drawn")
+    B = x2.shape[0]
+    temps = _checks.per_row_arg(temperature, "temperature", B, lead, min=0.0)
+    ks = np.full(B, V, np.int64) if top_k is None else _checks.per_row_arg(top_k, "top_k", B, lead, integer=True, min=1)
+    ks = np.minimum(ks, V)
+    ps = np.ones(B) if top_p is None else _checks.per_row_arg(top_p, "top_p", B, lead, min=0.0, max=1.0, min_open=True)
+    qs = np.where(ps < 1.0, 1.0 - ps, -1.0)
+    mps = np.zeros(B) if min_p is None else _checks.per_row_arg(min_p, "min_p", B, lead, min=0.0, max=1.0)
+    n = None if num_samples is None else _checks.require_int(num_samples, "num_samples", min=1)
+    seed = seed_arg(seed)
+    off = offset_arg(offset, B)
+    if not isinstance(return_logprobs, (bool, np.bool_)):
+        raise TypeError(f"return_logprobs must be a bool, got {type(return_logprobs).__name__} {return_logprobs!r}")
+    if history is None and logit_bias is None:  # nothing to change: only check the penalties
+        for value, name in ((repetition_penalty, "repetition_penalty"), (presence_penalty, "presence_penalty")):
+            if value is not None:
+                _checks.per_row_arg(value, name, B, lead, min=0.0 if name[0] == "r" else None, min_open=True)
+        if frequency_penalty is not None:
+            _checks.per_row_arg(frequency_penalty, "frequency_penalty", B, lead)
+        ptr, ov_ids, ov_vals = np.zeros(B + 1, np.int64), _NO_IDS, np.zeros(0, x2.dtype.newbyteorder("="))
+    else:
+        ptr, ov_ids, ov_vals = _overrides(
+            x2, lead, history, repetition_penalty, presence_penalty, frequency_penalty, logit_bias
+        )
+    draws = 1 if n is None else n
     shape = lead if n is None else lead + (n,)
-    if T == 0.0:
-        best = np.argmax(x2, axis=1) if x2.shape[0] else np.zeros(0, np.int64)
-        return np.repeat(best.astype(np.int64)[:, None], 1 if n is None else n, axis=1).reshape(shape)
-    # w = exp((x - max) / T), the same NumPy operations as reference.sample_logits
-    # (the float64 row maximum is the input's row maximum converted exactly: one pass fewer)
-    w = np.array(x2, dtype=np.float64)
-    w -= rowmax.astype(np.float64)[:, None]
-    if T != 1.0:  # dividing by 1.0 changes no bit
-        w /= T
-    np.exp(w, out=w)
-    q = 1.0 - p if p < 1.0 else -1.0
-    out = _draw_weights(w, 1 if n is None else n, seed, off, top_k=k, q=q, min_p=mp, in_place=True)
-    return out.reshape(shape)
+    if B == 0:
+        ids = np.zeros(shape, np.int64)
+        return (ids, np.zeros(shape, x.dtype)) if return_logprobs else ids
+    xc = np.ascontiguousarray(x2, dtype=x2.dtype.newbyteorder("="))
+    xi = xc.view(np.int32 if xc.dtype == np.float32 else np.int64)
+    consts = _KEY_CONSTS[xc.dtype.itemsize]
+    # the selection path: top-k (not too large) with any top-p / min-p, or min-p alone
+    select_k = (ks < V) & (ks <= max(SELECT_MAX_K, V // 8))
+    min_only = (ks == V) & (qs < 0) & (mps > 0)
+    kg = np.where(select_k, ks, V)
+    with np.errstate(divide="ignore"):
+        lnmins = np.where(min_only, np.log(np.where(min_only, mps, 1.0)), -np.inf)
+    cap = int(min(V, 2 * kg[select_k].max() + 64)) if select_k.any() else 1
+    if min_only.any():
+        cap = max(cap, min(V, MIN_P_CAP))
+    gid = np.empty((B, cap), np.int64)
+    gd = np.full((B, cap), -np.inf)
+    gn = np.empty(B, np.int64)
+    status = np.empty(B, np.int8)
+    rowmax = np.empty(B, np.float64)
+    best = np.empty(B, np.int64)
+    parts = min(B, num_threads())
+    args = (xc, xi, ptr, ov_ids, ov_vals, temps, kg, lnmins, consts, gid, gd, gn, status, rowmax, best)
+    if parts > 1:
+        with parallel_guard():
+            _sel.gather_rows(*args, parts)
+    else:
+        _sel.gather_rows_serial(*args)
+    if (status >= _sel.BAD).any():
+        _raise_bad_rows(x, status, _sel)
+    gw = np.exp(gd)  # NumPy's exp, as the reference's
+    out = np.empty((B, draws), np.int64)
+    dsel = np.empty((B, draws), np.float64)
+    totals = np.empty(B, np.float64)
+    args = (gid, gw, gd, gn, status, best, V, ks, qs, mps, seed, off, out, dsel, totals)
+    if parts > 1 and B >= 8:
+        with parallel_guard():
+            _sel.finish_rows(*args, parts)
+    else:
+        _sel.finish_rows_serial(*args)
+    full = np.flatnonzero(status == _sel.FALLBACK)
+    if full.size:
+        xr = xc[full].astype(np.float64)
+        for i, b in enumerate(full):
+            xr[i, ov_ids[ptr[b] : ptr[b + 1]]] = ov_vals[ptr[b] : ptr[b + 1]]
+        xr -= rowmax[full][:, None]
+        xr /= temps[full][:, None]
+        d = xr.copy() if return_logprobs else None
+        np.exp(xr, out=xr)
+        streams = (off + full).astype(np.int64)
+        got, tot = _draw_weights(xr, draws, seed, streams, ks[full], qs[full], mps[full], in_place=True)
+        out[full] = got
+        totals[full] = tot
+        if return_logprobs:
+            dsel[full] = np.take_along_axis(d, got, axis=1)
+    ids = out.reshape(shape)
+    if not return_logprobs:
+        return ids
+    lp = dsel - np.log(totals)[:, None]
+    return ids, lp.astype(x.dtype.newbyteorder("=")).reshape(shape)
 
 
 def multinomial(probs, num_samples, replacement=True, *, seed, offset=0) -> np.ndarray:
@@ -211,7 +455,11 @@ def multinomial(probs, num_samples, replacement=True, *, seed, offset=0) -> np.n
     if replacement:
         if w.shape[0] and (w.max(axis=1) >= BIG_WEIGHT).any():
             w = shrink_big_rows(w.copy() if np.may_share_memory(w, x) else w)
-        out = _draw_weights(w, n, seed, off, top_k=w.shape[1], q=-1.0, min_p=0.0, in_place=False)
+        B, V = w.shape
+        streams = off + np.arange(B, dtype=np.int64)
+        out, _ = _draw_weights(
+            w, n, seed, streams, np.full(B, V, np.int64), np.full(B, -1.0), np.zeros(B), in_place=False
+        )
     else:
         nonzero = np.count_nonzero(w, axis=1)
         short = np.flatnonzero(nonzero < n)

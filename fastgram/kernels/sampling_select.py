@@ -1,0 +1,385 @@
+"""One filtered draw per row of logits without a sort of V: top-k by selection, then top-p and
+min-p over the few survivors.
+
+Two kernels with NumPy's ``exp`` between them (the weights must be NumPy's, bit for bit, as in
+:func:`fastgram.reference.sample_logits`):
+
+1. :func:`gather_rows` reads each row once in blocks of :data:`BLOCK` logits, as integer *keys*
+   (the float's bits, sign-magnitude turned into two's complement, ``-0.0`` and ``+0.0`` one key:
+   keys order as the floats do), taking each block's largest key and flagging NaN and ``+inf``
+   in one vectorised loop. The ``top_k``-th largest block maximum bounds the ``top_k``-th
+   largest logit from below, so only blocks reaching it are read again; among their logits a
+   selection finds ``x_k``, the ``top_k``-th largest. The row's *gathered set* is then every
+   logit with ``d = (x - max) / T >= d_k - MARGIN`` (``d`` exactly as the reference computes it),
+   in increasing id order: an ``exp`` accurate to far better than ``MARGIN`` cannot give a logit
+   outside it a weight as large as the ``top_k``-th largest weight, so top-k over the gathered
+   weights is top-k over the row. With ``min_p`` alone, the set is every ``d >= log(min_p) -
+   MARGIN_MIN_P`` (outside it every weight is below ``min_p``).
+   Rows the method does not cover (no top-k and no min-p alone, or top-p without top-k; a
+   ``top_k``-th weight that might be subnormal; more than ``CAP`` gathered logits) are marked
+   :data:`FALLBACK` and drawn by the full-row kernels of :mod:`fastgram.kernels.sampling_logits`.
+2. :func:`finish_rows` filters the gathered weights (top-k, top-p, min-p, as the reference),
+   adds the survivors up in id order (zeros add nothing to a running sum, so these are the
+   reference's running sums) and draws by the inverse CDF of :mod:`fastgram.kernels.sampling`.
+
+Overrides (the logits changed by ``logit_bias`` and penalties) arrive as a sorted
+``(ids, values)`` list per row and replace the row's values in every block they touch.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from fastgram._jit import kernel
+from fastgram.kernels.random import seed_key, stream_key, uniform, word
+
+#: Logits per block of the first pass.
+BLOCK = 64
+#: Gap in ``d`` (log-weight) below ``d_k`` within which logits are gathered: an exp error of
+#: ``2**-30`` relative is a million times what NumPy's has.
+MARGIN = 2.0**-30
+#: Gap in ``d`` below ``log(min_p)`` for rows filtered by min-p alone.
+MARGIN_MIN_P = 1e-6
+#: Rows whose ``d_k`` is below this take the full-row path (a weight near the subnormal range).
+D_MIN = -700.0
+
+FAST = 0
+GREEDY = 1
+FALLBACK = 2
+BAD = 3
+DEAD = 4
+
+#: Candidates of the second pass kept per row: ``CAND_PER_K * top_k + CAND_EXTRA`` (more: the row
+#: takes the full-row path).
+CAND_PER_K = 16
+CAND_EXTRA = 4096
+
+
+@kernel
+def _key(b, shift, mask):
+    """Ordered integer key of float bits ``b`` (int32 or int64): ``-0.0`` and ``+0.0`` share key 0."""
+    s = b >> shift
+    return ((b & mask) ^ s) - s
+
+
+@kernel
+def _load_block(xr, j, oid, oval, blkf):
+    """Copy block ``j`` of row ``xr`` into ``blkf`` with the row's overrides applied; its length."""
+    V = xr.shape[0]
+    lo = j * BLOCK
+    hi = min(lo + BLOCK, V)
+    for i in range(lo, hi):
+        blkf[i - lo] = xr[i]
+    if oid.shape[0]:
+        t = np.searchsorted(oid, lo)
+        while t < oid.shape[0] and oid[t] < hi:
+            blkf[oid[t] - lo] = oval[t]
+            t += 1
+    return hi - lo
+
+
+@kernel
+def _gather_from(xr, oid, oval, bmax, key_lo, m, T, dlo, blkf, blki, shift, mask, gid, gd):
+    """Every logit with key ``>= key_lo`` and ``d >= dlo`` into ``gid``/``gd``, by id; -1 past CAP."""
+    n = 0
+    cap = gid.shape[0]
+    for j in range(bmax.shape[0]):
+        if bmax[j] >= key_lo:
+            length = _load_block(xr, j, oid, oval, blkf)
+            for i in range(length):
+                if _key(blki[i], shift, mask) >= key_lo:
+                    d = (np.float64(blkf[i]) - m) / T
+                    if d >= dlo:
+                        if n == cap:
+                            return -1
+                        gid[n] = j * BLOCK + i
+                        gd[n] = d
+                        n += 1
+    return n
+
+
+@kernel
+def _key_below(v, one_f, one_i, shift, mask):
+    """A key no larger than that of any row-dtype float ``>= v`` (float64 ``v``)."""
+    one_f[0] = v  # rounded to the nearest: one step down is then <= v
+    return _key(one_i[0], shift, mask) - 1
+
+
+@kernel
+def _lower_x(m, dlo, T):
+    """An ``x`` below every logit whose ``d = (x - m) / T`` (as rounded) is ``>= dlo`` (``dlo <= 0``)."""
+    base = dlo * T * (1.0 + 2.0**-40)
+    return m + base - (abs(m) + abs(base)) * 2.0**-45 - 1e-300
+
+
+@kernel
+def gather_row(xr, xir, oid, oval, T, k, lnmin, shift, mask, infbits, kmin, scratch, gid, gd):
+    """Kernel 1 for one row: ``(status, gathered, max, greedy id)``; see the module docstring.
+
+    ``xir`` is ``xr`` viewed as integers of its width; ``shift, mask, infbits, kmin`` the sign
+    shift, magnitude mask, bits of ``+inf`` and a key below every key, of that integer type.
+    ``scratch`` holds the block maxima (nb,), candidates (ids and float64 values), a block
+    buffer and a 1-element buffer, each with an integer view (see :func:`_scratch`).
+    """
+    bmax, cand, cval, blkf, blki, one_f, one_i = scratch
+    V = xr.shape[0]
+    nb = (V + BLOCK - 1) // BLOCK
+    bmax = bmax[:nb]
+    zero = mask & 0  # 0 of the key type
+    bad = False
+    for j in range(nb):  # (BLOCK,) keys -> their maximum, and the largest magnitude (NaN / inf)
+        lo = j * BLOCK
+        mx = kmin
+        big = zero
+        if lo + BLOCK <= V:
+            for i in range(lo, lo + BLOCK):  # a fixed trip count: vector instructions
+                b = xir[i]
+                s = b >> shift
+                mb = b & mask
+                key = (mb ^ s) - s
+                mx = key if key > mx else mx
+                big = mb if mb > big else big
+        else:
+            for i in range(lo, V):
+                b = xir[i]
+                s = b >> shift
+                mb = b & mask
+                key = (mb ^ s) - s
+                mx = key if key > mx else mx
+                big = mb if mb > big else big
+        bmax[j] = mx
+        bad |= (big > infbits) | (mx >= infbits)  # a NaN, or +inf
+    if bad:
+        return BAD, 0, 0.0, 0
+    t = 0
+    while t < oid.shape[0]:  # blocks holding overrides: their maxima again, with the new values
+        j = oid[t] // BLOCK
+        length = _load_block(xr, j, oid, oval, blkf)
+        mx = kmin
+        for i in range(length):
+            key = _key(blki[i], shift, mask)
+            mx = key if key > mx else mx
+        bmax[j] = mx
+        while t < oid.shape[0] and oid[t] // BLOCK == j:
+            t += 1
+    top = kmin
+    jm = 0
+    for j in range(nb):
+        if bmax[j] > top:
+            top = bmax[j]
+            jm = j
+    length = _load_block(xr, jm, oid, oval, blkf)
+    im = 0
+    while _key(blki[im], shift, mask) != top:
+        im += 1
+    m = np.float64(blkf[im])
+    if m == -np.inf:
+        return DEAD, 0, m, 0
+    if T == 0.0:
+        return GREEDY, 0, m, jm * BLOCK + im
+    if k < V:
+        thr = kmin if nb <= k else np.partition(bmax, nb - k)[nb - k]
+        c = 0
+        room = min(cand.shape[0], CAND_PER_K * k + CAND_EXTRA)
+        for j in range(nb):
+            if bmax[j] >= thr:
+                length = _load_block(xr, j, oid, oval, blkf)
+                for i in range(length):
+                    if _key(blki[i], shift, mask) >= thr:
+                        if c == room:
+                            return FALLBACK, 0, m, 0
+                        cand[c] = j * BLOCK + i
+                        cval[c] = blkf[i]
+                        c += 1
+        xk = np.partition(cval[:c], c - k)[c - k]
+        dk = (xk - m) / T
+        if not dk >= D_MIN:
+            return FALLBACK, 0, m, 0
+        dlo = dk - MARGIN
+        key_lo = _key_below(_lower_x(m, dlo, T), one_f, one_i, shift, mask)
+        if thr != kmin and key_lo < thr:  # logits below the block threshold may be near x_k
+            n = _gather_from(xr, oid, oval, bmax, key_lo, m, T, dlo, blkf, blki, shift, mask, gid, gd)
+        else:
+            n = 0
+            for q in range(c):
+                d = (cval[q] - m) / T
+                if d >= dlo:
+                    if n == gid.shape[0]:
+                        return FALLBACK, 0, m, 0
+                    gid[n] = cand[q]
+                    gd[n] = d
+                    n += 1
+        if n < 0:
+            return FALLBACK, 0, m, 0
+        return FAST, n, m, 0
+    if lnmin > -np.inf:
+        dlo = lnmin - MARGIN_MIN_P
+        key_lo = _key_below(_lower_x(m, dlo, T), one_f, one_i, shift, mask)
+        n = _gather_from(xr, oid, oval, bmax, key_lo, m, T, dlo, blkf, blki, shift, mask, gid, gd)
+        if n < 0:
+            return FALLBACK, 0, m, 0
+        return FAST, n, m, 0
+    return FALLBACK, 0, m, 0
+
+
+@kernel
+def _scratch(x, xi, V, kmax):
+    nb = (V + BLOCK - 1) // BLOCK
+    room = min(V, CAND_PER_K * kmax + CAND_EXTRA)
+    blkf = np.empty(BLOCK, x.dtype)
+    one_f = np.empty(1, x.dtype)
+    return (
+        np.empty(nb, xi.dtype),
+        np.empty(room, np.int64),
+        np.empty(room, np.float64),
+        blkf,
+        blkf.view(xi.dtype),
+        one_f,
+        one_f.view(xi.dtype),
+    )
+
+
+@kernel
+def _gather_span(lo, hi, x, xi, ov_ptr, ov_ids, ov_vals, temps, ks, lnmins, consts, gid, gd, gn, status, rowmax, best):
+    shift, mask, infbits, kmin = consts
+    kmax = 1
+    for b in range(lo, hi):
+        if ks[b] < x.shape[1]:
+            kmax = max(kmax, ks[b])
+    scratch = _scratch(x, xi, x.shape[1], kmax)
+    for b in range(lo, hi):
+        a, z = ov_ptr[b], ov_ptr[b + 1]
+        st, n, m, g = gather_row(
+            x[b],
+            xi[b],
+            ov_ids[a:z],
+            ov_vals[a:z],
+            temps[b],
+            ks[b],
+            lnmins[b],
+            shift,
+            mask,
+            infbits,
+            kmin,
+            scratch,
+            gid[b],
+            gd[b],
+        )
+        status[b] = st
+        gn[b] = n
+        rowmax[b] = m
+        best[b] = g
+
+
+@kernel
+def gather_rows_serial(x, xi, ov_ptr, ov_ids, ov_vals, temps, ks, lnmins, consts, gid, gd, gn, status, rowmax, best):
+    """:func:`gather_row` for every row of (B, V) ``x`` (``xi`` its integer view), one thread."""
+    _gather_span(
+        0, x.shape[0], x, xi, ov_ptr, ov_ids, ov_vals, temps, ks, lnmins, consts, gid, gd, gn, status, rowmax, best
+    )
+
+
+@kernel(parallel=True)
+def gather_rows(x, xi, ov_ptr, ov_ids, ov_vals, temps, ks, lnmins, consts, gid, gd, gn, status, rowmax, best, parts):
+    """:func:`gather_row` for every row, ``parts`` spans of rows in parallel (one scratch each)."""
+    B = x.shape[0]
+    for p in numba.prange(parts):
+        lo = p * B // parts
+        hi = (p + 1) * B // parts
+        _gather_span(
+            lo, hi, x, xi, ov_ptr, ov_ids, ov_vals, temps, ks, lnmins, consts, gid, gd, gn, status, rowmax, best
+        )
+
+
+@kernel
+def finish_row(gid, gw, gd, n, V, k, q, min_p, key, out, dsel):
+    """Kernel 2 for one row: filter ``n`` gathered weights (ids increasing), then draw ``out``.
+
+    Top-k keeps the weights ``>=`` the ``k``-th largest; top-p walks them in ascending order
+    (ties: higher id first), dropping while the running sum is ``<= q * total`` and never the
+    largest; min-p drops weights below ``min_p``. ``dsel`` gets the drawn ids' ``d``; returns the
+    total of the kept weights.
+    """
+    fw = gw[:n].copy()
+    if k < V:
+        order = np.argsort(-fw, kind="mergesort")  # descending, ties by lower id first
+        kth = fw[order[k - 1]]
+        nk = k
+        while nk < n and fw[order[nk]] >= kth:
+            nk += 1
+        for i in range(nk, n):
+            fw[order[i]] = 0.0
+        if q >= 0.0:
+            s = 0.0
+            for i in range(nk - 1, -1, -1):  # ascending: descending order reversed
+                s += fw[order[i]]
+            limit = q * s
+            s = 0.0
+            for i in range(nk - 1, 0, -1):  # never the largest (order[0])
+                s += fw[order[i]]
+                if s <= limit:
+                    fw[order[i]] = 0.0
+                else:
+                    break
+    if min_p > 0.0:
+        for i in range(n):
+            if fw[i] < min_p:
+                fw[i] = 0.0
+    cum = np.empty(n, np.float64)
+    s = 0.0
+    for i in range(n):
+        s += fw[i]
+        cum[i] = s
+    scale = np.nextafter(s, 0.0)
+    for j in range(out.shape[0]):
+        t = uniform(word(key, j)) * scale
+        at = np.searchsorted(cum, t, side="right")
+        out[j] = gid[at]
+        dsel[j] = gd[at]
+    return s
+
+
+@kernel
+def _finish_span(lo, hi, gid, gw, gd, gn, status, best, V, ks, qs, minps, seed, offset, out, dsel, totals):
+    skey = seed_key(seed)
+    for b in range(lo, hi):
+        if status[b] == FAST:
+            key = stream_key(skey, offset + b)
+            totals[b] = finish_row(gid[b], gw[b], gd[b], gn[b], V, ks[b], qs[b], minps[b], key, out[b], dsel[b])
+        elif status[b] == GREEDY:
+            out[b, :] = best[b]
+            dsel[b, :] = 0.0
+            totals[b] = 1.0
+
+
+@kernel
+def finish_rows_serial(gid, gw, gd, gn, status, best, V, ks, qs, minps, seed, offset, out, dsel, totals):
+    """:func:`finish_row` for the rows marked FAST (GREEDY rows: their best id), one thread."""
+    _finish_span(0, out.shape[0], gid, gw, gd, gn, status, best, V, ks, qs, minps, seed, offset, out, dsel, totals)
+
+
+@kernel(parallel=True)
+def finish_rows(gid, gw, gd, gn, status, best, V, ks, qs, minps, seed, offset, out, dsel, totals, parts):
+    """:func:`finish_rows_serial` in ``parts`` spans of rows in parallel."""
+    B = out.shape[0]
+    for p in numba.prange(parts):
+        _finish_span(
+            p * B // parts,
+            (p + 1) * B // parts,
+            gid,
+            gw,
+            gd,
+            gn,
+            status,
+            best,
+            V,
+            ks,
+            qs,
+            minps,
+            seed,
+            offset,
+            out,
+            dsel,
+            totals,
+        )
