@@ -154,6 +154,9 @@ class NGramCounts:
         flat = table.reshape(-1)
         if flat.size and flat.min() < 0:
             raise ValueError(f"table: counts must be >= 0, got {int(flat.min()):,}")
+        if flat.size and flat.dtype.kind == "u" and flat.dtype.itemsize == 8 and int(flat.max()) > 2**63 - 1:
+            # counts are int64: a uint64 count past 2**63 - 1 would wrap to a negative count
+            raise ValueError(f"table: counts must be <= 2**63 - 1 (int64), got {int(flat.max()):,}")
         keys = np.flatnonzero(flat).astype(np.uint64)
         return cls(
             keys,
