@@ -122,6 +122,21 @@ def _bias(logit_bias, B: int, V: int):
     return keys[order], np.array(vals, np.float64)[order]
 
 
+def _apply(vals, keys, rows, bkeys, bvals, hkeys, counts, rep, pres, freq, dtype):
+    """Bias, then the penalties, in place on the logits ``vals`` at ``keys`` (as the reference)."""
+    if bkeys.size:
+        at = np.searchsorted(bkeys, keys)
+        has = (at < bkeys.size) & (bkeys[np.minimum(at, bkeys.size - 1)] == keys)
+        vals[has] = vals[has] + bvals[at[has]].astype(dtype)
+    if hkeys.size:
+        at = np.searchsorted(keys, hkeys)  # every history key is in keys
+        r = rows[at]
+        v = vals[at]
+        v = np.where(v < 0, v * rep[r], v / rep[r])
+        v = v - freq[r] * counts.astype(dtype)
+        vals[at] = v - pres[r]
+
+
 def _overrides(x2, lead, history, repetition_penalty, presence_penalty, frequency_penalty, logit_bias):
     """The logits that ``logit_bias`` and the penalties change: ``(ptr, ids, values)``, rows in
     order and ids increasing within a row (row ``b`` at ``[ptr[b], ptr[b + 1])``), the values in
@@ -147,24 +162,15 @@ def _overrides(x2, lead, history, repetition_penalty, presence_penalty, frequenc
     rows, ids = keys // V, keys % V
     orig = x2[rows, ids].astype(dtype)
     vals = orig.copy()
-    if bkeys.size:
-        at = np.searchsorted(bkeys, keys)
-        has = (at < bkeys.size) & (bkeys[np.minimum(at, bkeys.size - 1)] == keys)
-        vals[has] = vals[has] + bvals[at[has]].astype(dtype)
-    if hkeys.size:
-        at = np.searchsorted(keys, hkeys)  # every history key is in keys
-        r = rows[at]
-        v = vals[at]
-        v = np.where(v < 0, v * rep[r], v / rep[r])
-        v = v - freq[r] * counts.astype(dtype)
-        vals[at] = v - pres[r]
+    with np.errstate(over="ignore"):  # an overflow to inf is named below
+        _apply(vals, keys, rows, bkeys, bvals, hkeys, counts, rep, pres, freq, dtype)
     if vals.size:
         broken = (np.isnan(vals) | (vals == np.inf)) & ~(np.isnan(orig) | (orig == np.inf))
         if broken.any():
             i = int(np.flatnonzero(broken)[0])
             raise ValueError(
-                f"logit_bias and penalties make logits[{int(rows[i])}, {int(ids[i])}] = {vals[i]!r} "
-                f"(from {orig[i]!r}); the adjusted logits must be finite or -inf"
+                f"logit_bias and penalties make logits[{int(rows[i])}, {int(ids[i])}] = {float(vals[i])!r} "
+                f"(from {float(orig[i])!r}); the adjusted logits must be finite or -inf"
             )
     ptr = np.searchsorted(rows, np.arange(B + 1)).astype(np.int64)
     return ptr, ids.astype(np.int64), vals
