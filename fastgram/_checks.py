@@ -7,8 +7,10 @@ the argument, what was expected and what came.
 
 from __future__ import annotations
 
+import math
 import numbers
 import operator
+import os
 
 import numpy as np
 
@@ -115,6 +117,26 @@ def as_float_array(x, name: str) -> np.ndarray:
             raise TypeError(f"{name} must be float32 or float64, got float16 (cast it first)")
         raise TypeError(f"{name} must be float32 or float64, got dtype {arr.dtype}")
     return arr
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory of this machine (``None`` where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return None
+
+
+def check_result_size(shape: tuple, itemsize: int, name: str) -> None:
+    """Raise ``ValueError`` naming ``name`` when an output of ``shape`` would not fit in memory
+    (rather than a ``MemoryError`` from deep inside NumPy)."""
+    need = itemsize * math.prod(int(d) for d in shape)
+    limit = physical_memory()
+    if limit is not None and need > limit:
+        raise ValueError(
+            f"{name}: the result of shape {tuple(int(d) for d in shape)} would take {fmt_bytes(need)}, "
+            f"more than this machine's {fmt_bytes(limit)} of memory"
+        )
 
 
 def stream_max(tokens: np.ndarray) -> int:

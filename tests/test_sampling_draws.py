@@ -291,3 +291,12 @@ def test_subnormal_rows_never_walk_past_the_row():
 def test_bad_input_raises_naming_the_argument(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_results_too_large_for_memory_are_value_errors():
+    with pytest.raises(
+        ValueError, match=r"shape: the result of shape \(1, 35184372088832\) would take 256.0 TiB, more than"
+    ):
+        fastgram.uniform(2**45, seed=0)
+    with pytest.raises(ValueError, match=r"length: the result of shape \(4, 1099511627776\) would take 32.0 TiB"):
+        fastgram.generate(np.ones((2, 2)), [0, 1, 1, 0], 2**40, seed=0)

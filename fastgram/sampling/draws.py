@@ -150,6 +150,7 @@ def generate(table, start, length, *, seed, temperature=1.0, stop_token=None, of
     off = offset_arg(offset, starts.shape[0])
     sampler = sampler.tempered(T)
     B = starts.shape[0]
+    _checks.check_result_size((B, L), 8, "length")
     out = np.empty((B, L), np.int64)
     fail = np.empty(B, np.int64)
     if B and L:
@@ -206,6 +207,7 @@ def uniform(shape, *, seed, offset=0) -> np.ndarray:
     dims = tuple(_checks.require_int(d, "shape", min=0) for d in dims)
     full = (1,) + dims if len(dims) == 1 else dims
     off = offset_arg(offset, full[0])
+    _checks.check_result_size(full, 8, "shape")
     out = np.empty(full, np.float64)
     with parallel_guard():
         _rk.fill_uniform(seed, off, out)
