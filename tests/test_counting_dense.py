@@ -195,7 +195,7 @@ def test_merge_errors():
 
 def test_counts_are_read_only():
     counter = BigramCounter(3)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="read-only"):
         counter.counts[0, 0] = 1
 
 
