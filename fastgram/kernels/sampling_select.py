@@ -182,8 +182,19 @@ def gather_row(xr, xir, oid, oval, T, k, lnmin, shift, mask, infbits, kmin, scra
         thr = kmin if nb <= k else np.partition(bmax, nb - k)[nb - k]
         c = 0
         room = min(cand.shape[0], CAND_PER_K * k + CAND_EXTRA)
+        plain = oid.shape[0] == 0  # no overrides: read the row itself
         for j in range(nb):
             if bmax[j] >= thr:
+                if plain:
+                    lo = j * BLOCK
+                    for i in range(lo, min(lo + BLOCK, V)):
+                        if _key(xir[i], shift, mask) >= thr:
+                            if c == room:
+                                return FALLBACK, 0, m, 0
+                            cand[c] = i
+                            cval[c] = xr[i]
+                            c += 1
+                    continue
                 length = _load_block(xr, j, oid, oval, blkf)
                 for i in range(length):
                     if _key(blki[i], shift, mask) >= thr:

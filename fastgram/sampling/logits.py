@@ -8,6 +8,8 @@ draw uses index ``j``. Every draw lands on a category of positive weight (see
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from fastgram import _checks
@@ -176,6 +178,50 @@ def _overrides(x2, lead, history, repetition_penalty, presence_penalty, frequenc
     return ptr, ids.astype(np.int64), vals
 
 
+#: Logits per call (B * V) from which rows are gathered in parallel.
+PARALLEL_MIN = 1 << 19
+
+
+def _row_filters(V, B, lead, temperature, top_k, top_p, min_p):
+    """Per-row filters ``(temps, ks, qs, min_ps)`` (neutral: ``V``, ``-1``, ``0``), those of the
+    selection path (``kg``: ``top_k`` or ``V``; ``lnmins``: ``log(min_p)`` for min-p alone, else
+    ``-inf``) and the gathered logits kept per row."""
+    if all(isinstance(v, (int, float)) or v is None for v in (temperature, top_k, top_p, min_p)):
+        T = _checks.require_float(temperature, "temperature", min=0.0)
+        k = V if top_k is None else min(_checks.require_int(top_k, "top_k", min=1), V)
+        p = 1.0 if top_p is None else _checks.require_float(top_p, "top_p", min=0.0, max=1.0, min_open=True)
+        mp = 0.0 if min_p is None else _checks.require_float(min_p, "min_p", min=0.0, max=1.0)
+        q = 1.0 - p if p < 1.0 else -1.0
+        select = k < V and k <= max(SELECT_MAX_K, V // 8)
+        alone = k == V and q < 0 and mp > 0
+        cap = min(V, 2 * k + 64) if select else (min(V, MIN_P_CAP) if alone else 1)
+        return (
+            np.full(B, T),
+            np.full(B, k, np.int64),
+            np.full(B, q),
+            np.full(B, mp),
+            np.full(B, k if select else V, np.int64),
+            np.full(B, math.log(mp) if alone else -np.inf),
+            cap,
+        )
+    temps = _checks.per_row_arg(temperature, "temperature", B, lead, min=0.0)
+    ks = np.full(B, V, np.int64) if top_k is None else _checks.per_row_arg(top_k, "top_k", B, lead, integer=True, min=1)
+    ks = np.minimum(ks, V)
+    ps = np.ones(B) if top_p is None else _checks.per_row_arg(top_p, "top_p", B, lead, min=0.0, max=1.0, min_open=True)
+    qs = np.where(ps < 1.0, 1.0 - ps, -1.0)
+    mps = np.zeros(B) if min_p is None else _checks.per_row_arg(min_p, "min_p", B, lead, min=0.0, max=1.0)
+    # the selection path: top-k (not too large) with any top-p / min-p, or min-p alone
+    select = (ks < V) & (ks <= max(SELECT_MAX_K, V // 8))
+    alone = (ks == V) & (qs < 0) & (mps > 0)
+    kg = np.where(select, ks, V)
+    with np.errstate(divide="ignore"):
+        lnmins = np.where(alone, np.log(np.where(alone, mps, 1.0)), -np.inf)
+    cap = int(min(V, 2 * kg[select].max() + 64)) if select.any() else 1
+    if alone.any():
+        cap = max(cap, min(V, MIN_P_CAP))
+    return temps, ks, qs, mps, kg, lnmins, cap
+
+
 def _raise_bad_rows(x, status, sel):
     """Name the first NaN / +inf (the whole array, as check_weights does), else the first dead row."""
     if (status == sel.BAD).any():
@@ -306,12 +352,7 @@ def sample_logits(
     lead = x.shape[:-1]
     x2 = x.reshape(-1, V)
     B = x2.shape[0]
-    temps = _checks.per_row_arg(temperature, "temperature", B, lead, min=0.0)
-    ks = np.full(B, V, np.int64) if top_k is None else _checks.per_row_arg(top_k, "top_k", B, lead, integer=True, min=1)
-    ks = np.minimum(ks, V)
-    ps = np.ones(B) if top_p is None else _checks.per_row_arg(top_p, "top_p", B, lead, min=0.0, max=1.0, min_open=True)
-    qs = np.where(ps < 1.0, 1.0 - ps, -1.0)
-    mps = np.zeros(B) if min_p is None else _checks.per_row_arg(min_p, "min_p", B, lead, min=0.0, max=1.0)
+    temps, ks, qs, mps, kg, lnmins, cap = _row_filters(V, B, lead, temperature, top_k, top_p, min_p)
     n = None if num_samples is None else _checks.require_int(num_samples, "num_samples", min=1)
     seed = seed_arg(seed)
     off = offset_arg(offset, B)
@@ -336,41 +377,33 @@ def sample_logits(
     xc = np.ascontiguousarray(x2, dtype=x2.dtype.newbyteorder("="))
     xi = xc.view(np.int32 if xc.dtype == np.float32 else np.int64)
     consts = _KEY_CONSTS[xc.dtype.itemsize]
-    # the selection path: top-k (not too large) with any top-p / min-p, or min-p alone
-    select_k = (ks < V) & (ks <= max(SELECT_MAX_K, V // 8))
-    min_only = (ks == V) & (qs < 0) & (mps > 0)
-    kg = np.where(select_k, ks, V)
-    with np.errstate(divide="ignore"):
-        lnmins = np.where(min_only, np.log(np.where(min_only, mps, 1.0)), -np.inf)
-    cap = int(min(V, 2 * kg[select_k].max() + 64)) if select_k.any() else 1
-    if min_only.any():
-        cap = max(cap, min(V, MIN_P_CAP))
     gid = np.empty((B, cap), np.int64)
     gd = np.full((B, cap), -np.inf)
     gn = np.empty(B, np.int64)
     status = np.empty(B, np.int8)
     rowmax = np.empty(B, np.float64)
     best = np.empty(B, np.int64)
-    parts = min(B, num_threads())
+    parts = min(B, num_threads()) if B * V >= PARALLEL_MIN else 1
     args = (xc, xi, ptr, ov_ids, ov_vals, temps, kg, lnmins, consts, gid, gd, gn, status, rowmax, best)
     if parts > 1:
         with parallel_guard():
             _sel.gather_rows(*args, parts)
     else:
         _sel.gather_rows_serial(*args)
-    if (status >= _sel.BAD).any():
+    worst = status.max()
+    if worst >= _sel.BAD:
         _raise_bad_rows(x, status, _sel)
     gw = np.exp(gd)  # NumPy's exp, as the reference's
     out = np.empty((B, draws), np.int64)
     dsel = np.empty((B, draws), np.float64)
     totals = np.empty(B, np.float64)
     args = (gid, gw, gd, gn, status, best, V, ks, qs, mps, seed, off, out, dsel, totals)
-    if parts > 1 and B >= 8:
+    if parts > 1 and B >= 32:
         with parallel_guard():
             _sel.finish_rows(*args, parts)
     else:
         _sel.finish_rows_serial(*args)
-    full = np.flatnonzero(status == _sel.FALLBACK)
+    full = np.flatnonzero(status == _sel.FALLBACK) if worst == _sel.FALLBACK else _NO_IDS
     if full.size:
         xr = xc[full].astype(np.float64)
         for i, b in enumerate(full):
