@@ -8,11 +8,11 @@ import numpy as np
 
 from fastgram._io import atomic_output
 from fastgram._jit import parallel_guard
-from fastgram.kernels import lm as _k
+from fastgram.kernels import lm_arpa as _k
 
 SPECIAL_WORDS = ("<unk>", "<s>", "</s>")
 #: Rows formatted per kernel call when writing.
-WRITE_BLOCK = 1 << 20
+WRITE_BLOCK = 1 << 22
 
 
 def word_arena(words) -> tuple[np.ndarray, np.ndarray]:
@@ -41,11 +41,18 @@ def write_arpa(path, order, words, rows, prob, backoff) -> None:
                 f.write(f"\\{n}-grams:\n".encode())
                 R, p, b = rows[n - 1], prob[n - 1], backoff[n - 1]
                 for lo in range(0, len(R), WRITE_BLOCK):
-                    part = np.ascontiguousarray(R[lo : lo + WRITE_BLOCK])
-                    out = np.empty(_k.arpa_size(part, offsets) + len(part) * 66, np.uint8)
-                    hi = lo + len(part)
-                    k = _k.arpa_lines(part, p[lo:hi], b[lo:hi], n < order, arena, offsets, out)
-                    f.write(out[:k].tobytes())
+                    hi = min(lo + WRITE_BLOCK, len(R))
+                    bounds = np.linspace(lo, hi, 33).astype(np.int64)  # 32 blocks formatted in parallel
+                    sizes = np.zeros(32, np.int64)
+                    with parallel_guard():
+                        _k.block_sizes(R, offsets, bounds, sizes)
+                    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+                    out = np.empty(int(sizes.sum()), np.uint8)
+                    lengths = np.zeros(32, np.int64)
+                    with parallel_guard():
+                        _k.arpa_blocks(R, p, b, n < order, arena, offsets, bounds, starts, out, lengths)
+                    for s0, k in zip(starts.tolist(), lengths.tolist()):
+                        f.write(out[s0 : s0 + k].data)
                 f.write(b"\n")
             f.write(b"\\end\\\n")
 

@@ -33,7 +33,7 @@ import numpy as np
 from fastgram import _checks
 from fastgram._jit import parallel_guard
 from fastgram.counting import NGramCounter
-from fastgram.kernels import lm as _k
+from fastgram.kernels import lm_estimate as _k
 
 UNK, BOS, EOS = 0, 1, 2
 MAX_ORDER = 8
@@ -389,7 +389,8 @@ def kneser_ney(rows, counts, order, V, prune, fallback):
         rows_out = np.empty((m, n), np.uint32)
         prob, backoff, u = np.empty(m), np.empty(m), np.empty(m)
         nxt = gammas[n + 1] if n < N else np.zeros(0)
-        _k.finish(k["rows"], k["p"], k["u"], k["marked"], nxt, n < N, EOS, UNK, rows_out, prob, backoff, u)
+        with parallel_guard():
+            _k.finish(k["rows"], k["p"], k["u"], k["marked"], nxt, n < N, EOS, UNK, rows_out, prob, backoff, u)
         out["rows"].append(rows_out)
         out["prob"].append(prob)
         out["backoff"].append(backoff)

@@ -1,0 +1,423 @@
+"""ARPA text kernels of :mod:`fastgram.lm.arpa`: writing lines (fixed decimals) and parsing
+sections (numbers, a word hash index, line-aligned parallel chunks)."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from fastgram._jit import kernel
+
+#: Decimal places of the ARPA values written by :func:`arpa_lines` (absolute error <= 5e-8,
+#: below the float32 resolution of values around 1).
+ARPA_DECIMALS = 7
+
+
+@kernel
+def _put_fixed(out, k, x):
+    """Write ``x`` with ``ARPA_DECIMALS`` decimals, trailing zeros trimmed; return the new end."""
+    scale = 10**ARPA_DECIMALS
+    v = np.int64(np.round(abs(x) * scale))
+    if v == 0:
+        out[k] = 48  # "0"
+        return k + 1
+    if x < 0:
+        out[k] = 45  # "-"
+        k += 1
+    ip = v // scale
+    fp = v - ip * scale
+    # integer part
+    digits = np.empty(20, np.uint8)
+    nd = 0
+    while True:
+        digits[nd] = 48 + ip % 10
+        nd += 1
+        ip //= 10
+        if ip == 0:
+            break
+    for j in range(nd - 1, -1, -1):
+        out[k] = digits[j]
+        k += 1
+    if fp:
+        out[k] = 46  # "."
+        k += 1
+        nf = ARPA_DECIMALS
+        while fp % 10 == 0:
+            fp //= 10
+            nf -= 1
+        for j in range(nf - 1, -1, -1):
+            out[k + j] = 48 + fp % 10
+            fp //= 10
+        k += nf
+    return k
+
+
+ERR_NUMBER, ERR_WORDS, ERR_UNKNOWN, ERR_TRUNCATED, ERR_DUPLICATE, ERR_FINITE = 1, 2, 3, 4, 5, 6
+
+
+_POW10 = np.array([10.0**k for k in range(23)])
+
+
+@kernel
+def _is_space(c):
+    return c == 32 or c == 9 or c == 13
+
+
+@kernel
+def _parse_float(buf, a, b):
+    """The decimal number ``buf[a:b]`` (``[-+]digits[.digits][e[-+]digits]``, inf/nan not
+    accepted); ``(value, ok)``."""
+    i = a
+    neg = False
+    if i < b and (buf[i] == 45 or buf[i] == 43):
+        neg = buf[i] == 45
+        i += 1
+    mant = 0.0
+    digits = 0
+    while i < b and 48 <= buf[i] <= 57:
+        mant = mant * 10.0 + (buf[i] - 48)
+        i += 1
+        digits += 1
+    scale = 0
+    if i < b and buf[i] == 46:
+        i += 1
+        while i < b and 48 <= buf[i] <= 57:
+            mant = mant * 10.0 + (buf[i] - 48)
+            i += 1
+            digits += 1
+            scale -= 1
+    if digits == 0:
+        return 0.0, False
+    if i < b and (buf[i] == 101 or buf[i] == 69):
+        i += 1
+        eneg = False
+        if i < b and (buf[i] == 45 or buf[i] == 43):
+            eneg = buf[i] == 45
+            i += 1
+        e = 0
+        ed = 0
+        while i < b and 48 <= buf[i] <= 57:
+            e = min(e * 10 + (buf[i] - 48), 100000)
+            i += 1
+            ed += 1
+        if ed == 0:
+            return 0.0, False
+        scale += -e if eneg else e
+    if i != b:
+        return 0.0, False
+    if -22 <= scale <= 0:
+        value = mant / _POW10[-scale]
+    else:
+        value = mant * 10.0**scale if scale >= -300 else (mant * 10.0**-300) * 10.0 ** (scale + 300)
+    return (-value if neg else value), True
+
+
+@kernel
+def _hash_bytes(buf, a, b):
+    h = np.uint64(0xCBF29CE484222325)
+    for i in range(a, b):
+        h = (h ^ np.uint64(buf[i])) * np.uint64(0x100000001B3)
+    return h ^ (h >> np.uint64(29))
+
+
+@kernel
+def _find_word(buf, a, b, slots, word_start, word_end):
+    """``(id or -1, slot, hash)`` of the word ``buf[a:b]`` in the word hash table.
+
+    ``slots[s] = (hash, id)`` (id -1: empty); a word's bytes are ``buf[word_start[id]:word_end[id]]``.
+    """
+    mask = np.uint64(slots.shape[0] - 1)
+    hv = _hash_bytes(buf, a, b)
+    key = np.int64(hv)
+    h = hv & mask
+    while True:
+        w = slots[h, 1]
+        if w < 0:
+            return -1, h, key
+        if slots[h, 0] == key:
+            s = word_start[w]
+            if word_end[w] - s == b - a:
+                same = True
+                for k in range(b - a):
+                    if buf[s + k] != buf[a + k]:
+                        same = False
+                        break
+                if same:
+                    return w, h, key
+        h = (h + np.uint64(1)) & mask
+
+
+@kernel
+def parse_section(buf, pos, n, m, slots, word_start, word_end, ids, prob, backoff, err):
+    """Parse ``m`` lines of ``n``-grams from ``buf[pos:]``; return the position after them.
+
+    A line: the log10 probability, ``n`` words, an optional backoff, separated by spaces or
+    tabs. Unigrams (``n == 1``) register their words (id = line index) in ``slots``; higher
+    orders look them up. On an error ``err = (code, byte position)`` and parsing stops.
+    """
+    L = buf.shape[0]
+    prev_a = np.full(n, -1, np.int64)
+    prev_b = np.full(n, -1, np.int64)
+    prev_id = np.full(n, -1, np.int64)
+    for i in range(m):
+        if pos >= L or buf[pos] == 10 or buf[pos] == 92:  # end, blank line or a section header
+            err[0] = ERR_TRUNCATED
+            err[1] = pos
+            return pos
+        end = pos
+        while end < L and buf[end] != 10:
+            end += 1
+        field = 0
+        j = pos
+        while j < end:
+            while j < end and _is_space(buf[j]):
+                j += 1
+            if j >= end:
+                break
+            a = j
+            while j < end and not _is_space(buf[j]):
+                j += 1
+            if field == 0 or field == n + 1:
+                v, ok = _parse_float(buf, a, j)
+                if not ok:
+                    err[0] = ERR_NUMBER
+                    err[1] = pos
+                    return pos
+                if not np.isfinite(v):
+                    err[0] = ERR_FINITE
+                    err[1] = pos
+                    return pos
+                if field == 0:
+                    prob[i] = v
+                else:
+                    backoff[i] = v
+            elif field <= n:
+                c = field - 1
+                # the previous line's word at this position (suffix order repeats the last words)
+                pa, pb = prev_a[c], prev_b[c]
+                w = -1
+                if n > 1 and pb - pa == j - a and pa >= 0:
+                    w = prev_id[c]
+                    for k in range(j - a):
+                        if buf[pa + k] != buf[a + k]:
+                            w = -1
+                            break
+                if w < 0:
+                    w, slot, key = _find_word(buf, a, j, slots, word_start, word_end)
+                    if n == 1:
+                        if w >= 0:
+                            err[0] = ERR_DUPLICATE
+                            err[1] = a
+                            return pos
+                        word_start[i] = a
+                        word_end[i] = j
+                        slots[slot, 0] = key
+                        slots[slot, 1] = i
+                        w = i
+                    elif w < 0:
+                        err[0] = ERR_UNKNOWN
+                        err[1] = a
+                        return pos
+                prev_a[c], prev_b[c], prev_id[c] = a, j, w
+                ids[i, c] = w
+            field += 1
+        if field < n + 1 or field > n + 2:
+            err[0] = ERR_WORDS
+            err[1] = pos
+            return pos
+        if field == n + 1:
+            backoff[i] = 0.0
+        pos = end + 1
+    return pos
+
+
+@kernel
+def gather_words(buf, word_start, word_end, out):
+    """The words' bytes, each followed by a newline, into ``out``; returns the length."""
+    k = 0
+    for w in range(word_start.shape[0]):
+        for b in range(word_start[w], word_end[w]):
+            out[k] = buf[b]
+            k += 1
+        out[k] = 10
+        k += 1
+    return k
+
+
+@kernel
+def compact_words(buf, word_start, word_end, slots, arena, table):
+    """Index the unigrams for fast lookups: ``arena`` holds their bytes; ``table[s] = (hash, id,
+    arena start, length)`` (id -1: empty), open addressing over ``table``'s rows."""
+    mask = np.uint64(table.shape[0] - 1)
+    k = 0
+    for w in range(word_start.shape[0]):
+        a, b = word_start[w], word_end[w]
+        hv = _hash_bytes(buf, a, b)
+        h = hv & mask
+        while table[h, 1] >= 0:
+            h = (h + np.uint64(1)) & mask
+        table[h, 0] = np.int64(hv)
+        table[h, 1] = w
+        table[h, 2] = k
+        table[h, 3] = b - a
+        for i in range(a, b):
+            arena[k] = buf[i]
+            k += 1
+
+
+@kernel
+def _lookup(buf, a, b, table, arena):
+    mask = np.uint64(table.shape[0] - 1)
+    hv = _hash_bytes(buf, a, b)
+    key = np.int64(hv)
+    h = hv & mask
+    while True:
+        w = table[h, 1]
+        if w < 0:
+            return -1
+        if table[h, 0] == key and table[h, 3] == b - a:
+            s = table[h, 2]
+            same = True
+            for k in range(b - a):
+                if arena[s + k] != buf[a + k]:
+                    same = False
+                    break
+            if same:
+                return w
+        h = (h + np.uint64(1)) & mask
+
+
+@kernel
+def section_end(buf, pos, m):
+    """The position after ``m`` lines from ``pos``, or -1 when the section is shorter (an end of
+    file, a blank line or a header line comes first)."""
+    L = buf.shape[0]
+    for _ in range(m):
+        if pos >= L or buf[pos] == 10 or buf[pos] == 92:
+            return -1
+        while pos < L and buf[pos] != 10:
+            pos += 1
+        pos += 1
+    return min(pos, L + 1)
+
+
+@kernel
+def count_lines(buf, starts, out):
+    for c in range(starts.shape[0] - 1):
+        k = 0
+        for i in range(starts[c], starts[c + 1]):
+            if buf[i] == 10:
+                k += 1
+        out[c] = k
+
+
+@kernel(parallel=True)
+def parse_chunks(buf, starts, first_line, n, table, arena, ids, prob, backoff, errs):
+    """:func:`parse_section` for n >= 2 over line-aligned chunks in parallel (chunk ``c`` is
+    ``buf[starts[c]:starts[c + 1]]``, its first line the n-gram ``first_line[c]``);
+    ``errs[c] = (code, position)`` of the chunk's first error."""
+    C = starts.shape[0] - 1
+    for c in numba.prange(C):
+        pos = starts[c]
+        stop = starts[c + 1]
+        i = first_line[c]
+        prev_a = np.full(n, -1, np.int64)
+        prev_b = np.full(n, -1, np.int64)
+        prev_id = np.full(n, -1, np.int64)
+        while pos < stop:
+            end = pos
+            while end < stop and buf[end] != 10:
+                end += 1
+            field = 0
+            j = pos
+            bad = 0
+            at = pos
+            while j < end:
+                while j < end and _is_space(buf[j]):
+                    j += 1
+                if j >= end:
+                    break
+                a = j
+                while j < end and not _is_space(buf[j]):
+                    j += 1
+                if field == 0 or field == n + 1:
+                    v, ok = _parse_float(buf, a, j)
+                    if not ok:
+                        bad = ERR_NUMBER
+                        break
+                    if not np.isfinite(v):
+                        bad = ERR_FINITE
+                        break
+                    if field == 0:
+                        prob[i] = v
+                    else:
+                        backoff[i] = v
+                elif field <= n:
+                    col = field - 1
+                    pa, pb = prev_a[col], prev_b[col]
+                    w = -1
+                    if pa >= 0 and pb - pa == j - a:
+                        w = prev_id[col]
+                        for k in range(j - a):
+                            if buf[pa + k] != buf[a + k]:
+                                w = -1
+                                break
+                    if w < 0:
+                        w = _lookup(buf, a, j, table, arena)
+                        if w < 0:
+                            bad = ERR_UNKNOWN
+                            at = a
+                            break
+                    prev_a[col], prev_b[col], prev_id[col] = a, j, w
+                    ids[i, col] = w
+                field += 1
+            if bad == 0 and (field < n + 1 or field > n + 2):
+                bad = ERR_WORDS
+            if bad:
+                errs[c, 0] = bad
+                errs[c, 1] = at
+                break
+            if field == n + 1:
+                backoff[i] = 0.0
+            i += 1
+            pos = end + 1
+
+
+@kernel(parallel=True)
+def arpa_blocks(rows, prob, backoff, with_backoff, arena, offsets, bounds, starts, out, lengths):
+    """:func:`arpa_lines` of the row blocks ``bounds[b]:bounds[b + 1]`` in parallel, block ``b``
+    written from ``out[starts[b]]`` (room for its words plus 66 bytes a row); ``lengths[b]``
+    the bytes written."""
+    for b in numba.prange(bounds.shape[0] - 1):
+        k = starts[b]
+        for i in range(bounds[b], bounds[b + 1]):
+            k = _put_fixed(out, k, prob[i])
+            out[k] = 9
+            k += 1
+            n = rows.shape[1]
+            for j in range(n - 1, -1, -1):
+                w = rows[i, j]
+                for c in range(offsets[w], offsets[w + 1] - 1):
+                    out[k] = arena[c]
+                    k += 1
+                out[k] = 32 if j else (9 if with_backoff else 10)
+                k += 1
+            if with_backoff:
+                k = _put_fixed(out, k, backoff[i])
+                out[k] = 10
+                k += 1
+        lengths[b] = k - starts[b]
+
+
+@kernel(parallel=True)
+def block_sizes(rows, offsets, bounds, sizes):
+    """Room :func:`arpa_blocks` needs per block: the words' bytes and 66 bytes a row."""
+    n = rows.shape[1]
+    for b in numba.prange(bounds.shape[0] - 1):
+        total = np.int64(0)
+        for i in range(bounds[b], bounds[b + 1]):
+            for j in range(n):
+                w = rows[i, j]
+                total += offsets[w + 1] - offsets[w]
+            total += 66
+        sizes[b] = total

@@ -1,0 +1,329 @@
+"""Estimation kernels of :mod:`fastgram.lm.estimate`: the padded reversed corpus, two-word
+key counting (radix sort), every order's n-grams in one pass over the sorted N-grams, a hash
+index of table rows, context sums, interpolation and output (see :mod:`fastgram.kernels.lm`
+for the layouts)."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from fastgram._jit import kernel
+
+_NOT_SEEN = np.iinfo(np.int64).max
+
+
+@kernel
+def first_seen(tokens, offset, sep, has_sep, first):
+    """``first[t]`` = the first position of id ``t`` (ids equal to ``sep`` skipped when ``has_sep``).
+
+    ``first`` is int64, filled with ``_NOT_SEEN`` by the caller; ``tokens[i]`` is at position
+    ``offset + i`` of the stream.
+    """
+    for i in range(tokens.shape[0]):
+        t = np.int64(tokens[i])
+        if has_sep and t == sep:
+            continue
+        if first[t] == _NOT_SEEN:
+            first[t] = offset + i
+
+
+@kernel
+def pad_reversed(src, lo, hi, idmap, sep, has_sep, order, close_last, open_first, bos, eos, boundary, out):
+    """Write the reversed, padded model-id stream of ``src[lo:hi]`` to ``out``; return its length.
+
+    The forward stream of a corpus is ``<s>`` * (order - 1), then per token: a separator
+    becomes ``</s>``, ``boundary``, ``<s>`` * (order - 1); any other id ``t`` becomes
+    ``idmap[t]``; at the end ``</s>`` unless the last token is a separator. This kernel writes
+    the reverse of the part made by ``src[lo:hi]`` (``close_last``: this piece ends the corpus;
+    ``open_first``: it starts it), so pieces taken from the end backwards give the reversed
+    stream of the whole corpus.
+    """
+    k = 0
+    if close_last:
+        out[k] = eos
+        k += 1
+    for i in range(hi - 1, lo - 1, -1):
+        t = np.int64(src[i])
+        if has_sep and t == sep:
+            for _ in range(order - 1):
+                out[k] = bos
+                k += 1
+            out[k] = boundary
+            out[k + 1] = eos
+            k += 2
+        else:
+            out[k] = idmap[t]
+            k += 1
+    if open_first:
+        for _ in range(order - 1):
+            out[k] = bos
+            k += 1
+    return k
+
+
+@kernel(parallel=True)
+def common_prefix(rows, out):
+    """``out[i]`` = length of the common prefix of rows ``i - 1`` and ``i`` (``out[0] = 0``)."""
+    m, n = rows.shape
+    if m == 0:
+        return
+    out[0] = 0
+    for i in numba.prange(1, m):
+        k = 0
+        while k < n and rows[i, k] == rows[i - 1, k]:
+            k += 1
+        out[i] = k
+
+
+@kernel
+def pack_windows(stream, order, boundary, V, split, hi, lo):
+    """Pack every window of ``order`` ids without ``boundary`` into two words; return how many.
+
+    Window ``(t0, ..., t{order-1})``: ``hi = t0 * V**(split-1) + ... + t{split-1}``, ``lo`` the
+    same over ``t{split}, ...``. Sorting by ``(hi, lo)`` sorts the windows lexicographically.
+    """
+    n = stream.shape[0]
+    k = 0
+    last_boundary = -1  # most recent boundary position
+    for i in range(n):
+        if stream[i] == boundary:
+            last_boundary = i
+        start = i - order + 1
+        if start < 0 or last_boundary >= start:
+            continue
+        h = np.uint64(0)
+        for j in range(start, start + split):
+            h = h * V + np.uint64(stream[j])
+        w = np.uint64(0)
+        for j in range(start + split, i + 1):
+            w = w * V + np.uint64(stream[j])
+        hi[k] = h
+        lo[k] = w
+        k += 1
+    return k
+
+
+@kernel
+def radix_sort_pairs(hi, lo, tmp_hi, tmp_lo, bits_lo, bits_hi):
+    """Sort the pairs ``(hi, lo)`` in place, least significant digit first (11-bit digits)."""
+    n = hi.shape[0]
+    count = np.empty(2048, np.int64)
+    src_h, src_l, dst_h, dst_l = hi, lo, tmp_hi, tmp_lo
+    passes = 0
+    for part in range(2):
+        bits = bits_lo if part == 0 else bits_hi
+        shift = 0
+        while shift < bits:
+            count[:] = 0
+            for i in range(n):
+                key = src_l[i] if part == 0 else src_h[i]
+                count[(key >> np.uint64(shift)) & np.uint64(2047)] += 1
+            total = 0
+            for d in range(2048):
+                c = count[d]
+                count[d] = total
+                total += c
+            for i in range(n):
+                key = src_l[i] if part == 0 else src_h[i]
+                d = (key >> np.uint64(shift)) & np.uint64(2047)
+                p = count[d]
+                count[d] = p + 1
+                dst_h[p] = src_h[i]
+                dst_l[p] = src_l[i]
+            src_h, src_l, dst_h, dst_l = dst_h, dst_l, src_h, src_l
+            shift += 11
+            passes += 1
+    if passes % 2 == 1:
+        hi[:] = tmp_hi
+        lo[:] = tmp_lo
+
+
+@kernel
+def run_lengths(hi, lo, out_hi, out_lo, counts):
+    """Distinct sorted pairs and how often each occurs; returns how many."""
+    n = hi.shape[0]
+    m = 0
+    i = 0
+    while i < n:
+        j = i + 1
+        while j < n and hi[j] == hi[i] and lo[j] == lo[i]:
+            j += 1
+        out_hi[m] = hi[i]
+        out_lo[m] = lo[i]
+        counts[m] = j - i
+        m += 1
+        i = j
+    return m
+
+
+@kernel(parallel=True)
+def unpack_pairs(hi, lo, V, split, rows):
+    """Rows ``(m, order)`` of the windows packed by :func:`pack_windows`."""
+    m, order = rows.shape
+    for i in numba.prange(m):
+        h = hi[i]
+        for j in range(split - 1, -1, -1):
+            rows[i, j] = h % V
+            h //= V
+        w = lo[i]
+        for j in range(order - 1, split - 1, -1):
+            rows[i, j] = w % V
+            w //= V
+
+
+@kernel
+def _padding(rows, i, n, bos):
+    """Whether the order-n group of row ``i`` starts (forward) with two ``<s>``."""
+    return n >= 2 and rows[i, n - 1] == bos and rows[i, n - 2] == bos
+
+
+@kernel
+def level_sizes(rows, lcp, bos, sizes):
+    """``sizes[n]``: the n-grams of order n (groups of rows sharing their first n ids, padding
+    groups excluded) for n = 1..N."""
+    m, N = rows.shape
+    for i in range(m):
+        for n in range(1, N + 1):
+            if (n == N or lcp[i] < n) and not _padding(rows, i, n, bos):
+                sizes[n] += 1
+
+
+@kernel
+def level_groups(rows, counts, lcp, bos, off, first_row, raw, ext, parent, last_kept):
+    """Fill, per order n (flat arrays from ``off[n]``): the first row of each kept group, its raw
+    count (sum of the rows' counts), its continuation count (the order-(n+1) groups inside) and
+    its suffix's index in order n - 1 (-1 for unigrams). ``last_kept[n]``: whether the group of
+    the last row is kept (lmplz's last n-gram in suffix order)."""
+    m, N = rows.shape
+    cur = np.full(N + 1, -1, np.int64)
+    nxt = np.zeros(N + 1, np.int64)
+    for i in range(m):
+        for n in range(1, N + 1):
+            if n == N or lcp[i] < n:
+                if _padding(rows, i, n, bos):
+                    cur[n] = -1
+                else:
+                    j = off[n] + nxt[n]
+                    cur[n] = j
+                    nxt[n] += 1
+                    first_row[j] = i
+                    raw[j] = 0
+                    ext[j] = 0
+                    parent[j] = cur[n - 1] - off[n - 1] if n > 1 else -1
+            j = cur[n]
+            if j >= 0:
+                raw[j] += counts[i]
+                if n < N and lcp[i] < n + 1:
+                    ext[j] += 1
+    for n in range(1, N + 1):
+        last_kept[n] = cur[n] >= 0
+
+
+_H1 = np.uint64(0x9E3779B97F4A7C15)
+
+
+_H2 = np.uint64(0xBF58476D1CE4E5B9)
+
+
+@kernel
+def _hash_row(a, i, c0, k):
+    h = np.uint64(k) * _H1
+    for c in range(k):
+        h = (h ^ np.uint64(a[i, c0 + c])) * _H2
+        h ^= h >> np.uint64(31)
+    return h
+
+
+@kernel
+def hash_build(table, slots):
+    """Index the rows of ``table`` in ``slots`` (int32 filled with -1 by the caller, a power of
+    two at least twice the rows)."""
+    T, k = table.shape
+    mask = np.uint64(slots.shape[0] - 1)
+    for t in range(T):
+        h = _hash_row(table, t, 0, k) & mask
+        while slots[h] >= 0:
+            h = (h + np.uint64(1)) & mask
+        slots[h] = t
+
+
+@kernel(parallel=True)
+def hash_find(table, slots, queries, c0, out):
+    """``out[i]``: the row of ``table`` equal to ``queries[i, c0:c0 + k]``, or -1."""
+    T, k = table.shape
+    mask = np.uint64(slots.shape[0] - 1)
+    for i in numba.prange(queries.shape[0]):
+        h = _hash_row(queries, i, c0, k) & mask
+        found = -1
+        while True:
+            t = slots[h]
+            if t < 0:
+                break
+            same = True
+            for c in range(k):
+                if table[t, c] != queries[i, c0 + c]:
+                    same = False
+                    break
+            if same:
+                found = t
+                break
+            h = (h + np.uint64(1)) & mask
+        out[i] = found
+
+
+@kernel
+def context_sums(adj, marked, ctx, D, denom, mass):
+    """Per context: the sum of adjusted counts, and the discounted mass plus pruned counts."""
+    for i in range(adj.shape[0]):
+        c = ctx[i]
+        a = adj[i]
+        denom[c] += a
+        if marked[i]:
+            mass[c] += a
+        elif a > 0:
+            mass[c] += D[min(a, 3)]
+
+
+@kernel(parallel=True)
+def interpolate(adj, ctx, parent, D, denom, gamma, p_lower, uniform, u, p):
+    """``u = (a - D(a)) / denom(ctx)``; ``p = u + gamma(ctx) * lower`` (``p_lower[parent]``, or
+    ``uniform`` when ``parent`` is empty: the unigrams)."""
+    unigrams = parent.shape[0] == 0
+    for i in numba.prange(adj.shape[0]):
+        c = ctx[i]
+        a = adj[i]
+        ui = (a - D[min(a, 3)]) / denom[c]
+        lower = uniform if unigrams else p_lower[parent[i]]
+        u[i] = ui
+        p[i] = ui + gamma[c] * lower
+
+
+@kernel(parallel=True)
+def finish(rows, p, u, marked, gamma_next, has_next, eos, unk, out_rows, out_prob, out_backoff, out_u):
+    """The kept n-grams: rows, log10 p (at most 0), log10 backoff (0 for no context), u.
+
+    Two passes: the kept rows' output positions (a running count), then the rows in parallel.
+    """
+    m, n = rows.shape
+    dest = np.empty(m, np.int64)
+    k = 0
+    for i in range(m):
+        dest[i] = k
+        if not marked[i]:
+            k += 1
+    for i in numba.prange(m):
+        if marked[i]:
+            continue
+        d = dest[i]
+        for c in range(n):
+            out_rows[d, c] = rows[i, c]
+        out_prob[d] = min(0.0, np.log10(p[i]))
+        b = 0.0
+        if has_next and rows[i, 0] != eos and rows[i, 0] != unk:
+            g = gamma_next[i]
+            if g > 0.0 and np.isfinite(g):
+                b = np.log10(g)
+        out_backoff[d] = b
+        out_u[d] = u[i]
+    return k
