@@ -17,6 +17,7 @@ import numpy as np
 
 from fastgram import __version__, _checks, _io, distributed, files, sampling
 from fastgram.app import bench, demo
+from fastgram.app import compile as _compile
 from fastgram.counting import BigramCounter, NGramCounts
 from fastgram.lm import NGramLM
 from fastgram.registry import check
@@ -33,6 +34,7 @@ def _run_demo(args) -> int:
     tokens = demo.DEMO_TOKENS if args.tokens is None else args.tokens
     if tokens < 2:
         raise ValueError(f"--tokens must be >= 2, got {tokens}")
+    _warm_up("demo")
     return 0 if demo.run(tokens=tokens, seed=args.seed) else 1
 
 
@@ -210,6 +212,7 @@ def _add_check(sub) -> None:
 
 
 def _run_check(args) -> int:
+    _warm_up("check", args.names or None)
     return 0 if check(args.names or None, seed=args.seed) else 1
 
 
@@ -447,6 +450,33 @@ def _run_generate(args) -> int:
     return 0
 
 
+def _warm_up(command: str, names=None) -> None:
+    """On a cold kernel cache, compile what ``command`` needs in parallel processes first."""
+    try:
+        tasks = _compile.select_tasks(names, command=command)
+    except ValueError:
+        return  # unknown names: the command reports them in its own words
+    _compile.warm_up_if_cold(tasks)
+
+
+def _add_compile(sub) -> None:
+    p = sub.add_parser(
+        "compile",
+        help="compile the kernels into Numba's on-disk cache ahead of time, in parallel processes",
+        description="Fill the kernel cache (NUMBA_CACHE_DIR, or __pycache__ beside the kernels) so that later "
+        "commands start at once: every kernel for every dtype it is used with, in parallel processes. "
+        "Progress goes to stderr.",
+    )
+    p.add_argument("names", nargs="*", help="kernels, families or tasks to compile (default: all)")
+    p.add_argument("-j", "--jobs", type=int, default=None, help="parallel processes (default: the CPUs)")
+
+
+def _run_compile(args) -> int:
+    if args.jobs is not None:
+        _checks.require_int(args.jobs, "--jobs", min=1)
+    return 0 if _compile.run_compile(args.names or None, jobs=args.jobs) else 1
+
+
 _COMMANDS = {
     "demo": (_add_demo, _run_demo),
     "count": (_add_count, _run_count),
@@ -455,6 +485,7 @@ _COMMANDS = {
     "generate": (_add_generate, _run_generate),
     "check": (_add_check, _run_check),
     "bench": (_add_bench, _run_bench),
+    "compile": (_add_compile, _run_compile),
 }
 
 
@@ -476,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _, run = _COMMANDS[args.command]
     try:
-        with _io.sigterm_as_exception():
+        with _io.sigterm_as_exception(), _compile.compile_notice():
             return run(args)
     except (ValueError, TypeError, OSError, ModuleNotFoundError, RuntimeError) as exc:
         print(f"fastgram {args.command}: error: {exc}", file=sys.stderr)
