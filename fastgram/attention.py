@@ -207,7 +207,7 @@ def attention(
     )  # fmt: skip
     with parallel_guard():
         if T <= _kd.MAX_T:
-            _kd.decode_kernel(*args, _kd.SPLIT, _kd.TILE)
+            _kd.decode_kernel(*args, _kd.SPLIT, _kd.decode_tile(H // H_k * T, D))
         else:
             _k.attention_kernel(*args, min(T, _k.BLOCK_Q), _k.BLOCK_K, _k.LANES)
     lead = () if two_d else (*batch, H)

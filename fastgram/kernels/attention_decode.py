@@ -35,14 +35,22 @@ from numba import prange
 from fastgram._jit import kernel
 from fastgram.kernels.attention import FASTMATH, LN2, LOG2E, _exp2, _tanh
 
-__all__ = ["SPLIT", "TILE", "MAX_T", "decode_kernel", "row_interval"]
+__all__ = ["SPLIT", "TILE", "MAX_T", "decode_kernel", "decode_tile", "row_interval"]
 
 #: Keys per work item (split); the last split of a cache may be shorter.
 SPLIT = 256
-#: Keys per tile inside a split.
-TILE = 32
+#: Keys per tile inside a split, at most (longer tiles amortise the per-tile loops).
+TILE = 128
 #: The wrapper takes this path for T <= MAX_T queries.
 MAX_T = 8
+
+
+def decode_tile(rows: int, D: int) -> int:
+    """Keys per tile: :data:`TILE` for one row per group; with several rows, as many keys as
+    keep the tile's key rows within 16 KiB (they are read again, from L1, for every row)."""
+    if rows == 1:
+        return TILE
+    return max(8, min(TILE, 4096 // max(D, 1)))
 
 
 @kernel
