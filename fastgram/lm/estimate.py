@@ -21,7 +21,10 @@ The stages are lmplz's (see :mod:`fastgram.reference.lm` for the formulas):
 
 Memory: what must fit is the sorted N-grams (``N`` words of 1-4 bytes plus an 8-byte count
 each) and, per lower order, its n-grams with a few 8-byte arrays (about ``40 + 4n`` bytes per
-n-gram in all); counting itself is bounded by ``max_memory`` (sorted runs spill to disk).
+n-gram in all). Counting is bounded by ``max_memory`` (sorted runs spill to disk) while
+``(V + 1)**N <= 2**64``; larger key spaces (up to 2**128) are counted in memory with two-word
+keys (the padded corpus, 4 bytes a token, and 32 bytes a window) until
+:class:`fastgram.counting.NGramCounter` takes wider keys.
 """
 
 from __future__ import annotations
@@ -206,13 +209,12 @@ def _count_wide(stream, order, V):
     bits_hi = (B**split - 1).bit_length()
     bits_lo = (B ** (order - split) - 1).bit_length()
     _k.radix_sort_pairs(hi, lo, np.empty_like(hi), np.empty_like(lo), bits_lo, bits_hi)
-    out_hi, out_lo, counts = np.empty(k, np.uint64), np.empty(k, np.uint64), np.empty(k, np.int64)
-    m = _k.run_lengths(hi, lo, out_hi, out_lo, counts)
-    del hi, lo
+    counts = np.empty(k, np.int64)
+    m = _k.run_lengths(hi, lo, hi, lo, counts)  # in place: entry m is written after entry m is read
     rows = np.empty((m, order), np.uint32)
     if m:
         with parallel_guard():
-            _k.unpack_pairs(out_hi[:m], out_lo[:m], np.uint64(B), split, rows)
+            _k.unpack_pairs(hi[:m], lo[:m], np.uint64(B), split, rows)
     return rows, counts[:m].copy()
 
 

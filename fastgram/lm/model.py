@@ -135,9 +135,16 @@ class NGramLM:
 
         Notes
         -----
-        Memory: the counting stage is bounded by ``max_memory``; the sorted N-grams (about
-        ``4N + 8`` bytes each) and every lower order's n-grams (about ``40 + 4n`` bytes each
-        while estimating) must fit in memory. See :mod:`fastgram.lm.estimate`.
+        Memory: when ``(V + 1)**order <= 2**64`` the counting stage is bounded by
+        ``max_memory`` (sorted runs spill to ``tmp_dir``); beyond that (word 5-grams) the
+        N-grams are counted in memory with two-word keys: the padded corpus (4 bytes a token)
+        plus 32 bytes a window. Then the sorted N-grams (about ``4N + 8`` bytes each) and every
+        lower order's n-grams (about ``40 + 4n`` bytes each while estimating) must fit in
+        memory. See :mod:`fastgram.lm.estimate`.
+
+        ``<unk>``: a corpus has no unknown words (the vocabulary is what occurs); ``<unk>``
+        gets the interpolation mass ``gamma / V`` of the unigrams, as in lmplz, and scoring
+        maps every word the model does not know to it.
         """
         order = _est.check_order(order)
         prune = _est.check_prune(prune, order)
