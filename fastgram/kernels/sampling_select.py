@@ -114,6 +114,42 @@ def _lower_x(m, dlo, T):
 
 
 @kernel
+def _kth_largest(a, k, work):
+    """The ``k``-th largest of ``a`` (``1 <= k <= len(a)``): quickselect on the copy ``work``."""
+    n = a.shape[0]
+    for i in range(n):
+        work[i] = a[i]
+    lo = 0
+    hi = n - 1
+    want = n - k  # its index in ascending order
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        # median of three as the pivot
+        x, y, z = work[lo], work[mid], work[hi]
+        pivot = max(min(x, y), min(max(x, y), z))
+        i = lo
+        j = hi
+        while i <= j:
+            while work[i] < pivot:
+                i += 1
+            while work[j] > pivot:
+                j -= 1
+            if i <= j:
+                t = work[i]
+                work[i] = work[j]
+                work[j] = t
+                i += 1
+                j -= 1
+        if want <= j:
+            hi = j
+        elif want >= i:
+            lo = i
+        else:
+            return work[want]
+    return work[want]
+
+
+@kernel
 def gather_row(xr, xir, oid, oval, T, k, lnmin, shift, mask, infbits, kmin, scratch, gid, gd):
     """Kernel 1 for one row: ``(status, gathered, max, greedy id)``; see the module docstring.
 
@@ -122,7 +158,7 @@ def gather_row(xr, xir, oid, oval, T, k, lnmin, shift, mask, infbits, kmin, scra
     ``scratch`` holds the block maxima (nb,), candidates (ids and float64 values), a block
     buffer and a 1-element buffer, each with an integer view (see :func:`_scratch`).
     """
-    bmax, cand, cval, blkf, blki, one_f, one_i = scratch
+    bmax, work, cand, cval, cwork, blkf, blki, one_f, one_i = scratch
     V = xr.shape[0]
     nb = (V + BLOCK - 1) // BLOCK
     bmax = bmax[:nb]
@@ -179,7 +215,7 @@ def gather_row(xr, xir, oid, oval, T, k, lnmin, shift, mask, infbits, kmin, scra
     if T == 0.0:
         return GREEDY, 0, m, jm * BLOCK + im
     if k < V:
-        thr = kmin if nb <= k else np.partition(bmax, nb - k)[nb - k]
+        thr = kmin if nb <= k else _kth_largest(bmax, k, work)
         c = 0
         room = min(cand.shape[0], CAND_PER_K * k + CAND_EXTRA)
         plain = oid.shape[0] == 0  # no overrides: read the row itself
@@ -203,7 +239,9 @@ def gather_row(xr, xir, oid, oval, T, k, lnmin, shift, mask, infbits, kmin, scra
                         cand[c] = j * BLOCK + i
                         cval[c] = blkf[i]
                         c += 1
-        xk = np.partition(cval[:c], c - k)[c - k]
+        if c < k:  # cannot happen (k block maxima reach thr); never select past the candidates
+            return FALLBACK, 0, m, 0
+        xk = _kth_largest(cval[:c], k, cwork)
         dk = (xk - m) / T
         if not dk >= D_MIN:
             return FALLBACK, 0, m, 0
@@ -235,14 +273,17 @@ def gather_row(xr, xir, oid, oval, T, k, lnmin, shift, mask, infbits, kmin, scra
 
 
 @kernel
-def _scratch(x, xi, V, kmax):
+def _scratch(x, xi, kmax):
+    V = x.shape[1]
     nb = (V + BLOCK - 1) // BLOCK
     room = min(V, CAND_PER_K * kmax + CAND_EXTRA)
     blkf = np.empty(BLOCK, x.dtype)
     one_f = np.empty(1, x.dtype)
     return (
         np.empty(nb, xi.dtype),
+        np.empty(nb, xi.dtype),
         np.empty(room, np.int64),
+        np.empty(room, np.float64),
         np.empty(room, np.float64),
         blkf,
         blkf.view(xi.dtype),
@@ -252,60 +293,60 @@ def _scratch(x, xi, V, kmax):
 
 
 @kernel
-def _gather_span(lo, hi, x, xi, ov_ptr, ov_ids, ov_vals, temps, ks, lnmins, consts, gid, gd, gn, status, rowmax, best):
-    shift, mask, infbits, kmin = consts
-    kmax = 1
-    for b in range(lo, hi):
-        if ks[b] < x.shape[1]:
-            kmax = max(kmax, ks[b])
-    scratch = _scratch(x, xi, x.shape[1], kmax)
-    for b in range(lo, hi):
-        a, z = ov_ptr[b], ov_ptr[b + 1]
-        st, n, m, g = gather_row(
-            x[b],
-            xi[b],
-            ov_ids[a:z],
-            ov_vals[a:z],
-            temps[b],
-            ks[b],
-            lnmins[b],
-            shift,
-            mask,
-            infbits,
-            kmin,
-            scratch,
-            gid[b],
-            gd[b],
-        )
-        status[b] = st
-        gn[b] = n
-        rowmax[b] = m
-        best[b] = g
+def _row(params, b):
+    """Row ``b``'s entry of a per-row parameter array ((1,) or (B,): one value for every row)."""
+    return params[0] if params.shape[0] == 1 else params[b]
 
 
 @kernel
-def gather_rows_serial(x, xi, ov_ptr, ov_ids, ov_vals, temps, ks, lnmins, consts, gid, gd, gn, status, rowmax, best):
-    """:func:`gather_row` for every row of (B, V) ``x`` (``xi`` its integer view), one thread."""
-    _gather_span(
-        0, x.shape[0], x, xi, ov_ptr, ov_ids, ov_vals, temps, ks, lnmins, consts, gid, gd, gn, status, rowmax, best
-    )
+def _gather_span(lo, hi, x, xi, ov_ptr, ov_ids, ov_vals, temps, ks, lnmins, consts, gid, gd, info, rowmax):
+    shift, mask, infbits, kmin = consts[0], consts[1], consts[2], consts[3]
+    V = x.shape[1]
+    kmax = 1
+    for b in range(lo, hi):
+        if _row(ks, b) < V:
+            kmax = max(kmax, _row(ks, b))
+    scratch = _scratch(x, xi, kmax)
+    for b in range(lo, hi):
+        a, z = ov_ptr[b], ov_ptr[b + 1]
+        st, n, m, g = gather_row(
+            x[b], xi[b], ov_ids[a:z], ov_vals[a:z], _row(temps, b), _row(ks, b), _row(lnmins, b),
+            shift, mask, infbits, kmin, scratch, gid[b], gd[b],
+        )  # fmt: skip
+        for i in range(n if st == FAST else 0, gd.shape[1]):
+            gd[b, i] = -np.inf  # exp(-inf) = 0: nothing of what is not gathered
+        info[0, b] = st
+        info[1, b] = n
+        info[2, b] = g
+        rowmax[b] = m
+
+
+@kernel
+def gather_rows_serial(x, xi, ov_ptr, ov_ids, ov_vals, temps, ks, lnmins, consts, gid, gd, info, rowmax):
+    """:func:`gather_row` for every row of (B, V) ``x`` (``xi`` its integer view), one thread.
+
+    Per-row parameters ``temps``, ``ks``, ``lnmins`` are (B,) or (1,) (one for all rows);
+    ``consts`` holds the key constants of ``xi``'s type; ``info`` (3, B) gets each row's status,
+    gathered count and greedy id, ``rowmax`` its largest logit (as float64).
+    """
+    _gather_span(0, x.shape[0], x, xi, ov_ptr, ov_ids, ov_vals, temps, ks, lnmins, consts, gid, gd, info, rowmax)
 
 
 @kernel(parallel=True)
-def gather_rows(x, xi, ov_ptr, ov_ids, ov_vals, temps, ks, lnmins, consts, gid, gd, gn, status, rowmax, best, parts):
-    """:func:`gather_row` for every row, ``parts`` spans of rows in parallel (one scratch each)."""
+def gather_rows(x, xi, ov_ptr, ov_ids, ov_vals, temps, ks, lnmins, consts, gid, gd, info, rowmax, parts):
+    """:func:`gather_rows_serial` in ``parts`` spans of rows in parallel (one scratch each)."""
     B = x.shape[0]
     for p in numba.prange(parts):
         lo = p * B // parts
         hi = (p + 1) * B // parts
-        _gather_span(
-            lo, hi, x, xi, ov_ptr, ov_ids, ov_vals, temps, ks, lnmins, consts, gid, gd, gn, status, rowmax, best
-        )
+        _gather_span(lo, hi, x, xi, ov_ptr, ov_ids, ov_vals, temps, ks, lnmins, consts, gid, gd, info, rowmax)
 
 
 @kernel
-def finish_row(gid, gw, gd, n, V, k, q, min_p, key, out, dsel):
+def finish_row(gid, gw, gd, n, k, q, min_p, key, out, dsel):
     """Kernel 2 for one row: filter ``n`` gathered weights (ids increasing), then draw ``out``.
+
+    ``k = 0``: no top-k (the row is filtered by min-p alone).
 
     Top-k keeps the weights ``>=`` the ``k``-th largest; top-p walks them in ascending order
     (ties: higher id first), dropping while the running sum is ``<= q * total`` and never the
@@ -313,7 +354,7 @@ def finish_row(gid, gw, gd, n, V, k, q, min_p, key, out, dsel):
     total of the kept weights.
     """
     fw = gw[:n].copy()
-    if k < V:
+    if k > 0:
         order = np.argsort(-fw, kind="mergesort")  # descending, ties by lower id first
         kth = fw[order[k - 1]]
         nk = k
@@ -352,45 +393,36 @@ def finish_row(gid, gw, gd, n, V, k, q, min_p, key, out, dsel):
 
 
 @kernel
-def _finish_span(lo, hi, gid, gw, gd, gn, status, best, V, ks, qs, minps, seed, offset, out, dsel, totals):
+def _finish_span(lo, hi, gid, gw, gd, info, ks, qs, minps, seed, offset, out, dsel, totals):
     skey = seed_key(seed)
     for b in range(lo, hi):
-        if status[b] == FAST:
+        st = info[0, b]
+        if st == FAST:
             key = stream_key(skey, offset + b)
-            totals[b] = finish_row(gid[b], gw[b], gd[b], gn[b], V, ks[b], qs[b], minps[b], key, out[b], dsel[b])
-        elif status[b] == GREEDY:
-            out[b, :] = best[b]
+            totals[b] = finish_row(
+                gid[b], gw[b], gd[b], info[1, b], _row(ks, b), _row(qs, b), _row(minps, b), key, out[b], dsel[b]
+            )
+        elif st == GREEDY:
+            out[b, :] = info[2, b]
             dsel[b, :] = 0.0
             totals[b] = 1.0
 
 
 @kernel
-def finish_rows_serial(gid, gw, gd, gn, status, best, V, ks, qs, minps, seed, offset, out, dsel, totals):
-    """:func:`finish_row` for the rows marked FAST (GREEDY rows: their best id), one thread."""
-    _finish_span(0, out.shape[0], gid, gw, gd, gn, status, best, V, ks, qs, minps, seed, offset, out, dsel, totals)
+def finish_rows_serial(gid, gw, gd, info, ks, qs, minps, seed, offset, out, dsel, totals):
+    """:func:`finish_row` for the rows marked FAST (GREEDY rows: their best id), one thread.
+
+    ``ks`` holds the rows' ``top_k`` with ``V`` for none, ``qs`` ``1 - top_p`` (-1 for none),
+    ``minps`` ``min_p`` (0 for none), each (B,) or (1,).
+    """
+    _finish_span(0, out.shape[0], gid, gw, gd, info, ks, qs, minps, seed, offset, out, dsel, totals)
 
 
 @kernel(parallel=True)
-def finish_rows(gid, gw, gd, gn, status, best, V, ks, qs, minps, seed, offset, out, dsel, totals, parts):
+def finish_rows(gid, gw, gd, info, ks, qs, minps, seed, offset, out, dsel, totals, parts):
     """:func:`finish_rows_serial` in ``parts`` spans of rows in parallel."""
     B = out.shape[0]
     for p in numba.prange(parts):
         _finish_span(
-            p * B // parts,
-            (p + 1) * B // parts,
-            gid,
-            gw,
-            gd,
-            gn,
-            status,
-            best,
-            V,
-            ks,
-            qs,
-            minps,
-            seed,
-            offset,
-            out,
-            dsel,
-            totals,
+            p * B // parts, (p + 1) * B // parts, gid, gw, gd, info, ks, qs, minps, seed, offset, out, dsel, totals
         )

@@ -49,8 +49,8 @@ def _draw_weights(w, n, seed, streams, ks, qs, min_ps, *, in_place):
 
 #: Integer keys of float32 / float64 logits: sign shift, magnitude mask, bits of +inf, a key below all.
 _KEY_CONSTS = {
-    4: (np.int32(31), np.int32(0x7FFFFFFF), np.int32(0x7F800000), np.int32(-(2**31))),
-    8: (np.int64(63), np.int64(0x7FFFFFFFFFFFFFFF), np.int64(0x7FF0000000000000), np.int64(-(2**63))),
+    4: np.array([31, 0x7FFFFFFF, 0x7F800000, -(2**31)], np.int32),
+    8: np.array([63, 0x7FFFFFFFFFFFFFFF, 0x7FF0000000000000, -(2**63)], np.int64),
 }
 
 _NO_IDS = np.zeros(0, np.int64)
@@ -185,7 +185,8 @@ PARALLEL_MIN = 1 << 19
 def _row_filters(V, B, lead, temperature, top_k, top_p, min_p):
     """Per-row filters ``(temps, ks, qs, min_ps)`` (neutral: ``V``, ``-1``, ``0``), those of the
     selection path (``kg``: ``top_k`` or ``V``; ``lnmins``: ``log(min_p)`` for min-p alone, else
-    ``-inf``) and the gathered logits kept per row."""
+    ``-inf``) and the gathered logits kept per row. Arrays are (B,), or (1,) when every row has
+    the same filters."""
     if all(isinstance(v, (int, float)) or v is None for v in (temperature, top_k, top_p, min_p)):
         T = _checks.require_float(temperature, "temperature", min=0.0)
         k = V if top_k is None else min(_checks.require_int(top_k, "top_k", min=1), V)
@@ -195,13 +196,13 @@ def _row_filters(V, B, lead, temperature, top_k, top_p, min_p):
         select = k < V and k <= max(SELECT_MAX_K, V // 8)
         alone = k == V and q < 0 and mp > 0
         cap = min(V, 2 * k + 64) if select else (min(V, MIN_P_CAP) if alone else 1)
-        return (
-            np.full(B, T),
-            np.full(B, k, np.int64),
-            np.full(B, q),
-            np.full(B, mp),
-            np.full(B, k if select else V, np.int64),
-            np.full(B, math.log(mp) if alone else -np.inf),
+        return (  # one value for every row
+            np.array([T]),
+            np.array([k], np.int64),
+            np.array([q]),
+            np.array([mp]),
+            np.array([k if select else V], np.int64),
+            np.array([math.log(mp) if alone else -np.inf]),
             cap,
         )
     temps = _checks.per_row_arg(temperature, "temperature", B, lead, min=0.0)
@@ -220,6 +221,28 @@ def _row_filters(V, B, lead, temperature, top_k, top_p, min_p):
     if alone.any():
         cap = max(cap, min(V, MIN_P_CAP))
     return temps, ks, qs, mps, kg, lnmins, cap
+
+
+def _draw_full_rows(xc, full, ptr, ov_ids, ov_vals, rowmax, temps, ks, qs, mps, draws, seed, off, out, dsel, totals):
+    """Rows ``full`` of the native logits ``xc`` by the full-row path: weights of the whole row
+    (NumPy's exp), filters, running sums and draws into ``out``, ``dsel`` (the draws' ``d``) and
+    ``totals``."""
+
+    def rows(a):
+        return np.repeat(a, full.size) if a.shape[0] == 1 else a[full]
+
+    xr = xc[full].astype(np.float64)
+    for i, b in enumerate(full):
+        xr[i, ov_ids[ptr[b] : ptr[b + 1]]] = ov_vals[ptr[b] : ptr[b + 1]]
+    xr -= rowmax[full][:, None]
+    xr /= rows(temps)[:, None]
+    d = xr.copy()
+    np.exp(xr, out=xr)
+    streams = (off + full).astype(np.int64)
+    got, tot = _draw_weights(xr, draws, seed, streams, rows(ks), rows(qs), rows(mps), in_place=True)
+    out[full] = got
+    totals[full] = tot
+    dsel[full] = np.take_along_axis(d, got, axis=1)
 
 
 def _raise_bad_rows(x, status, sel):
@@ -376,20 +399,18 @@ def sample_logits(
         return (ids, np.zeros(shape, x.dtype)) if return_logprobs else ids
     xc = np.ascontiguousarray(x2, dtype=x2.dtype.newbyteorder("="))
     xi = xc.view(np.int32 if xc.dtype == np.float32 else np.int64)
-    consts = _KEY_CONSTS[xc.dtype.itemsize]
     gid = np.empty((B, cap), np.int64)
-    gd = np.full((B, cap), -np.inf)
-    gn = np.empty(B, np.int64)
-    status = np.empty(B, np.int8)
+    gd = np.empty((B, cap), np.float64)
+    info = np.empty((3, B), np.int64)  # status, gathered count, greedy id
     rowmax = np.empty(B, np.float64)
-    best = np.empty(B, np.int64)
     parts = min(B, num_threads()) if B * V >= PARALLEL_MIN else 1
-    args = (xc, xi, ptr, ov_ids, ov_vals, temps, kg, lnmins, consts, gid, gd, gn, status, rowmax, best)
+    args = (xc, xi, ptr, ov_ids, ov_vals, temps, kg, lnmins, _KEY_CONSTS[xc.dtype.itemsize], gid, gd, info, rowmax)
     if parts > 1:
         with parallel_guard():
             _sel.gather_rows(*args, parts)
     else:
         _sel.gather_rows_serial(*args)
+    status = info[0]
     worst = status.max()
     if worst >= _sel.BAD:
         _raise_bad_rows(x, status, _sel)
@@ -397,27 +418,15 @@ def sample_logits(
     out = np.empty((B, draws), np.int64)
     dsel = np.empty((B, draws), np.float64)
     totals = np.empty(B, np.float64)
-    args = (gid, gw, gd, gn, status, best, V, ks, qs, mps, seed, off, out, dsel, totals)
+    args = (gid, gw, gd, info, np.where(kg < V, kg, 0), qs, mps, seed, off, out, dsel, totals)
     if parts > 1 and B >= 32:
         with parallel_guard():
             _sel.finish_rows(*args, parts)
     else:
         _sel.finish_rows_serial(*args)
-    full = np.flatnonzero(status == _sel.FALLBACK) if worst == _sel.FALLBACK else _NO_IDS
-    if full.size:
-        xr = xc[full].astype(np.float64)
-        for i, b in enumerate(full):
-            xr[i, ov_ids[ptr[b] : ptr[b + 1]]] = ov_vals[ptr[b] : ptr[b + 1]]
-        xr -= rowmax[full][:, None]
-        xr /= temps[full][:, None]
-        d = xr.copy() if return_logprobs else None
-        np.exp(xr, out=xr)
-        streams = (off + full).astype(np.int64)
-        got, tot = _draw_weights(xr, draws, seed, streams, ks[full], qs[full], mps[full], in_place=True)
-        out[full] = got
-        totals[full] = tot
-        if return_logprobs:
-            dsel[full] = np.take_along_axis(d, got, axis=1)
+    if worst == _sel.FALLBACK:
+        full = np.flatnonzero(status == _sel.FALLBACK)
+        _draw_full_rows(xc, full, ptr, ov_ids, ov_vals, rowmax, temps, ks, qs, mps, draws, seed, off, out, dsel, totals)
     ids = out.reshape(shape)
     if not return_logprobs:
         return ids
