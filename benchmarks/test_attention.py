@@ -5,7 +5,10 @@ Cases (full size), shapes (B, H, T, D) with S = T and Dv = D:
 - (4, 8, 1024, 64) causal: long sequences;
 - (32, 8, 128, 64) causal and (256, 4, 32, 16) causal: many small heads;
 - (8, 8, 512, 64) non-causal with a boolean padding mask of shape (B, 1, 1, S);
-- compile time: loaded from the cache, and (full size only) a cold compile.
+- compile time: loaded from the cache, and (full size only) a cold compile;
+- sgemm: NumPy's float32 ``(2048, 2048) @ (2048, 2048)``, the machine's matrix-product FLOP/s,
+  against which a case's ``extra_info["flops"]`` / time is quoted (run with
+  ``OPENBLAS_CORETYPE`` unset: set, it selects slower kernels).
 
 The functions are the registry's (``REGISTRY["attention"]``); its torch peer
 (``scaled_dot_product_attention``) runs with ``torch.set_num_threads(numba.get_num_threads())``,
@@ -52,7 +55,13 @@ def _rounds(q) -> int:
 
 def _extra(q, kwargs):
     B, H, T, D = q.shape
-    return {"shape": f"({B}, {H}, {T}, {D})", "causal": kwargs["causal"], "threads": numba.get_num_threads()}
+    pairs = T * (T + 1) // 2 if kwargs["causal"] else T * T  # (query, key) pairs scored
+    return {
+        "shape": f"({B}, {H}, {T}, {D})",
+        "causal": kwargs["causal"],
+        "threads": numba.get_num_threads(),
+        "flops": 4 * B * H * pairs * D,  # q kᵀ and weights @ v, 2 flops per multiply-add
+    }
 
 
 #: torch float32 against the float64-accumulating reference: a looser bound than the kernel's.
@@ -90,3 +99,11 @@ def test_compile_time(benchmark, monkeypatch, how):
     benchmark.group = "compile attention_kernel (float32)"
     benchmark.extra_info["role"] = "kernel" if how == "cached" else "cold compile"
     benchmark.pedantic(first_call, rounds=1 if SMOKE else 2, iterations=1)
+
+
+def test_sgemm_flops(benchmark, rng):
+    """NumPy's float32 matrix product: the FLOP/s ceiling the prefill cases are quoted against."""
+    n = size(2048, 64)
+    a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
+    out = measure(benchmark, np.matmul, a, b, group="sgemm", role="np.matmul", rounds=10, flops=2 * n**3)
+    assert out.shape == (n, n)
