@@ -60,6 +60,19 @@ def logits_cases(rng: np.random.Generator):
     yield Case("all filters, ties", (ties,), {"top_k": 9, "top_p": 0.5, "min_p": 0.2, "seed": 6, "num_samples": 50})
     yield Case("greedy", (logits,), {"temperature": 0.0, "seed": 7})
     yield Case("3-D logits", (logits.reshape(2, 3, 300),), {"seed": 8, "offset": 5})
+    wide = (rng.standard_normal((4, 5_000)) * 3).astype(np.float32)
+    yield Case("V = 5,000, top-k 50, top-p 0.9 (selection)", (wide,), {"top_k": 50, "top_p": 0.9, "seed": 9})
+    yield Case("min-p 0.1 alone (selection)", (wide,), {"min_p": 0.1, "seed": 10, "num_samples": 20})
+    per_row = {"temperature": np.array([1.0, 0.0, 0.7, 1.5]), "top_k": np.array([50, 5, 5_000, 3])}
+    per_row.update({"top_p": np.array([0.9, 1.0, 0.5, 1.0]), "min_p": np.array([0.0, 0.0, 0.0, 0.3])})
+    yield Case("per-row parameters", (wide,), {**per_row, "seed": 11, "num_samples": 10})
+    history = rng.integers(0, 5_000, (4, 64))
+    penalties = {"repetition_penalty": 1.2, "frequency_penalty": 0.3, "presence_penalty": 0.4}
+    yield Case(
+        "history penalties and logit_bias",
+        (wide,),
+        {"history": history, **penalties, "logit_bias": {7: 3.0, 11: -np.inf}, "top_k": 40, "seed": 12},
+    )
 
 
 def multinomial_cases(rng: np.random.Generator):
