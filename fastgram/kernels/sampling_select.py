@@ -216,6 +216,13 @@ def gather_row(xr, xir, oid, oval, T, k, lnmin, shift, mask, infbits, kmin, scra
         return GREEDY, 0, m, jm * BLOCK + im
     if k < V:
         thr = kmin if nb <= k else _kth_largest(bmax, k, work)
+        if thr != kmin:
+            # a little below the block threshold, so that x_k's gathered set is (nearly always)
+            # inside the candidates: the logits within MARGIN (in d) of the threshold come too
+            one_i[0] = thr if thr >= 0 else (-thr) | kmin  # the float of key thr
+            d_thr = (np.float64(one_f[0]) - m) / T
+            if d_thr >= D_MIN:
+                thr = min(thr, _key_below(_lower_x(m, d_thr - MARGIN, T), one_f, one_i, shift, mask))
         c = 0
         room = min(cand.shape[0], CAND_PER_K * k + CAND_EXTRA)
         plain = oid.shape[0] == 0  # no overrides: read the row itself
