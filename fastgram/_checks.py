@@ -256,13 +256,44 @@ def check_vocab_size(vocab_size, name: str = "vocab_size") -> int:
 
 
 def check_key_space(V: int, n: int) -> None:
-    """Raise ``ValueError`` unless n-grams of order ``n`` over ``V`` ids pack into 64 bits."""
+    """Raise ``ValueError`` unless n-grams of order ``n`` over ``V`` ids pack into 64 bits.
+
+    The limit of code that stores one uint64 key per n-gram (the store, the Dask path); the
+    counters themselves take wider keys (:func:`key_words`).
+    """
     if V**n > 1 << 64:
         bits = (V**n - 1).bit_length()
         raise ValueError(
             f"n-grams of order n={n} over vocab_size={fmt_int(V)} need {bits} bits per "
             f"packed key, more than 64 (V**n must be <= 2**64); use a smaller n or vocabulary"
         )
+
+
+#: Most uint64 words per n-gram key (n <= 8 ids of at most 32 bits each).
+MAX_KEY_WORDS = 4
+#: Largest vocabulary whose n-grams (n >= 2) may take several key words.
+MAX_WIDE_VOCAB = 1 << 32
+
+
+def key_words(V: int, n: int) -> int:
+    """How many uint64 words a key of an n-gram over ``V`` ids takes (1 when ``V**n <= 2**64``).
+
+    Wider keys split the n ids into groups of ``g`` ids, ``g`` the most with ``V**g <= 2**64``
+    (see :mod:`fastgram.counting.result`). Raises ``ValueError`` when ``V**n > 2**64`` and
+    ``V > 2**32`` (a pair of ids would not fit one word).
+    """
+    if V**n <= 1 << 64:
+        return 1
+    if V > MAX_WIDE_VOCAB:
+        bits = (V**n - 1).bit_length()
+        raise ValueError(
+            f"n-grams of order n={n} over vocab_size={fmt_int(V)} need {bits} bits per key; keys wider "
+            f"than 64 bits need vocab_size <= 2**32 (two ids per 64-bit word); use a smaller vocabulary"
+        )
+    g = 1
+    while V ** (g + 1) <= 1 << 64:
+        g += 1
+    return -(-n // g)
 
 
 def check_separator(separator, V: int, name: str = "separator") -> int | None:

@@ -243,10 +243,11 @@ def test_bad_order_and_key_space():
         count_ngrams(tokens, 9)
     with pytest.raises(TypeError, match="n must be an integer"):
         count_ngrams(tokens, 2.0)
-    with pytest.raises(ValueError, match=r"n=3 over vocab_size=3,000,000 need 65 bits per packed key"):
-        count_ngrams(tokens, 3, 3_000_000)
-    with pytest.raises(ValueError, match=r"n=8 over vocab_size=257 need"):
-        NGramCounter(8, 257)
+    with pytest.raises(ValueError, match=r"n=2 over vocab_size=4,294,967,297 need 65 bits per key; keys wider"):
+        count_ngrams(tokens, 2, 2**32 + 1)
+    with pytest.raises(ValueError, match=r"n=3 over vocab_size=4,294,967,297 need 97 bits per key"):
+        NGramCounter(3, 2**32 + 1)
+    assert NGramCounter(8, 2**32).words == 4 and NGramCounter(8, 257).words == 2 and NGramCounter(8, 256).words == 1
 
 
 def test_bad_ids_and_arguments():

@@ -12,11 +12,15 @@ import numpy as np
 
 from fastgram._jit import num_threads, parallel_guard
 from fastgram.kernels import ngrams as _k
+from fastgram.kernels import ngrams_wide as _kw
 
 #: Target residuals per bucket: a bucket and its sort buffer stay in L2 cache.
 TARGET_BUCKET = 1 << 12
 #: Most bucket bits (2**20 buckets: 8 MiB of histogram per thread).
 MAX_BUCKET_BITS = 20
+#: Most mantissa bits of a wide key's bucket (``(65 - m) << m`` buckets at most: 1 MiB of
+#: histogram per thread).
+WIDE_MANTISSA_BITS = 8
 #: Buckets dense in a residual range of at most 2**DENSE_BITS are counting-sorted.
 DENSE_BITS = 22  # int32 tables of at most 16 MiB per thread
 
@@ -85,26 +89,107 @@ def count_block(view: np.ndarray, n: int, V: int, sep: int) -> tuple[np.ndarray,
     return keys, counts
 
 
+def key_groups(V: int, n: int, words: int) -> np.ndarray:
+    """Group bounds ``gstart`` (words + 1,) int64 of the ids packed into each key word.
+
+    Every word but the last takes ``g`` ids (the most with ``V**g <= 2**64``), the last the
+    rest; one word takes all ``n``.
+    """
+    if words == 1:
+        return np.array([0, n], np.int64)
+    g = 1
+    while V ** (g + 1) <= 1 << 64:
+        g += 1
+    return np.array([min(k * g, n) for k in range(words)] + [n], np.int64)
+
+
+def word_limits(V: int, gstart: np.ndarray) -> list[int]:
+    """``V**size`` of each word's group: every word of a key lies below it."""
+    return [V ** int(b - a) for a, b in zip(gstart[:-1], gstart[1:])]
+
+
+def empty_keys(words: int) -> np.ndarray:
+    return EMPTY_KEYS if words == 1 else np.zeros((0, words), np.uint64)
+
+
+def count_block_wide(view: np.ndarray, n: int, V: int, sep: int, gstart: np.ndarray):
+    """:func:`count_block` for keys of ``K = len(gstart) - 1 >= 2`` words: ``(keys (m, K), counts)``.
+
+    Memory: ``8 K`` bytes per window (the rows), the same again for the longest bucket's sort
+    buffer per thread, plus ``8 (K + 1)`` bytes per distinct n-gram.
+    """
+    K = len(gstart) - 1
+    Wn = view.shape[0] - n + 1
+    if Wn <= 0:
+        return empty_keys(K), EMPTY_COUNTS
+    limits = word_limits(V, gstart)
+    bits = np.array([(lim - 1).bit_length() for lim in limits], np.int64)
+    # buckets: word 0's bit length, then its next m bits (see kernels.ngrams_wide)
+    m = int(min(int(bits[0]), (Wn // TARGET_BUCKET).bit_length(), WIDE_MANTISSA_BITS))
+    NB = (int(bits[0]) - m + 1) << m
+    T = num_threads()
+    hist = np.zeros((T, NB), np.int64)
+    args = (view, n, _U64(V), _U64(sep), gstart, m)
+    with parallel_guard():
+        _kw.partition_wide(*args, hist, np.empty((0, K), np.uint64), False)
+    sizes = hist.sum(axis=0)
+    starts = np.zeros(NB + 1, np.int64)
+    np.cumsum(sizes, out=starts[1:])
+    total = int(starts[-1])
+    if total == 0:
+        return empty_keys(K), EMPTY_COUNTS
+    flat = hist.T.ravel()
+    offsets = np.ascontiguousarray((np.cumsum(flat) - flat).reshape(NB, T).T)
+    del hist, flat
+    buf = np.empty((total, K), np.uint64)
+    with parallel_guard():
+        _kw.partition_wide(*args, offsets, buf, True)
+    del offsets
+    bounds = np.searchsorted(starts, np.arange(T + 1, dtype=np.int64) * total // T, side="left")
+    bounds[0], bounds[-1] = 0, NB
+    bounds = np.maximum.accumulate(bounds)
+    longest = int(sizes.max())
+    tmp = np.empty((T, longest, K), np.uint64)
+    stack = np.empty((T, _kw.STACK_ROWS, 4), np.int64)
+    cnt = np.empty((T, 2049), np.int64)
+    nuniq = np.empty(NB, np.int64)
+    ucounts = np.empty(total, np.int64)
+    with parallel_guard():
+        _kw.sort_wide(buf, starts, bounds, bits, m, tmp, stack, cnt, ucounts, nuniq)
+    del tmp, stack
+    ustarts = np.cumsum(nuniq) - nuniq
+    distinct = int(nuniq.sum())
+    keys = np.empty((distinct, K), np.uint64)
+    counts = np.empty(distinct, np.int64)
+    with parallel_guard():
+        _kw.emit_wide(buf, ucounts, starts, nuniq, bounds, ustarts, keys, counts)
+    return keys, counts
+
+
 def merge_pair(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Two sorted runs merged into one (counts of equal keys added)."""
+    """Two sorted runs merged into one (counts of equal keys added); keys 1-D or rows (m, K)."""
     if len(a[0]) == 0:
         return b
     if len(b[0]) == 0:
         return a
     size = len(a[0]) + len(b[0])
-    keys = np.empty(size, np.uint64)
+    keys = np.empty((size,) + a[0].shape[1:], np.uint64)
     counts = np.empty(size, np.int64)
-    m = _k.merge_runs(a[0], a[1], b[0], b[1], keys, counts)
+    merge = _k.merge_runs if a[0].ndim == 1 else _kw.merge_wide
+    m = merge(a[0], a[1], b[0], b[1], keys, counts)
     if m < size // 2:  # give the unused tail back; otherwise keep views (no second pass)
         return keys[:m].copy(), counts[:m].copy()
     return keys[:m], counts[:m]
 
 
-def merge_all(runs: list) -> tuple[np.ndarray, np.ndarray]:
-    """Merge sorted runs pairwise in a balanced tree: O(total * log(len(runs)))."""
+def merge_all(runs: list, words: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Merge sorted runs pairwise in a balanced tree: O(total * log(len(runs))).
+
+    ``words``: the key width of the empty result when there are no runs.
+    """
     runs = list(runs)
     if not runs:
-        return EMPTY_KEYS, EMPTY_COUNTS
+        return empty_keys(words), EMPTY_COUNTS
     while len(runs) > 1:
         runs = [merge_pair(runs[i], runs[i + 1]) if i + 1 < len(runs) else runs[i] for i in range(0, len(runs), 2)]
     return runs[0]

@@ -1,9 +1,13 @@
 """``NGramCounts``: sorted distinct n-grams and their exact counts, the result of every counter.
 
 The n-gram ``(t0, ..., t{n-1})`` over a vocabulary of ``V`` ids is packed into the uint64 key
-``((t0 * V + t1) * V + ...) * V + t{n-1}``; sorted keys are n-grams in lexicographic order.
-Keys are exact, so ``V**n`` must fit in 64 bits; a larger key space raises ``ValueError``
-rather than hashing (no silent collisions).
+``((t0 * V + t1) * V + ...) * V + t{n-1}`` when ``V**n <= 2**64``; sorted keys are n-grams in
+lexicographic order. A larger key space (``V <= 2**32``, so up to 256 bits for n = 8) takes
+``K`` = 2..4 uint64 words per key, never a hash: the n ids are split into groups of ``g`` ids
+(``g`` the most with ``V**g <= 2**64``; the last group takes the rest), each group packed the
+same way into one word, most significant group first. ``keys`` is then a C-contiguous
+``(m, K)`` uint64 array whose rows, compared word by word as unsigned integers, are in the
+n-grams' lexicographic order (``NGramCounts.words`` is ``K``; 1 for the 1-D layout).
 
 Saved files (``.npz``, loadable with NumPy alone, validated field by field when loaded):
 
@@ -12,7 +16,9 @@ field                   meaning
 ======================  ========================================================================
 ``kind``                ``"ngrams"``
 ``format``              1
-``keys``                uint64 (m,), strictly increasing packed n-grams, each < V**n
+``keys``                uint64 (m,), strictly increasing packed n-grams, each < V**n; or, when
+                        V**n > 2**64, uint64 (m, K): rows strictly increasing
+                        lexicographically, word k below V**(size of group k)
 ``counts``              int64 (m,), each >= 1
 ``n``, ``vocab_size``   the order and V
 ``separator``           the document-boundary id, or -1 for none
@@ -29,6 +35,7 @@ from fastgram import _checks, _io
 from fastgram._jit import parallel_guard
 from fastgram.counting import _runs
 from fastgram.kernels import ngrams as _k
+from fastgram.kernels import ngrams_wide as _kw
 from fastgram.vocab import Vocab, vocab_from_json
 
 __all__ = ["NGramCounts", "ids_dtype", "check_compatible", "FORMAT_VERSION"]
@@ -59,8 +66,9 @@ class NGramCounts:
 
     Parameters
     ----------
-    keys : ndarray of uint64, shape (m,)
-        Packed n-grams, strictly increasing, each below ``V**n`` (see the module docstring).
+    keys : ndarray of uint64, shape (m,) or (m, K)
+        Packed n-grams, strictly increasing, each below ``V**n``; rows of ``K`` words when
+        ``V**n > 2**64`` (see the module docstring).
     counts : ndarray of int64, shape (m,)
         Each at least 1.
     n, vocab_size : int
@@ -81,10 +89,13 @@ class NGramCounts:
         (decoded from ``keys`` on access: ``m * n * itemsize`` bytes).
     counts : ndarray of int64, shape (m,)
 
+    words : int
+        ``K``, the uint64 words per key (1: ``keys`` is 1-D).
+
     Notes
     -----
     Every method returns a new object and leaves this one as it was (``merge``, ``prune``).
-    Memory: 16 bytes per distinct n-gram.
+    Memory: 16 bytes per distinct n-gram (``8 (K + 1)`` with wide keys).
 
     Examples
     --------
@@ -111,7 +122,8 @@ class NGramCounts:
     ):
         self.n = _checks.check_order(n)
         self.vocab_size = _checks.check_vocab_size(vocab_size)
-        _checks.check_key_space(self.vocab_size, self.n)
+        self.words = _checks.key_words(self.vocab_size, self.n)
+        self._gstart = _runs.key_groups(self.vocab_size, self.n, self.words)
         self.separator = _checks.check_separator(separator, self.vocab_size)
         self.tokens = _checks.require_int(tokens, "tokens", min=0)
         if vocab is not None and not hasattr(vocab, "to_json"):
@@ -128,19 +140,43 @@ class NGramCounts:
                 raise ValueError(f"counts must be integers, got dtype {counts.dtype}")
         keys = np.ascontiguousarray(keys, dtype=np.uint64)
         counts = np.ascontiguousarray(counts, dtype=np.int64)
-        if keys.ndim != 1 or keys.shape != counts.shape:
-            raise ValueError(f"keys and counts must be 1-D of one length, got {keys.shape} and {counts.shape}")
+        if self.words == 1:
+            if keys.ndim != 1 or keys.shape != counts.shape:
+                raise ValueError(f"keys and counts must be 1-D of one length, got {keys.shape} and {counts.shape}")
+        elif keys.ndim != 2 or keys.shape[1] != self.words or counts.ndim != 1 or len(keys) != len(counts):
+            raise ValueError(
+                f"keys must have shape (m, {self.words}) (n={self.n} over vocab_size={self.vocab_size:,} takes "
+                f"{self.words} words per key) and counts (m,), got {keys.shape} and {counts.shape}"
+            )
         if validate and len(keys):
-            if np.any(keys[1:] <= keys[:-1]):
-                raise ValueError("keys must be strictly increasing (sorted, distinct n-grams)")
-            if self.vocab_size**self.n < 1 << 64 and int(keys[-1]) >= self.vocab_size**self.n:
-                raise ValueError(
-                    f"keys: {int(keys[-1]):,} is not an n-gram of n={self.n} over vocab_size={self.vocab_size:,}"
-                )
+            if self.words == 1:
+                if np.any(keys[1:] <= keys[:-1]):
+                    raise ValueError("keys must be strictly increasing (sorted, distinct n-grams)")
+                if self.vocab_size**self.n < 1 << 64 and int(keys[-1]) >= self.vocab_size**self.n:
+                    raise ValueError(
+                        f"keys: {int(keys[-1]):,} is not an n-gram of n={self.n} over vocab_size={self.vocab_size:,}"
+                    )
+            else:
+                self._check_wide_keys(keys)
             if counts.min() < 1:
                 raise ValueError(f"counts must be >= 1, got {int(counts.min()):,}")
         self.keys = keys
         self.counts = counts
+
+    def _check_wide_keys(self, keys: np.ndarray) -> None:
+        for k, limit in enumerate(_runs.word_limits(self.vocab_size, self._gstart)):
+            if limit < 1 << 64 and int(keys[:, k].max()) >= limit:
+                i = int(np.argmax(keys[:, k] >= _U64(limit)))
+                size = int(self._gstart[k + 1] - self._gstart[k])
+                raise ValueError(
+                    f"keys[{i}, {k}]: {int(keys[i, k]):,} is not a group of {size} "
+                    f"ids over vocab_size={self.vocab_size:,} (must be < {limit:,})"
+                )
+        bad = _kw.first_unsorted_wide(keys)
+        if bad >= 0:
+            raise ValueError(
+                f"keys must be strictly increasing (sorted, distinct n-grams): row {bad} is not above row {bad - 1}"
+            )
 
     @classmethod
     def from_dense(cls, table, *, separator=None, tokens: int = 0, vocab=None) -> "NGramCounts":
@@ -176,7 +212,10 @@ class NGramCounts:
         out = np.empty((len(self.keys), self.n), ids_dtype(self.vocab_size))
         if len(self.keys):
             with parallel_guard():
-                _k.unpack_keys(self.keys, _U64(self.vocab_size), out)
+                if self.words == 1:
+                    _k.unpack_keys(self.keys, _U64(self.vocab_size), out)
+                else:
+                    _kw.unpack_wide(self.keys, _U64(self.vocab_size), self._gstart, out)
         return out
 
     def __len__(self) -> int:
@@ -221,14 +260,17 @@ class NGramCounts:
         """
         k = min(_checks.require_int(k, "k", min=0), len(self))
         if k == 0:
-            return self._like(_runs.EMPTY_KEYS, _runs.EMPTY_COUNTS).ngrams, _runs.EMPTY_COUNTS.copy()
+            return self._like(_runs.empty_keys(self.words), _runs.EMPTY_COUNTS).ngrams, _runs.EMPTY_COUNTS.copy()
         if k < len(self):
             # all n-grams with a count above the k-th largest, then ties by key
             kth = np.partition(self.counts, len(self) - k)[len(self) - k]
             idx = np.flatnonzero(self.counts >= kth)
         else:
             idx = np.arange(len(self))
-        order = np.lexsort((self.keys[idx], -self.counts[idx]))[:k]
+        keys = self.keys[idx]
+        # np.lexsort's last key is the primary one: count descending, then the words in order
+        words = (keys,) if self.words == 1 else tuple(keys[:, w] for w in range(self.words - 1, -1, -1))
+        order = np.lexsort((*words, -self.counts[idx]))[:k]
         idx = idx[order]
         return self._like(self.keys[idx], self.counts[idx]).ngrams, self.counts[idx]
 
@@ -238,7 +280,8 @@ class NGramCounts:
         return self._like(*_runs.prune_runs(self.keys, self.counts, min_count))
 
     def pack(self, ngrams) -> np.ndarray:
-        """Packed uint64 keys of the rows of ``ngrams`` (shape ``(q, n)`` or ``(n,)``).
+        """Packed uint64 keys of the rows of ``ngrams`` (shape ``(q, n)`` or ``(n,)``): (q,), or
+        (q, K) rows of words for wide keys (the layout of ``.keys``).
 
         Raises ``ValueError`` for a wrong shape or an id outside ``[0, V)``.
         """
@@ -249,11 +292,12 @@ class NGramCounts:
             raise ValueError(f"ngrams must have shape (q, {self.n}) or ({self.n},), got {arr.shape}")
         for j in range(self.n):
             _checks.check_token_range(arr[:, j], self.vocab_size, name=f"ngrams[:, {j}]")
-        keys = np.zeros(arr.shape[0], np.uint64)
+        out = np.zeros((arr.shape[0], self.words), np.uint64)
         with np.errstate(over="ignore"):
-            for j in range(self.n):
-                keys = keys * _U64(self.vocab_size % (1 << 64)) + arr[:, j].astype(np.uint64)
-        return keys
+            for w in range(self.words):
+                for j in range(int(self._gstart[w]), int(self._gstart[w + 1])):
+                    out[:, w] = out[:, w] * _U64(self.vocab_size % (1 << 64)) + arr[:, j].astype(np.uint64)
+        return out[:, 0].copy() if self.words == 1 else out
 
     def lookup(self, ngrams) -> np.ndarray:
         """Counts of the given n-grams (0 for unseen ones).
@@ -273,6 +317,12 @@ class NGramCounts:
         q = self.pack(ngrams)
         if not len(self):
             return np.zeros(len(q), np.int64)
+        if self.words > 1:
+            # lexicographic binary search over the rows of words, in a kernel
+            pos = np.empty(len(q), np.int64)
+            with parallel_guard():
+                _kw.find_wide(self.keys, q, pos)
+            return np.where(pos >= 0, self.counts[np.maximum(pos, 0)], 0).astype(np.int64)
         pos = np.searchsorted(self.keys, q)
         pos_c = np.minimum(pos, len(self) - 1)
         hit = (pos < len(self)) & (self.keys[pos_c] == q)
@@ -304,7 +354,7 @@ class NGramCounts:
         Raises ``ValueError`` if it would exceed ``max_memory`` (bytes or ``"2G"``; default 2 GiB).
         """
         budget = _io.parse_memory(max_memory)
-        need = 8 * self.vocab_size**self.n
+        need = 8 * self.vocab_size**self.n  # over 2**67 bytes for wide keys: always too large
         if need > budget:
             raise ValueError(
                 f"a dense table of shape ({self.vocab_size},)*{self.n} needs {_checks.fmt_bytes(need)}, "
@@ -371,12 +421,24 @@ class NGramCounts:
         sep = _io.scalar_field(path, fields, "separator", -1, V - 1)
         tokens = _io.scalar_field(path, fields, "tokens", 0, None)
         keys, counts = fields["keys"], fields["counts"]
-        for name, arr, kinds in (("keys", keys, "u"), ("counts", counts, "i")):
-            if arr.ndim != 1 or arr.dtype.kind not in kinds or arr.dtype.itemsize != 8:
+        try:
+            words = _checks.key_words(V, n)
+        except ValueError as exc:
+            raise ValueError(f"{path}: fields 'n' and 'vocab_size': {exc}") from None
+        key_shape = "1-D" if words == 1 else f"2-D (m, {words})"
+        for name, arr, kinds, ndim in (("keys", keys, "u", 1 if words == 1 else 2), ("counts", counts, "i", 1)):
+            if (
+                arr.ndim != ndim
+                or (name == "keys" and ndim == 2 and arr.shape[1] != words)
+                or arr.dtype.kind not in kinds
+                or arr.dtype.itemsize != 8
+            ):
                 raise ValueError(
-                    f"{path}: field '{name}' must be 1-D {'uint64' if kinds == 'u' else 'int64'}, "
-                    f"got {arr.dtype} of shape {arr.shape}"
+                    f"{path}: field '{name}' must be {key_shape if name == 'keys' else '1-D'} "
+                    f"{'uint64' if kinds == 'u' else 'int64'}, got {arr.dtype} of shape {arr.shape}"
                 )
+        if len(keys) != len(counts):
+            raise ValueError(f"{path}: fields 'keys' and 'counts' differ in length: {len(keys):,} and {len(counts):,}")
         vocab = None
         if "vocab" in fields:
             try:

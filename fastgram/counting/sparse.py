@@ -42,14 +42,16 @@ class NGramCounter:
     n : int
         Order, 1 to 8.
     vocab_size : int
-        V; ids must lie in ``[0, V)`` and ``V**n <= 2**64``.
+        V; ids must lie in ``[0, V)``. Keys of ``V**n > 2**64`` take several uint64 words
+        (``V <= 2**32``; see :mod:`fastgram.counting.result`).
     separator : int, optional
         Document-boundary id: n-grams containing it are not counted.
     max_memory : int or str, optional
         Budget for the working set in bytes (or ``"512M"``, ``"2G"``...). When the sorted runs
         in memory outgrow a quarter of it they are merged and written to a temporary directory
         (under ``tmp_dir``); :meth:`result` merges them block by block. Default: no budget,
-        everything stays in memory.
+        everything stays in memory. Not yet supported for keys wider than 64 bits
+        (``ValueError``).
     tmp_dir : str, optional
         Where the temporary directory goes (default: the system's).
     vocab : Vocab, optional
@@ -58,15 +60,17 @@ class NGramCounter:
     Raises
     ------
     ValueError
-        For ``n`` outside 1..8, ``V**n > 2**64``, a separator outside ``[0, V)`` or a bad
-        budget.
+        For ``n`` outside 1..8, ``V**n > 2**64`` with ``V > 2**32``, a separator outside
+        ``[0, V)``, a bad budget, or a budget with keys wider than 64 bits.
 
     Notes
     -----
     Memory: one block of tokens (at most ``max_memory / 48`` tokens, 4-8 bytes of residuals
-    and up to 16 bytes of output each) plus the in-memory runs (16 bytes per distinct n-gram
-    of each run; at most ``max_memory / 4`` before spilling); the final merge reads the runs
-    in blocks of ``max_memory / (8 * runs)`` bytes each, plus the (pruned) result. Time O(N) per block plus
+    and up to 16 bytes of output each; with ``K``-word keys ``8 K`` bytes of rows per token,
+    the longest bucket's sort buffer per thread and ``8 (K + 1)`` bytes per distinct n-gram)
+    plus the in-memory runs (16 bytes per distinct n-gram of each run; at most
+    ``max_memory / 4`` before spilling); the final merge reads the runs in blocks of
+    ``max_memory / (8 * runs)`` bytes each, plus the (pruned) result. Time O(N) per block plus
     O(D log R) for merging R runs of D distinct n-grams. The temporary directory is removed by
     :meth:`close`, on leaving a ``with`` block (errors and ``KeyboardInterrupt`` included), or
     when the counter is garbage-collected.
@@ -87,9 +91,16 @@ class NGramCounter:
         self.n = _checks.check_order(n)
         self.vocab_size = _checks.check_vocab_size(vocab_size)
         self.vocab = vocab
-        _checks.check_key_space(self.vocab_size, self.n)
+        self.words = _checks.key_words(self.vocab_size, self.n)
+        self._gstart = _runs.key_groups(self.vocab_size, self.n, self.words)
         self.separator = _checks.check_separator(separator, self.vocab_size)
         self.max_memory = _io.parse_memory(max_memory)
+        if self.max_memory is not None and self.words > 1:
+            raise ValueError(
+                f"max_memory: spilling runs of keys wider than 64 bits (n={self.n} over "
+                f"vocab_size={_checks.fmt_int(self.vocab_size)}: {self.words} words per key) is not yet "
+                f"supported; count without max_memory (in memory)"
+            )
         if tmp_dir is not None and not os.path.isdir(tmp_dir):
             raise FileNotFoundError(f"tmp_dir {tmp_dir} is not a directory")
         self.tmp_dir = tmp_dir
@@ -148,17 +159,22 @@ class NGramCounter:
             self._add_view(_checks.kernel_view(arr[lo : lo + step]))
         self.tokens += arr.shape[0]
 
+    def _count(self, view: np.ndarray):
+        if self.words == 1:
+            return _runs.count_block(view, self.n, self.vocab_size, self._sep)
+        return _runs.count_block_wide(view, self.n, self.vocab_size, self._sep, self._gstart)
+
     def _add_view(self, view: np.ndarray) -> None:
         n = self.n
         if n > 1 and len(self._tail):
             # the n-grams starting in the carried tail and ending in this view
             edge = np.concatenate([self._tail, view[: n - 1].astype(np.uint64)])
-            run = _runs.count_block(edge, n, self.vocab_size, self._sep)
+            run = self._count(edge)
             if len(run[0]):
                 self._edges.append(run)
             if len(self._edges) >= 256:
                 self._flush_edges()
-        self._add_run(_runs.count_block(view, n, self.vocab_size, self._sep))
+        self._add_run(self._count(view))
         if n > 1:
             joined = view[-(n - 1) :].astype(np.uint64)
             if len(joined) < n - 1:
@@ -168,7 +184,7 @@ class NGramCounter:
     def _flush_edges(self) -> None:
         """Merge the tiny runs of chunk edges into one (kept apart so big runs are not recopied)."""
         if self._edges:
-            run = _runs.merge_all(self._edges)
+            run = _runs.merge_all(self._edges, self.words)
             self._edges = []
             self._add_run(run)
 
@@ -182,6 +198,7 @@ class NGramCounter:
             a = self._runs.pop()
             self._runs.append(_runs.merge_pair(a, b))
         if self.max_memory is not None and 16 * sum(len(r[0]) for r in self._runs) > self.max_memory // 4:
+            # (wide keys never get here: __init__ refuses max_memory for them)
             self._spill()
 
     def _spill(self) -> None:
@@ -220,7 +237,7 @@ class NGramCounter:
         min_count = _checks.require_int(min_count, "min_count", min=1)
         self._flush_edges()
         if not self._spilled:
-            keys, counts = _runs.prune_runs(*_runs.merge_all(self._runs), min_count)
+            keys, counts = _runs.prune_runs(*_runs.merge_all(self._runs, self.words), min_count)
         else:
             sources = [_runs.RunReader(stem, length) for stem, length in self._spilled]
             sources += [_runs.MemoryRun(*run) for run in self._runs]
@@ -282,7 +299,8 @@ def count_ngrams(
         For non-integer tokens.
     ValueError
         For ``n`` outside 1..8, an id outside ``[0, V)`` (its position and value),
-        ``V**n > 2**64`` (packed keys would not be exact), or a separator outside ``[0, V)``.
+        ``V**n > 2**64`` with ``V > 2**32``, a separator outside ``[0, V)``, or
+        ``max_memory`` with keys wider than 64 bits (not yet supported).
 
     Notes
     -----
@@ -290,7 +308,9 @@ def count_ngrams(
     stream: histogram, scatter), each bucket is radix- or counting-sorted, and runs are
     encoded: O(N) time, multi-core, identical for any thread count. Extra memory without a
     budget: 4 (or 8, for keys over 2**52) bytes per token for blocks of up to 2**27 tokens,
-    plus 16 bytes per distinct n-gram.
+    plus 16 bytes per distinct n-gram. When ``V**n > 2**64`` the keys take ``K`` = 2..4
+    uint64 words (``.keys`` of shape (m, K)): each window's rows are bucketed the same way and
+    each bucket MSD-radix-sorted; ``8 K`` bytes per token plus ``8 (K + 1)`` per distinct n-gram.
 
     Examples
     --------
@@ -304,7 +324,7 @@ def count_ngrams(
     tokens = _checks.as_token_stream(tokens)
     V = _checks.resolve_vocab_size(tokens, vocab_size)
     V = max(V, 1)
-    _checks.check_key_space(V, n)
+    _checks.key_words(V, n)
     with NGramCounter(n, V, separator=separator, max_memory=max_memory, tmp_dir=tmp_dir) as counter:
         try:
             counter.update(tokens)

@@ -46,15 +46,36 @@ def ngram_keys(tokens, n, vocab_size, separator=None):
     return keys[keep] if separator is not None else keys
 
 
+def ngram_rows(tokens, n, separator=None):
+    """Every n-gram of the stream as a row of an (N - n + 1, n) int64 matrix (8 n bytes per
+    token), windows containing ``separator`` left out."""
+    tokens = np.asarray(tokens)
+    W = max(len(tokens) - n + 1, 0)
+    rows = np.empty((W, n), dtype=np.int64)
+    keep = np.ones(W, dtype=bool)
+    for j in range(n):
+        rows[:, j] = tokens[j : j + W]
+        if separator is not None:
+            keep &= rows[:, j] != separator
+    return rows[keep]
+
+
 def count_ngrams(tokens, n, vocab_size=None, separator=None, min_count=1, **_options):
     """``(ngrams, counts)``: the distinct n-grams (m, n) in lexicographic order and their counts.
 
     Packed keys, then ``np.unique(keys, return_counts=True)``, then the keys unpacked into
-    columns. Options that do not change the result (memory budgets) are ignored.
+    columns. When ``V**n > 2**64`` (keys would not fit one uint64) the windows are rows of an
+    int64 matrix instead and ``np.unique(rows, axis=0)`` finds the distinct rows in
+    lexicographic order. Options that do not change the result (memory budgets) are ignored.
     """
     tokens = np.asarray(tokens)
     if vocab_size is None:
         vocab_size = int(tokens.max()) + 1 if tokens.size else 1
+    if int(vocab_size) ** n > 2**64:
+        rows = ngram_rows(tokens, n, separator)
+        unique, counts = np.unique(rows, axis=0, return_counts=True)
+        keep = counts >= min_count
+        return unique[keep].reshape(-1, n), counts[keep].astype(np.int64)
     keys = ngram_keys(tokens, n, vocab_size, separator)
     unique, counts = np.unique(keys, return_counts=True)
     keep = counts >= min_count
