@@ -169,31 +169,26 @@ def decode_kernel(
                 # vectorised dot products)
                 nj4 = nj - nj % 4
                 for r in range(R):
-                    for j in range(0, nj4, 4):
-                        k0 = kk[j0 + j]
-                        k1 = kk[j0 + j + 1]
-                        k2 = kk[j0 + j + 2]
-                        k3 = kk[j0 + j + 3]
+                    for j in range(j0, j0 + nj4, 4):
                         s0 = zero
                         s1 = zero
                         s2 = zero
                         s3 = zero
                         for d in range(D):
                             x = qs[r, d]
-                            s0 += x * k0[d]
-                            s1 += x * k1[d]
-                            s2 += x * k2[d]
-                            s3 += x * k3[d]
-                        sc[r, j] = s0
-                        sc[r, j + 1] = s1
-                        sc[r, j + 2] = s2
-                        sc[r, j + 3] = s3
-                    for j in range(nj4, nj):
-                        k0 = kk[j0 + j]
+                            s0 += x * kk[j, d]
+                            s1 += x * kk[j + 1, d]
+                            s2 += x * kk[j + 2, d]
+                            s3 += x * kk[j + 3, d]
+                        sc[r, j - j0] = s0
+                        sc[r, j - j0 + 1] = s1
+                        sc[r, j - j0 + 2] = s2
+                        sc[r, j - j0 + 3] = s3
+                    for j in range(j0 + nj4, j0 + nj):
                         s0 = zero
                         for d in range(D):
-                            s0 += qs[r, d] * k0[d]
-                        sc[r, j] = s0
+                            s0 += qs[r, d] * kk[j, d]
+                        sc[r, j - j0] = s0
                 for r in range(R):
                     g = r // T
                     i = r - g * T
@@ -245,25 +240,22 @@ def decode_kernel(
                         p2 = sc[r, j + 2]
                         p3 = sc[r, j + 3]
                         if p0 != zero and p1 != zero and p2 != zero and p3 != zero:
-                            v0 = vv[j0 + j]
-                            v1 = vv[j0 + j + 1]
-                            v2 = vv[j0 + j + 2]
-                            v3 = vv[j0 + j + 3]
+                            jv = j0 + j
                             for dv in range(Dv):
-                                acc[r, dv] += p0 * v0[dv] + p1 * v1[dv] + p2 * v2[dv] + p3 * v3[dv]
+                                acc[r, dv] += (
+                                    p0 * vv[jv, dv] + p1 * vv[jv + 1, dv] + p2 * vv[jv + 2, dv] + p3 * vv[jv + 3, dv]
+                                )
                         else:
                             for jj in range(j, j + 4):
                                 p = sc[r, jj]
                                 if p != zero:
-                                    vrow = vv[j0 + jj]
                                     for dv in range(Dv):
-                                        acc[r, dv] += p * vrow[dv]
+                                        acc[r, dv] += p * vv[j0 + jj, dv]
                     for j in range(nj4, nj):
                         p = sc[r, j]
                         if p != zero:
-                            vrow = vv[j0 + j]
                             for dv in range(Dv):
-                                acc[r, dv] += p * vrow[dv]
+                                acc[r, dv] += p * vv[j0 + j, dv]
             for r in range(R):
                 part_m[w, r] = m[r]
                 part_l[w, r] = l[r]
