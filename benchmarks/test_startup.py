@@ -40,23 +40,28 @@ def run_cold(args: list[str]) -> dict:
             [sys.executable, "-m", "fastgram.app.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
         )
         sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        sel.register(proc.stderr, selectors.EVENT_READ)
-        last, longest, lines, open_streams = start, 0.0, [], 2
-        while open_streams:
+        for stream in (proc.stdout, proc.stderr):
+            sel.register(stream.fileno(), selectors.EVENT_READ)
+        last, longest, chunks, open_fds = start, 0.0, [], 2
+        while open_fds:  # raw reads: a buffered readline would hide lines that arrive together
             for key, _ in sel.select():
-                line = key.fileobj.readline()
-                if not line:
-                    sel.unregister(key.fileobj)
-                    open_streams -= 1
+                data = os.read(key.fd, 65536)
+                if not data:
+                    sel.unregister(key.fd)
+                    open_fds -= 1
                     continue
                 now = time.perf_counter()
                 longest, last = max(longest, now - last), now
-                lines.append(line.decode(errors="replace"))
+                chunks.append(data)
         rc = proc.wait()
         end = time.perf_counter()
         longest = max(longest, end - last)
-    return {"rc": rc, "seconds": end - start, "longest_silence_s": round(longest, 2), "output": "".join(lines)}
+    return {
+        "rc": rc,
+        "seconds": end - start,
+        "longest_silence_s": round(longest, 2),
+        "output": b"".join(chunks).decode(errors="replace"),
+    }
 
 
 @pytest.mark.parametrize("command", ["check", "demo", "compile"])
