@@ -162,30 +162,33 @@ def gather_row(xr, xir, oid, oval, T, k, lnmin, shift, mask, infbits, kmin, scra
     V = xr.shape[0]
     nb = (V + BLOCK - 1) // BLOCK
     bmax = bmax[:nb]
-    zero = mask & 0  # 0 of the key type
     bad = False
-    for j in range(nb):  # (BLOCK,) keys -> their maximum, and the largest magnitude (NaN / inf)
+    for j in range(nb):
+        # (BLOCK,) float bits -> the block's largest key, from the signed maximum (a non-negative
+        # float, if any) or the signed minimum (else: the negative float of least magnitude);
+        # NaN / +inf from the signed maximum and from the maximum with the sign bit flipped
+        # (unsigned order: a negative NaN lies above -inf's bits)
         lo = j * BLOCK
+        hi = min(lo + BLOCK, V)
         mx = kmin
-        big = zero
-        if lo + BLOCK <= V:
+        mn = mask  # the largest value of the key type
+        mu = kmin
+        if hi - lo == BLOCK:
             for i in range(lo, lo + BLOCK):  # a fixed trip count: vector instructions
                 b = xir[i]
-                s = b >> shift
-                mb = b & mask
-                key = (mb ^ s) - s
-                mx = key if key > mx else mx
-                big = mb if mb > big else big
+                mx = b if b > mx else mx
+                mn = b if b < mn else mn
+                f = b ^ kmin
+                mu = f if f > mu else mu
         else:
-            for i in range(lo, V):
+            for i in range(lo, hi):
                 b = xir[i]
-                s = b >> shift
-                mb = b & mask
-                key = (mb ^ s) - s
-                mx = key if key > mx else mx
-                big = mb if mb > big else big
-        bmax[j] = mx
-        bad |= (big > infbits) | (mx >= infbits)  # a NaN, or +inf
+                mx = b if b > mx else mx
+                mn = b if b < mn else mn
+                f = b ^ kmin
+                mu = f if f > mu else mu
+        bmax[j] = mx if mx >= 0 else -(mn & mask)
+        bad |= (mx >= infbits) | (mu > infbits)  # +inf or a positive NaN; a negative NaN
     if bad:
         return BAD, 0, 0.0, 0
     t = 0
