@@ -165,11 +165,39 @@ def decode_kernel(
             for j0 in range(a0, a1, tile):
                 nj = min(tile, a1 - j0)
                 # scores (R, nj): the tile's key rows come from memory once and from L1 for the
-                # group's other rows; 4 keys per pass share the query loads (4 independent
-                # vectorised dot products)
+                # group's other rows; 8 keys per pass share the query loads (8 independent
+                # vectorised dot products, more loads in flight), then 4, then 1
                 nj4 = nj - nj % 4
                 for r in range(R):
-                    for j in range(j0, j0 + nj4, 4):
+                    nj8 = nj - nj % 8
+                    for j in range(j0, j0 + nj8, 8):
+                        s0 = zero
+                        s1 = zero
+                        s2 = zero
+                        s3 = zero
+                        s4 = zero
+                        s5 = zero
+                        s6 = zero
+                        s7 = zero
+                        for d in range(D):
+                            x = qs[r, d]
+                            s0 += x * kk[j, d]
+                            s1 += x * kk[j + 1, d]
+                            s2 += x * kk[j + 2, d]
+                            s3 += x * kk[j + 3, d]
+                            s4 += x * kk[j + 4, d]
+                            s5 += x * kk[j + 5, d]
+                            s6 += x * kk[j + 6, d]
+                            s7 += x * kk[j + 7, d]
+                        sc[r, j - j0] = s0
+                        sc[r, j - j0 + 1] = s1
+                        sc[r, j - j0 + 2] = s2
+                        sc[r, j - j0 + 3] = s3
+                        sc[r, j - j0 + 4] = s4
+                        sc[r, j - j0 + 5] = s5
+                        sc[r, j - j0 + 6] = s6
+                        sc[r, j - j0 + 7] = s7
+                    for j in range(j0 + nj8, j0 + nj4, 4):
                         s0 = zero
                         s1 = zero
                         s2 = zero
