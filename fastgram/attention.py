@@ -301,7 +301,7 @@ def _alibi_operand(slopes, batch: tuple, H: int, dtype) -> tuple[np.ndarray, int
     arr = _checks.float_array(slopes, "alibi_slopes")
     if arr.shape != (H,) and arr.shape != (*batch, H):
         allowed = f"({H},)" if not batch else f"({H},) or {(*batch, H)}"
-        raise ValueError(f"alibi_slopes must have shape {allowed} (H,) or (..., H), got shape {arr.shape}")
+        raise ValueError(f"alibi_slopes must have shape {allowed}, (H,) or (*batch, H), got shape {arr.shape}")
     if not np.isfinite(arr).all():
         raise ValueError("alibi_slopes must be finite")
     alibi = np.ascontiguousarray(arr, dtype=dtype).reshape(-1, H)
