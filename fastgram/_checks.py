@@ -395,6 +395,8 @@ def per_row_arg(
     An array must have shape ``(rows,)`` or ``lead`` (the leading dimensions of the data);
     a bad entry is named by its index: ``top_p[3] must be in (0.0, 1.0], got 1.5``.
     """
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]  # a 0-d array is a scalar
     if not isinstance(value, (np.ndarray, list, tuple)):
         one = (
             require_int(value, name, min=min, max=max)

@@ -419,20 +419,11 @@ def _finish_span(lo, hi, gid, gw, gd, info, ks, qs, minps, seed, offset, out, ds
 
 
 @kernel
-def finish_rows_serial(gid, gw, gd, info, ks, qs, minps, seed, offset, out, dsel, totals):
-    """:func:`finish_row` for the rows marked FAST (GREEDY rows: their best id), one thread.
+def finish_rows(gid, gw, gd, info, ks, qs, minps, seed, offset, out, dsel, totals):
+    """:func:`finish_row` for the rows marked FAST (GREEDY rows: their best id), one thread (a
+    row's few dozen logits take a microsecond: not worth a parallel launch).
 
-    ``ks`` holds the rows' ``top_k`` with ``V`` for none, ``qs`` ``1 - top_p`` (-1 for none),
+    ``ks`` holds the rows' ``top_k`` with 0 for none, ``qs`` ``1 - top_p`` (-1 for none),
     ``minps`` ``min_p`` (0 for none), each (B,) or (1,).
     """
     _finish_span(0, out.shape[0], gid, gw, gd, info, ks, qs, minps, seed, offset, out, dsel, totals)
-
-
-@kernel(parallel=True)
-def finish_rows(gid, gw, gd, info, ks, qs, minps, seed, offset, out, dsel, totals, parts):
-    """:func:`finish_rows_serial` in ``parts`` spans of rows in parallel."""
-    B = out.shape[0]
-    for p in numba.prange(parts):
-        _finish_span(
-            p * B // parts, (p + 1) * B // parts, gid, gw, gd, info, ks, qs, minps, seed, offset, out, dsel, totals
-        )

@@ -180,9 +180,6 @@ def _overrides(x2, lead, history, repetition_penalty, presence_penalty, frequenc
 
 #: Logits per call (B * V) from which rows are gathered in parallel.
 PARALLEL_MIN = 1 << 19
-#: Rows per call from which the gathered rows are filtered and drawn in parallel (a row's few
-#: dozen logits take microseconds: below this a parallel launch costs more than it saves).
-FINISH_PARALLEL_MIN = 256
 
 
 def _row_filters(V, B, lead, temperature, top_k, top_p, min_p):
@@ -422,11 +419,7 @@ def sample_logits(
     dsel = np.empty((B, draws), np.float64)
     totals = np.empty(B, np.float64)
     args = (gid, gw, gd, info, np.where(kg < V, kg, 0), qs, mps, seed, off, out, dsel, totals)
-    if parts > 1 and B >= FINISH_PARALLEL_MIN:
-        with parallel_guard():
-            _sel.finish_rows(*args, parts)
-    else:
-        _sel.finish_rows_serial(*args)
+    _sel.finish_rows(*args)  # a row's few dozen logits: microseconds, not worth a parallel launch
     if worst == _sel.FALLBACK:
         full = np.flatnonzero(status == _sel.FALLBACK)
         _draw_full_rows(xc, full, ptr, ov_ids, ov_vals, rowmax, temps, ks, qs, mps, draws, seed, off, out, dsel, totals)
