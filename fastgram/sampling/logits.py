@@ -223,26 +223,33 @@ def _row_filters(V, B, lead, temperature, top_k, top_p, min_p):
     return temps, ks, qs, mps, kg, lnmins, cap
 
 
-def _draw_full_rows(xc, full, ptr, ov_ids, ov_vals, rowmax, temps, ks, qs, mps, draws, seed, off, out, dsel, totals):
+def _draw_full_rows(
+    xc, full, ptr, ov_ids, ov_vals, rowmax, temps, ks, qs, mps, draws, seed, off, out, dsel, totals, logprobs
+):
     """Rows ``full`` of the native logits ``xc`` by the full-row path: weights of the whole row
-    (NumPy's exp), filters, running sums and draws into ``out``, ``dsel`` (the draws' ``d``) and
-    ``totals``."""
+    (NumPy's exp), filters, running sums and draws into ``out``, ``totals`` and (``logprobs``)
+    ``dsel``, the draws' ``d``."""
 
     def rows(a):
         return np.repeat(a, full.size) if a.shape[0] == 1 else a[full]
 
-    xr = xc[full].astype(np.float64)
-    for i, b in enumerate(full):
-        xr[i, ov_ids[ptr[b] : ptr[b + 1]]] = ov_vals[ptr[b] : ptr[b + 1]]
-    xr -= rowmax[full][:, None]
-    xr /= rows(temps)[:, None]
-    d = xr.copy()
+    every = full.size == xc.shape[0]
+    xr = np.array(xc if every else xc[full], dtype=np.float64)  # one float64 copy
+    if ov_ids.size:
+        for i, b in enumerate(full):
+            xr[i, ov_ids[ptr[b] : ptr[b + 1]]] = ov_vals[ptr[b] : ptr[b + 1]]
+    xr -= (rowmax if every else rowmax[full])[:, None]
+    T = rows(temps)
+    if (T != 1.0).any():  # dividing by 1.0 changes no bit
+        xr /= T[:, None]
+    d = xr.copy() if logprobs else None
     np.exp(xr, out=xr)
-    streams = (off + full).astype(np.int64)
+    streams = off + (np.arange(full.size, dtype=np.int64) if every else full.astype(np.int64))
     got, tot = _draw_weights(xr, draws, seed, streams, rows(ks), rows(qs), rows(mps), in_place=True)
     out[full] = got
     totals[full] = tot
-    dsel[full] = np.take_along_axis(d, got, axis=1)
+    if logprobs:
+        dsel[full] = np.take_along_axis(d, got, axis=1)
 
 
 def _raise_bad_rows(x, status, sel):
@@ -422,7 +429,25 @@ def sample_logits(
     _sel.finish_rows(*args)  # a row's few dozen logits: microseconds, not worth a parallel launch
     if worst == _sel.FALLBACK:
         full = np.flatnonzero(status == _sel.FALLBACK)
-        _draw_full_rows(xc, full, ptr, ov_ids, ov_vals, rowmax, temps, ks, qs, mps, draws, seed, off, out, dsel, totals)
+        _draw_full_rows(
+            xc,
+            full,
+            ptr,
+            ov_ids,
+            ov_vals,
+            rowmax,
+            temps,
+            ks,
+            qs,
+            mps,
+            draws,
+            seed,
+            off,
+            out,
+            dsel,
+            totals,
+            return_logprobs,
+        )
     ids = out.reshape(shape)
     if not return_logprobs:
         return ids
