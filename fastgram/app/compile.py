@@ -173,8 +173,10 @@ def _extra_sampling() -> None:
 
 
 def _extra_lm() -> None:
-    sentences = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog"]
-    lm = NGramLM.estimate(sentences, 3)
+    rng = np.random.default_rng(0)
+    words = np.array("the a cat dog sat on mat log and ran to it".split())
+    sentences = [" ".join(words[rng.integers(0, len(words), rng.integers(3, 9))]) for _ in range(200)]
+    lm = NGramLM.estimate(sentences, 3, discount_fallback=True)
     lm.score(sentences)
     lm.perplexity(sentences)
     lm.generate(2, 10, seed=0)
