@@ -20,6 +20,53 @@ _U1 = np.uint64(1)
 _U3 = np.uint64(3)
 
 
+#: Bits per digit of :func:`ascending_order`'s radix sort.
+RADIX_BITS = 11
+
+
+@kernel
+def ascending_order(row):
+    """Ids of (V,) non-negative float64 ``row`` by ascending weight, ties by higher id first.
+
+    A stable least-significant-digit radix sort of the weights' bits (non-negative doubles order
+    as their bit patterns do) started from the ids in descending order: O(V) per digit, digits
+    that every weight shares skipped. Extra memory: four (V,) arrays.
+    """
+    V = row.shape[0]
+    bits = row.view(np.uint64)
+    order = np.empty(V, np.int64)
+    keys = np.empty(V, np.uint64)
+    order2 = np.empty(V, np.int64)
+    keys2 = np.empty(V, np.uint64)
+    for i in range(V):
+        order[i] = V - 1 - i
+        keys[i] = bits[V - 1 - i]
+    buckets = 1 << RADIX_BITS
+    low = np.uint64(buckets - 1)
+    counts = np.empty(buckets, np.int64)
+    for shift in range(0, 64, RADIX_BITS):
+        sh = np.uint64(shift)
+        counts[:] = 0
+        for i in range(V):
+            counts[(keys[i] >> sh) & low] += 1
+        if counts[(keys[0] >> sh) & low] == V:
+            continue  # one digit for all: nothing moves
+        total = 0
+        for d in range(buckets):
+            c = counts[d]
+            counts[d] = total
+            total += c
+        for i in range(V):
+            d = (keys[i] >> sh) & low
+            at = counts[d]
+            counts[d] = at + 1
+            order2[at] = order[i]
+            keys2[at] = keys[i]
+        order, order2 = order2, order
+        keys, keys2 = keys2, keys
+    return order
+
+
 @kernel(parallel=True)
 def prepare_rows(w, ks, qs, min_ps, cum, scales, totals, guide, gshift, use_guide):
     """Filter float64 weights in place, then running sums, scales and guide tables, row by row.
@@ -30,8 +77,9 @@ def prepare_rows(w, ks, qs, min_ps, cum, scales, totals, guide, gshift, use_guid
     value), in this order:
 
     - ``ks[b] < V``: zero every weight below the ``ks[b]``-th largest (ties all kept);
-    - ``qs[b] >= 0`` (``q = 1 - top_p``): in ascending order of weight (ties: higher id first),
-      zero the weights whose running sum is ``<= q * total`` except the largest;
+    - ``qs[b] >= 0`` (``q = 1 - top_p``): in ascending order of weight (ties: higher id first;
+      :func:`ascending_order`, no comparison sort), zero the weights whose running sum is
+      ``<= q * total`` except the largest;
     - ``min_ps[b] > 0``: zero every weight below ``min_p`` (the largest weight is 1).
     """
     B, V = w.shape
@@ -46,16 +94,16 @@ def prepare_rows(w, ks, qs, min_ps, cum, scales, totals, guide, gshift, use_guid
                 if row[i] < kth:
                     row[i] = 0.0
         if q >= 0.0:
-            desc = np.argsort(-row, kind="mergesort")  # descending, ties by lower id first
+            asc = ascending_order(row)  # ties: higher id first
             acc = np.empty(V, np.float64)
             s = 0.0
-            for i in range(V):  # ascending order = descending order reversed
-                s += row[desc[V - 1 - i]]
+            for i in range(V):
+                s += row[asc[i]]
                 acc[i] = s
             limit = q * acc[V - 1]
             for i in range(V - 1):
                 if acc[i] <= limit:
-                    row[desc[V - 1 - i]] = 0.0
+                    row[asc[i]] = 0.0
                 else:
                     break
         if min_p > 0.0:
