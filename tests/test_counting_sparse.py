@@ -297,3 +297,162 @@ def test_spill_thread_count_invariance(no_temp_left):
     for got in results:
         np.testing.assert_array_equal(got.keys, want.keys)
         np.testing.assert_array_equal(got.counts, want.counts)
+
+
+# -- keys wider than 64 bits (V**n > 2**64): rows of 2-4 uint64 words ------------------------------
+
+WIDE_VOCABS = [2**17, 10**6, 2**32]
+
+
+def wide_tokens(rng, size, V, distinct=12):
+    """Ids drawn from a few values spread over [0, V) (0 and V - 1 included), so n-grams repeat."""
+    values = np.unique(np.concatenate([[0, V - 1], rng.integers(0, V, distinct, dtype=np.uint64)]))
+    return values[rng.integers(0, len(values), size)].astype(np.uint64)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(WIDE_VOCABS),
+    st.integers(2, 8),
+    st.integers(0, 400),
+    st.integers(1, 30),
+    st.booleans(),
+    st.integers(0, 2**32),
+)
+def test_hypothesis_wide_against_reference(V, n, size, distinct, use_separator, seed):
+    rng = np.random.default_rng(seed)
+    tokens = wide_tokens(rng, size, V, distinct)
+    separator = int(tokens[0]) if use_separator and size else None
+    got = assert_matches_reference(tokens, n, V, separator=separator)
+    assert got.words == (1 if V**n <= 2**64 else -(-n // (2 if V > 2**21 else 3)))
+    assert got.keys.ndim == (1 if got.words == 1 else 2) and got.keys.flags.c_contiguous
+    want = counter_reference(tokens, n, separator)
+    assert [tuple(g) for g in got.ngrams.tolist()] == [g for g, _ in want]
+
+
+@pytest.mark.parametrize(
+    "n, V, words",
+    [
+        (4, 2**17, 2),
+        (8, 2**17, 3),
+        (5, 10**6, 2),
+        (7, 10**6, 3),
+        (3, 2**32, 2),
+        (5, 2**32, 3),
+        (8, 2**32, 4),
+        (8, 257, 2),
+    ],
+)
+def test_wide_random_and_zipf_against_reference(n, V, words):
+    rng = np.random.default_rng([n, V])
+    uniform = rng.integers(0, V, 30_000, dtype=np.uint64)
+    zipf = np.minimum(rng.zipf(1.2, 60_000) - 1, V - 1).astype(np.uint64)
+    for tokens in (uniform, zipf, wide_tokens(rng, 20_000, V, 3)):
+        got = assert_matches_reference(tokens, n, V)
+        assert got.words == words and got.keys.shape == (len(got), words)
+        assert got.counts.sum() == len(tokens) - n + 1
+
+
+def test_wide_heavy_duplicates_and_orders():
+    V = 10**6
+    same = np.full(50_000, 999_999, np.uint32)
+    got = assert_matches_reference(same, 5, V)
+    assert got.ngrams.tolist() == [[999_999] * 5] and got.counts.tolist() == [50_000 - 4]
+    ramp = (np.arange(40_000, dtype=np.uint64) * 7919) % V
+    assert_matches_reference(ramp, 6, V)
+    assert_matches_reference(ramp[::-1], 6, V)
+    periodic = np.tile(np.array([0, V - 1, 5, 0, 0, 123_456], np.uint32), 5_000)
+    assert_matches_reference(periodic, 8, V)
+
+
+@pytest.mark.parametrize("n, V", [(5, 10**6), (8, 2**32)])
+def test_wide_separator_against_reference(n, V):
+    rng = np.random.default_rng(n)
+    tokens = wide_tokens(rng, 20_000, V, 6)
+    for separator in (0, V - 1, int(tokens[3])):
+        assert_matches_reference(tokens, n, V, separator=separator)
+    assert_matches_reference(tokens, n, V, separator=int(tokens[3]), min_count=2)
+
+
+@pytest.mark.parametrize("n, V", [(4, 2**17), (5, 10**6), (8, 2**32)])
+def test_wide_chunks_equal_the_concatenation(n, V):
+    rng = np.random.default_rng([n, 1])
+    tokens = wide_tokens(rng, 5_000, V, 8)
+    separator = int(tokens[10])
+    whole = count_ngrams(tokens, n, V, separator=separator)
+    counter = NGramCounter(n, V, separator=separator)
+    cuts = [0, 1, 2, 3, 7, 8, 500, 501, 501, 2000, 4999, 5000]
+    for lo, hi in zip(cuts[:-1], cuts[1:]):
+        counter.update(tokens[lo:hi])
+    got = counter.result()
+    np.testing.assert_array_equal(got.keys, whole.keys)
+    np.testing.assert_array_equal(got.counts, whole.counts)
+    want_ngrams, want_counts = reference.count_ngrams(tokens, n, V, separator=separator)
+    np.testing.assert_array_equal(got.ngrams.astype(np.int64), want_ngrams)
+    np.testing.assert_array_equal(got.counts, want_counts)
+    assert got.words == counter.words > 1 and got.tokens == len(tokens)
+    # counters of separate streams merge to the sum of their counts
+    other = NGramCounter(n, V, separator=separator)
+    other.update(tokens[:1234])
+    merged = NGramCounter(n, V, separator=separator)
+    merged.update(tokens[1234:])
+    merged.merge(other)
+    want = count_ngrams(tokens[1234:], n, V, separator=separator).merge(
+        count_ngrams(tokens[:1234], n, V, separator=separator)
+    )
+    np.testing.assert_array_equal(merged.result().keys, want.keys)
+    np.testing.assert_array_equal(merged.result().counts, want.counts)
+
+
+def test_wide_small_blocks_many_runs(monkeypatch):
+    import fastgram.counting.sparse as sparse
+
+    monkeypatch.setattr(sparse, "BLOCK_TOKENS", 1000)  # many runs merged in memory
+    rng = np.random.default_rng(4)
+    tokens = wide_tokens(rng, 30_000, 10**6, 20)
+    assert_matches_reference(tokens, 5, 10**6)
+
+
+def test_wide_non_contiguous_byte_swapped_and_memmap(tmp_path):
+    rng = np.random.default_rng(13)
+    V = 10**6
+    base = wide_tokens(rng, 30_001, V, 15).astype(np.int64)
+    assert_matches_reference(base[::3], 5, V)
+    assert_matches_reference(base.astype(">u4"), 5, V)
+    assert_matches_reference(base.astype(">i8")[::-2], 6, V)
+    path = tmp_path / "tokens.bin"
+    base.astype(np.uint32).tofile(path)
+    mm = np.memmap(path, dtype=np.uint32, mode="r")
+    assert_matches_reference(mm, 5, V)
+    big = np.memmap(tmp_path / "big.bin", dtype=">u8", mode="w+", shape=(4_000,))
+    big[:] = wide_tokens(rng, 4_000, 2**32, 10)
+    assert_matches_reference(big, 8, 2**32)
+
+
+def test_wide_thread_count_invariance():
+    rng = np.random.default_rng(21)
+    tokens = np.minimum(rng.zipf(1.1, 200_000) - 1, 10**6 - 1).astype(np.uint32)
+    before = numba.get_num_threads()
+    results = []
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS), numba.config.NUMBA_NUM_THREADS):
+            numba.set_num_threads(threads)
+            results.append(count_ngrams(tokens, 5, 10**6))
+    finally:
+        numba.set_num_threads(before)
+    for got in results[1:]:
+        np.testing.assert_array_equal(got.keys, results[0].keys)
+        np.testing.assert_array_equal(got.counts, results[0].counts)
+
+
+def test_wide_bad_ids_and_budget():
+    with pytest.raises(ValueError, match=r"tokens: token id 1,000,000 at position 2 is outside \[0, 1,000,000\)"):
+        count_ngrams(np.array([1, 2, 10**6, 3]), 5, 10**6)
+    with pytest.raises(
+        ValueError, match=r"max_memory: spilling runs of keys wider than 64 bits .* is not yet supported"
+    ):
+        count_ngrams(np.arange(10), 5, 10**6, max_memory="1G")
+    with pytest.raises(ValueError, match=r"n=5 over vocab_size=1,000,000: 2 words per key\) is not yet supported"):
+        NGramCounter(5, 10**6, max_memory=1 << 20)
+    with pytest.raises(ValueError, match="separator must be <= 999,999"):
+        count_ngrams(np.arange(10), 5, 10**6, separator=10**6)

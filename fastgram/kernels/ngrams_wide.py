@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba.cpython.unsafe.numbers import leading_zeros
 
 from fastgram._jit import kernel
 
@@ -45,13 +46,8 @@ STACK_ROWS = 72 * 2048
 
 @kernel
 def _bitlen(x):  # pragma: no cover - jitted
-    # the bit length of a uint64 (0 for 0)
-    L = 0
-    for s in (32, 16, 8, 4, 2, 1):
-        if x >> np.uint64(s):
-            x >>= np.uint64(s)
-            L += s
-    return L + (1 if x else 0)
+    # the bit length of a uint64 (0 for 0): one count-leading-zeros instruction
+    return 64 - np.int64(leading_zeros(x))
 
 
 @kernel
@@ -85,25 +81,37 @@ def partition_wide(tokens, n, V, sep, gstart, m, offsets, out, scatter):  # prag
     T = offsets.shape[0]
     Wn = tokens.shape[0] - n + 1
     K = gstart.shape[0] - 1
+    KC = K if scatter else 1  # the histogram needs word 0 only
+    lead = np.empty(K, np.uint64)  # V**(size of group k - 1): the weight of its first id
+    for k in range(K):
+        lead[k] = 1
+        for _ in range(gstart[k + 1] - gstart[k] - 1):
+            lead[k] *= V
     for t in numba.prange(T):
         lo = Wn * t // T
         hi = Wn * (t + 1) // T
+        if lo >= hi:
+            continue
         row = offsets[t]
         words = np.empty(K, np.uint64)
+        for k in range(KC):
+            w = np.uint64(0)
+            for j in range(gstart[k], gstart[k + 1]):
+                w = w * V + np.uint64(tokens[lo + j])
+            words[k] = w
+        last = -1  # the last separator position seen
+        for j in range(n - 1):
+            if np.uint64(tokens[lo + j]) == sep:
+                last = lo + j
         for i in range(lo, hi):
-            ok = True
-            for k in range(K):
-                w = np.uint64(0)
-                for j in range(gstart[k], gstart[k + 1]):
-                    tok = np.uint64(tokens[i + j])
-                    if tok == sep:
-                        ok = False
-                        break
-                    w = w * V + tok
-                if not ok:
-                    break
-                words[k] = w
-            if not ok:
+            if i > lo:  # slide every word by one id (exact: the old first id is a term of the word)
+                for k in range(KC):
+                    old = np.uint64(tokens[i - 1 + gstart[k]])
+                    new = np.uint64(tokens[i - 1 + gstart[k + 1]])
+                    words[k] = (words[k] - old * lead[k]) * V + new
+            if np.uint64(tokens[i + n - 1]) == sep:
+                last = i + n - 1
+            if last >= i:
                 continue
             b = _bucket(words[0], m)
             if scatter:

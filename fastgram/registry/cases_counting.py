@@ -48,6 +48,17 @@ def ngram_cases(rng: np.random.Generator):
     sep = rng.integers(0, 20, 5_000).astype(np.uint8)
     yield Case("separator, n=3", (sep, 3), {"vocab_size": 20, "separator": 0})
     yield Case("min_count=3, n=2", (rng.integers(0, 30, 5_000).astype(np.uint16), 2), {"min_count": 3})
+    # keys wider than 64 bits: 2-4 uint64 words per n-gram
+    words = np.minimum(rng.zipf(1.3, 20_000) - 1, 10**6 - 1).astype(np.uint32)
+    yield Case("wide keys: n=5, V = 10**6 zipf (two words)", (words, 5), {"vocab_size": 10**6})
+    yield Case(
+        "wide keys: n=4, V = 2**17, separator (two words)",
+        (rng.integers(0, 40, 8_000).astype(np.uint32) * 3000, 4),
+        {"vocab_size": 2**17, "separator": 0},
+    )
+    big = rng.integers(0, 2**32, 3_000, dtype=np.uint64)
+    big[::5] = 2**32 - 1
+    yield Case("wide keys: n=8, V = 2**32 (four words)", (big, 8), {"vocab_size": 2**32})
     yield Case(
         "spill, max_memory=64K",
         (rng.integers(0, 400, 40_000).astype(np.uint16), 3),
