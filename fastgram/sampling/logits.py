@@ -370,7 +370,7 @@ def sample_logits(
     array([0, 2])
     >>> fastgram.sample_logits(logits, top_k=1, seed=0)
     array([0, 2])
-    >>> fastgram.sample_logits(logits, top_k=2, history=[[0], [2]], repetition_penalty=100.0, temperature=0, seed=0)
+    >>> fastgram.sample_logits(logits, history=[[0], [2]], frequency_penalty=10.0, temperature=0, seed=0)
     array([1, 0])
     """
     x = float_array(logits, "logits")
