@@ -90,7 +90,8 @@ def max_difference(got, want) -> float:
         g = got.astype(np.float64)
         w = want.astype(np.float64)
         same = (g == w) | (np.isnan(g) & np.isnan(w))
-        diff = np.where(same, 0.0, np.abs(g - w))
+        with np.errstate(invalid="ignore"):  # inf - inf where both are -inf is already "same"
+            diff = np.where(same, 0.0, np.abs(g - w))
         return float(np.nan_to_num(diff, nan=np.inf).max())
     return 0.0 if got == want else float("inf")
 
