@@ -447,11 +447,16 @@ def _warm_up_pool(ordered: list[Task], jobs: int, progress: _Progress) -> list[s
 def warm_up_if_cold(tasks: Sequence[Task], *, jobs: int | None = None, stream=None) -> bool:
     """Warm up in parallel processes when some of ``tasks`` are not cached; return whether it did.
 
-    With one CPU there is nothing to gain: the command compiles in its own process, and
-    :func:`compile_notice` explains it.
+    With one CPU, or a machine whose other work leaves less than two CPUs idle (1-minute load
+    average), there is nothing to gain (measured on a shared 2-core machine at load 4-5: the
+    processes duplicate shared helpers and the wall time grew): the command compiles in its own
+    process, and :func:`compile_notice` explains it. ``fastgram compile`` always uses processes.
     """
     cold = cold_tasks(tasks)
-    jobs = default_jobs() if jobs is None else jobs
+    if jobs is None:
+        jobs = default_jobs()
+        with contextlib.suppress(OSError, AttributeError):
+            jobs = min(jobs, int(jobs - os.getloadavg()[0] + 0.5))
     if not cold or jobs < 2:
         return False
     try:
