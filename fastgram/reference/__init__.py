@@ -10,7 +10,15 @@ from fastgram.reference.attention import attention
 from fastgram.reference.counting import count_bigrams, count_ngrams, ngram_keys
 from fastgram.reference.lm import lm_discounts, lm_estimate, lm_generate, lm_log10_prob, lm_perplexity, lm_score
 from fastgram.reference.random import random_words, uniform, words_below, words_to_uniform
-from fastgram.reference.sampling import generate, multinomial, nll, perplexity, sample_logits, sample_next
+from fastgram.reference.sampling import (
+    generate,
+    multinomial,
+    nll,
+    penalized_logits,
+    perplexity,
+    sample_logits,
+    sample_next,
+)
 
 __all__ = [
     "attention",
@@ -24,6 +32,7 @@ __all__ = [
     "generate",
     "multinomial",
     "nll",
+    "penalized_logits",
     "perplexity",
     "sample_logits",
     "sample_next",
