@@ -9,6 +9,10 @@ Cases (10**8 tokens at full scale; tiny under ``FASTGRAM_BENCH_SCALE=smoke``):
   ``count_ngrams``, ``fastgram.registry.cases_counting.hash_table_ngrams``);
 - a spill-and-merge run: uniform bigrams, V = 65536, ``max_memory=256M`` (far below the
   ~1.6 GB of distinct bigrams), ``min_count=2``;
+- wide keys against the one-word path, 2 * 10**7 Zipf-like tokens (s = 1.1), 5-grams: word-like
+  ids (uint32, V = 10**6: 100-bit keys, two uint64 words) beside V = 4096 (uint16, 60-bit keys,
+  one word); ``extra_info`` carries ``ngrams`` and the best time per n-gram
+  (``ns_per_ngram_min``), and the two-word case must stay within 2x the one-word case's;
 - compile time of the kernels, cold and from the cache.
 
 Both sides produce the same thing: the sorted distinct n-grams as an ``(m, n)`` array and
@@ -51,6 +55,12 @@ CASES = {
     "trigrams uint16 V=4096 uniform": (3, 4096, False),
     "trigrams uint16 V=4096 zipf": (3, 4096, True),
 }
+#: Wide keys beside the one-word path (name: (n, V, dtype)), on Zipf-like tokens.
+WIDE_TOKENS = size(2 * 10**7, 20_000)
+WIDE_CASES = {
+    "5-grams uint32 V=10^6 zipf, two-word keys": (5, 10**6, np.uint32),
+    "5-grams uint16 V=4096 zipf, one-word keys": (5, 4096, np.uint16),
+}
 SPILL = "spill bigrams uint16 V=65536 max_memory=256M min_count=2"
 SPILL_MEMORY = "256M" if not SMOKE else "64K"
 
@@ -60,6 +70,10 @@ def _tokens(V: int, zipf: bool) -> np.ndarray:
     if zipf:
         return zipf_tokens(rng, N_TOKENS, V, np.uint16)
     return rng.integers(0, V, N_TOKENS, dtype=np.uint16)
+
+
+def _wide_tokens(V: int, dtype) -> np.ndarray:
+    return zipf_tokens(np.random.default_rng([SEED, V, 2]), WIDE_TOKENS, V, dtype)
 
 
 @pytest.fixture(scope="module")
@@ -81,24 +95,25 @@ def kernel_ngrams(tokens, n, V, **options):
     return result.ngrams, result.counts
 
 
-def _setup_code(V: int, zipf: bool, n: int) -> str:
+def _setup_code(V: int, zipf: bool, n: int, tokens: str | None = None) -> str:
     here = str(__import__("pathlib").Path(__file__).parent)
     return "\n".join(
         [
             "import sys",
+            "import numpy as np",
             f"sys.path.insert(0, {here!r})",
-            "from test_ngrams import _tokens, kernel_ngrams",
+            "from test_ngrams import _tokens, _wide_tokens, kernel_ngrams",
             "from fastgram import reference",
-            f"tokens = _tokens({V}, {zipf})",
+            f"tokens = {tokens or f'_tokens({V}, {zipf})'}",
             f"_ = kernel_ngrams(tokens[:100_000], {n}, {V})",
         ]
     )
 
 
-def _extra(n, V, zipf, call: str) -> dict:
-    extra = {"tokens": N_TOKENS, "n": n, "vocab_size": V, "data": "zipf s=1.1" if zipf else "uniform"}
+def _extra(n, V, zipf, call: str, tokens: str | None = None, count: int = N_TOKENS) -> dict:
+    extra = {"tokens": count, "n": n, "vocab_size": V, "data": "zipf s=1.1" if zipf else "uniform"}
     if not SMOKE and CAN_MEASURE_PEAK:
-        extra["extra_peak_mib"] = peak_extra_mib(_setup_code(V, zipf, n), call)
+        extra["extra_peak_mib"] = peak_extra_mib(_setup_code(V, zipf, n, tokens), call)
         extra["peak_method"] = "VmHWM growth over VmRSS during the call (clear_refs reset), fresh interpreter"
     return extra
 
@@ -135,6 +150,45 @@ def test_count_ngrams(benchmark, streams, case, role):
     if role != "reference":
         benchmark.extra_info["distinct"] = len(result)
         assert result.counts.sum() == N_TOKENS - n + 1
+    check_result("count_ngrams", group, role, result, tokens, n, V)
+
+
+#: Best seconds per n-gram of each wide-comparison case's kernel, for the 2x check.
+_PER_NGRAM: dict = {}
+
+
+@pytest.mark.parametrize("case,role", [(c, r) for c in WIDE_CASES for r in roles("count_ngrams", peers=False)])
+def test_wide_keys(benchmark, case, role):
+    """Two-word keys (V = 10**6, n = 5) beside the one-word path (V = 4096, n = 5): time per n-gram.
+
+    (The hash-table peer needs one-word keys, so it is not in these groups.)
+    """
+    n, V, dtype = WIDE_CASES[case]
+    tokens = _wide_tokens(V, dtype)
+    group = f"count_ngrams {case}"
+    source = f"_wide_tokens({V}, np.{np.dtype(dtype).name})"
+    call = {"kernel": f"kernel_ngrams(tokens, {n}, {V})", "reference": f"reference.count_ngrams(tokens, {n}, {V})"}
+    extra = _extra(n, V, True, call[role], tokens=source, count=WIDE_TOKENS)
+    ngrams = WIDE_TOKENS - n + 1
+    extra["ngrams"] = ngrams
+    fn = implementation("count_ngrams", role)
+    if role != "reference":
+        fn = decoded(fn)
+    result = measure(benchmark, fn, tokens, n, V, group=group, role=role, rounds=3 if role == "kernel" else 1, **extra)
+    if benchmark.stats is not None:
+        best = benchmark.stats.stats.min / ngrams
+        benchmark.extra_info["ns_per_ngram_min"] = round(best * 1e9, 2)
+        benchmark.extra_info["ns_per_ngram_max"] = round(benchmark.stats.stats.max / ngrams * 1e9, 2)
+        if role == "kernel":
+            _PER_NGRAM[case] = best
+    if role == "kernel":
+        benchmark.extra_info["distinct"] = len(result)
+        benchmark.extra_info["key_words"] = result.words
+        assert result.words == (2 if V > 4096 else 1)
+        assert result.counts.sum() == ngrams
+        wide, narrow = (_PER_NGRAM.get(c) for c in WIDE_CASES)
+        if wide is not None and narrow is not None and not SMOKE:
+            benchmark.extra_info["wide_over_one_word"] = round(wide / narrow, 2)
     check_result("count_ngrams", group, role, result, tokens, n, V)
 
 

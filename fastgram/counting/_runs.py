@@ -1,5 +1,10 @@
 """Sorted runs of packed n-gram keys: counting one block, merging runs, spilled runs on disk.
 
+Keys are 1-D uint64 when ``V**n <= 2**64``, else rows ``(m, K)`` of K uint64 words
+(:func:`key_groups`; :func:`count_block_wide`, :func:`merge_pair`); spilled runs and the
+k-way merge of :func:`merge_sources` handle 1-D keys only (the counter refuses a budget for
+wide keys).
+
 The machinery under :class:`~fastgram.counting.sparse.NGramCounter` (KenLM's approach): each
 block of tokens becomes one sorted run of distinct keys and counts; runs are merged in memory
 while they fit the budget, written to a scratch directory when they do not, and merged block
@@ -18,8 +23,8 @@ from fastgram.kernels import ngrams_wide as _kw
 TARGET_BUCKET = 1 << 12
 #: Most bucket bits (2**20 buckets: 8 MiB of histogram per thread).
 MAX_BUCKET_BITS = 20
-#: Most mantissa bits of a wide key's bucket (``(65 - m) << m`` buckets at most: 1 MiB of
-#: histogram per thread).
+#: Most mantissa bits of a wide key's bucket: at most ``(65 - m) << m`` buckets (116 KiB of
+#: histogram per thread); more buckets cost the scatter more than they save the sorts.
 WIDE_MANTISSA_BITS = 8
 #: Buckets dense in a residual range of at most 2**DENSE_BITS are counting-sorted.
 DENSE_BITS = 22  # int32 tables of at most 16 MiB per thread
@@ -115,8 +120,9 @@ def empty_keys(words: int) -> np.ndarray:
 def count_block_wide(view: np.ndarray, n: int, V: int, sep: int, gstart: np.ndarray):
     """:func:`count_block` for keys of ``K = len(gstart) - 1 >= 2`` words: ``(keys (m, K), counts)``.
 
-    Memory: ``8 K`` bytes per window (the rows), the same again for the longest bucket's sort
-    buffer per thread, plus ``8 (K + 1)`` bytes per distinct n-gram.
+    Memory: ``8 (K + 1)`` bytes per window (the rows and their counts, compacted in place to
+    the result), the longest bucket's sort buffer per thread; a result under half the windows
+    is copied out.
     """
     K = len(gstart) - 1
     Wn = view.shape[0] - n + 1
@@ -157,13 +163,10 @@ def count_block_wide(view: np.ndarray, n: int, V: int, sep: int, gstart: np.ndar
     with parallel_guard():
         _kw.sort_wide(buf, starts, bounds, bits, m, tmp, stack, cnt, ucounts, nuniq)
     del tmp, stack
-    ustarts = np.cumsum(nuniq) - nuniq
-    distinct = int(nuniq.sum())
-    keys = np.empty((distinct, K), np.uint64)
-    counts = np.empty(distinct, np.int64)
-    with parallel_guard():
-        _kw.emit_wide(buf, ucounts, starts, nuniq, bounds, ustarts, keys, counts)
-    return keys, counts
+    distinct = _kw.emit_wide(buf, ucounts, starts, nuniq)
+    if distinct < total // 2:  # give the unused rows back; otherwise keep views
+        return buf[:distinct].copy(), ucounts[:distinct].copy()
+    return buf[:distinct], ucounts[:distinct]
 
 
 def merge_pair(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

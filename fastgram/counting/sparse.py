@@ -3,6 +3,8 @@
 - :func:`count_ngrams` counts an array; :class:`NGramCounter` counts a stream chunk by chunk
   (``update``/``merge``); both return :class:`~fastgram.counting.result.NGramCounts`.
 - ``separator=``: a document-boundary id; n-grams containing it are not counted.
+- Any ``V <= 2**32`` at any order 1..8, exactly: n-grams whose key space ``V**n`` exceeds 64
+  bits are keys of 2-4 uint64 words (``NGramCounts.keys`` of shape (m, K)), never hashes.
 - ``max_memory=``: a budget for the working set. Sorted runs that outgrow it are written to a
   temporary directory and merged at the end, as KenLM's counting does; the directory is
   removed when the count ends, fails or is interrupted (SIGINT or SIGTERM).

@@ -22,7 +22,8 @@ Counting one block (``N`` tokens, ``T`` threads), the shape of :mod:`fastgram.ke
    bucket bits (digits of 4-11 bits sized to the range, constant digits skipped, insertion
    sort under 33 rows) and compacts it to its distinct rows and their counts while it is in
    cache; a bucket is sorted by one thread.
-4. :func:`emit_wide` copies the buckets' distinct rows and counts to the output.
+4. :func:`emit_wide` moves the buckets' distinct rows and counts down to lie end to end, in
+   place (a fresh output would have to be faulted in: slower than the move).
 
 Every write goes to a position fixed by the histograms, so the result is the same for any
 thread count. :func:`merge_wide` merges two sorted runs, :func:`find_wide` binary-searches
@@ -279,20 +280,26 @@ def sort_wide(buf, starts, task_bounds, bits, m, tmp, stack, cnt, ucounts, nuniq
             nuniq[bk] = u + 1 - lo
 
 
-@kernel(parallel=True)
-def emit_wide(buf, ucounts, starts, nuniq, task_bounds, ustarts, keys, counts):  # pragma: no cover - jitted
-    """Copy each bucket's distinct rows (``nuniq[b]`` at its start) and counts to ``keys`` (m, K)
-    and ``counts`` (m,) from row ``ustarts[b]``."""
-    T = task_bounds.shape[0] - 1
+@kernel
+def emit_wide(buf, ucounts, starts, nuniq):  # pragma: no cover - jitted
+    """Move each bucket's distinct rows (``nuniq[b]`` at its start) and their counts down so
+    that they lie end to end from row 0 of ``buf`` / ``ucounts``; returns how many.
+
+    In place and in bucket order (a destination never passes its source): no output to
+    allocate and fault in, one pass over rows already in memory.
+    """
     K = buf.shape[1]
-    for t in numba.prange(T):
-        for bk in range(task_bounds[t], task_bounds[t + 1]):
-            lo = starts[bk]
-            pos = ustarts[bk]
-            for i in range(nuniq[bk]):
+    pos = 0
+    for bk in range(nuniq.shape[0]):
+        lo = starts[bk]
+        u = nuniq[bk]
+        if pos != lo:
+            for i in range(u):
                 for k in range(K):
-                    keys[pos + i, k] = buf[lo + i, k]
-                counts[pos + i] = ucounts[lo + i]
+                    buf[pos + i, k] = buf[lo + i, k]
+                ucounts[pos + i] = ucounts[lo + i]
+        pos += u
+    return pos
 
 
 @kernel
