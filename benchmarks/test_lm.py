@@ -158,7 +158,7 @@ def _full_distribution_generate(lm, n, max_length, seed):
 
     rng = np.random.default_rng(seed)
     candidates = np.array([i for i in range(lm.vocab_size) if i != 1], np.uint32)
-    flat, row_off, nrows, prob, backoff, val_off = lm.tables()
+    tables = lm.tables()
     out = []
     for _ in range(n):
         history = [1]
@@ -170,12 +170,7 @@ def _full_distribution_generate(lm, n, max_length, seed):
             queries[:, 1 : 1 + len(hist)] = hist
             logp = np.empty(len(candidates))
             kernels.score_queries(
-                flat,
-                row_off,
-                nrows,
-                prob,
-                backoff,
-                val_off,
+                *tables,
                 lm.order,
                 queries,
                 np.full(len(candidates), len(hist), np.int64),

@@ -48,37 +48,60 @@ def find_rows(table, queries, out):
         out[i] = lo if found else -1
 
 
+_H1 = np.uint64(0x9E3779B97F4A7C15)
+_H2 = np.uint64(0xBF58476D1CE4E5B9)
+
+
 @kernel
-def find_flat(flat, row_off, nrows, n, query, qstart):
-    """Index in order ``n`` of the reversed row ``query[qstart:qstart + n]``, or -1."""
-    base = row_off[n]
-    lo = np.int64(0)
-    hi = nrows[n]
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        p = base + mid * n
-        less = False
-        for k in range(n):
-            a = flat[p + k]
-            b = query[qstart + k]
-            if a != b:
-                less = a < b
-                break
-        if less:
-            lo = mid + 1
-        else:
-            hi = mid
-    if lo >= nrows[n]:
+def _hash_words(a, start, n):
+    """Hash of the ids ``a[start:start + n]`` (the same function as the estimation's row hash)."""
+    h = np.uint64(n) * _H1
+    for c in range(n):
+        h = (h ^ np.uint64(a[start + c])) * _H2
+        h ^= h >> np.uint64(31)
+    return h
+
+
+@kernel(parallel=True)
+def build_slots(flat, row_off, nrows, slot_off, slots):
+    """Hash index of every order's rows: order ``n`` in ``slots[slot_off[n]:slot_off[n + 1]]``
+    (a power of two, filled with -1 by the caller), linear probing. Orders in parallel."""
+    N = nrows.shape[0] - 1
+    for n in numba.prange(1, N + 1):
+        base = slot_off[n]
+        mask = np.uint64(slot_off[n + 1] - base - 1)
+        for r in range(nrows[n]):
+            h = _hash_words(flat, row_off[n] + r * n, n) & mask
+            while slots[base + h] >= 0:
+                h = (h + np.uint64(1)) & mask
+            slots[base + h] = r
+
+
+@kernel
+def find_flat(flat, row_off, nrows, slots, slot_off, n, query, qstart):
+    """Index in order ``n`` of the reversed row ``query[qstart:qstart + n]``, or -1 (hashed)."""
+    if nrows[n] == 0:
         return -1
-    p = base + lo * n
-    for k in range(n):
-        if flat[p + k] != query[qstart + k]:
+    base = slot_off[n]
+    mask = np.uint64(slot_off[n + 1] - base - 1)
+    h = _hash_words(query, qstart, n) & mask
+    while True:
+        r = slots[base + h]
+        if r < 0:
             return -1
-    return lo
+        p = row_off[n] + np.int64(r) * n
+        same = True
+        for k in range(n):
+            if flat[p + k] != query[qstart + k]:
+                same = False
+                break
+        if same:
+            return np.int64(r)
+        h = (h + np.uint64(1)) & mask
 
 
 @kernel
-def _score_one(flat, row_off, nrows, prob, backoff, val_off, order, query, hist):
+def _score_one(flat, row_off, nrows, prob, backoff, val_off, slots, slot_off, order, query, hist):
     """log10 p(query[0] | query[1:1 + hist]) with ARPA backoff; also the matched length.
 
     ``query`` is the reversed (word, previous word, ...) of which ``hist`` context words are
@@ -87,16 +110,16 @@ def _score_one(flat, row_off, nrows, prob, backoff, val_off, order, query, hist)
     """
     top = min(order, hist + 1)
     matched = 1
-    idx = find_flat(flat, row_off, nrows, 1, query, 0)
+    idx = find_flat(flat, row_off, nrows, slots, slot_off, 1, query, 0)
     p = prob[val_off[1] + idx]
     for n in range(2, top + 1):
-        idx = find_flat(flat, row_off, nrows, n, query, 0)
+        idx = find_flat(flat, row_off, nrows, slots, slot_off, n, query, 0)
         if idx < 0:
             break
         p = prob[val_off[n] + idx]
         matched = n
     for n in range(matched, min(order - 1, hist) + 1):
-        idx = find_flat(flat, row_off, nrows, n, query, 1)
+        idx = find_flat(flat, row_off, nrows, slots, slot_off, n, query, 1)
         if idx < 0:
             break
         p += backoff[val_off[n] + idx]
@@ -104,16 +127,24 @@ def _score_one(flat, row_off, nrows, prob, backoff, val_off, order, query, hist)
 
 
 @kernel(parallel=True)
-def score_sentences(flat, row_off, nrows, prob, backoff, val_off, order, ids, starts, bos, out, matched):
+def score_sentences(
+    flat, row_off, nrows, prob, backoff, val_off, slots, slot_off, order, ids, starts, bos, out, matched
+):
     """Per-token log10 probabilities of sentences of model ids.
 
     Sentence ``s`` is ``ids[starts[s]:starts[s + 1]]`` (its ``</s>`` included as the last id);
     its context starts at ``<s>``. ``out`` is float64 (tokens,), ``matched`` int8 (the n-gram
-    length found). Sentences run in parallel; each token looks back at most ``order - 1`` ids.
+    length found). Sentences run in parallel. As KenLM's state does, the n-grams found for a
+    token are kept: they are the next token's contexts, so their backoffs need no lookup.
     """
     S = starts.shape[0] - 1
     for s in numba.prange(S):
         query = np.empty(order, np.uint32)
+        prev = np.full(order + 1, -1, np.int64)  # index of the n-gram of length n ending before
+        cur = np.full(order + 1, -1, np.int64)
+        query[0] = bos
+        prev[1] = find_flat(flat, row_off, nrows, slots, slot_off, 1, query, 0)
+        prev_len = 1 if prev[1] >= 0 else 0
         b = starts[s]
         for i in range(b, starts[s + 1]):
             query[0] = ids[i]
@@ -128,17 +159,35 @@ def score_sentences(flat, row_off, nrows, prob, backoff, val_off, order, ids, st
                     query[hist + 1] = bos
                     hist += 1
                     break
-            p, m = _score_one(flat, row_off, nrows, prob, backoff, val_off, order, query, hist)
+            top = min(order, hist + 1)
+            m = 1
+            idx = find_flat(flat, row_off, nrows, slots, slot_off, 1, query, 0)
+            cur[1] = idx
+            p = prob[val_off[1] + idx]
+            for n in range(2, top + 1):
+                idx = find_flat(flat, row_off, nrows, slots, slot_off, n, query, 0)
+                if idx < 0:
+                    break
+                cur[n] = idx
+                p = prob[val_off[n] + idx]
+                m = n
+            for n in range(m, min(order - 1, hist) + 1):  # contexts longer than the match
+                if n > prev_len:
+                    break
+                p += backoff[val_off[n] + prev[n]]
             out[i] = p
             matched[i] = m
+            for n in range(1, m + 1):
+                prev[n] = cur[n]
+            prev_len = m
 
 
 @kernel(parallel=True)
-def score_queries(flat, row_off, nrows, prob, backoff, val_off, order, queries, hists, out):
+def score_queries(flat, row_off, nrows, prob, backoff, val_off, slots, slot_off, order, queries, hists, out):
     """``out[i]`` = log10 p(queries[i, 0] | queries[i, 1:1 + hists[i]]) (reversed rows)."""
     for i in numba.prange(queries.shape[0]):
         q = queries[i].copy()
-        p, m = _score_one(flat, row_off, nrows, prob, backoff, val_off, order, q, hists[i])
+        p, m = _score_one(flat, row_off, nrows, prob, backoff, val_off, slots, slot_off, order, q, hists[i])
         out[i] = p
 
 

@@ -30,7 +30,7 @@ UNK, BOS, EOS = 0, 1, 2
 
 def derive_u(lm):
     """``u(h w) = 10**prob(h w) - 10**backoff(h) * p(w | h[1:])`` (clipped at 0) per order."""
-    flat, row_off, nrows, prob, backoff, val_off = lm.tables()
+    tables = lm.tables()
     us = [10.0 ** lm.prob[0]]
     for n in range(2, lm.order + 1):
         R = lm.rows[n - 1]
@@ -41,9 +41,7 @@ def derive_u(lm):
         lower = np.empty(m)
         if m:
             with parallel_guard():
-                _k.score_queries(
-                    flat, row_off, nrows, prob, backoff, val_off, lm.order, queries, np.full(m, n - 2, np.int64), lower
-                )
+                _k.score_queries(*tables, lm.order, queries, np.full(m, n - 2, np.int64), lower)
         ctx = np.empty(m, np.int64)
         if m:
             with parallel_guard():
@@ -137,7 +135,7 @@ def generate_ids(lm, n: int, max_length: int, *, seed, temperature: float = 1.0,
     if not temperature > 0 or not np.isfinite(temperature):
         raise ValueError(f"temperature must be positive and finite, got {temperature}")
     t = tables(lm, temperature)
-    flat, row_off, nrows, _, _, _ = lm.tables()
+    flat, row_off, nrows = lm.tables()[:3]
     out = np.zeros((n, max_length), np.uint32)
     lengths = np.zeros(n, np.int64)
     if n and max_length:

@@ -8,6 +8,7 @@ import numpy as np
 
 from fastgram import _checks
 from fastgram._io import atomic_output, read_npz
+from fastgram._jit import parallel_guard
 from fastgram.kernels import lm as _k
 from fastgram.lm import arpa as _arpa
 from fastgram.lm import estimate as _est
@@ -482,7 +483,8 @@ class NGramLM:
     # -- kernel tables ------------------------------------------------------------------------
 
     def tables(self):
-        """Flat lookup tables for the kernels: ``(flat, row_off, nrows, prob, backoff, val_off)``."""
+        """Flat lookup tables for the kernels: ``(flat, row_off, nrows, prob, backoff, val_off, slots,
+        slot_off)`` (the rows of every order, their values, and a hash index of each order)."""
         if self._tables is None:
             N = self.order
             nrows = np.zeros(N + 1, np.int64)
@@ -498,7 +500,13 @@ class NGramLM:
             flat = np.concatenate([r.ravel() for r in self.rows]).astype(np.uint32)
             prob = np.concatenate(self.prob)
             backoff = np.concatenate(self.backoff)
-            self._tables = (flat, row_off, nrows, prob, backoff, val_off)
+            sizes = [1 << max(int(2 * m - 1).bit_length(), 2) for m in nrows[1:].tolist()]
+            slot_off = np.zeros(N + 2, np.int64)
+            slot_off[2:] = np.cumsum(sizes)
+            slots = np.full(int(slot_off[-1]), -1, np.int32)
+            with parallel_guard():
+                _k.build_slots(flat, row_off, nrows, slot_off, slots)
+            self._tables = (flat, row_off, nrows, prob, backoff, val_off, slots, slot_off)
         return self._tables
 
     def u(self):

@@ -126,12 +126,12 @@ def score(lm, sentences, *, separator=None) -> Scores:
 
 def score_ids(lm, ids, starts, oov=None) -> Scores:
     """Scores of sentences already as model ids (each ending in ``</s>``)."""
-    flat, row_off, nrows, prob, backoff, val_off = lm.tables()
+    tables = lm.tables()
     out = np.empty(len(ids), np.float64)
     matched = np.empty(len(ids), np.int8)
     if len(ids):
         with parallel_guard():
-            _k.score_sentences(flat, row_off, nrows, prob, backoff, val_off, lm.order, ids, starts, BOS, out, matched)
+            _k.score_sentences(*tables, lm.order, ids, starts, BOS, out, matched)
     return Scores(out, starts, ids == UNK if oov is None else oov, matched)
 
 
@@ -146,8 +146,8 @@ def log10_prob(lm, word, context=()) -> float:
     query = np.zeros((1, lm.order), np.uint32)
     rev = ids[::-1][: hist + 1]
     query[0, : hist + 1] = rev
-    flat, row_off, nrows, prob, backoff, val_off = lm.tables()
     out = np.empty(1)
+    tables = lm.tables()  # outside the guard: building them launches a parallel kernel too
     with parallel_guard():
-        _k.score_queries(flat, row_off, nrows, prob, backoff, val_off, lm.order, query, np.array([hist], np.int64), out)
+        _k.score_queries(*tables, lm.order, query, np.array([hist], np.int64), out)
     return float(out[0])
