@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 
@@ -240,8 +241,6 @@ def read_arpa(path):
 
 def read_arpa_text(text: str):
     """:func:`read_arpa` of a string (for tests)."""
-    import tempfile
-
     with tempfile.NamedTemporaryFile("w", suffix=".arpa", delete=False) as f:
         f.write(text)
     try:

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from fastgram import _checks
+from fastgram import _checks, _io
 from fastgram._io import atomic_output, read_npz
 from fastgram._jit import parallel_guard
 from fastgram.kernels import lm as _k
@@ -15,6 +15,7 @@ from fastgram.lm import estimate as _est
 from fastgram.lm import generate as _gen
 from fastgram.lm import score as _score
 from fastgram.lm.words import split_words
+from fastgram.vocab import WordVocab
 
 FORMAT = "fastgram.NGramLM"
 FORMAT_VERSION = 1
@@ -236,9 +237,6 @@ class NGramLM:
         Text: the vocabulary is built in one pass and the id stream (4 bytes per word) is held in
         memory; a last line without a newline gets no ``</s>``, as in lmplz.
         """
-        from fastgram import _io
-        from fastgram.vocab import WordVocab
-
         files = _io.expand_paths(paths)
         if dtype is None:
             if separator is not None:
@@ -262,8 +260,6 @@ class NGramLM:
     def word_vocab(self):
         """A :class:`fastgram.vocab.WordVocab` whose ids are this model's ids."""
         if self._vocab is None:
-            from fastgram.vocab import WordVocab
-
             self._vocab = WordVocab(self.words)
         return self._vocab
 
@@ -272,8 +268,6 @@ class NGramLM:
 
         Memory: the files' ids (4 bytes per token) and the scores (about 10 bytes per token).
         """
-        from fastgram import _io
-
         files = _io.expand_paths(paths)
         if dtype is None:
             ids = self.word_vocab().encode_files(files, oov="unk")

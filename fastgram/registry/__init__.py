@@ -13,7 +13,7 @@ any outside peers. It feeds three users:
 Each kernel family registers its entries in its own module, ``cases_<family>.py``.
 """
 
-from fastgram.registry import cases_attention, cases_counting, cases_sampling  # noqa: F401  (they register)
+from fastgram.registry import cases_attention, cases_counting, cases_lm, cases_sampling  # noqa: F401  (they register)
 from fastgram.registry.core import REGISTRY, Case, KernelCheck, max_difference, register, relative_difference
 from fastgram.registry.report import CheckResult, check, format_table, run_checks
 
