@@ -300,3 +300,10 @@ def test_results_too_large_for_memory_are_value_errors():
         fastgram.uniform(2**45, seed=0)
     with pytest.raises(ValueError, match=r"length: the result of shape \(4, 1099511627776\) would take 32.0 TiB"):
         fastgram.generate(np.ones((2, 2)), [0, 1, 1, 0], 2**40, seed=0)
+
+
+def test_draw_counts_too_large_for_memory_are_value_errors():
+    with pytest.raises(ValueError, match=r"num_samples: the result of shape \(2, 1099511627776\) would take"):
+        multinomial(np.ones((2, 2)), 2**40, seed=0)
+    with pytest.raises(ValueError, match=r"num_samples: the result of shape \(1, 35184372088832\) would take"):
+        sample_logits(np.ones(3), seed=0, num_samples=2**45)

@@ -384,6 +384,8 @@ def sample_logits(
     B = x2.shape[0]
     temps, ks, qs, mps, kg, lnmins, cap = _row_filters(V, B, lead, temperature, top_k, top_p, min_p)
     n = None if num_samples is None else _checks.require_int(num_samples, "num_samples", min=1)
+    if n is not None:
+        _checks.check_result_size((B, n), 16, "num_samples")  # ids and their logprobs
     seed = seed_arg(seed)
     off = offset_arg(offset, B)
     if not isinstance(return_logprobs, (bool, np.bool_)):
@@ -510,6 +512,7 @@ def multinomial(probs, num_samples, replacement=True, *, seed, offset=0) -> np.n
     if x.shape[-1] == 0:
         raise ValueError(f"probs must have V >= 1 categories, got shape {x.shape}")
     n = _checks.require_int(num_samples, "num_samples", min=1)
+    _checks.check_result_size((math.prod(x.shape[:-1]), n), 8, "num_samples")
     if not isinstance(replacement, (bool, np.bool_)):
         raise TypeError(f"replacement must be a bool, got {type(replacement).__name__} {replacement!r}")
     seed = seed_arg(seed)
