@@ -208,11 +208,17 @@ def _msd_sort_rows(a, lo, hi, bits, w_start, b_start, tmp, stack, cnt, x):  # pr
             cnt[((a[i, w] >> sh) & mask) + 1] += 1
         nb = b - d
         first = ((a[rlo, w] >> sh) & mask) + 1
-        if cnt[first] == size:  # one digit: nothing to move
+        if cnt[first] == size:  # one digit: nothing to move; skip every bit that is constant too
+            ref = a[rlo, w]
+            diff = np.uint64(0)
+            for i in range(rlo + 1, rhi):
+                diff |= a[i, w] ^ ref
+            if nb < 64:
+                diff &= (np.uint64(1) << np.uint64(nb)) - np.uint64(1)
             stack[sp, 0] = rlo
             stack[sp, 1] = rhi
             stack[sp, 2] = w
-            stack[sp, 3] = nb
+            stack[sp, 3] = _bitlen(diff)  # 0: the rest of this word is equal, go on to the next
             sp += 1
             continue
         for r in range(radix):
