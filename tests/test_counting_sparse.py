@@ -445,14 +445,62 @@ def test_wide_thread_count_invariance():
         np.testing.assert_array_equal(got.counts, results[0].counts)
 
 
-def test_wide_bad_ids_and_budget():
+def test_wide_bad_ids():
     with pytest.raises(ValueError, match=r"tokens: token id 1,000,000 at position 2 is outside \[0, 1,000,000\)"):
         count_ngrams(np.array([1, 2, 10**6, 3]), 5, 10**6)
-    with pytest.raises(
-        ValueError, match=r"max_memory: spilling runs of keys wider than 64 bits .* is not yet supported"
-    ):
-        count_ngrams(np.arange(10), 5, 10**6, max_memory="1G")
-    with pytest.raises(ValueError, match=r"n=5 over vocab_size=1,000,000: 2 words per key\) is not yet supported"):
-        NGramCounter(5, 10**6, max_memory=1 << 20)
+    with pytest.raises(ValueError, match=r"chunk: token id 4,294,967,296 at position 4 is outside"):
+        counter = NGramCounter(8, 2**32)
+        counter.update(np.array([1, 2, 3], np.uint64))
+        counter.update(np.array([1, 2**32], np.uint64))
     with pytest.raises(ValueError, match="separator must be <= 999,999"):
         count_ngrams(np.arange(10), 5, 10**6, separator=10**6)
+
+
+@pytest.mark.parametrize("n, V", [(5, 10**6), (8, 2**32), (4, 2**17)])
+def test_wide_spill_equals_in_memory(n, V, no_temp_left):
+    rng = np.random.default_rng([n, 9])
+    tokens = wide_tokens(rng, 200_000, V, 30)
+    whole = count_ngrams(tokens, n, V)
+    counter = NGramCounter(n, V, max_memory="256K", tmp_dir=no_temp_left)
+    for lo in range(0, len(tokens), 30_000):
+        counter.update(tokens[lo : lo + 30_000])
+    assert counter.spilled_runs >= 2
+    assert glob.glob(os.path.join(no_temp_left, "fastgram-ngrams-*", "run-*"))
+    for min_count in (1, 2, 5):
+        got = counter.result(min_count)
+        want = whole.prune(min_count)
+        assert got.keys.shape == want.keys.shape and got.words > 1
+        np.testing.assert_array_equal(got.keys, want.keys)
+        np.testing.assert_array_equal(got.counts, want.counts)
+    counter.close()
+    assert os.listdir(no_temp_left) == []
+    separator = int(tokens[0])
+    assert_matches_reference(tokens, n, V, separator=separator, max_memory=1 << 18, tmp_dir=no_temp_left)
+
+
+def test_wide_spill_thread_count_invariance(no_temp_left):
+    rng = np.random.default_rng(14)
+    tokens = wide_tokens(rng, 120_000, 10**6, 40)
+    before = numba.get_num_threads()
+    results = []
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            results.append(count_ngrams(tokens, 5, 10**6, max_memory="200K", tmp_dir=no_temp_left, min_count=2))
+    finally:
+        numba.set_num_threads(before)
+    want = count_ngrams(tokens, 5, 10**6, min_count=2)
+    for got in results:
+        np.testing.assert_array_equal(got.keys, want.keys)
+        np.testing.assert_array_equal(got.counts, want.counts)
+
+
+def test_wide_spill_cleaned_up_on_error(no_temp_left):
+    rng = np.random.default_rng(15)
+    with pytest.raises(KeyboardInterrupt):
+        with NGramCounter(5, 10**6, max_memory="64K", tmp_dir=no_temp_left) as counter:
+            for _ in range(5):
+                counter.update(wide_tokens(rng, 20_000, 10**6, 50))
+            assert counter.spilled_runs > 0
+            raise KeyboardInterrupt
+    assert os.listdir(no_temp_left) == []

@@ -1,9 +1,7 @@
 """Sorted runs of packed n-gram keys: counting one block, merging runs, spilled runs on disk.
 
 Keys are 1-D uint64 when ``V**n <= 2**64``, else rows ``(m, K)`` of K uint64 words
-(:func:`key_groups`; :func:`count_block_wide`, :func:`merge_pair`); spilled runs and the
-k-way merge of :func:`merge_sources` handle 1-D keys only (the counter refuses a budget for
-wide keys).
+(:func:`key_groups`; :func:`count_block_wide`, :func:`merge_pair`, :func:`merge_sources`).
 
 The machinery under :class:`~fastgram.counting.sparse.NGramCounter` (KenLM's approach): each
 block of tokens becomes one sorted run of distinct keys and counts; runs are merged in memory
@@ -209,10 +207,11 @@ def prune_runs(keys, counts, min_count: int):
 
 
 class RunReader:
-    """Blocks of a sorted run on disk (``.keys`` uint64 and ``.counts`` int64 raw files)."""
+    """Blocks of a sorted run on disk (``.keys`` uint64 and ``.counts`` int64 raw files; keys of
+    ``words`` uint64 words per entry, row by row)."""
 
-    def __init__(self, stem: str, length: int):
-        self.stem, self.length, self.pos = stem, length, 0
+    def __init__(self, stem: str, length: int, words: int = 1):
+        self.stem, self.length, self.pos, self.words = stem, length, 0, words
 
     @property
     def done(self) -> bool:
@@ -220,7 +219,10 @@ class RunReader:
 
     def read(self, count: int) -> tuple[np.ndarray, np.ndarray]:
         count = min(count, self.length - self.pos)
-        keys = np.fromfile(self.stem + ".keys", np.uint64, count, offset=8 * self.pos)
+        W = self.words
+        keys = np.fromfile(self.stem + ".keys", np.uint64, count * W, offset=8 * W * self.pos)
+        if W > 1:
+            keys = keys.reshape(-1, W)
         counts = np.fromfile(self.stem + ".counts", np.int64, count, offset=8 * self.pos)
         self.pos += count
         return keys, counts
@@ -246,20 +248,31 @@ def _merge_flat(keys, counts, starts, min_count, out_keys, out_counts):
     """
     k = len(starts) - 1
     P = num_threads()
+    wide = keys.ndim == 2
     longest = int(np.argmax(np.diff(starts)))
     run = keys[starts[longest] : starts[longest + 1]]
     splitters = run[(np.arange(1, P) * len(run)) // P] if len(run) >= 2 * P else run[:0]
-    splitters = np.unique(splitters)
+    # distinct splitters in order (rows of a sorted run: drop repeats of the previous one)
+    if not wide:
+        splitters = np.unique(splitters)
+    elif len(splitters) > 1:
+        splitters = splitters[np.r_[True, np.any(splitters[1:] != splitters[:-1], axis=1)]]
     cuts = np.empty((len(splitters) + 2, k), np.int64)
     for r in range(k):
         lo, hi = int(starts[r]), int(starts[r + 1])
         cuts[0, r], cuts[-1, r] = lo, hi
-        cuts[1:-1, r] = lo + np.searchsorted(keys[lo:hi], splitters, side="left")
+        if wide:
+            for j in range(len(splitters)):
+                cuts[1 + j, r] = _kw.search_rows(keys, lo, hi, splitters, j, False)
+        else:
+            cuts[1:-1, r] = lo + np.searchsorted(keys[lo:hi], splitters, side="left")
     sizes_in = (cuts[1:] - cuts[:-1]).sum(axis=1)
     out_starts = np.cumsum(sizes_in) - sizes_in
     out_sizes = np.zeros(len(sizes_in), np.int64)
     with parallel_guard():
-        _k.merge_many(keys, counts, cuts, min_count, out_keys, out_counts, out_starts, out_sizes)
+        (_kw.merge_many_wide if wide else _k.merge_many)(
+            keys, counts, cuts, min_count, out_keys, out_counts, out_starts, out_sizes
+        )
     if len(out_sizes) == 1:
         m = int(out_sizes[0])
         return out_keys[:m].copy(), out_counts[:m].copy()
@@ -267,28 +280,37 @@ def _merge_flat(keys, counts, starts, min_count, out_keys, out_counts):
     return np.concatenate([out_keys[sl] for sl in pieces]), np.concatenate([out_counts[sl] for sl in pieces])
 
 
-def merge_sources(sources: list, block: int, min_count: int) -> tuple[np.ndarray, np.ndarray]:
+def merge_sources(sources: list, block: int, min_count: int, words: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """K-way merge of sorted runs read ``block`` entries at a time, pruned by ``min_count``.
 
     Each step merges every buffered key up to the smallest "last buffered key" among the runs
     that still have data to read: all occurrences of those keys are in the buffers, so their
     sums are final. The buffers are allocated once. Memory: ``len(sources) * block * 32``
-    bytes plus the output.
+    bytes plus the output (``8 (words + 1)`` per entry instead of 16 for keys of ``words`` words).
     """
     k = len(sources)
-    flat_keys = np.empty(k * block, np.uint64)
+    shape = (k * block,) if words == 1 else (k * block, words)
+    flat_keys = np.empty(shape, np.uint64)
     flat_counts = np.empty(k * block, np.int64)
-    out_keys = np.empty(k * block, np.uint64)
+    out_keys = np.empty(shape, np.uint64)
     out_counts = np.empty(k * block, np.int64)
     bufs = [s.read(block) for s in sources]
     kept_k, kept_c = [], []
     while any(len(b[0]) for b in bufs):
         pending = [b[0][-1] for b, s in zip(bufs, sources) if not s.done and len(b[0])]
-        limit = min(pending) if pending else None
+        if words == 1:
+            limit = min(pending) if pending else None
+        else:  # the lexicographically smallest row
+            limit = min(pending, key=lambda row: tuple(int(x) for x in row))[None, :] if pending else None
         starts = np.zeros(k + 1, np.int64)
         rest = []
         for r, (keys, counts) in enumerate(bufs):
-            cut = len(keys) if limit is None else int(np.searchsorted(keys, limit, side="right"))
+            if limit is None:
+                cut = len(keys)
+            elif words == 1:
+                cut = int(np.searchsorted(keys, limit, side="right"))
+            else:
+                cut = _kw.search_rows(keys, 0, len(keys), limit, 0, True)
             lo = int(starts[r])
             flat_keys[lo : lo + cut] = keys[:cut]
             flat_counts[lo : lo + cut] = counts[:cut]
@@ -305,5 +327,5 @@ def merge_sources(sources: list, block: int, min_count: int) -> tuple[np.ndarray
                 keys, counts = np.concatenate([keys, more_k]), np.concatenate([counts, more_c])
             bufs.append((keys, counts))
     if not kept_k:
-        return EMPTY_KEYS, EMPTY_COUNTS
+        return empty_keys(words), EMPTY_COUNTS
     return np.concatenate(kept_k), np.concatenate(kept_c)

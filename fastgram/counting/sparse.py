@@ -52,8 +52,8 @@ class NGramCounter:
         Budget for the working set in bytes (or ``"512M"``, ``"2G"``...). When the sorted runs
         in memory outgrow a quarter of it they are merged and written to a temporary directory
         (under ``tmp_dir``); :meth:`result` merges them block by block. Default: no budget,
-        everything stays in memory. Not yet supported for keys wider than 64 bits
-        (``ValueError``).
+        everything stays in memory. Wide keys spill the same way (``8 (K + 1)`` bytes per
+        entry).
     tmp_dir : str, optional
         Where the temporary directory goes (default: the system's).
     vocab : Vocab, optional
@@ -63,7 +63,7 @@ class NGramCounter:
     ------
     ValueError
         For ``n`` outside 1..8, ``V**n > 2**64`` with ``V > 2**32``, a separator outside
-        ``[0, V)``, a bad budget, or a budget with keys wider than 64 bits.
+        ``[0, V)`` or a bad budget.
 
     Notes
     -----
@@ -94,15 +94,10 @@ class NGramCounter:
         self.vocab_size = _checks.check_vocab_size(vocab_size)
         self.vocab = vocab
         self.words = _checks.key_words(self.vocab_size, self.n)
+        self._entry_bytes = 8 * (self.words + 1)  # a key's words and its count
         self._gstart = _runs.key_groups(self.vocab_size, self.n, self.words)
         self.separator = _checks.check_separator(separator, self.vocab_size)
         self.max_memory = _io.parse_memory(max_memory)
-        if self.max_memory is not None and self.words > 1:
-            raise ValueError(
-                f"max_memory: spilling runs of keys wider than 64 bits (n={self.n} over "
-                f"vocab_size={_checks.fmt_int(self.vocab_size)}: {self.words} words per key) is not yet "
-                f"supported; count without max_memory (in memory)"
-            )
         if tmp_dir is not None and not os.path.isdir(tmp_dir):
             raise FileNotFoundError(f"tmp_dir {tmp_dir} is not a directory")
         self.tmp_dir = tmp_dir
@@ -117,7 +112,8 @@ class NGramCounter:
         if self.max_memory is None:
             self.block_tokens = BLOCK_TOKENS
         else:
-            self.block_tokens = int(min(BLOCK_TOKENS, max(MIN_BLOCK_TOKENS, self.max_memory // 48)))
+            per_token = 48 * self.words  # residuals or rows, sort buffers, output
+            self.block_tokens = int(min(BLOCK_TOKENS, max(MIN_BLOCK_TOKENS, self.max_memory // per_token)))
 
     # -- context management -----------------------------------------------------------------
 
@@ -199,8 +195,8 @@ class NGramCounter:
             b = self._runs.pop()
             a = self._runs.pop()
             self._runs.append(_runs.merge_pair(a, b))
-        if self.max_memory is not None and 16 * sum(len(r[0]) for r in self._runs) > self.max_memory // 4:
-            # (wide keys never get here: __init__ refuses max_memory for them)
+        in_memory = self._entry_bytes * sum(len(r[0]) for r in self._runs)
+        if self.max_memory is not None and in_memory > self.max_memory // 4:
             self._spill()
 
     def _spill(self) -> None:
@@ -241,11 +237,11 @@ class NGramCounter:
         if not self._spilled:
             keys, counts = _runs.prune_runs(*_runs.merge_all(self._runs, self.words), min_count)
         else:
-            sources = [_runs.RunReader(stem, length) for stem, length in self._spilled]
+            sources = [_runs.RunReader(stem, length, self.words) for stem, length in self._spilled]
             sources += [_runs.MemoryRun(*run) for run in self._runs]
             budget = self.max_memory or (256 << 20)
-            block = max(4096, budget // (8 * 16 * len(sources)))
-            keys, counts = _runs.merge_sources(sources, block, min_count)
+            block = max(4096, budget // (8 * self._entry_bytes * len(sources)))
+            keys, counts = _runs.merge_sources(sources, block, min_count, self.words)
         return NGramCounts(
             keys,
             counts,
@@ -301,8 +297,7 @@ def count_ngrams(
         For non-integer tokens.
     ValueError
         For ``n`` outside 1..8, an id outside ``[0, V)`` (its position and value),
-        ``V**n > 2**64`` with ``V > 2**32``, a separator outside ``[0, V)``, or
-        ``max_memory`` with keys wider than 64 bits (not yet supported).
+        ``V**n > 2**64`` with ``V > 2**32``, or a separator outside ``[0, V)``.
 
     Notes
     -----

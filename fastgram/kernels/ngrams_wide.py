@@ -389,3 +389,94 @@ def first_unsorted_wide(keys):  # pragma: no cover - jitted
         if _cmp(keys, i - 1, keys, i) >= 0:
             return i
     return -1
+
+
+@kernel
+def search_rows(keys, lo, hi, queries, qi, right):  # pragma: no cover - jitted
+    """The first row ``i`` in ``[lo, hi)`` of sorted ``keys`` with ``keys[i] > queries[qi]``
+    (``right``) or ``>= queries[qi]`` (otherwise), lexicographically: ``np.searchsorted``."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        c = _cmp(keys, mid, queries, qi)
+        if c < 0 or (right and c == 0):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@kernel
+def _heap_less(keys, pos, a, b):  # pragma: no cover - jitted
+    # run a's head row < run b's head row (ties by run index: any fixed order will do)
+    c = _cmp(keys, pos[a], keys, pos[b])
+    return c < 0 or (c == 0 and a < b)
+
+
+@kernel
+def _merge_heap_rows(keys, counts, lo, hi, min_count, out_keys, out_counts, out_start):  # pragma: no cover
+    # k-way merge of rows keys[lo[r]:hi[r]] (each sorted unique) into out[out_start:]; returns m
+    k = lo.shape[0]
+    K = keys.shape[1]
+    pos = lo.copy()
+    heap = np.empty(k, np.int64)
+    size = 0
+    for r in range(k):
+        if pos[r] < hi[r]:
+            i = size
+            heap[i] = r
+            size += 1
+            while i > 0:
+                parent = (i - 1) // 2
+                if not _heap_less(keys, pos, heap[i], heap[parent]):
+                    break
+                heap[parent], heap[i] = heap[i], heap[parent]
+                i = parent
+    m = out_start
+    have = False
+    cur = 0  # row of keys holding the current distinct row
+    acc = 0
+    while size > 0:
+        r = heap[0]
+        row = pos[r]
+        if have and _cmp(keys, row, keys, cur) == 0:
+            acc += counts[row]
+        else:
+            if have and acc >= min_count:
+                for w in range(K):
+                    out_keys[m, w] = keys[cur, w]
+                out_counts[m] = acc
+                m += 1
+            cur = row
+            acc = counts[row]
+            have = True
+        pos[r] += 1
+        if pos[r] >= hi[r]:
+            size -= 1
+            heap[0] = heap[size]
+        i = 0
+        while True:  # sift the root down
+            left = 2 * i + 1
+            if left >= size:
+                break
+            child = left
+            if left + 1 < size and _heap_less(keys, pos, heap[left + 1], heap[left]):
+                child = left + 1
+            if not _heap_less(keys, pos, heap[child], heap[i]):
+                break
+            heap[i], heap[child] = heap[child], heap[i]
+            i = child
+    if have and acc >= min_count:
+        for w in range(K):
+            out_keys[m, w] = keys[cur, w]
+        out_counts[m] = acc
+        m += 1
+    return m - out_start
+
+
+@kernel(parallel=True)
+def merge_many_wide(keys, counts, cuts, min_count, out_keys, out_counts, out_starts, out_sizes):  # pragma: no cover
+    """:func:`fastgram.kernels.ngrams.merge_many` for rows of words: keys (S, K)."""
+    P = cuts.shape[0] - 1
+    for p in numba.prange(P):
+        start = out_starts[p]
+        out_sizes[p] = _merge_heap_rows(keys, counts, cuts[p], cuts[p + 1], min_count, out_keys, out_counts, start)

@@ -59,6 +59,12 @@ def ngram_cases(rng: np.random.Generator):
     big = rng.integers(0, 2**32, 3_000, dtype=np.uint64)
     big[::5] = 2**32 - 1
     yield Case("wide keys: n=8, V = 2**32 (four words)", (big, 8), {"vocab_size": 2**32})
+    few = rng.integers(0, 10**6, 30, dtype=np.uint64)
+    yield Case(
+        "wide keys spill, n=5, V = 10**6, max_memory=64K",
+        (few[rng.integers(0, 30, 40_000)], 5),
+        {"vocab_size": 10**6, "max_memory": 1 << 16},
+    )
     yield Case(
         "spill, max_memory=64K",
         (rng.integers(0, 400, 40_000).astype(np.uint16), 3),
