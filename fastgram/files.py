@@ -226,7 +226,7 @@ def count_files(
         if V < len(vocab):
             raise ValueError(f"vocab_size={V:,} is smaller than the vocabulary's {len(vocab):,} ids")
         itemsize, unit = 1, "B"
-    _checks.check_key_space(V, n)
+    _checks.key_words(V, n)  # one or more uint64 words per key (wide keys past 64 bits)
     separator = _checks.check_separator(separator, V)
     total = None if None in sizes else sum(sizes) // itemsize
     dense = n == 2 and 8 * V * V <= min(DENSE_FILE_TABLE, (budget or DENSE_FILE_TABLE * 4) // 4)

@@ -570,6 +570,11 @@ class NGramStore:
         if not isinstance(counts, NGramCounts):
             raise TypeError(f"counts must be NGramCounts, got {type(counts).__name__}")
         partitions = _checks.require_int(partitions, "partitions", min=1)
+        if counts.keys.ndim != 1:
+            raise ValueError(
+                f"counts: a store holds n-grams whose key fits one 64-bit word (V**n <= 2**64); these "
+                f"{counts.n}-grams over vocab_size={counts.vocab_size:,} need {counts.keys.shape[1]} words"
+            )
         space = counts.vocab_size**counts.n
         m = len(counts)
         cuts = sorted({int(counts.keys[(i * m) // partitions]) for i in range(1, partitions) if m})

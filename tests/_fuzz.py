@@ -287,10 +287,23 @@ def _ref(fn, *args, **kwargs):
 # counting
 
 
+def _rows_increase(keys: np.ndarray) -> bool:
+    """Strictly increasing keys: 1-D words, or (m, K) rows compared word by word (wide keys)."""
+    if keys.ndim == 1:
+        return bool(np.all(np.diff(keys) > 0))
+    if len(keys) < 2:
+        return True
+    a, b = keys[:-1], keys[1:]
+    differ = a != b
+    first = np.argmax(differ, axis=1)
+    rows = np.arange(len(a))
+    return bool(differ.any(axis=1).all() and (a[rows, first] < b[rows, first]).all())
+
+
 def _check_counts(run, label, c, *args, **kwargs):
     ok = isinstance(c, fg.NGramCounts) and c.keys.dtype == np.uint64 and c.counts.dtype == np.int64
-    ok = ok and c.keys.ndim == 1 and c.keys.shape == c.counts.shape and bool(np.all(np.diff(c.keys) > 0))
-    ok = ok and bool(np.all(c.counts >= 1)) and c.ngrams.shape == (c.keys.size, c.n)
+    ok = ok and c.keys.ndim in (1, 2) and c.keys.shape[0] == c.counts.shape[0] and _rows_increase(c.keys)
+    ok = ok and bool(np.all(c.counts >= 1)) and c.ngrams.shape == (c.counts.size, c.n)
     run.expect(label, ok, "NGramCounts invariants", *args, **kwargs)
     return ok
 

@@ -236,3 +236,16 @@ def test_bad_arguments(tmp_path, kwargs, exc, match):
 def test_path_type_error():
     with pytest.raises(TypeError, match=r"path must be one str or os.PathLike \(count_files takes several\), got int"):
         count_file(3, dtype="uint8")
+
+
+def test_wide_keys_through_files(tmp_path, rng):
+    """Word-sized ids: 5-grams over V = 10**6 need two key words; shards count as one stream."""
+    tokens = (rng.zipf(1.3, 30_000) % 1_000_000).astype(np.uint32)
+    parts = np.array_split(tokens, [7, 10_000])
+    for i, part in enumerate(parts):
+        part.tofile(tmp_path / f"s{i}.bin")
+    got = count_files(sorted(tmp_path.glob("s*.bin")), 5, dtype="uint32", vocab_size=1_000_000, max_memory="256K")
+    want_ngrams, want_counts = reference.count_ngrams(tokens, 5, 1_000_000)
+    assert got.keys.ndim == 2
+    np.testing.assert_array_equal(got.ngrams, want_ngrams)
+    np.testing.assert_array_equal(got.counts, want_counts)

@@ -262,3 +262,9 @@ def test_failed_count_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"shard-000.bin: file size 10,001 bytes is not a multiple"):
         fg.count_files(paths, 3, dtype="uint16", out=tmp_path / "given")
     assert os.listdir(tmp_path / "given") == []
+
+
+def test_a_store_refuses_wide_keys_clearly(tmp_path):
+    wide = fg.count_ngrams(np.array([1, 2, 3, 4, 5], np.uint32), 5, vocab_size=1_000_000)
+    with pytest.raises(ValueError, match=r"a store holds n-grams whose key fits one 64-bit word .* need 2 words"):
+        NGramStore.from_counts(wide, tmp_path / "s")

@@ -48,6 +48,7 @@ from fastgram.kernels import attention as _k_attention
 from fastgram.kernels import counting as _k_counting
 from fastgram.kernels import metrics as _k_metrics
 from fastgram.kernels import ngrams as _k_ngrams
+from fastgram.kernels import ngrams_wide as _k_ngrams_wide
 from fastgram.kernels import random as _k_random
 from fastgram.kernels import sampling as _k_sampling
 from fastgram.kernels import sampling_logits as _k_sampling_logits
@@ -61,6 +62,7 @@ _KERNEL_MODULES = {
     "counting": _k_counting,
     "metrics": _k_metrics,
     "ngrams": _k_ngrams,
+    "ngrams_wide": _k_ngrams_wide,
     "random": _k_random,
     "sampling": _k_sampling,
     "sampling_logits": _k_sampling_logits,
@@ -204,7 +206,8 @@ def _build_tasks() -> dict[str, Task]:
         Task("count_bigrams", "counting", ("count_bigrams",), None, None,
              (("counting", "bigram_counts_private", None), ("counting", "bigram_counts_partitioned", None)), 8.0),
         Task("count_ngrams", "counting", ("count_ngrams",), None, None,
-             (("ngrams", "partition_ngrams", None), ("ngrams", "merge_many", None)), 12.0),
+             (("ngrams", "partition_ngrams", None), ("ngrams", "merge_many", None),
+              ("ngrams_wide", "partition_wide", None)), 14.0),
         Task("sample_next+generate", "sampling", ("sample_next", "generate"), None, None,
              (("sampling", "sample_rows", None), ("sampling", "generate_chains", None)), 9.0),
         Task("sample_logits", "sampling", ("sample_logits",), None, None,
