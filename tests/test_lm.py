@@ -171,10 +171,12 @@ def test_too_small_corpus_names_the_flag():
         NGramLM.estimate(["a a a a", "a a a a"], 1)
 
 
-def test_key_space_not_yet_supported():
-    tokens = np.arange(70000, dtype=np.uint32)  # 70,003 model ids: 70,004**8 > 2**128
-    with pytest.raises(ValueError, match="wider keys are not yet supported"):
-        NGramLM.estimate(tokens, 8, discount_fallback=True)
+def test_three_word_keys():
+    tokens = np.arange(70000, dtype=np.uint32)  # 70,003 model ids: 70,004**8 > 2**128, three key words
+    lm = NGramLM.estimate(tokens, 8, discount_fallback=True)
+    # one sentence of distinct words: each 8-word window of "<s> w1 ... w70000 </s>" (70,002
+    # tokens) is a distinct 8-gram; every word, <unk>, <s> and </s> a unigram
+    assert lm.sizes[7] == 70002 - 8 + 1 and lm.sizes[0] == 70003
 
 
 @pytest.mark.parametrize("order", [5, 8])

@@ -21,15 +21,12 @@ The stages are lmplz's (see :mod:`fastgram.reference.lm` for the formulas):
 
 Memory: what must fit is the sorted N-grams (``N`` words of 1-4 bytes plus an 8-byte count
 each) and, per lower order, its n-grams with a few 8-byte arrays (about ``40 + 4n`` bytes per
-n-gram in all). Counting is bounded by ``max_memory`` (sorted runs spill to disk) while
-``(V + 1)**N <= 2**64``; larger key spaces (up to 2**128) are counted in memory with two-word
-keys (the padded corpus, 4 bytes a token, and 32 bytes a window) until
-:class:`fastgram.counting.NGramCounter` takes wider keys.
+n-gram in all). Counting is bounded by ``max_memory`` (sorted runs spill to disk) for every key
+space: :class:`fastgram.counting.NGramCounter` packs an N-gram into one uint64 word while
+``(V + 1)**N <= 2**64`` and into 2-4 words beyond (word 5-grams).
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -152,12 +149,9 @@ def map_ids(tokens: np.ndarray, sorted_ids: np.ndarray, model_ids: np.ndarray) -
 
 
 def check_key_space(V: int, order: int) -> None:
-    if V**order > 1 << 128:
-        raise ValueError(
-            f"order={order} over {_checks.fmt_int(V - 1)} model ids (words plus <unk>, <s>, </s>) needs "
-            f"keys of {math.ceil(order * math.log2(V))} bits; n-grams are packed into at most 128 bits "
-            f"(V**order <= 2**128), wider keys are not yet supported: use a smaller order or vocabulary"
-        )
+    """Raise ``ValueError`` when ``order``-grams over ``V`` ids (model ids and the boundary) cannot
+    be counted exactly (more than 2**32 ids)."""
+    _checks.key_words(V, order)
 
 
 def _reversed_chunks(tokens, lookup, separator, order, V, chunk_tokens, close_last=True):
@@ -194,42 +188,15 @@ def _reversed_chunks(tokens, lookup, separator, order, V, chunk_tokens, close_la
         hi = lo
 
 
-def _count_wide(stream, order, V):
-    """Sorted distinct windows of ``stream`` (base ``V + 1`` ids, boundary ``V``) as rows and counts,
-    with two 64-bit words per key (for ``(V + 1)**order > 2**64``). Memory: 32 bytes per window."""
-    B = V + 1
-    split = 1
-    while B ** (order - split) > 1 << 64:
-        split += 1
-    W = max(len(stream) - order + 1, 0)
-    hi = np.empty(W, np.uint64)
-    lo = np.empty(W, np.uint64)
-    k = _k.pack_windows(stream, order, np.uint32(V), np.uint64(B), split, hi, lo)
-    hi, lo = hi[:k], lo[:k]
-    bits_hi = (B**split - 1).bit_length()
-    bits_lo = (B ** (order - split) - 1).bit_length()
-    _k.radix_sort_pairs(hi, lo, np.empty_like(hi), np.empty_like(lo), bits_lo, bits_hi)
-    counts = np.empty(k, np.int64)
-    m = _k.run_lengths(hi, lo, hi, lo, counts)  # in place: entry m is written after entry m is read
-    rows = np.empty((m, order), np.uint32)
-    if m:
-        with parallel_guard():
-            _k.unpack_pairs(hi[:m], lo[:m], np.uint64(B), split, rows)
-    return rows, counts[:m].copy()
-
-
 def count_padded(tokens, lookup, separator, order, V, *, max_memory, tmp_dir, chunk_tokens, close_last=True):
     """Sorted reversed N-grams of the padded sentences and their counts: ``(rows (m, N), counts)``.
 
     Chunks are taken from the end of the stream backwards and written reversed, so the counter
-    sees the reversed corpus and its sorted rows are in lmplz's suffix order. Key spaces up to
-    64 bits go through :class:`fastgram.counting.NGramCounter` (bounded by ``max_memory``);
-    larger ones (up to 128 bits) are counted in memory with two-word keys.
+    sees the reversed corpus and its sorted rows are in lmplz's suffix order. Every key space
+    goes through :class:`fastgram.counting.NGramCounter`, bounded by ``max_memory``: one uint64
+    word per key up to 64 bits, wider keys (word 5-grams) in 2-4 words.
     """
     pieces = _reversed_chunks(tokens, lookup, separator, order, V, chunk_tokens, close_last)
-    if (V + 1) ** order > 1 << 64:
-        stream = np.concatenate(list(pieces))
-        return _count_wide(stream, order, V)
     with NGramCounter(order, V + 1, separator=V, max_memory=max_memory, tmp_dir=tmp_dir) as counter:
         for piece in pieces:
             counter.update(piece)

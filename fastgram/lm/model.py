@@ -133,14 +133,13 @@ class NGramLM:
         ValueError
             ``order`` outside 1..8; bad ``prune``; invalid discounts without
             ``discount_fallback`` (the message names it); an empty corpus; a key space beyond
-            64 bits (``V**order > 2**64``, not yet supported).
+            2**32 ids (wider keys are counted in 2-4 words up to that).
 
         Notes
         -----
-        Memory: when ``(V + 1)**order <= 2**64`` the counting stage is bounded by
-        ``max_memory`` (sorted runs spill to ``tmp_dir``); beyond that (word 5-grams) the
-        N-grams are counted in memory with two-word keys: the padded corpus (4 bytes a token)
-        plus 32 bytes a window. Then the sorted N-grams (about ``4N + 8`` bytes each) and every
+        Memory: the counting stage is bounded by ``max_memory`` (sorted runs spill to
+        ``tmp_dir``), one uint64 key word per N-gram up to 64 bits and 2-4 words beyond (word
+        5-grams). Then the sorted N-grams (about ``4N + 8`` bytes each) and every
         lower order's n-grams (about ``40 + 4n`` bytes each while estimating) must fit in
         memory. See :mod:`fastgram.lm.estimate`.
 
