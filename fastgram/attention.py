@@ -119,8 +119,10 @@ def attention(
     core too; results do not depend on the thread count.
 
     No copies of ``q``, ``k``, ``v`` or the mask when they are C-contiguous (broadcast views
-    with zero strides in the batch axes are fine too); otherwise each such input is copied once
-    to C order in its own (not the broadcast) shape. A floating mask of a different float dtype
+    with zero strides in the batch axes are fine too), nor of ``k`` or ``v`` when it is a prefix
+    ``cache[..., :S, :]`` of a C-contiguous array (a preallocated KV cache in a decode loop: the
+    kernels get the whole cache and read its first ``S`` keys); otherwise each such input is
+    copied once to C order in its own (not the broadcast) shape. A floating mask of a different float dtype
     is converted to the inputs' dtype, again in its own shape. Boolean masks are read in place.
     Read-only ``q``, ``k`` or ``v`` (read-only memmaps, broadcast views) are read in place too,
     by a second compiled specialisation of the kernel.
@@ -201,7 +203,7 @@ def attention(
     out = np.empty((B, H, T, Dv), dtype=q.dtype)
     lse = np.empty((B, H, T) if return_lse else (1, 1, 1), dtype=q.dtype)
     args = (
-        q4, k4, v4, q_batch, k_batch, v_batch, mask_kind, mask_bool, mask_add, mask_batch, *steps,
+        q4, k4, v4, S, q_batch, k_batch, v_batch, mask_kind, mask_bool, mask_add, mask_batch, *steps,
         has_upper, upper, has_lower, lower, softcap, alibi, alibi_b, alibi_slopes is not None,
         scale, out, lse, bool(return_lse), num_threads(),
     )  # fmt: skip
@@ -233,7 +235,12 @@ def _squeeze_broadcast(arr: np.ndarray, axes: range) -> np.ndarray:
 
 
 def _batched(x: np.ndarray, batch: tuple) -> tuple[np.ndarray, np.ndarray]:
-    """``x`` as C-contiguous ``(Bx, heads, rows, cols)`` and the map output batch -> row of it."""
+    """``x`` as C-contiguous ``(Bx, heads, rows, cols)`` and the map output batch -> row of it.
+
+    A prefix ``cache[..., :S, :]`` of a C-contiguous array (a preallocated KV cache) comes back
+    as the whole C-contiguous block, ``rows >= S``, not copied; the kernels read its first
+    ``S`` rows (the caller passes ``S``). Any other layout is copied once to C order.
+    """
     lead = x.shape[:-3]
     if x.ndim >= 3 and lead == batch and x.flags.c_contiguous:  # the common case, a quick path
         B = math.prod(batch)
@@ -241,8 +248,49 @@ def _batched(x: np.ndarray, batch: tuple) -> tuple[np.ndarray, np.ndarray]:
     x = _squeeze_broadcast(x, range(len(lead)))
     lead = x.shape[:-3]
     heads = x.shape[-3] if x.ndim >= 3 else 1
-    x4 = np.ascontiguousarray(x).reshape(math.prod(lead), heads, x.shape[-2], x.shape[-1])
-    return x4, _batch_map(lead, batch)
+    block = _prefix_block(x)
+    if block is None:
+        block = np.ascontiguousarray(x)
+    x4 = block.reshape(math.prod(lead), heads, block.shape[-2], x.shape[-1])
+    index = np.arange(math.prod(batch), dtype=np.int64) if lead == batch else _batch_map(lead, batch)
+    return x4, index
+
+
+def _prefix_block(x: np.ndarray) -> np.ndarray | None:
+    """The C-contiguous block that ``x`` is the prefix ``[..., :S, :]`` of, or None.
+
+    ``x`` of shape ``(..., H, S, D)`` qualifies when its strides are those of a C-contiguous
+    ``(..., H, S_max, D)`` array with ``S_max > S`` (last axis and rows contiguous, a head
+    every ``S_max`` rows) and that whole array lies inside a C-contiguous ndarray found by
+    walking ``x.base``, starting at ``x``'s first element: then the block is a reshaped view
+    of that base (no copy) and its first ``S`` rows of every head are ``x``. A view that starts
+    at a later row (``cache[..., 5:S, :]``) would need rows past the base's end, so it is not
+    one (it is copied).
+    """
+    if x.ndim < 3 or x.size == 0:
+        return None
+    item = x.itemsize
+    S, D = x.shape[-2], x.shape[-1]
+    row = D * item
+    if x.strides[-3] % row or x.strides[-3] // row <= S:
+        return None
+    shape = (*x.shape[:-2], x.strides[-3] // row, D)
+    strides = [item] * len(shape)
+    for axis in range(len(shape) - 2, -1, -1):
+        strides[axis] = strides[axis + 1] * shape[axis + 1]
+    if any(n > 1 and st != want for n, st, want in zip(x.shape, x.strides, strides)):
+        return None
+    start = x.__array_interface__["data"][0]
+    size = math.prod(shape)
+    base = x.base
+    while isinstance(base, np.ndarray):
+        if base.flags.c_contiguous and base.dtype == x.dtype:
+            offset = start - base.__array_interface__["data"][0]
+            if 0 <= offset and offset % item == 0 and offset // item + size <= base.size:
+                first = offset // item
+                return base.reshape(-1)[first : first + size].reshape(shape)
+        base = base.base
+    return None
 
 
 def _batch_map(lead: tuple, batch: tuple) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
 
 import numba
@@ -200,6 +201,120 @@ def test_nan_in_a_visible_key_or_query_gives_nan_like_the_reference():
     want = want64(q, k, v, causal=True)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     assert_close(got, want, np.float64)
+
+
+# --- prefix views of a preallocated KV cache: read in place, not copied ------------------------
+
+_wrapper = importlib.import_module("fastgram.attention")  # the module (fastgram.attention is the function)
+
+
+@pytest.fixture
+def kernel_inputs(monkeypatch):
+    """Record the k and v arrays each call hands to the kernels (then run the real kernels)."""
+    seen = []
+
+    def spy(real):
+        def run(q, k, v, S, *rest):
+            seen.append((k, v, S))
+            return real(q, k, v, S, *rest)
+
+        return run
+
+    monkeypatch.setattr(_wrapper._k, "attention_kernel", spy(_wrapper._k.attention_kernel))
+    monkeypatch.setattr(_wrapper._kd, "decode_kernel", spy(_wrapper._kd.decode_kernel))
+    return seen
+
+
+def kv_cache(rng, shape, S, dtype=np.float32):
+    """A preallocated cache: keys past ``S`` poisoned with NaN (a kernel that read them would show it)."""
+    cache = rng.standard_normal(shape).astype(dtype)
+    cache[..., S:, :] = np.nan
+    return cache
+
+
+PREFIX_OPTIONS = [
+    {},
+    {"causal": True},
+    {"causal": True, "causal_align": "bottom_right"},
+    {"window": (17, 0)},
+    {"window": (5, 9), "causal": True},
+    {"mask": "bool"},
+    {"mask": "float"},
+    {"softcap": 2.0, "alibi_slopes": np.array([0.5, 0.25, 0.125, 0.0625])},
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("opts", PREFIX_OPTIONS, ids=lambda o: ",".join(o) or "plain")
+@pytest.mark.parametrize("T", [1, 64])  # the decode kernel and the prefill kernel
+def test_kv_cache_prefix_views_are_read_in_place_bit_for_bit(kernel_inputs, T, opts, dtype):
+    rng = np.random.default_rng(40 + T)
+    B, H, H_kv, S_max, S, D = 2, 4, 2, 300, 131, 16  # GQA; S not a multiple of any tile or split
+    k_cache = kv_cache(rng, (B, H_kv, S_max, D), S, dtype)
+    v_cache = kv_cache(rng, (B, H_kv, S_max + 7, 24), S, dtype)  # a different S_max and Dv
+    q = rng.standard_normal((B, H, T, D)).astype(dtype)
+    opts = dict(opts)
+    if opts.get("mask") == "bool":
+        opts["mask"] = rng.random((B, 1, 1, S)) < 0.8  # key padding, shape (..., S)
+    elif opts.get("mask") == "float":
+        opts["mask"] = np.where(rng.random(S) < 0.2, -np.inf, rng.standard_normal(S)).astype(dtype)
+    k, v = k_cache[:, :, :S], v_cache[:, :, :S]
+    assert not k.flags.c_contiguous and not v.flags.c_contiguous
+    out, lse = attention(q, k, v, return_lse=True, **opts)
+    k_in, v_in, S_in = kernel_inputs[-1]
+    assert S_in == S
+    assert k_in.shape == (B, H_kv, S_max, D) and np.shares_memory(k_in, k_cache)
+    assert v_in.shape == (B, H_kv, S_max + 7, 24) and np.shares_memory(v_in, v_cache)
+    want, want_lse = attention(q, np.ascontiguousarray(k), np.ascontiguousarray(v), return_lse=True, **opts)
+    assert not np.shares_memory(kernel_inputs[-1][0], k_cache)
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(lse, want_lse)
+    assert np.isfinite(out).all()
+    assert_close(out, want64(q, k, v, **opts), dtype)
+
+
+@pytest.mark.parametrize("T", [1, 64])
+def test_kv_cache_prefix_layouts(kernel_inputs, T):
+    """Which views are read in place (a prefix along axis -2 inside their base) and which are copied."""
+    rng = np.random.default_rng(7)
+    S_max, S, D = 200, 77, 8
+    cache = kv_cache(rng, (3, 2, S_max, D), S)
+    flat = rng.standard_normal(3 * 2 * S_max * D).astype(np.float32)
+    read_only = cache.copy()
+    read_only.flags.writeable = False
+    cases = {
+        # view, cache it lives in, read in place?
+        "batch prefix": (cache[:2, :, :S], cache, True),
+        "later batch rows": (cache[1:, :, :S], cache, True),
+        "reshaped 1-D buffer": (flat.reshape(3, 2, S_max, D)[:, :, :S], flat, True),
+        "read-only cache": (read_only[:, :, :S], read_only, True),
+        "five axes": (cache.reshape(3, 1, 2, S_max, D)[:, :, :, :S], cache, True),
+        "start offset": (cache[:, :, 5 : S + 5], cache, False),
+        "every other key": (cache[:, :, : 2 * S : 2], cache, False),
+        "every other dim": (cache[:, :, :S, ::2], cache, False),
+    }
+    for name, (k, owner, in_place) in cases.items():
+        q = rng.standard_normal((*k.shape[:-3], 4, T, k.shape[-1])).astype(np.float32)
+        v = np.ascontiguousarray(cache[: k.shape[0], :, :S, :])
+        if k.ndim == 5:
+            v = v.reshape(k.shape[:-2] + v.shape[-2:])
+        out = attention(q, k, v, causal=True, causal_align="bottom_right")
+        assert np.shares_memory(kernel_inputs[-1][0], owner) == in_place, name
+        assert kernel_inputs[-1][2] == k.shape[-2], name
+        copy = np.array(k)
+        copy.flags.writeable = k.flags.writeable  # the same compiled specialisation (read-only or not)
+        want = attention(q, copy, v, causal=True, causal_align="bottom_right")
+        np.testing.assert_array_equal(out, want, err_msg=name)
+
+
+def test_kv_cache_prefix_broadcast_against_a_larger_batch(kernel_inputs):
+    rng = np.random.default_rng(8)
+    cache = kv_cache(rng, (1, 2, 96, 16), 40)
+    q = rng.standard_normal((3, 2, 1, 16)).astype(np.float32)  # batch 3 reads the cache's one row
+    out = attention(q, cache[:, :, :40], cache[:, :, :40])
+    assert np.shares_memory(kernel_inputs[-1][0], cache)
+    want = want64(q, np.broadcast_to(cache[:, :, :40], (3, 2, 40, 16)), cache[:, :, :40])
+    assert_close(out, want, np.float32)
 
 
 def test_scale_and_causal_align_options():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numba
 import numpy as np
 import pytest
@@ -200,6 +202,44 @@ def test_decode_result_does_not_depend_on_thread_count():
     for out, lse in runs[1:]:
         np.testing.assert_array_equal(out, runs[0][0])
         np.testing.assert_array_equal(lse, runs[0][1])
+
+
+@pytest.mark.parametrize("T", [1, 3, 8])
+@pytest.mark.parametrize("S", [1, SPLIT - 1, SPLIT, 2 * SPLIT + 45])  # splits that end short of the cache
+def test_decode_on_a_growing_kv_cache_reads_only_the_keys_in_use(T, S):
+    """A decode loop's ``cache[:, :, :S]``: the split-KV kernel gets the whole cache and ``S``
+    (not a copy), never reads the rows past ``S`` (NaN here) and gives the contiguous copy's bits."""
+    rng = np.random.default_rng(S + T)
+    B, H, H_kv, D, S_max = 2, 6, 2, 32, 3 * SPLIT + 5
+    k_cache = rng.standard_normal((B, H_kv, S_max, D), dtype=np.float32)
+    v_cache = rng.standard_normal((B, H_kv, S_max, D), dtype=np.float32)
+    k_cache[:, :, S:] = np.nan
+    v_cache[:, :, S:] = np.inf
+    q = rng.standard_normal((B, H, T, D), dtype=np.float32)
+    k, v = k_cache[:, :, :S], v_cache[:, :, :S]
+    kinds = ({}, {"causal": True, "causal_align": "bottom_right"}, {"window": (40, 0)})
+    for kwargs in kinds:
+        check(q, k, v, **kwargs)  # against the reference
+        out, lse = attention(q, k, v, return_lse=True, **kwargs)
+        want, want_lse = attention(q, np.array(k), np.array(v), return_lse=True, **kwargs)
+        np.testing.assert_array_equal(out, want, err_msg=str(kwargs))
+        np.testing.assert_array_equal(lse, want_lse, err_msg=str(kwargs))
+        assert np.isfinite(out).all()
+    copies = []
+    real = np.ascontiguousarray
+
+    def counting(x, *args, **kw):  # the wrapper copies a non-contiguous k or v with this
+        if np.shares_memory(x, k_cache) or np.shares_memory(x, v_cache):
+            copies.append(x.shape)
+        return real(x, *args, **kw)
+
+    wrapper = importlib.import_module("fastgram.attention")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(wrapper.np, "ascontiguousarray", counting)
+        attention(q, k, v)
+        assert copies == []
+        attention(q, k_cache[:, :, 1 : S + 1], v)  # a view that starts later is still copied
+    assert copies == [(B, H_kv, S, D)]
 
 
 # --- errors -------------------------------------------------------------------------------------

@@ -167,7 +167,7 @@ def _tanh_overload(x):
 
 @kernel(parallel=True, fastmath=FASTMATH)
 def attention_kernel(
-    q, k, v, q_batch, k_batch, v_batch,
+    q, k, v, S, q_batch, k_batch, v_batch,
     mask_kind, mask_bool, mask_add, mask_batch, mask_h, mask_t, mask_s,
     causal, causal_offset, has_lower, lower_offset, softcap, alibi, alibi_b, has_alibi,
     scale, out, lse, want_lse, n_chunks, block_q, block_k, lanes,
@@ -176,10 +176,14 @@ def attention_kernel(
 
     Parameters (all checked by :func:`fastgram.attention.attention`)
     ----------------------------------------------------------------
-    q : (Bq, H, T, D), k : (Bk, H_kv, S, D), v : (Bv, H_kv, S, Dv)
+    q : (Bq, H, T, D), k : (Bk, H_kv, S_k, D), v : (Bv, H_kv, S_v, Dv)
         C-contiguous, one float dtype. Output batch ``b`` reads ``q[q_batch[b]]``,
         ``k[k_batch[b]]``, ``v[v_batch[b]]`` (broadcast leading dims, no copies); query head
         ``h`` reads key/value head ``h // (H // H_kv)``.
+    S : int
+        Keys in use, ``S <= S_k, S_v``: only rows ``j < S`` of each key/value head are read
+        (a preallocated KV cache passed whole, not copied); every position (causal, window,
+        ALiBi, mask) counts these ``S`` keys.
     mask_kind : 0 none, 1 boolean (``mask_bool``, uint8, nonzero = attend), 2 additive
         (``mask_add``, the dtype of ``q``; ``-inf`` = masked).
     mask_batch, mask_h, mask_t, mask_s
@@ -210,7 +214,6 @@ def attention_kernel(
     B, H, T, Dv = out.shape
     D = q.shape[3]
     H_kv = k.shape[1]
-    S = k.shape[2]
     group = H // H_kv
     BQ = block_q
     BQ_pad = (BQ + lanes - 1) // lanes * lanes  # scratch columns, whole blocks of lanes
@@ -269,8 +272,8 @@ def attention_kernel(
             h_kv = h // group
             ni = min(BQ, T - i0)
             qq = q[q_batch[b], h]  # (T, D)
-            kk = k[k_batch[b], h_kv]  # (S, D)
-            vv = v[v_batch[b], h_kv]  # (S, Dv)
+            kk = k[k_batch[b], h_kv]  # (S_k, D), rows j < S in use
+            vv = v[v_batch[b], h_kv]  # (S_v, Dv), rows j < S in use
             mb = mask_batch[b]
             mh = h * mask_h
             n_pad = (ni + lanes - 1) // lanes * lanes
@@ -457,7 +460,7 @@ def attention_kernel(
 
                 # x * 0 is 0 for finite x and NaN for NaN or inf (no nnan/ninf flags): a sum
                 # that vectorises, 0 exactly when the tile's values are all finite
-                v_rows = vv.reshape(S * Dv)
+                v_rows = vv.reshape(vv.shape[0] * Dv)  # all S_v rows; only those of the tile are read
                 nonfinite = zero
                 for x in range(np.uint64(j0 * Dv), np.uint64((j0 + nj) * Dv)):
                     nonfinite += v_rows[x] * zero

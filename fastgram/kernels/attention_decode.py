@@ -69,7 +69,7 @@ def row_interval(i, S, has_upper, upper_offset, has_lower, lower_offset):
 
 @kernel(parallel=True, fastmath=FASTMATH)
 def decode_kernel(
-    q, k, v, q_batch, k_batch, v_batch,
+    q, k, v, S, q_batch, k_batch, v_batch,
     mask_kind, mask_bool, mask_add, mask_batch, mask_h, mask_t, mask_s,
     has_upper, upper_offset, has_lower, lower_offset, softcap, alibi, alibi_b, has_alibi,
     scale, out, lse, want_lse, n_chunks, split, tile,
@@ -78,8 +78,9 @@ def decode_kernel(
 
     Parameters (checked by :func:`fastgram.attention.attention`)
     -------------------------------------------------------------
-    q, k, v, q_batch, k_batch, v_batch, mask_*, out, lse, want_lse, n_chunks
-        As :func:`fastgram.kernels.attention.attention_kernel`.
+    q, k, v, S, q_batch, k_batch, v_batch, mask_*, out, lse, want_lse, n_chunks
+        As :func:`fastgram.kernels.attention.attention_kernel` (only keys ``j < S`` of ``k``
+        and ``v`` are read: a KV cache may hold more rows than are in use).
     has_upper, upper_offset, has_lower, lower_offset
         Query ``i`` sees keys ``j`` with ``j <= i + upper_offset`` (when ``has_upper``) and
         ``j >= i + lower_offset`` (when ``has_lower``): causal masks and windows.
@@ -93,7 +94,6 @@ def decode_kernel(
     B, H, T, Dv = out.shape
     D = q.shape[3]
     H_kv = k.shape[1]
-    S = k.shape[2]
     G = H // H_kv
     R = G * T
     consts = np.empty(8, q.dtype)
@@ -145,8 +145,8 @@ def decode_kernel(
             a1 = min(j_last, a0 + split)
             b = gi // H_kv
             hk = gi - b * H_kv
-            kk = k[k_batch[b], hk]  # (S, D)
-            vv = v[v_batch[b], hk]  # (S, Dv)
+            kk = k[k_batch[b], hk]  # (S_k, D), rows j < S in use
+            vv = v[v_batch[b], hk]  # (S_v, Dv), rows j < S in use
             mb = mask_batch[b]
             for r in range(R):
                 g = r // T
