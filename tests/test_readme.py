@@ -33,9 +33,7 @@ def test_the_readme_has_its_examples():
 
 def test_python_examples_run_in_an_empty_directory(tmp_path):
     script = "\n\n".join(blocks("python"))
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=600
-    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
 
 
