@@ -27,7 +27,7 @@ from fastgram._checks import as_int_array, fmt_int, require_int
 from fastgram._io import atomic_output
 from fastgram.kernels import words as _kw
 
-__all__ = ["Vocab", "WordVocab", "vocab_from_json", "SPECIAL_WORDS"]
+__all__ = ["Vocab", "WordVocab", "vocab_from_json", "vocab_field", "SPECIAL_WORDS"]
 
 #: Characters encoded per step (bounds the temporaries of :meth:`Vocab.encode` to ~12 bytes each).
 ENCODE_CHUNK = 1 << 22
@@ -322,6 +322,17 @@ def vocab_from_json(text: str, *, source: str = "vocabulary JSON") -> "Vocab | W
     if data.get("kind") == "words":
         return WordVocab.from_json(text, source=source)
     return Vocab.from_json(text, source=source)
+
+
+def vocab_field(path: str, fields: dict) -> "Vocab | WordVocab | None":
+    """The optional ``vocab`` field of a saved ``.npz`` (JSON text), or ``None`` when absent;
+    ``ValueError`` naming the file and the field when it is not a vocabulary."""
+    if "vocab" not in fields:
+        return None
+    try:
+        return vocab_from_json(str(fields["vocab"]))
+    except ValueError as exc:
+        raise ValueError(f"{path}: field 'vocab': {exc}") from None
 
 
 # -------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import numpy as np
 from fastgram import _checks, _io
 from fastgram._jit import num_threads, parallel_guard
 from fastgram.kernels import counting as _k
-from fastgram.vocab import Vocab, vocab_from_json
+from fastgram.vocab import Vocab, vocab_field
 
 __all__ = ["count_bigrams", "BigramCounter"]
 
@@ -242,12 +242,7 @@ class BigramCounter:
             raise ValueError(f"{path}: field 'counts' holds a negative count ({int(counts.min()):,})")
         if (tokens == 0) != (last < 0) or int(counts.sum()) > max(tokens - 1, 0):
             raise ValueError(f"{path}: fields 'tokens' ({tokens:,}), 'last_token' and 'counts' disagree")
-        vocab = None
-        if "vocab" in fields:
-            try:
-                vocab = vocab_from_json(str(fields["vocab"]))
-            except ValueError as exc:
-                raise ValueError(f"{path}: field 'vocab': {exc}") from None
+        vocab = vocab_field(path, fields)
         try:
             counter = cls(V, vocab=vocab, max_memory=max(counts.nbytes, _checks.DENSE_TABLE_BUDGET))
         except ValueError as exc:

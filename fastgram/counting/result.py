@@ -36,7 +36,7 @@ from fastgram._jit import parallel_guard
 from fastgram.counting import _runs
 from fastgram.kernels import ngrams as _k
 from fastgram.kernels import ngrams_wide as _kw
-from fastgram.vocab import Vocab, vocab_from_json
+from fastgram.vocab import Vocab, vocab_field
 
 __all__ = ["NGramCounts", "ids_dtype", "check_compatible", "FORMAT_VERSION"]
 
@@ -439,12 +439,7 @@ class NGramCounts:
                 )
         if len(keys) != len(counts):
             raise ValueError(f"{path}: fields 'keys' and 'counts' differ in length: {len(keys):,} and {len(counts):,}")
-        vocab = None
-        if "vocab" in fields:
-            try:
-                vocab = vocab_from_json(str(fields["vocab"]))
-            except ValueError as exc:
-                raise ValueError(f"{path}: field 'vocab': {exc}") from None
+        vocab = vocab_field(path, fields)
         try:
             return cls(keys, counts, n, V, separator=None if sep < 0 else sep, tokens=tokens, vocab=vocab)
         except ValueError as exc:
