@@ -32,17 +32,21 @@ import io
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
 import traceback
 
+import hypothesis
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import fastgram as fg
 from fastgram import reference
+from fastgram.app import cli as fastgram_cli
+from fastgram.kernels.random import first_words
 
 ALLOWED = (TypeError, ValueError)
 PATH_ALLOWED = (TypeError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError, NotADirectoryError)
@@ -780,11 +784,8 @@ def _good_files(run: Run) -> dict:
 
 
 def _lm_class():
-    try:
-        from fastgram.lm import NGramLM
-    except ImportError:
-        return None
-    return NGramLM
+    """The language-model class under test (``fastgram.NGramLM``)."""
+    return fg.NGramLM
 
 
 _GOOD: dict = {}
@@ -1006,13 +1007,11 @@ _CLI: dict = {}
 
 
 def fam_cli(run: Run, data, narrow: bool) -> None:
-    from fastgram.app.cli import main
-
     if not _CLI:
         _CLI.update(_cli_files(run))
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            main(["count", "--text", _CLI["txt"], "-o", _CLI["counts"]])
-            main(["count", "--dtype", "uint16", "--order", "3", _CLI["tok"], "-o", _CLI["tri"]])
+            fastgram_cli.main(["count", "--text", _CLI["txt"], "-o", _CLI["counts"]])
+            fastgram_cli.main(["count", "--dtype", "uint16", "--order", "3", _CLI["tok"], "-o", _CLI["tri"]])
     f = _CLI
     value = st.one_of(
         st.sampled_from(
@@ -1099,7 +1098,7 @@ def fam_cli(run: Run, data, narrow: bool) -> None:
     def invoke():
         try:
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-                return main(argv)
+                return fastgram_cli.main(argv)
         except SystemExit as exc:
             return exc.code
 
@@ -1188,22 +1187,16 @@ def run_family(name: str, examples: int, narrow: bool = False, seed: int | None 
 
     start = time.perf_counter()
     if seed is not None:
-        from hypothesis import seed as hseed
-
-        case = hseed(seed)(case)
+        case = hypothesis.seed(seed)(case)
     case()
     out = run.summary()
     out["seconds"] = round(time.perf_counter() - start, 2)
-    import shutil
-
     shutil.rmtree(run.tmp, ignore_errors=True)
     return out
 
 
 def _canary() -> str:
     """What a kernel writing past its output raises here: IndexError when bounds are checked."""
-    from fastgram.kernels.random import first_words
-
     backing = np.empty(1000, np.uint64)  # the writes past the view stay inside this allocation
     try:
         first_words(np.uint64(1), 0, backing[:2], 1000)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import zlib
+
 import numba
 import numpy as np
 import pytest
@@ -14,15 +17,12 @@ def rng(request):
 
 
 def _seed(nodeid: str) -> int:
-    import zlib
-
     return zlib.crc32(nodeid.encode())
 
 
 @pytest.fixture
 def threads():
     """Run a block at a given Numba thread count, restoring the previous one afterwards."""
-    import contextlib
 
     @contextlib.contextmanager
     def at(n: int):

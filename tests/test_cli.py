@@ -10,6 +10,7 @@ import pytest
 
 from fastgram import BigramCounter, NGramCounts, Vocab, __version__, count_ngrams, reference
 from fastgram.app.cli import main
+from fastgram.lm import NGramLM
 
 
 def test_count_token_files_and_a_shard_folder(tmp_path, rng, capsys):
@@ -258,8 +259,6 @@ def _lm_corpus(tmp_path):
 
 @pytest.mark.parametrize("suffix", [".arpa", ".npz"])
 def test_lm_score_generate(tmp_path, capsys, suffix):
-    from fastgram.lm import NGramLM
-
     _lm_corpus(tmp_path)
     out = tmp_path / f"model{suffix}"
     argv = ["lm", str(tmp_path / "train.txt"), "--order", "3", "-o", str(out), "--discount-fallback"]
@@ -288,8 +287,6 @@ def test_lm_score_generate(tmp_path, capsys, suffix):
 
 
 def test_lm_token_files_with_a_separator(tmp_path, capsys):
-    from fastgram.lm import NGramLM
-
     rng = np.random.default_rng(3)
     tokens = rng.integers(0, 40, 3000).astype(np.uint16)
     tokens[rng.random(3000) < 0.05] = 50256

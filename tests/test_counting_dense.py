@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from fastgram import BigramCounter, count_bigrams, reference
+from fastgram import BigramCounter, Vocab, count_bigrams, reference
 from fastgram.kernels import counting as kernels
 
 INT_DTYPES = ["u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8", ">u2", ">i4", "<u8"]
@@ -200,8 +200,6 @@ def test_counts_are_read_only():
 
 
 def test_save_and_load_round_trip(tmp_path, rng):
-    from fastgram import Vocab
-
     counter = BigramCounter(30, vocab=Vocab.from_text("abcdefghijklmnopqrstuvwxyz .,!"))
     counter.update(rng.integers(0, 30, 5000))
     path = tmp_path / "counts.npz"
