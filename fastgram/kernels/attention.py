@@ -212,28 +212,10 @@ def attention_kernel(
         depend on them beyond rounding.
     """
     B, H, T, Dv = out.shape
-    D = q.shape[3]
-    H_kv = k.shape[1]
-    group = H // H_kv
     BQ = block_q
-    BQ_pad = (BQ + lanes - 1) // lanes * lanes  # scratch columns, whole blocks of lanes
     BK = block_k
     n_qblocks = (T + BQ - 1) // BQ
     n_items = B * H * n_qblocks
-    consts = np.empty(9, q.dtype)
-    consts[0] = scale * LOG2E
-    consts[1] = LOG2E
-    consts[2] = LN2
-    consts[3] = -np.inf
-    consts[4] = 0.0
-    consts[5] = 1.0
-    consts[6] = np.nan
-    consts[7] = softcap * LOG2E
-    consts[8] = 1.0 / (softcap * LOG2E) if softcap > 0 else 0.0
-    q_factor, mask_factor, ln2, neg_inf, zero, unit = consts[0], consts[1], consts[2], consts[3], consts[4], consts[5]
-    cap, inv_cap = consts[7], consts[8]
-    capped = softcap > 0
-
     bounds = np.empty(n_chunks + 1, np.int64)  # not np.zeros: with parallel=True that is a
     for c in range(n_chunks + 1):  # parallel loop of its own, a second thread launch per call
         bounds[c] = 0
@@ -254,279 +236,320 @@ def attention_kernel(
             bounds[c] = w
         bounds[n_chunks] = n_items
 
+    # The parallel region only deals runs of work items to threads; the work is the serial
+    # kernel below (compiling the tile loops under parallel=True cost 2-3x the compile time).
     for c in prange(n_chunks):
-        qT = np.empty((D, BQ_pad), q.dtype)  # scaled queries, transposed
-        sc = np.empty((BK, BQ_pad), q.dtype)  # scores, then weights, (keys, queries)
-        accT = np.empty((Dv, BQ_pad), q.dtype)  # unnormalised output, transposed
-        row_max = np.empty(BQ_pad, q.dtype)
-        row_sum = np.empty(BQ_pad, q.dtype)
-        safe = np.empty(BQ_pad, q.dtype)
-        alpha = np.empty(BQ_pad, q.dtype)
-        qpos = np.empty(BQ_pad, q.dtype)  # query positions on the key axis (ALiBi)
-        kpos = np.empty(1, q.dtype)
-        for w in range(bounds[c], bounds[c + 1]):
-            bh = w // n_qblocks
-            i0 = (w - bh * n_qblocks) * BQ
-            b = bh // H
-            h = bh - b * H
-            h_kv = h // group
-            ni = min(BQ, T - i0)
-            qq = q[q_batch[b], h]  # (T, D)
-            kk = k[k_batch[b], h_kv]  # (S_k, D), rows j < S in use
-            vv = v[v_batch[b], h_kv]  # (S_v, Dv), rows j < S in use
-            mb = mask_batch[b]
-            mh = h * mask_h
-            n_pad = (ni + lanes - 1) // lanes * lanes
-            for i in range(ni):
-                for d in range(D):
-                    qT[d, i] = qq[i0 + i, d] * q_factor
+        _attend_items(
+            bounds[c], bounds[c + 1], q, k, v, S, q_batch, k_batch, v_batch,
+            mask_kind, mask_bool, mask_add, mask_batch, mask_h, mask_t, mask_s,
+            causal, causal_offset, has_lower, lower_offset, softcap, alibi, alibi_b, has_alibi,
+            scale, out, lse, want_lse, block_q, block_k, lanes,
+        )  # fmt: skip
+
+
+@kernel(fastmath=FASTMATH)
+def _attend_items(
+    w_lo, w_hi, q, k, v, S, q_batch, k_batch, v_batch,
+    mask_kind, mask_bool, mask_add, mask_batch, mask_h, mask_t, mask_s,
+    causal, causal_offset, has_lower, lower_offset, softcap, alibi, alibi_b, has_alibi,
+    scale, out, lse, want_lse, block_q, block_k, lanes,
+):  # fmt: skip
+    """Work items ``w_lo <= w < w_hi`` of :func:`attention_kernel` (same arguments), with one
+    scratch set: ``BQ (D + BK + Dv + 6)`` numbers."""
+    B, H, T, Dv = out.shape
+    D = q.shape[3]
+    H_kv = k.shape[1]
+    group = H // H_kv
+    BQ = block_q
+    BQ_pad = (BQ + lanes - 1) // lanes * lanes  # scratch columns, whole blocks of lanes
+    BK = block_k
+    n_qblocks = (T + BQ - 1) // BQ
+    consts = np.empty(9, q.dtype)
+    consts[0] = scale * LOG2E
+    consts[1] = LOG2E
+    consts[2] = LN2
+    consts[3] = -np.inf
+    consts[4] = 0.0
+    consts[5] = 1.0
+    consts[6] = np.nan
+    consts[7] = softcap * LOG2E
+    consts[8] = 1.0 / (softcap * LOG2E) if softcap > 0 else 0.0
+    q_factor, mask_factor, ln2, neg_inf, zero, unit = consts[0], consts[1], consts[2], consts[3], consts[4], consts[5]
+    cap, inv_cap = consts[7], consts[8]
+    capped = softcap > 0
+
+    qT = np.empty((D, BQ_pad), q.dtype)  # scaled queries, transposed
+    sc = np.empty((BK, BQ_pad), q.dtype)  # scores, then weights, (keys, queries)
+    accT = np.empty((Dv, BQ_pad), q.dtype)  # unnormalised output, transposed
+    row_max = np.empty(BQ_pad, q.dtype)
+    row_sum = np.empty(BQ_pad, q.dtype)
+    safe = np.empty(BQ_pad, q.dtype)
+    alpha = np.empty(BQ_pad, q.dtype)
+    qpos = np.empty(BQ_pad, q.dtype)  # query positions on the key axis (ALiBi)
+    kpos = np.empty(1, q.dtype)
+    for w in range(w_lo, w_hi):
+        bh = w // n_qblocks
+        i0 = (w - bh * n_qblocks) * BQ
+        b = bh // H
+        h = bh - b * H
+        h_kv = h // group
+        ni = min(BQ, T - i0)
+        qq = q[q_batch[b], h]  # (T, D)
+        kk = k[k_batch[b], h_kv]  # (S_k, D), rows j < S in use
+        vv = v[v_batch[b], h_kv]  # (S_v, Dv), rows j < S in use
+        mb = mask_batch[b]
+        mh = h * mask_h
+        n_pad = (ni + lanes - 1) // lanes * lanes
+        for i in range(ni):
             for d in range(D):
-                for i in range(ni, n_pad):
-                    qT[d, i] = zero
-            for dv in range(Dv):
-                for i in range(np.uint64(n_pad)):
-                    accT[dv, i] = zero
+                qT[d, i] = qq[i0 + i, d] * q_factor
+        for d in range(D):
+            for i in range(ni, n_pad):
+                qT[d, i] = zero
+        for dv in range(Dv):
             for i in range(np.uint64(n_pad)):
-                row_max[i] = neg_inf
-                row_sum[i] = zero
+                accT[dv, i] = zero
+        for i in range(np.uint64(n_pad)):
+            row_max[i] = neg_inf
+            row_sum[i] = zero
 
-            j_end = S
-            if causal:
-                j_end = min(S, max(0, i0 + ni + causal_offset))
-            j_begin = 0
-            if has_lower:  # the block's first query sees the earliest keys
-                j_begin = min(j_end, max(0, i0 + lower_offset))
-            if has_alibi:
-                slope = alibi[b * alibi_b, h] * mask_factor
-                for i in range(np.uint64(n_pad)):
-                    qpos[i] = i0 + S - T
-                    qpos[i] += i
-            for j0 in range(j_begin, j_end, BK):
-                nj = min(BK, j_end - j0)
-                # queries before i_lo see none of this tile's keys (causal): left untouched
-                i_lo = min(ni, max(0, j0 - causal_offset - i0)) if causal else 0
-                # Inner loops run over blocks of LANES queries from the block holding i_lo up to
-                # n_pad (a multiple of LANES, so no scalar remainder), with unsigned indices (known
-                # to be >= 0) that skip Numba's negative-index wraparound. Columns past ni are
-                # padding, columns before i_lo see only -inf scores: both are left unchanged in
-                # effect (and padding is never written out).
-                ulo = np.uint64(i_lo - i_lo % lanes)
-                uhi = np.uint64(n_pad)
+        j_end = S
+        if causal:
+            j_end = min(S, max(0, i0 + ni + causal_offset))
+        j_begin = 0
+        if has_lower:  # the block's first query sees the earliest keys
+            j_begin = min(j_end, max(0, i0 + lower_offset))
+        if has_alibi:
+            slope = alibi[b * alibi_b, h] * mask_factor
+            for i in range(np.uint64(n_pad)):
+                qpos[i] = i0 + S - T
+                qpos[i] += i
+        for j0 in range(j_begin, j_end, BK):
+            nj = min(BK, j_end - j0)
+            # queries before i_lo see none of this tile's keys (causal): left untouched
+            i_lo = min(ni, max(0, j0 - causal_offset - i0)) if causal else 0
+            # Inner loops run over blocks of LANES queries from the block holding i_lo up to
+            # n_pad (a multiple of LANES, so no scalar remainder), with unsigned indices (known
+            # to be >= 0) that skip Numba's negative-index wraparound. Columns past ni are
+            # padding, columns before i_lo see only -inf scores: both are left unchanged in
+            # effect (and padding is never written out).
+            ulo = np.uint64(i_lo - i_lo % lanes)
+            uhi = np.uint64(n_pad)
 
-                # scores (nj, ni) = k_tile (nj, D) @ qT (D, ni): 4 keys x 4 dims per pass (16
-                # broadcast scalars, 4 query vectors, 4 independent accumulators)
-                nj4 = nj - nj % 4
-                D4 = D - D % 4
-                for j in range(0, nj4, 4):
-                    for i in range(ulo, uhi):
-                        sc[j, i] = zero
-                        sc[j + 1, i] = zero
-                        sc[j + 2, i] = zero
-                        sc[j + 3, i] = zero
-                    for d in range(0, D4, 4):
-                        a0 = kk[j0 + j, d]
-                        a1 = kk[j0 + j, d + 1]
-                        a2 = kk[j0 + j, d + 2]
-                        a3 = kk[j0 + j, d + 3]
-                        b0 = kk[j0 + j + 1, d]
-                        b1 = kk[j0 + j + 1, d + 1]
-                        b2 = kk[j0 + j + 1, d + 2]
-                        b3 = kk[j0 + j + 1, d + 3]
-                        c0 = kk[j0 + j + 2, d]
-                        c1 = kk[j0 + j + 2, d + 1]
-                        c2 = kk[j0 + j + 2, d + 2]
-                        c3 = kk[j0 + j + 2, d + 3]
-                        e0 = kk[j0 + j + 3, d]
-                        e1 = kk[j0 + j + 3, d + 1]
-                        e2 = kk[j0 + j + 3, d + 2]
-                        e3 = kk[j0 + j + 3, d + 3]
-                        for i in range(ulo, uhi):
-                            x0 = qT[d, i]
-                            x1 = qT[d + 1, i]
-                            x2 = qT[d + 2, i]
-                            x3 = qT[d + 3, i]
-                            sc[j, i] += a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3
-                            sc[j + 1, i] += b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3
-                            sc[j + 2, i] += c0 * x0 + c1 * x1 + c2 * x2 + c3 * x3
-                            sc[j + 3, i] += e0 * x0 + e1 * x1 + e2 * x2 + e3 * x3
-                    for d in range(D4, D):
-                        a0 = kk[j0 + j, d]
-                        b0 = kk[j0 + j + 1, d]
-                        c0 = kk[j0 + j + 2, d]
-                        e0 = kk[j0 + j + 3, d]
-                        for i in range(ulo, uhi):
-                            x0 = qT[d, i]
-                            sc[j, i] += a0 * x0
-                            sc[j + 1, i] += b0 * x0
-                            sc[j + 2, i] += c0 * x0
-                            sc[j + 3, i] += e0 * x0
-                for j in range(nj4, nj):
-                    for i in range(ulo, uhi):
-                        sc[j, i] = zero
-                    for d in range(D):
-                        a0 = kk[j0 + j, d]
-                        for i in range(ulo, uhi):
-                            sc[j, i] += a0 * qT[d, i]
-
-                if capped:  # s -> C tanh(s / C), in base 2: C log2(e) tanh(s / (C log2(e)))
-                    for j in range(nj):
-                        for i in range(ulo, uhi):
-                            sc[j, i] = cap * _tanh(sc[j, i] * inv_cap)
-                if has_alibi:  # -slope |i + S - T - j|
-                    for j in range(nj):
-                        kpos[0] = j0 + j
-                        kp = kpos[0]
-                        for i in range(ulo, uhi):
-                            sc[j, i] -= slope * abs(qpos[i] - kp)
-                if causal:  # key j0 + j is hidden from queries before j0 + j - offset
-                    for j in range(nj):
-                        hide = np.uint64(min(ni, max(0, j0 + j - causal_offset - i0)))
-                        for i in range(ulo, hide):
-                            sc[j, i] = neg_inf
-                if has_lower:  # key j0 + j is hidden from queries after j0 + j - lower_offset
-                    for j in range(nj):
-                        first = np.uint64(min(n_pad, max(0, j0 + j - lower_offset - i0 + 1)))
-                        first = first if first > ulo else ulo
-                        for i in range(first, uhi):
-                            sc[j, i] = neg_inf
-                # A mask that does not vary with the query (mask_t == 0, e.g. key padding) is
-                # read once per key and applied over whole query blocks; padding columns and
-                # columns already -inf (before i_lo) are unaffected in effect.
-                if mask_kind == 1 and mask_t == 0:
-                    for j in range(nj):
-                        if mask_bool[mb, mh, 0, (j0 + j) * mask_s] == 0:
-                            for i in range(ulo, uhi):
-                                sc[j, i] = neg_inf
-                elif mask_kind == 1:
-                    for j in range(nj):
-                        js = (j0 + j) * mask_s
-                        for i in range(i_lo, ni):
-                            if mask_bool[mb, mh, (i0 + i) * mask_t, js] == 0:
-                                sc[j, i] = neg_inf
-                elif mask_kind == 2 and mask_t == 0:
-                    for j in range(nj):
-                        a = mask_add[mb, mh, 0, (j0 + j) * mask_s]
-                        if a == neg_inf:
-                            for i in range(ulo, uhi):
-                                sc[j, i] = neg_inf
-                        else:
-                            a = a * mask_factor
-                            for i in range(ulo, uhi):
-                                sc[j, i] += a
-                elif mask_kind == 2:
-                    for j in range(nj):
-                        js = (j0 + j) * mask_s
-                        for i in range(i_lo, ni):
-                            a = mask_add[mb, mh, (i0 + i) * mask_t, js]
-                            sc[j, i] = neg_inf if a == neg_inf else sc[j, i] + a * mask_factor
-
-                # online softmax, column by column (all element-wise over queries). A column
-                # with no visible key so far keeps row_max = -inf and works against 0 instead,
-                # so its weights are 0 (NaN scores stay NaN and reach row_sum).
+            # scores (nj, ni) = k_tile (nj, D) @ qT (D, ni): 4 keys x 4 dims per pass (16
+            # broadcast scalars, 4 query vectors, 4 independent accumulators)
+            nj4 = nj - nj % 4
+            D4 = D - D % 4
+            for j in range(0, nj4, 4):
                 for i in range(ulo, uhi):
-                    alpha[i] = row_max[i]
-                for j in range(0, nj4, 4):  # 4 keys per pass: a quarter of the stores
+                    sc[j, i] = zero
+                    sc[j + 1, i] = zero
+                    sc[j + 2, i] = zero
+                    sc[j + 3, i] = zero
+                for d in range(0, D4, 4):
+                    a0 = kk[j0 + j, d]
+                    a1 = kk[j0 + j, d + 1]
+                    a2 = kk[j0 + j, d + 2]
+                    a3 = kk[j0 + j, d + 3]
+                    b0 = kk[j0 + j + 1, d]
+                    b1 = kk[j0 + j + 1, d + 1]
+                    b2 = kk[j0 + j + 1, d + 2]
+                    b3 = kk[j0 + j + 1, d + 3]
+                    c0 = kk[j0 + j + 2, d]
+                    c1 = kk[j0 + j + 2, d + 1]
+                    c2 = kk[j0 + j + 2, d + 2]
+                    c3 = kk[j0 + j + 2, d + 3]
+                    e0 = kk[j0 + j + 3, d]
+                    e1 = kk[j0 + j + 3, d + 1]
+                    e2 = kk[j0 + j + 3, d + 2]
+                    e3 = kk[j0 + j + 3, d + 3]
                     for i in range(ulo, uhi):
-                        m = alpha[i]
-                        s = sc[j, i]
-                        m = s if s > m else m
-                        s = sc[j + 1, i]
-                        m = s if s > m else m
-                        s = sc[j + 2, i]
-                        m = s if s > m else m
-                        s = sc[j + 3, i]
-                        alpha[i] = s if s > m else m
-                for j in range(nj4, nj):
+                        x0 = qT[d, i]
+                        x1 = qT[d + 1, i]
+                        x2 = qT[d + 2, i]
+                        x3 = qT[d + 3, i]
+                        sc[j, i] += a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3
+                        sc[j + 1, i] += b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3
+                        sc[j + 2, i] += c0 * x0 + c1 * x1 + c2 * x2 + c3 * x3
+                        sc[j + 3, i] += e0 * x0 + e1 * x1 + e2 * x2 + e3 * x3
+                for d in range(D4, D):
+                    a0 = kk[j0 + j, d]
+                    b0 = kk[j0 + j + 1, d]
+                    c0 = kk[j0 + j + 2, d]
+                    e0 = kk[j0 + j + 3, d]
                     for i in range(ulo, uhi):
-                        s = sc[j, i]
-                        m = alpha[i]
-                        alpha[i] = s if s > m else m
+                        x0 = qT[d, i]
+                        sc[j, i] += a0 * x0
+                        sc[j + 1, i] += b0 * x0
+                        sc[j + 2, i] += c0 * x0
+                        sc[j + 3, i] += e0 * x0
+            for j in range(nj4, nj):
                 for i in range(ulo, uhi):
-                    m = alpha[i]
-                    ms = m if m != neg_inf else zero
-                    a = _exp2(row_max[i] - ms)
-                    row_max[i] = m
-                    safe[i] = ms
-                    alpha[i] = a
-                    row_sum[i] = row_sum[i] * a
+                    sc[j, i] = zero
+                for d in range(D):
+                    a0 = kk[j0 + j, d]
+                    for i in range(ulo, uhi):
+                        sc[j, i] += a0 * qT[d, i]
+
+            if capped:  # s -> C tanh(s / C), in base 2: C log2(e) tanh(s / (C log2(e)))
                 for j in range(nj):
                     for i in range(ulo, uhi):
-                        p = _exp2(sc[j, i] - safe[i])
-                        sc[j, i] = p
-                        row_sum[i] += p
-                for dv in range(Dv):
+                        sc[j, i] = cap * _tanh(sc[j, i] * inv_cap)
+            if has_alibi:  # -slope |i + S - T - j|
+                for j in range(nj):
+                    kpos[0] = j0 + j
+                    kp = kpos[0]
                     for i in range(ulo, uhi):
-                        accT[dv, i] *= alpha[i]
+                        sc[j, i] -= slope * abs(qpos[i] - kp)
+            if causal:  # key j0 + j is hidden from queries before j0 + j - offset
+                for j in range(nj):
+                    hide = np.uint64(min(ni, max(0, j0 + j - causal_offset - i0)))
+                    for i in range(ulo, hide):
+                        sc[j, i] = neg_inf
+            if has_lower:  # key j0 + j is hidden from queries after j0 + j - lower_offset
+                for j in range(nj):
+                    first = np.uint64(min(n_pad, max(0, j0 + j - lower_offset - i0 + 1)))
+                    first = first if first > ulo else ulo
+                    for i in range(first, uhi):
+                        sc[j, i] = neg_inf
+            # A mask that does not vary with the query (mask_t == 0, e.g. key padding) is
+            # read once per key and applied over whole query blocks; padding columns and
+            # columns already -inf (before i_lo) are unaffected in effect.
+            if mask_kind == 1 and mask_t == 0:
+                for j in range(nj):
+                    if mask_bool[mb, mh, 0, (j0 + j) * mask_s] == 0:
+                        for i in range(ulo, uhi):
+                            sc[j, i] = neg_inf
+            elif mask_kind == 1:
+                for j in range(nj):
+                    js = (j0 + j) * mask_s
+                    for i in range(i_lo, ni):
+                        if mask_bool[mb, mh, (i0 + i) * mask_t, js] == 0:
+                            sc[j, i] = neg_inf
+            elif mask_kind == 2 and mask_t == 0:
+                for j in range(nj):
+                    a = mask_add[mb, mh, 0, (j0 + j) * mask_s]
+                    if a == neg_inf:
+                        for i in range(ulo, uhi):
+                            sc[j, i] = neg_inf
+                    else:
+                        a = a * mask_factor
+                        for i in range(ulo, uhi):
+                            sc[j, i] += a
+            elif mask_kind == 2:
+                for j in range(nj):
+                    js = (j0 + j) * mask_s
+                    for i in range(i_lo, ni):
+                        a = mask_add[mb, mh, (i0 + i) * mask_t, js]
+                        sc[j, i] = neg_inf if a == neg_inf else sc[j, i] + a * mask_factor
 
-                # x * 0 is 0 for finite x and NaN for NaN or inf (no nnan/ninf flags): a sum
-                # that vectorises, 0 exactly when the tile's values are all finite
-                v_rows = vv.reshape(vv.shape[0] * Dv)  # all S_v rows; only those of the tile are read
-                nonfinite = zero
-                for x in range(np.uint64(j0 * Dv), np.uint64((j0 + nj) * Dv)):
-                    nonfinite += v_rows[x] * zero
-                finite = nonfinite == zero
+            # online softmax, column by column (all element-wise over queries). A column
+            # with no visible key so far keeps row_max = -inf and works against 0 instead,
+            # so its weights are 0 (NaN scores stay NaN and reach row_sum).
+            for i in range(ulo, uhi):
+                alpha[i] = row_max[i]
+            for j in range(0, nj4, 4):  # 4 keys per pass: a quarter of the stores
+                for i in range(ulo, uhi):
+                    m = alpha[i]
+                    s = sc[j, i]
+                    m = s if s > m else m
+                    s = sc[j + 1, i]
+                    m = s if s > m else m
+                    s = sc[j + 2, i]
+                    m = s if s > m else m
+                    s = sc[j + 3, i]
+                    alpha[i] = s if s > m else m
+            for j in range(nj4, nj):
+                for i in range(ulo, uhi):
+                    s = sc[j, i]
+                    m = alpha[i]
+                    alpha[i] = s if s > m else m
+            for i in range(ulo, uhi):
+                m = alpha[i]
+                ms = m if m != neg_inf else zero
+                a = _exp2(row_max[i] - ms)
+                row_max[i] = m
+                safe[i] = ms
+                alpha[i] = a
+                row_sum[i] = row_sum[i] * a
+            for j in range(nj):
+                for i in range(ulo, uhi):
+                    p = _exp2(sc[j, i] - safe[i])
+                    sc[j, i] = p
+                    row_sum[i] += p
+            for dv in range(Dv):
+                for i in range(ulo, uhi):
+                    accT[dv, i] *= alpha[i]
 
-                # out (Dv, ni) += v_tileᵀ (Dv, nj) @ weights (nj, ni): 4 columns x 4 keys per pass
-                if finite:
-                    Dv4 = Dv - Dv % 4
-                    for dv in range(0, Dv4, 4):
-                        for j in range(0, nj4, 4):
-                            a0 = vv[j0 + j, dv]
-                            a1 = vv[j0 + j + 1, dv]
-                            a2 = vv[j0 + j + 2, dv]
-                            a3 = vv[j0 + j + 3, dv]
-                            b0 = vv[j0 + j, dv + 1]
-                            b1 = vv[j0 + j + 1, dv + 1]
-                            b2 = vv[j0 + j + 2, dv + 1]
-                            b3 = vv[j0 + j + 3, dv + 1]
-                            c0 = vv[j0 + j, dv + 2]
-                            c1 = vv[j0 + j + 1, dv + 2]
-                            c2 = vv[j0 + j + 2, dv + 2]
-                            c3 = vv[j0 + j + 3, dv + 2]
-                            e0 = vv[j0 + j, dv + 3]
-                            e1 = vv[j0 + j + 1, dv + 3]
-                            e2 = vv[j0 + j + 2, dv + 3]
-                            e3 = vv[j0 + j + 3, dv + 3]
-                            for i in range(ulo, uhi):
-                                p0 = sc[j, i]
-                                p1 = sc[j + 1, i]
-                                p2 = sc[j + 2, i]
-                                p3 = sc[j + 3, i]
-                                accT[dv, i] += a0 * p0 + a1 * p1 + a2 * p2 + a3 * p3
-                                accT[dv + 1, i] += b0 * p0 + b1 * p1 + b2 * p2 + b3 * p3
-                                accT[dv + 2, i] += c0 * p0 + c1 * p1 + c2 * p2 + c3 * p3
-                                accT[dv + 3, i] += e0 * p0 + e1 * p1 + e2 * p2 + e3 * p3
-                        for j in range(nj4, nj):
-                            a0 = vv[j0 + j, dv]
-                            b0 = vv[j0 + j, dv + 1]
-                            c0 = vv[j0 + j, dv + 2]
-                            e0 = vv[j0 + j, dv + 3]
-                            for i in range(ulo, uhi):
-                                p0 = sc[j, i]
-                                accT[dv, i] += a0 * p0
-                                accT[dv + 1, i] += b0 * p0
-                                accT[dv + 2, i] += c0 * p0
-                                accT[dv + 3, i] += e0 * p0
-                    for dv in range(Dv4, Dv):
-                        for j in range(nj):
-                            a0 = vv[j0 + j, dv]
-                            for i in range(ulo, uhi):
-                                accT[dv, i] += a0 * sc[j, i]
-                else:  # zero weights (masked keys) must not turn NaN/inf values into NaN
-                    for dv in range(Dv):
-                        for j in range(nj):
-                            a0 = vv[j0 + j, dv]
-                            for i in range(ulo, uhi):
-                                p = sc[j, i]
-                                accT[dv, i] += a0 * p if p != zero else zero
+            # x * 0 is 0 for finite x and NaN for NaN or inf (no nnan/ninf flags): a sum
+            # that vectorises, 0 exactly when the tile's values are all finite
+            v_rows = vv.reshape(vv.shape[0] * Dv)  # all S_v rows; only those of the tile are read
+            nonfinite = zero
+            for x in range(np.uint64(j0 * Dv), np.uint64((j0 + nj) * Dv)):
+                nonfinite += v_rows[x] * zero
+            finite = nonfinite == zero
 
-            ob = out[b, h]  # (T, Dv)
-            for i in range(ni):
-                total = row_sum[i]
-                alpha[i] = zero if total == zero else unit / total  # fully masked row: zeros
-            for i in range(ni):
+            # out (Dv, ni) += v_tileᵀ (Dv, nj) @ weights (nj, ni): 4 columns x 4 keys per pass
+            if finite:
+                Dv4 = Dv - Dv % 4
+                for dv in range(0, Dv4, 4):
+                    for j in range(0, nj4, 4):
+                        a0 = vv[j0 + j, dv]
+                        a1 = vv[j0 + j + 1, dv]
+                        a2 = vv[j0 + j + 2, dv]
+                        a3 = vv[j0 + j + 3, dv]
+                        b0 = vv[j0 + j, dv + 1]
+                        b1 = vv[j0 + j + 1, dv + 1]
+                        b2 = vv[j0 + j + 2, dv + 1]
+                        b3 = vv[j0 + j + 3, dv + 1]
+                        c0 = vv[j0 + j, dv + 2]
+                        c1 = vv[j0 + j + 1, dv + 2]
+                        c2 = vv[j0 + j + 2, dv + 2]
+                        c3 = vv[j0 + j + 3, dv + 2]
+                        e0 = vv[j0 + j, dv + 3]
+                        e1 = vv[j0 + j + 1, dv + 3]
+                        e2 = vv[j0 + j + 2, dv + 3]
+                        e3 = vv[j0 + j + 3, dv + 3]
+                        for i in range(ulo, uhi):
+                            p0 = sc[j, i]
+                            p1 = sc[j + 1, i]
+                            p2 = sc[j + 2, i]
+                            p3 = sc[j + 3, i]
+                            accT[dv, i] += a0 * p0 + a1 * p1 + a2 * p2 + a3 * p3
+                            accT[dv + 1, i] += b0 * p0 + b1 * p1 + b2 * p2 + b3 * p3
+                            accT[dv + 2, i] += c0 * p0 + c1 * p1 + c2 * p2 + c3 * p3
+                            accT[dv + 3, i] += e0 * p0 + e1 * p1 + e2 * p2 + e3 * p3
+                    for j in range(nj4, nj):
+                        a0 = vv[j0 + j, dv]
+                        b0 = vv[j0 + j, dv + 1]
+                        c0 = vv[j0 + j, dv + 2]
+                        e0 = vv[j0 + j, dv + 3]
+                        for i in range(ulo, uhi):
+                            p0 = sc[j, i]
+                            accT[dv, i] += a0 * p0
+                            accT[dv + 1, i] += b0 * p0
+                            accT[dv + 2, i] += c0 * p0
+                            accT[dv + 3, i] += e0 * p0
+                for dv in range(Dv4, Dv):
+                    for j in range(nj):
+                        a0 = vv[j0 + j, dv]
+                        for i in range(ulo, uhi):
+                            accT[dv, i] += a0 * sc[j, i]
+            else:  # zero weights (masked keys) must not turn NaN/inf values into NaN
                 for dv in range(Dv):
-                    ob[i0 + i, dv] = accT[dv, i] * alpha[i]
-            if want_lse:
-                for i in range(ni):
-                    lse[b, h, i0 + i] = (row_max[i] + np.log2(row_sum[i])) * ln2
+                    for j in range(nj):
+                        a0 = vv[j0 + j, dv]
+                        for i in range(ulo, uhi):
+                            p = sc[j, i]
+                            accT[dv, i] += a0 * p if p != zero else zero
+
+        ob = out[b, h]  # (T, Dv)
+        for i in range(ni):
+            total = row_sum[i]
+            alpha[i] = zero if total == zero else unit / total  # fully masked row: zeros
+        for i in range(ni):
+            for dv in range(Dv):
+                ob[i0 + i, dv] = accT[dv, i] * alpha[i]
+        if want_lse:
+            for i in range(ni):
+                lse[b, h, i0 + i] = (row_max[i] + np.log2(row_sum[i])) * ln2

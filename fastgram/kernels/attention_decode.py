@@ -92,23 +92,9 @@ def decode_kernel(
         Keys per work item and per tile (:data:`SPLIT`, :data:`TILE`).
     """
     B, H, T, Dv = out.shape
-    D = q.shape[3]
     H_kv = k.shape[1]
     G = H // H_kv
     R = G * T
-    consts = np.empty(8, q.dtype)
-    consts[0] = scale * LOG2E
-    consts[1] = LOG2E
-    consts[2] = LN2
-    consts[3] = -np.inf
-    consts[4] = 0.0
-    consts[5] = 1.0
-    consts[6] = softcap * LOG2E
-    consts[7] = 1.0 / (softcap * LOG2E) if softcap > 0 else 0.0
-    q_factor, mask_factor, ln2, neg_inf, zero, unit = consts[0], consts[1], consts[2], consts[3], consts[4], consts[5]
-    cap, inv_cap = consts[6], consts[7]
-    capped = softcap > 0
-
     # the keys any query sees: splits cover only [j_first, j_last)
     j_first = S
     j_last = 0
@@ -130,167 +116,226 @@ def decode_kernel(
     for c in range(n_chunks + 1):
         bounds[c] = n_items * c // n_chunks
 
+    # The parallel region only deals runs of splits to threads; the work is in the serial
+    # kernels below (compiling the tile loops under parallel=True cost 2-3x the compile time).
+    j_first = np.int64(j_first)  # one type in every branch (a literal 0 would be a second
+    j_last = np.int64(j_last)  # specialisation of the serial kernel, ~2 s of compile)
     for c in prange(n_chunks):
-        qs = np.empty((R, D), q.dtype)  # scaled queries of the group's rows
-        sc = np.empty((R, tile), q.dtype)  # scores, then weights
-        acc = np.empty((R, Dv), q.dtype)
-        m = np.empty(R, q.dtype)
-        l = np.empty(R, q.dtype)  # noqa: E741
-        lo_r = np.empty(R, np.int64)
-        hi_r = np.empty(R, np.int64)
-        tmp = np.empty(1, q.dtype)  # a key-query distance as a float of the inputs' dtype
-        for w in range(bounds[c], bounds[c + 1]):
-            gi = w // n_split
-            a0 = j_first + (w - gi * n_split) * split
-            a1 = min(j_last, a0 + split)
-            b = gi // H_kv
-            hk = gi - b * H_kv
-            kk = k[k_batch[b], hk]  # (S_k, D), rows j < S in use
-            vv = v[v_batch[b], hk]  # (S_v, Dv), rows j < S in use
-            mb = mask_batch[b]
+        _decode_items(
+            bounds[c], bounds[c + 1], j_first, j_last, n_split, q, k, v, S, q_batch, k_batch, v_batch,
+            mask_kind, mask_bool, mask_add, mask_batch, mask_h, mask_t, mask_s,
+            has_upper, upper_offset, has_lower, lower_offset, softcap, alibi, alibi_b, has_alibi,
+            scale,
+            tile, split, part_m, part_l, part_acc,
+        )  # fmt: skip
+    _merge_splits(n_split, part_m, part_l, part_acc, out, lse, want_lse)
+
+
+@kernel(fastmath=FASTMATH)
+def _decode_items(
+    w_lo, w_hi, j_first, j_last, n_split, q, k, v, S, q_batch, k_batch, v_batch,
+    mask_kind, mask_bool, mask_add, mask_batch, mask_h, mask_t, mask_s,
+    has_upper, upper_offset, has_lower, lower_offset, softcap, alibi, alibi_b, has_alibi,
+    scale,
+    tile, split, part_m, part_l, part_acc,
+):  # fmt: skip
+    """Splits ``w_lo <= w < w_hi`` of :func:`decode_kernel` (same arguments) into their partial
+    results ``part_m``, ``part_l`` ``(items, R)`` and ``part_acc`` ``(items, R, Dv)``."""
+    H = q.shape[1]
+    T = q.shape[2]
+    D = q.shape[3]
+    Dv = v.shape[3]
+    H_kv = k.shape[1]
+    G = H // H_kv
+    R = G * T
+    consts = np.empty(8, q.dtype)
+    consts[0] = scale * LOG2E
+    consts[1] = LOG2E
+    consts[2] = LN2
+    consts[3] = -np.inf
+    consts[4] = 0.0
+    consts[5] = 1.0
+    consts[6] = softcap * LOG2E
+    consts[7] = 1.0 / (softcap * LOG2E) if softcap > 0 else 0.0
+    q_factor, mask_factor, neg_inf, zero, unit = consts[0], consts[1], consts[3], consts[4], consts[5]
+    cap, inv_cap = consts[6], consts[7]
+    capped = softcap > 0
+
+    qs = np.empty((R, D), q.dtype)  # scaled queries of the group's rows
+    sc = np.empty((R, tile), q.dtype)  # scores, then weights
+    acc = np.empty((R, Dv), q.dtype)
+    m = np.empty(R, q.dtype)
+    l = np.empty(R, q.dtype)  # noqa: E741
+    lo_r = np.empty(R, np.int64)
+    hi_r = np.empty(R, np.int64)
+    tmp = np.empty(1, q.dtype)  # a key-query distance as a float of the inputs' dtype
+    for w in range(w_lo, w_hi):
+        gi = w // n_split
+        a0 = j_first + (w - gi * n_split) * split
+        a1 = min(j_last, a0 + split)
+        b = gi // H_kv
+        hk = gi - b * H_kv
+        kk = k[k_batch[b], hk]  # (S_k, D), rows j < S in use
+        vv = v[v_batch[b], hk]  # (S_v, Dv), rows j < S in use
+        mb = mask_batch[b]
+        for r in range(R):
+            g = r // T
+            i = r - g * T
+            qrow = q[q_batch[b], hk * G + g, i]
+            for d in range(D):
+                qs[r, d] = qrow[d] * q_factor
+            for dv in range(Dv):
+                acc[r, dv] = zero
+            m[r] = neg_inf
+            l[r] = zero
+            lo, hi = row_interval(i, S, has_upper, upper_offset, has_lower, lower_offset)
+            lo_r[r] = lo
+            hi_r[r] = hi
+
+        for j0 in range(a0, a1, tile):
+            nj = min(tile, a1 - j0)
+            # scores (R, nj): the tile's key rows come from memory once and from L1 for the
+            # group's other rows; 8 keys per pass share the query loads (8 independent
+            # vectorised dot products, more loads in flight), then 4, then 1
+            nj4 = nj - nj % 4
+            for r in range(R):
+                nj8 = nj - nj % 8
+                for j in range(j0, j0 + nj8, 8):
+                    s0 = zero
+                    s1 = zero
+                    s2 = zero
+                    s3 = zero
+                    s4 = zero
+                    s5 = zero
+                    s6 = zero
+                    s7 = zero
+                    for d in range(D):
+                        x = qs[r, d]
+                        s0 += x * kk[j, d]
+                        s1 += x * kk[j + 1, d]
+                        s2 += x * kk[j + 2, d]
+                        s3 += x * kk[j + 3, d]
+                        s4 += x * kk[j + 4, d]
+                        s5 += x * kk[j + 5, d]
+                        s6 += x * kk[j + 6, d]
+                        s7 += x * kk[j + 7, d]
+                    sc[r, j - j0] = s0
+                    sc[r, j - j0 + 1] = s1
+                    sc[r, j - j0 + 2] = s2
+                    sc[r, j - j0 + 3] = s3
+                    sc[r, j - j0 + 4] = s4
+                    sc[r, j - j0 + 5] = s5
+                    sc[r, j - j0 + 6] = s6
+                    sc[r, j - j0 + 7] = s7
+                for j in range(j0 + nj8, j0 + nj4, 4):
+                    s0 = zero
+                    s1 = zero
+                    s2 = zero
+                    s3 = zero
+                    for d in range(D):
+                        x = qs[r, d]
+                        s0 += x * kk[j, d]
+                        s1 += x * kk[j + 1, d]
+                        s2 += x * kk[j + 2, d]
+                        s3 += x * kk[j + 3, d]
+                    sc[r, j - j0] = s0
+                    sc[r, j - j0 + 1] = s1
+                    sc[r, j - j0 + 2] = s2
+                    sc[r, j - j0 + 3] = s3
+                for j in range(j0 + nj4, j0 + nj):
+                    s0 = zero
+                    for d in range(D):
+                        s0 += qs[r, d] * kk[j, d]
+                    sc[r, j - j0] = s0
             for r in range(R):
                 g = r // T
                 i = r - g * T
-                qrow = q[q_batch[b], hk * G + g, i]
-                for d in range(D):
-                    qs[r, d] = qrow[d] * q_factor
-                for dv in range(Dv):
-                    acc[r, dv] = zero
-                m[r] = neg_inf
-                l[r] = zero
-                lo, hi = row_interval(i, S, has_upper, upper_offset, has_lower, lower_offset)
-                lo_r[r] = lo
-                hi_r[r] = hi
-
-            for j0 in range(a0, a1, tile):
-                nj = min(tile, a1 - j0)
-                # scores (R, nj): the tile's key rows come from memory once and from L1 for the
-                # group's other rows; 8 keys per pass share the query loads (8 independent
-                # vectorised dot products, more loads in flight), then 4, then 1
-                nj4 = nj - nj % 4
-                for r in range(R):
-                    nj8 = nj - nj % 8
-                    for j in range(j0, j0 + nj8, 8):
-                        s0 = zero
-                        s1 = zero
-                        s2 = zero
-                        s3 = zero
-                        s4 = zero
-                        s5 = zero
-                        s6 = zero
-                        s7 = zero
-                        for d in range(D):
-                            x = qs[r, d]
-                            s0 += x * kk[j, d]
-                            s1 += x * kk[j + 1, d]
-                            s2 += x * kk[j + 2, d]
-                            s3 += x * kk[j + 3, d]
-                            s4 += x * kk[j + 4, d]
-                            s5 += x * kk[j + 5, d]
-                            s6 += x * kk[j + 6, d]
-                            s7 += x * kk[j + 7, d]
-                        sc[r, j - j0] = s0
-                        sc[r, j - j0 + 1] = s1
-                        sc[r, j - j0 + 2] = s2
-                        sc[r, j - j0 + 3] = s3
-                        sc[r, j - j0 + 4] = s4
-                        sc[r, j - j0 + 5] = s5
-                        sc[r, j - j0 + 6] = s6
-                        sc[r, j - j0 + 7] = s7
-                    for j in range(j0 + nj8, j0 + nj4, 4):
-                        s0 = zero
-                        s1 = zero
-                        s2 = zero
-                        s3 = zero
-                        for d in range(D):
-                            x = qs[r, d]
-                            s0 += x * kk[j, d]
-                            s1 += x * kk[j + 1, d]
-                            s2 += x * kk[j + 2, d]
-                            s3 += x * kk[j + 3, d]
-                        sc[r, j - j0] = s0
-                        sc[r, j - j0 + 1] = s1
-                        sc[r, j - j0 + 2] = s2
-                        sc[r, j - j0 + 3] = s3
-                    for j in range(j0 + nj4, j0 + nj):
-                        s0 = zero
-                        for d in range(D):
-                            s0 += qs[r, d] * kk[j, d]
-                        sc[r, j - j0] = s0
-                for r in range(R):
-                    g = r // T
-                    i = r - g * T
-                    h = hk * G + g
-                    if capped:
-                        for j in range(nj):
-                            sc[r, j] = cap * _tanh(sc[r, j] * inv_cap)
-                    if has_alibi:
-                        slope = alibi[b * alibi_b, h] * mask_factor
-                        for j in range(nj):
-                            tmp[0] = abs(i + S - T - j0 - j)
-                            sc[r, j] -= slope * tmp[0]
-                    if mask_kind == 1:
-                        for j in range(nj):
-                            if mask_bool[mb, h * mask_h, i * mask_t, (j0 + j) * mask_s] == 0:
-                                sc[r, j] = neg_inf
-                    elif mask_kind == 2:
-                        for j in range(nj):
-                            a = mask_add[mb, h * mask_h, i * mask_t, (j0 + j) * mask_s]
-                            sc[r, j] = neg_inf if a == neg_inf else sc[r, j] + a * mask_factor
-                    lo = lo_r[r]
-                    hi = hi_r[r]
-                    if j0 < lo or j0 + nj > hi:
-                        for j in range(nj):
-                            if j0 + j < lo or j0 + j >= hi:
-                                sc[r, j] = neg_inf
-                    # online softmax of the row (max ignores NaN; NaN reaches l)
-                    mx = m[r]
+                h = hk * G + g
+                if capped:
                     for j in range(nj):
-                        s = sc[r, j]
-                        mx = s if s > mx else mx
-                    ms = mx if mx != neg_inf else zero
-                    alpha = _exp2(m[r] - ms)
-                    m[r] = mx
-                    total = zero
+                        sc[r, j] = cap * _tanh(sc[r, j] * inv_cap)
+                if has_alibi:
+                    slope = alibi[b * alibi_b, h] * mask_factor
                     for j in range(nj):
-                        p = _exp2(sc[r, j] - ms)
-                        sc[r, j] = p
-                        total += p
-                    l[r] = l[r] * alpha + total
-                    if alpha != unit:
+                        tmp[0] = abs(i + S - T - j0 - j)
+                        sc[r, j] -= slope * tmp[0]
+                if mask_kind == 1:
+                    for j in range(nj):
+                        if mask_bool[mb, h * mask_h, i * mask_t, (j0 + j) * mask_s] == 0:
+                            sc[r, j] = neg_inf
+                elif mask_kind == 2:
+                    for j in range(nj):
+                        a = mask_add[mb, h * mask_h, i * mask_t, (j0 + j) * mask_s]
+                        sc[r, j] = neg_inf if a == neg_inf else sc[r, j] + a * mask_factor
+                lo = lo_r[r]
+                hi = hi_r[r]
+                if j0 < lo or j0 + nj > hi:
+                    for j in range(nj):
+                        if j0 + j < lo or j0 + j >= hi:
+                            sc[r, j] = neg_inf
+                # online softmax of the row (max ignores NaN; NaN reaches l)
+                mx = m[r]
+                for j in range(nj):
+                    s = sc[r, j]
+                    mx = s if s > mx else mx
+                ms = mx if mx != neg_inf else zero
+                alpha = _exp2(m[r] - ms)
+                m[r] = mx
+                total = zero
+                for j in range(nj):
+                    p = _exp2(sc[r, j] - ms)
+                    sc[r, j] = p
+                    total += p
+                l[r] = l[r] * alpha + total
+                if alpha != unit:
+                    for dv in range(Dv):
+                        acc[r, dv] *= alpha
+                # acc (Dv,) += weights (nj,) @ v_tile (nj, Dv), 4 value rows per pass; a
+                # zero weight (a masked key) skips its value row, so its NaN/inf never counts
+                for j in range(0, nj4, 4):
+                    p0 = sc[r, j]
+                    p1 = sc[r, j + 1]
+                    p2 = sc[r, j + 2]
+                    p3 = sc[r, j + 3]
+                    if p0 != zero and p1 != zero and p2 != zero and p3 != zero:
+                        jv = j0 + j
                         for dv in range(Dv):
-                            acc[r, dv] *= alpha
-                    # acc (Dv,) += weights (nj,) @ v_tile (nj, Dv), 4 value rows per pass; a
-                    # zero weight (a masked key) skips its value row, so its NaN/inf never counts
-                    for j in range(0, nj4, 4):
-                        p0 = sc[r, j]
-                        p1 = sc[r, j + 1]
-                        p2 = sc[r, j + 2]
-                        p3 = sc[r, j + 3]
-                        if p0 != zero and p1 != zero and p2 != zero and p3 != zero:
-                            jv = j0 + j
-                            for dv in range(Dv):
-                                acc[r, dv] += (
-                                    p0 * vv[jv, dv] + p1 * vv[jv + 1, dv] + p2 * vv[jv + 2, dv] + p3 * vv[jv + 3, dv]
-                                )
-                        else:
-                            for jj in range(j, j + 4):
-                                p = sc[r, jj]
-                                if p != zero:
-                                    for dv in range(Dv):
-                                        acc[r, dv] += p * vv[j0 + jj, dv]
-                    for j in range(nj4, nj):
-                        p = sc[r, j]
-                        if p != zero:
-                            for dv in range(Dv):
-                                acc[r, dv] += p * vv[j0 + j, dv]
-            for r in range(R):
-                part_m[w, r] = m[r]
-                part_l[w, r] = l[r]
-                for dv in range(Dv):
-                    part_acc[w, r, dv] = acc[r, dv]
+                            acc[r, dv] += (
+                                p0 * vv[jv, dv] + p1 * vv[jv + 1, dv] + p2 * vv[jv + 2, dv] + p3 * vv[jv + 3, dv]
+                            )
+                    else:
+                        for jj in range(j, j + 4):
+                            p = sc[r, jj]
+                            if p != zero:
+                                for dv in range(Dv):
+                                    acc[r, dv] += p * vv[j0 + jj, dv]
+                for j in range(nj4, nj):
+                    p = sc[r, j]
+                    if p != zero:
+                        for dv in range(Dv):
+                            acc[r, dv] += p * vv[j0 + j, dv]
+        for r in range(R):
+            part_m[w, r] = m[r]
+            part_l[w, r] = l[r]
+            for dv in range(Dv):
+                part_acc[w, r, dv] = acc[r, dv]
 
-    # merge the splits of each row by their log-sum-exp (fixed order)
+
+
+@kernel(fastmath=FASTMATH)
+def _merge_splits(n_split, part_m, part_l, part_acc, out, lse, want_lse):
+    """Merge the ``n_split`` partial results of each row by their log-sum-exp, in a fixed order."""
+    B, H, T, Dv = out.shape
+    R = part_m.shape[1]
+    G = R // T
+    H_kv = H // G
+    n_groups = B * H_kv
+    consts = np.empty(5, out.dtype)
+    consts[0] = LN2
+    consts[1] = -np.inf
+    consts[2] = 0.0
+    consts[3] = 1.0
+    ln2, neg_inf, zero, unit = consts[0], consts[1], consts[2], consts[3]
     for gi in range(n_groups):
         b = gi // H_kv
         hk = gi - b * H_kv
