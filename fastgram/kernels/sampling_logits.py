@@ -14,6 +14,7 @@ import numpy as np
 from fastgram._jit import kernel
 from fastgram.kernels.random import seed_key, stream_key, uniform, word
 from fastgram.kernels.sampling import BIG_WEIGHT, SHRINK, guide_row
+from fastgram.kernels.sampling_select import kth_largest
 
 _U0 = np.uint64(0)
 _U1 = np.uint64(1)
@@ -82,43 +83,46 @@ def prepare_rows(w, ks, qs, min_ps, cum, scales, totals, guide, gshift, use_guid
       ``<= q * total`` except the largest;
     - ``min_ps[b] > 0``: zero every weight below ``min_p`` (the largest weight is 1).
     """
-    B, V = w.shape
-    for b in numba.prange(B):
-        row = w[b]
-        top_k = ks[b]
-        q = qs[b]
-        min_p = min_ps[b]
-        if top_k < V:
-            kth = np.partition(row.copy(), V - top_k)[V - top_k]
-            for i in range(V):
-                if row[i] < kth:
-                    row[i] = 0.0
-        if q >= 0.0:
-            asc = ascending_order(row)  # ties: higher id first
-            acc = np.empty(V, np.float64)
-            s = 0.0
-            for i in range(V):
-                s += row[asc[i]]
-                acc[i] = s
-            limit = q * acc[V - 1]
-            for i in range(V - 1):
-                if acc[i] <= limit:
-                    row[asc[i]] = 0.0
-                else:
-                    break
-        if min_p > 0.0:
-            for i in range(V):
-                if row[i] < min_p:
-                    row[i] = 0.0
-        s = 0.0
-        crow = cum[b]
+    B = w.shape[0]
+    for b in numba.prange(B):  # the parallel region only deals rows; the work is serial
+        scales[b], totals[b] = _prepare_row(w[b], ks[b], qs[b], min_ps[b], cum[b], guide[b], gshift, use_guide)
+
+
+@kernel
+def _prepare_row(row, top_k, q, min_p, crow, grow, gshift, use_guide):
+    """One row of :func:`prepare_rows`: filter (V,) ``row`` in place, running sums into
+    ``crow``, its guide into ``grow``; returns ``(nextafter(total, 0), total)``. O(V) memory."""
+    V = row.shape[0]
+    if top_k < V:
+        kth = kth_largest(row, top_k, np.empty(V, np.float64))
         for i in range(V):
-            s += row[i]
-            crow[i] = s
-        scales[b] = np.nextafter(s, 0.0)
-        totals[b] = s
-        if use_guide:
-            guide_row(crow, scales[b], gshift, guide[b])
+            if row[i] < kth:
+                row[i] = 0.0
+    if q >= 0.0:
+        asc = ascending_order(row)  # ties: higher id first
+        acc = np.empty(V, np.float64)
+        s = 0.0
+        for i in range(V):
+            s += row[asc[i]]
+            acc[i] = s
+        limit = q * acc[V - 1]
+        for i in range(V - 1):
+            if acc[i] <= limit:
+                row[asc[i]] = 0.0
+            else:
+                break
+    if min_p > 0.0:
+        for i in range(V):
+            if row[i] < min_p:
+                row[i] = 0.0
+    s = 0.0
+    for i in range(V):
+        s += row[i]
+        crow[i] = s
+    scale = np.nextafter(s, 0.0)
+    if use_guide:
+        guide_row(crow, scale, gshift, grow)
+    return scale, s
 
 
 #: Draws per task in :func:`draw_rows` (a task is one row's slice of draws).

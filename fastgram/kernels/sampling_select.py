@@ -114,7 +114,7 @@ def _lower_x(m, dlo, T):
 
 
 @kernel
-def _kth_largest(a, k, work):
+def kth_largest(a, k, work):
     """The ``k``-th largest of ``a`` (``1 <= k <= len(a)``): quickselect on the copy ``work``."""
     n = a.shape[0]
     for i in range(n):
@@ -218,7 +218,7 @@ def gather_row(xr, xir, oid, oval, T, k, lnmin, shift, mask, infbits, kmin, scra
     if T == 0.0:
         return GREEDY, 0, m, jm * BLOCK + im
     if k < V:
-        thr = kmin if nb <= k else _kth_largest(bmax, k, work)
+        thr = kmin if nb <= k else kth_largest(bmax, k, work)
         if thr != kmin:
             # a little below the block threshold, so that x_k's gathered set is (nearly always)
             # inside the candidates: the logits within MARGIN (in d) of the threshold come too
@@ -251,7 +251,7 @@ def gather_row(xr, xir, oid, oval, T, k, lnmin, shift, mask, infbits, kmin, scra
                         c += 1
         if c < k:  # cannot happen (k block maxima reach thr); never select past the candidates
             return FALLBACK, 0, m, 0
-        xk = _kth_largest(cval[:c], k, cwork)
+        xk = kth_largest(cval[:c], k, cwork)
         dk = (xk - m) / T
         if not dk >= D_MIN:
             return FALLBACK, 0, m, 0
