@@ -134,3 +134,19 @@ def test_heartbeat_while_something_runs():
 def test_cold_tasks_is_empty_when_caching_is_off(monkeypatch):
     monkeypatch.setattr(_jit, "SERIAL", True)
     assert fgc.cold_tasks(list(fgc.TASKS.values())) == []
+
+
+def test_idle_cpus_measures_this_machine_now():
+    idle = fgc.idle_cpus(0.05)
+    assert idle is not None and 0.0 <= idle <= (os.cpu_count() or 1) + 1e-9
+
+
+def test_a_busy_machine_compiles_in_the_command_process(monkeypatch):
+    monkeypatch.setattr(fgc, "idle_cpus", lambda: 0.4)
+    monkeypatch.setattr(fgc, "cold_tasks", lambda tasks: list(tasks))
+    ran = []
+    monkeypatch.setattr(fgc, "warm_up", lambda tasks, **kw: ran.append(kw["jobs"]))
+    assert fgc.warm_up_if_cold(fgc.select_tasks(command="check")) is False and ran == []
+    monkeypatch.setattr(fgc, "idle_cpus", lambda: 1.9)
+    monkeypatch.setattr(fgc, "default_jobs", lambda: 2)
+    assert fgc.warm_up_if_cold(fgc.select_tasks(command="check")) is True and ran == [2]

@@ -376,6 +376,35 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _cpu_times() -> tuple[float, float] | None:
+    """(busy, total) jiffies of all CPUs from ``/proc/stat`` (None where there is none)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [float(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    if len(fields) < 5:
+        return None
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def idle_cpus(interval_s: float = 0.2) -> float | None:
+    """CPUs idle now: sampled from ``/proc/stat`` over ``interval_s`` (else the 1-minute load
+    average, which still counts a ``pip install`` that just ended; None where neither exists)."""
+    first = _cpu_times()
+    if first is not None:
+        time.sleep(interval_s)
+        second = _cpu_times()
+        if second is not None and second[1] > first[1]:
+            busy = (second[0] - first[0]) / (second[1] - first[1])
+            return (1.0 - busy) * (os.cpu_count() or 1)
+    try:
+        return default_jobs() - os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+
+
 def _worker_init() -> None:
     numba.set_num_threads(1)  # tiny inputs: the other processes need the CPUs more
 
@@ -450,16 +479,17 @@ def _warm_up_pool(ordered: list[Task], jobs: int, progress: _Progress) -> list[s
 def warm_up_if_cold(tasks: Sequence[Task], *, jobs: int | None = None, stream=None) -> bool:
     """Warm up in parallel processes when some of ``tasks`` are not cached; return whether it did.
 
-    With one CPU, or a machine whose other work leaves less than two CPUs idle (1-minute load
-    average), there is nothing to gain (measured on a shared 2-core machine at load 4-5: the
+    With one CPU, or a machine whose other work leaves less than two CPUs idle now
+    (:func:`idle_cpus`), there is nothing to gain (measured on a shared 2-core machine at load 4-5: the
     processes duplicate shared helpers and the wall time grew): the command compiles in its own
     process, and :func:`compile_notice` explains it. ``fastgram compile`` always uses processes.
     """
     cold = cold_tasks(tasks)
     if jobs is None:
         jobs = default_jobs()
-        with contextlib.suppress(OSError, AttributeError):
-            jobs = min(jobs, int(jobs - os.getloadavg()[0] + 0.5))
+        idle = idle_cpus()
+        if idle is not None:
+            jobs = min(jobs, int(idle + 0.5))
     if not cold or jobs < 2:
         return False
     try:
