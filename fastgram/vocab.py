@@ -360,6 +360,14 @@ def _as_bytes(text, name: str = "text") -> bytes:
     raise TypeError(f"{name} must be str or bytes, got {type(text).__name__}")
 
 
+def _joined_words(words: list) -> bytes | None:
+    """``"\\n".join(words)`` as UTF-8 when every entry is a str that encodes (else None)."""
+    try:
+        return "\n".join(words).encode("utf-8", "surrogateescape")  # TypeError: not all str
+    except (TypeError, UnicodeEncodeError):
+        return None
+
+
 def _show(word: bytes) -> str:
     """A word for a message: its text (``surrogateescape``), quoted, at most 60 characters."""
     return f"{word.decode('utf-8', 'surrogateescape')!r:.60}"
@@ -439,18 +447,26 @@ class WordVocab:
             return
         if isinstance(words, (str, bytes)):
             raise TypeError(f"words must be an iterable of words, got {type(words).__name__}")
-        words = [_as_bytes(w, f"words: entry {i}") for i, w in enumerate(words)]
-        if tuple(words[:3]) != tuple(w.encode() for w in SPECIAL_WORDS):
-            got = [w.decode("utf-8", "surrogateescape") for w in words[:3]]
+        words = list(words)
+        joined = _joined_words(words)  # all str (a model's words): one encode of them all
+        specials = set(SPECIAL_WORDS)
+        if joined is None:  # bytes among them, or a str that is not UTF-8: entry by entry
+            words = [_as_bytes(w, f"words: entry {i}") for i, w in enumerate(words)]
+            joined = b"\n".join(words)
+            specials = {w.encode() for w in SPECIAL_WORDS}
+        head = [_as_bytes(w) for w in words[:3]]
+        if head != [w.encode() for w in SPECIAL_WORDS]:
+            got = [w.decode("utf-8", "surrogateescape") for w in head]
             raise ValueError(f"words: must start with {', '.join(SPECIAL_WORDS)}, got {got}")
-        joined = np.frombuffer(b"\n".join(words[3:]), np.uint8)
-        specials = {w.encode() for w in SPECIAL_WORDS}
+        joined = np.frombuffer(joined, np.uint8)[len(b"<unk>\n<s>\n</s>\n") :]
         if (
             np.isin(joined, np.frombuffer(WORD_DELIMITERS, np.uint8)).any()
             or np.count_nonzero(joined == 10) != max(len(words) - 4, 0)
             or min(map(len, words)) == 0
             or not specials.isdisjoint(words[3:])
         ):
+            words = [_as_bytes(w) for w in words]
+            specials = {w.encode() for w in SPECIAL_WORDS}
             for i, w in enumerate(words[3:], 3):  # find the entry, only when one is bad
                 if w in specials:
                     raise ValueError(f"words: entry {i} ({_show(w)}) is a duplicate of a special word")
@@ -458,11 +474,12 @@ class WordVocab:
                     raise ValueError(
                         f"words: entry {i} ({_show(w)}) is empty or contains a space, tab, CR, NUL or newline"
                     )
+        self._reserve(len(words), joined.size)
         ids = self._run(joined, _kw.OOV_ADD, True, "words")
         if self._n != len(words):
             got = ids[ids != EOS] if len(words) > 3 else ids
             first = int(np.flatnonzero(got != np.arange(3, 3 + got.size))[0]) + 3
-            raise ValueError(f"words: entry {first} ({_show(words[first])}) is a duplicate")
+            raise ValueError(f"words: entry {first} ({_show(_as_bytes(words[first]))}) is a duplicate")
 
     # -- construction ---------------------------------------------------------------------
 
@@ -658,6 +675,26 @@ class WordVocab:
             )
         k = int(state[_kw.S_OUT])
         return out[:k].copy() if k < out.size // 2 else out[:k]
+
+    def _reserve(self, words: int, nbytes: int) -> None:
+        """Room for ``words`` words of ``nbytes`` bytes in all: adding them never grows the tables."""
+        n = self._n
+        size = self._slots.size
+        while 2 * (words + 1) > size:
+            size *= 2
+        if size > self._slots.size:
+            self._slots = np.full(size, -1, dtype=np.int64)
+            self._hashes = np.zeros(size, dtype=np.uint64)
+            _kw.rehash(self._slots, self._hashes, self._arena, self._offsets, n)
+        if words + 2 > self._offsets.size:
+            offsets = np.zeros(words + 2, dtype=np.int64)
+            offsets[: n + 1] = self._offsets[: n + 1]
+            self._offsets = offsets
+        used = int(self._offsets[n])
+        if used + nbytes > self._arena.size:
+            arena = np.empty(used + nbytes, dtype=np.uint8)
+            arena[:used] = self._arena[:used]
+            self._arena = arena
 
     def _grow(self, word_len: int) -> None:
         n = self._n

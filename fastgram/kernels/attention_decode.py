@@ -321,7 +321,6 @@ def _decode_items(
                 part_acc[w, r, dv] = acc[r, dv]
 
 
-
 @kernel(fastmath=FASTMATH)
 def _merge_splits(n_split, part_m, part_l, part_acc, out, lse, want_lse):
     """Merge the ``n_split`` partial results of each row by their log-sum-exp, in a fixed order."""

@@ -118,19 +118,53 @@ def _parse_parallel(buf, pos, end, n, table, arena, ids, p, b):
     return 0, 0
 
 
+def _model_ids(path, buf, word_start, word_end, ids, p, b):
+    """The unigram section in model ids: ``<unk>``, ``<s>``, ``</s>`` first (``<unk>`` added
+    with log10 probability -100 when absent, as KenLM does), then the other words in file order.
+
+    Returns ``(words, remap, ids, p, b)``: the words by model id, ``remap[line] = model id``,
+    and the section's ids (remapped), probabilities and backoffs.
+    """
+    arena = np.empty(int((word_end - word_start).sum()) + len(word_start), np.uint8)
+    k = _k.gather_words(buf, word_start, word_end, arena)
+    names = arena[:k].tobytes().decode("utf-8", "surrogateescape").split("\n")[: len(word_start)]
+    if "<unk>" not in names:
+        names.append("<unk>")
+        ids = np.concatenate([ids, np.array([[len(names) - 1]], ids.dtype)])
+        p = np.concatenate([p, [-100.0]])
+        b = np.concatenate([b, [0.0]])
+    for special in ("<s>", "</s>"):
+        if special not in names:
+            raise ValueError(f"{path}: the unigrams lack {special}")
+    special_at = [names.index(w) for w in SPECIAL_WORDS]
+    is_other = np.ones(len(names), bool)
+    is_other[special_at] = False
+    others = np.flatnonzero(is_other)
+    remap = np.empty(len(names), np.int64)
+    remap[special_at] = [0, 1, 2]
+    remap[others] = 3 + np.arange(len(others))
+    words = list(SPECIAL_WORDS) + [names[i] for i in others.tolist()]
+    return words, remap, remap[ids].astype(np.uint32), p, b
+
+
 def read_arpa(path):
     """Parse an ARPA file: ``(order, words, ngrams, prob, backoff)``.
 
     ``words`` are in the order of the unigram section with ``<unk>``, ``<s>``, ``</s>`` moved
     to ids 0, 1, 2 (``<unk>`` is added with log10 probability -100 when absent, as KenLM does);
     ``ngrams[n-1]`` are forward n-grams of those ids, ``prob``/``backoff`` float64. The
-    sections are parsed by :func:`fastgram.kernels.lm.parse_section` (the file is read whole:
-    memory about its size plus 8 bytes per word per n-gram).
+    sections are parsed by :mod:`fastgram.kernels.lm_arpa` (the file is read whole: memory
+    about its size plus 4 bytes per word per n-gram and 16 bytes per n-gram). The file is read,
+    not mapped: a mapped file truncated by another process would crash the reader (SIGBUS).
 
     Raises ``ValueError`` naming the file and line for a malformed or truncated file.
     """
     path = os.fspath(path)
-    buf = np.fromfile(path, dtype=np.uint8)
+    return _parse(path, np.fromfile(path, dtype=np.uint8))
+
+
+def _parse(path: str, buf: np.ndarray):
+    """:func:`read_arpa` of the file's bytes ``buf`` (no view of ``buf`` is returned)."""
 
     def error(pos, what):
         return ValueError(f"{path}: line {_line_of(buf, pos) if len(buf) else 0}: {what}")
@@ -176,7 +210,7 @@ def read_arpa(path):
         if text.strip() != f"\\{n}-grams:":
             raise error(start, f"expected \\{n}-grams:, got {text[:60]!r}")
         m = sizes[n - 1]
-        ids = np.empty((m, n), np.int64)
+        ids = np.empty((m, n), np.uint32)
         p = np.empty(m)
         b = np.zeros(m)
         end = _k.section_end(buf, pos, m) if n > 1 else -1
@@ -187,6 +221,9 @@ def read_arpa(path):
                 table = np.full((len(slots), 4), -1, np.int64)
                 arena = np.empty(max(int((word_end - word_start).sum()), 1), np.uint8)
                 _k.compact_words(buf, word_start, word_end, slots, arena, table)
+                words, remap, ids, p, b = _model_ids(path, buf, word_start, word_end, ids, p, b)
+                used = table[:, 1] >= 0  # the index gives model ids: higher orders parse to them
+                table[used, 1] = remap[table[used, 1]]
         else:
             code, at = _parse_parallel(buf, pos, end, n, table, arena, ids, p, b)
             pos = end
@@ -216,27 +253,7 @@ def read_arpa(path):
     if text is None or text.strip() != "\\end\\":
         where = len(buf) if text is None else start
         raise error(where, "expected \\end\\" + (" (file truncated)" if text is None else f", got {text[:60]!r}"))
-    arena = np.empty(int((word_end - word_start).sum()) + len(word_start), np.uint8)
-    k = _k.gather_words(buf, word_start, word_end, arena)
-    names = arena[:k].tobytes().decode("utf-8", "surrogateescape").split("\n")[: len(word_start)]
-    # ids: <unk>, <s>, </s> first, then the other unigrams in file order
-    if "<unk>" not in names:
-        names.append("<unk>")
-        ngram_ids[0] = np.concatenate([ngram_ids[0], [[len(names) - 1]]])
-        probs[0] = np.concatenate([probs[0], [-100.0]])
-        backs[0] = np.concatenate([backs[0], [0.0]])
-    for special in ("<s>", "</s>"):
-        if special not in names:
-            raise ValueError(f"{path}: the unigrams lack {special}")
-    special_at = [names.index(w) for w in SPECIAL_WORDS]
-    is_other = np.ones(len(names), bool)
-    is_other[special_at] = False
-    others = np.flatnonzero(is_other)
-    remap = np.empty(len(names), np.int64)
-    remap[special_at] = [0, 1, 2]
-    remap[others] = 3 + np.arange(len(others))
-    words = list(SPECIAL_WORDS) + [names[i] for i in others.tolist()]
-    return order, words, [remap[g] for g in ngram_ids], probs, backs
+    return order, words, ngram_ids, probs, backs
 
 
 def read_arpa_text(text: str):

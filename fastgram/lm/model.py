@@ -25,7 +25,7 @@ SPECIAL_WORDS = ("<unk>", "<s>", "</s>")
 def _sort_reversed(grams: np.ndarray):
     """Reversed rows of forward n-grams, sorted (suffix order), the permutation applied, and
     whether two rows are equal. Rows already in order (lmplz's files) are not sorted again."""
-    R = np.ascontiguousarray(grams[:, ::-1]).astype(np.uint32)
+    R = np.ascontiguousarray(grams[:, ::-1]).astype(np.uint32, copy=False)
     state = _k.rows_order(R) if len(R) > 1 else 1
     if state >= 0:
         return R, None, state == 0
@@ -490,7 +490,7 @@ class NGramLM:
                 val_off[n] = voff
                 off += nrows[n] * n
                 voff += nrows[n]
-            flat = np.concatenate([r.ravel() for r in self.rows]).astype(np.uint32)
+            flat = np.concatenate([r.ravel() for r in self.rows]).astype(np.uint32, copy=False)
             prob = np.concatenate(self.prob)
             backoff = np.concatenate(self.backoff)
             sizes = [1 << max(int(2 * m - 1).bit_length(), 2) for m in nrows[1:].tolist()]
