@@ -14,12 +14,15 @@ Cases:
 - ``lm load+score``: load the ARPA and score the held-out text. ``kernel``:
   ``NGramLM.read_arpa`` + ``score_files``; ``query``: KenLM's ``query`` on the same ARPA;
   ``kenlm.Model.score``: the ``kenlm`` module called per sentence (model loaded untimed).
+- ``lm score in memory``: the held-out sentences, model loaded untimed: ``NGramLM.score``
+  of the list beside ``kenlm.Model.score`` per sentence (totals compared within 1e-4 + 1e-5 relative).
 - ``lm generate``: 10,000 sentences of up to 50 words (kernel) beside a NumPy loop that
   builds each next-word distribution over the whole vocabulary (reference role, 200 sentences).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import sysconfig
@@ -150,6 +153,25 @@ def test_score(benchmark, corpus, role):
         model = _kenlm.kenlm_model(arpa)
         lines = held.read_text(encoding="utf-8").split("\n")[:-1]
         measure(benchmark, lambda: sum(model.score(s) for s in lines), group=group, role=role)
+
+
+@pytest.mark.parametrize("role", ["kernel", "kenlm.Model.score"])
+def test_score_in_memory(benchmark, corpus, role):
+    """The held-out sentences scored by a model already in memory: ``NGramLM.score(lines)`` (one
+    call for the batch) beside ``kenlm.Model.score`` called per sentence."""
+    arpa = _arpa(corpus)
+    lines = corpus["heldout"].read_text(encoding="utf-8").split("\n")[:-1]
+    group = "lm score in memory"
+    if role == "kernel":
+        lm = NGramLM.read_arpa(arpa)
+        totals = measure(benchmark, lambda: lm.score(lines).totals, group=group, role=role, sentences=len(lines))
+        if importlib.util.find_spec("kenlm") is not None:
+            model = _kenlm.kenlm_model(arpa)
+            theirs = np.array([model.score(s) for s in lines])
+            np.testing.assert_allclose(totals, theirs, rtol=1e-5, atol=1e-4)  # kenlm keeps float32
+    else:
+        model = _kenlm.kenlm_model(arpa)
+        measure(benchmark, lambda: [model.score(s) for s in lines], group=group, role=role, sentences=len(lines))
 
 
 def _full_distribution_generate(lm, n, max_length, seed):

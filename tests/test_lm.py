@@ -10,6 +10,7 @@ import pytest
 
 from fastgram import reference as ref
 from fastgram.lm import NGramLM
+from fastgram.lm import score as score_module
 from fastgram.lm.arpa import read_arpa
 from fastgram.reference.lm import DEFAULT_FALLBACK
 
@@ -429,3 +430,25 @@ def test_word_vocab_stream(tmp_path):
     assert lm.word_vocab().words == tuple(lm.words)
     with pytest.raises(ValueError, match="<unk> .id 0. at position 1"):
         NGramLM.estimate(np.array([3, 0, 2], np.uint32), 2, vocab=vocab)
+
+
+@pytest.mark.parametrize(
+    ("sentences", "one_pass"),
+    [
+        (["w1 w2  w3", "", "w4\tw5\r w1", "zzz unknown w2", "  ", "w1\0w2"], True),
+        (["w1 w2", "with\nnewline w1", "w3"], False),  # a newline inside a sentence
+        (["w1 <s> w2", "w3 <unk>"], False),  # a special word spelled out
+        (["w1 \ud800 w2", "w3"], False),  # a lone surrogate (not UTF-8)
+        ([], True),
+    ],
+)
+def test_scoring_a_list_of_str_in_one_pass_equals_scoring_word_by_word(sentences, one_pass, monkeypatch):
+    lm = NGramLM.estimate(random_sentences(21, 300, 12), 3, discount_fallback=True)
+    assert (score_module._text_ids(lm, sentences) is not None) == one_pass
+    fast = lm.score(sentences)
+    monkeypatch.setattr(score_module, "_text_ids", lambda lm, sentences: None)
+    slow = lm.score(sentences)
+    assert len(fast) == len(slow) == len(sentences)
+    np.testing.assert_array_equal(fast.starts, slow.starts)
+    np.testing.assert_array_equal(fast.oov, slow.oov)
+    np.testing.assert_array_equal(fast.log10, slow.log10)

@@ -82,11 +82,40 @@ def _stream_sentences(ids: np.ndarray, is_sep: np.ndarray | None):
     return out, starts, None
 
 
+#: Substrings that send a list of sentences through the per-word path (:func:`_text_ids`).
+_SPECIAL = ("<s>", "</s>", "<unk>")
+
+
+def _text_ids(lm, sentences):
+    """``(ids, starts, oov)`` of a list of str in one pass of the model's word vocabulary over
+    their joined text (lmplz's tokenisation, as per word), or None where that pass would not
+    read them as the per-word path does: a non-str entry, a newline inside a sentence, or a
+    special word's spelling anywhere."""
+    try:
+        text = "\n".join(sentences)
+    except TypeError:
+        return None
+    if text.count("\n") != max(len(sentences) - 1, 0) or any(w in text for w in _SPECIAL):
+        return None
+    if not sentences:
+        return np.zeros(0, np.uint32), np.zeros(1, np.int64), np.zeros(0, bool)
+    try:
+        data = (text + "\n").encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate: no word of the model, per word it is <unk>
+        return None
+    ids = lm.word_vocab().encode(data, oov="unk")
+    starts = np.concatenate([[0], np.flatnonzero(ids == EOS) + 1]).astype(np.int64)
+    return ids, starts, ids == UNK
+
+
 def model_ids(lm, sentences, separator=None):
     """``(ids, starts, oov)``: the sentences as model ids with ``</s>`` closing each."""
     if isinstance(sentences, str):
         raise TypeError("sentences must be a list of sentences (str) or token ids, not one str")
     if isinstance(sentences, (list, tuple)) and (len(sentences) == 0 or isinstance(sentences[0], str)):
+        fast = _text_ids(lm, sentences)
+        if fast is not None:
+            return fast
         table = lm.word_ids()
         pieces, starts = [], [0]
         for s in sentences:
