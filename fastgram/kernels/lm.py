@@ -79,9 +79,16 @@ def build_slots(flat, row_off, nrows, slot_off, slots):
 
 @kernel
 def find_flat(flat, row_off, nrows, slots, slot_off, n, query, qstart):
-    """Index in order ``n`` of the reversed row ``query[qstart:qstart + n]``, or -1 (hashed)."""
+    """Index in order ``n`` of the reversed row ``query[qstart:qstart + n]``, or -1 (hashed).
+
+    A unigram is looked up directly where row ``w`` is the word ``w`` (every model's unigrams
+    are its whole vocabulary in id order; otherwise the hash finds it)."""
     if nrows[n] == 0:
         return -1
+    if n == 1:
+        w = query[qstart]
+        if w < nrows[1] and flat[row_off[1] + w] == w:
+            return np.int64(w)
     base = slot_off[n]
     mask = np.uint64(slot_off[n + 1] - base - 1)
     h = _hash_words(query, qstart, n) & mask
@@ -159,7 +166,8 @@ def score_sentences(
                     query[hist + 1] = bos
                     hist += 1
                     break
-            top = min(order, hist + 1)
+            # as KenLM's state: an n-gram can only extend a context found for the previous token
+            top = min(order, hist + 1, prev_len + 1)
             m = 1
             idx = find_flat(flat, row_off, nrows, slots, slot_off, 1, query, 0)
             cur[1] = idx
