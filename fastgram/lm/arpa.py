@@ -144,7 +144,8 @@ def _model_ids(path, buf, word_start, word_end, ids, p, b):
     remap[special_at] = [0, 1, 2]
     remap[others] = 3 + np.arange(len(others))
     words = list(SPECIAL_WORDS) + [names[i] for i in others.tolist()]
-    return words, remap, remap[ids].astype(np.uint32), p, b
+    ids[:] = remap[ids]  # in place: the unigrams stay in the rows' buffer
+    return words, remap, ids, p, b
 
 
 def read_arpa(path):
@@ -152,9 +153,10 @@ def read_arpa(path):
 
     ``words`` are in the order of the unigram section with ``<unk>``, ``<s>``, ``</s>`` moved
     to ids 0, 1, 2 (``<unk>`` is added with log10 probability -100 when absent, as KenLM does);
-    ``ngrams[n-1]`` are forward n-grams of those ids, ``prob``/``backoff`` float64. The
-    sections are parsed by :mod:`fastgram.kernels.lm_arpa` (the file is read whole: memory
-    about its size plus 4 bytes per word per n-gram and 16 bytes per n-gram). The file is read,
+    ``ngrams[n-1]`` are forward n-grams of those ids (uint32 views ``[:, ::-1]`` of reversed
+    rows, all orders in one buffer), ``prob``/``backoff`` float64 (views of one buffer each).
+    The sections are parsed by :mod:`fastgram.kernels.lm_arpa` (the file is read whole:
+    memory about its size plus 4 bytes per word per n-gram and 16 bytes per n-gram). The file is read,
     not mapped: a mapped file truncated by another process would crash the reader (SIGBUS).
 
     Raises ``ValueError`` naming the file and line for a malformed or truncated file.
@@ -203,6 +205,16 @@ def _parse(path: str, buf: np.ndarray):
     word_end = np.zeros(V, np.int64)
     ngram_ids, probs, backs = [], [], []
     err = np.zeros(2, np.int64)
+    # Every order lands in one buffer of reversed rows (the model's layout, its lookup tables
+    # use it as it is) and one of values: no copy, reversal or concatenation afterwards. A
+    # header whose counts the file cannot hold (at least 2 bytes a word) gets per-order arrays,
+    # so that its error is the truncation found where the text ends.
+    words_at = np.concatenate([[0], np.cumsum([n * m for n, m in enumerate(sizes, 1)])])
+    values_at = np.concatenate([[0], np.cumsum(sizes)])
+    if 2 * int(words_at[-1]) <= len(buf):
+        rows_all = np.empty(int(words_at[-1]), np.uint32)
+        prob_all = np.empty(int(values_at[-1]))
+        back_all = np.zeros(int(values_at[-1]))
     for n in range(1, order + 1):
         text, start, pos = _skip_blank(buf, pos)
         if text is None:
@@ -210,9 +222,14 @@ def _parse(path: str, buf: np.ndarray):
         if text.strip() != f"\\{n}-grams:":
             raise error(start, f"expected \\{n}-grams:, got {text[:60]!r}")
         m = sizes[n - 1]
-        ids = np.empty((m, n), np.uint32)
-        p = np.empty(m)
-        b = np.zeros(m)
+        if 2 * int(words_at[-1]) <= len(buf):
+            ids = rows_all[words_at[n - 1] : words_at[n]].reshape(m, n)[:, ::-1]  # forward view
+            p = prob_all[values_at[n - 1] : values_at[n]]
+            b = back_all[values_at[n - 1] : values_at[n]]
+        else:
+            ids = np.empty((m, n), np.uint32)
+            p = np.empty(m)
+            b = np.zeros(m)
         end = _k.section_end(buf, pos, m) if n > 1 else -1
         if end < 0:  # unigrams (they build the word index), or a short section (its error)
             pos = _k.parse_section(buf, pos, n, m, slots, word_start, word_end, ids, p, b, err)

@@ -22,6 +22,27 @@ FORMAT_VERSION = 1
 SPECIAL_WORDS = ("<unk>", "<s>", "</s>")
 
 
+def _one_buffer(parts, dtype) -> np.ndarray:
+    """The arrays ``parts`` raveled end to end, (total,) ``dtype``: the buffer they already are
+    when they are consecutive C-contiguous pieces of one array (as :meth:`NGramLM.read_arpa`
+    leaves them: no copy), else their concatenation."""
+    pieces = [p.reshape(-1) for p in parts]
+    root = pieces[0].base if pieces else None
+    if (
+        isinstance(root, np.ndarray)
+        and root.ndim == 1
+        and root.dtype == dtype
+        and root.flags.c_contiguous
+        and all(p.base is root and p.flags.c_contiguous and p.dtype == dtype for p in pieces)
+    ):
+        at = [p.__array_interface__["data"][0] for p in pieces]
+        ends = [a + p.nbytes for a, p in zip(at, pieces)]
+        if all(at[i + 1] == ends[i] for i in range(len(pieces) - 1)):
+            start = (at[0] - root.__array_interface__["data"][0]) // root.itemsize
+            return root[start : start + sum(p.size for p in pieces)]
+    return np.concatenate(pieces).astype(dtype, copy=False) if pieces else np.zeros(0, dtype)
+
+
 def _sort_reversed(grams: np.ndarray):
     """Reversed rows of forward n-grams, sorted (suffix order), the permutation applied, and
     whether two rows are equal. Rows already in order (lmplz's files) are not sorted again."""
@@ -490,9 +511,9 @@ class NGramLM:
                 val_off[n] = voff
                 off += nrows[n] * n
                 voff += nrows[n]
-            flat = np.concatenate([r.ravel() for r in self.rows]).astype(np.uint32, copy=False)
-            prob = np.concatenate(self.prob)
-            backoff = np.concatenate(self.backoff)
+            flat = _one_buffer(self.rows, np.uint32)
+            prob = _one_buffer(self.prob, np.float64)
+            backoff = _one_buffer(self.backoff, np.float64)
             sizes = [1 << max(int(2 * m - 1).bit_length(), 2) for m in nrows[1:].tolist()]
             slot_off = np.zeros(N + 2, np.int64)
             slot_off[2:] = np.cumsum(sizes)
