@@ -245,45 +245,86 @@ def gather_words(buf, word_start, word_end, out):
 
 
 @kernel
-def compact_words(buf, word_start, word_end, slots, arena, table):
-    """Index the unigrams for fast lookups: ``arena`` holds their bytes; ``table[s] = (hash, id,
-    arena start, length)`` (id -1: empty), open addressing over ``table``'s rows."""
-    mask = np.uint64(table.shape[0] - 1)
+def _packed(buf, a, b):
+    """The bytes ``buf[a:b]`` (at most 8) as one little-endian integer."""
+    x = np.uint64(0)
+    for i in range(b - 1, a - 1, -1):
+        x = (x << np.uint64(8)) | np.uint64(buf[i])
+    return x
+
+
+#: Words of at most this many bytes are held inside their index slot (see :func:`compact_words`).
+INLINE_BYTES = 8
+#: The length field of a slot saying "longer than 254 bytes: compare the arena's bytes".
+_LONG = 255
+
+
+@kernel
+def compact_words(buf, word_start, word_end, remap, arena, index):
+    """Index the unigrams for fast lookups by model id (``remap[line]``); ``arena`` gets their
+    bytes.
+
+    ``index`` (P, 2) uint64, P a power of two of at least twice the words, zeros on entry: a
+    word of hash ``h`` sits at the first free slot from ``h mod P`` (linear probing) as
+    ``(h >> 40 << 40 | min(length, 255) << 32 | id + 1, bytes)``, where ``bytes`` is the word
+    itself when it has at most :data:`INLINE_BYTES` bytes (packed little-endian) and
+    ``arena start << 24 | length`` otherwise. A lookup reads one 16-byte slot: the upper hash
+    bits and the length reject other words, and a short word is compared in the slot itself.
+    """
+    mask = np.uint64(index.shape[0] - 1)
     k = 0
     for w in range(word_start.shape[0]):
         a, b = word_start[w], word_end[w]
         hv = _hash_bytes(buf, a, b)
         h = hv & mask
-        while table[h, 1] >= 0:
+        while index[h, 0] != 0:
             h = (h + np.uint64(1)) & mask
-        table[h, 0] = np.int64(hv)
-        table[h, 1] = w
-        table[h, 2] = k
-        table[h, 3] = b - a
+        n = b - a
+        index[h, 0] = (hv >> np.uint64(40) << np.uint64(40)) | (np.uint64(min(n, _LONG)) << np.uint64(32))
+        index[h, 0] |= np.uint64(remap[w] + 1)
+        if n <= INLINE_BYTES:
+            index[h, 1] = _packed(buf, a, b)
+        else:
+            index[h, 1] = (np.uint64(k) << np.uint64(24)) | np.uint64(n)
         for i in range(a, b):
             arena[k] = buf[i]
             k += 1
 
 
+#: Longest word :func:`compact_words` can index (the arena's length field has 24 bits).
+MAX_WORD_BYTES = (1 << 24) - 1
+
+
 @kernel
-def _lookup(buf, a, b, table, arena):
-    mask = np.uint64(table.shape[0] - 1)
+def _lookup(buf, a, b, index, arena):
+    """Model id of the word ``buf[a:b]`` in :func:`compact_words`' index, or -1."""
+    mask = np.uint64(index.shape[0] - 1)
     hv = _hash_bytes(buf, a, b)
-    key = np.int64(hv)
+    n = b - a
+    key = (hv >> np.uint64(40) << np.uint64(40)) | (np.uint64(min(n, _LONG)) << np.uint64(32))
+    high = np.uint64(0xFFFFFFFF00000000)
+    low = np.uint64(0xFFFFFFFF)
+    short = n <= INLINE_BYTES
+    packed = _packed(buf, a, b) if short else np.uint64(0)
     h = hv & mask
     while True:
-        w = table[h, 1]
-        if w < 0:
+        e = index[h, 0]
+        if e == 0:
             return -1
-        if table[h, 0] == key and table[h, 3] == b - a:
-            s = table[h, 2]
-            same = True
-            for k in range(b - a):
-                if arena[s + k] != buf[a + k]:
-                    same = False
-                    break
-            if same:
-                return w
+        if e & high == key:
+            loc = index[h, 1]
+            if short:
+                if loc == packed:
+                    return np.int64(e & low) - 1
+            elif loc & np.uint64(MAX_WORD_BYTES) == np.uint64(n):
+                s = np.int64(loc >> np.uint64(24))
+                same = True
+                for k in range(n):
+                    if arena[s + k] != buf[a + k]:
+                        same = False
+                        break
+                if same:
+                    return np.int64(e & low) - 1
         h = (h + np.uint64(1)) & mask
 
 
@@ -312,7 +353,7 @@ def count_lines(buf, starts, out):
 
 
 @kernel(parallel=True)
-def parse_chunks(buf, starts, first_line, n, table, arena, ids, prob, backoff, errs):
+def parse_chunks(buf, starts, first_line, n, index, arena, ids, prob, backoff, errs):
     """:func:`parse_section` for n >= 2 over line-aligned chunks in parallel (chunk ``c`` is
     ``buf[starts[c]:starts[c + 1]]``, its first line the n-gram ``first_line[c]``);
     ``errs[c] = (code, position)`` of the chunk's first error."""
@@ -363,7 +404,7 @@ def parse_chunks(buf, starts, first_line, n, table, arena, ids, prob, backoff, e
                                 w = -1
                                 break
                     if w < 0:
-                        w = _lookup(buf, a, j, table, arena)
+                        w = _lookup(buf, a, j, index, arena)
                         if w < 0:
                             bad = ERR_UNKNOWN
                             at = a

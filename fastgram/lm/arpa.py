@@ -93,7 +93,7 @@ def _skip_blank(buf, pos):
 PARSE_CHUNK = 1 << 22
 
 
-def _parse_parallel(buf, pos, end, n, table, arena, ids, p, b):
+def _parse_parallel(buf, pos, end, n, index, arena, ids, p, b):
     """Parse ``buf[pos:end]`` (whole lines of n-grams) in line-aligned chunks; ``(code, at)``."""
     cuts = [pos]
     for c in range(pos + PARSE_CHUNK, end, PARSE_CHUNK):
@@ -111,7 +111,7 @@ def _parse_parallel(buf, pos, end, n, table, arena, ids, p, b):
     first_line = np.concatenate([[0], np.cumsum(lines)[:-1]]).astype(np.int64)
     errs = np.zeros((len(starts) - 1, 2), np.int64)
     with parallel_guard():
-        _k.parse_chunks(buf, starts, first_line, n, table, arena, ids, p, b, errs)
+        _k.parse_chunks(buf, starts, first_line, n, index, arena, ids, p, b, errs)
     bad = np.flatnonzero(errs[:, 0])
     if len(bad):
         return int(errs[bad[0], 0]), int(errs[bad[0], 1])
@@ -235,14 +235,16 @@ def _parse(path: str, buf: np.ndarray):
             pos = _k.parse_section(buf, pos, n, m, slots, word_start, word_end, ids, p, b, err)
             code, at = int(err[0]), int(err[1])
             if n == 1 and not code:
-                table = np.full((len(slots), 4), -1, np.int64)
-                arena = np.empty(max(int((word_end - word_start).sum()), 1), np.uint8)
-                _k.compact_words(buf, word_start, word_end, slots, arena, table)
                 words, remap, ids, p, b = _model_ids(path, buf, word_start, word_end, ids, p, b)
-                used = table[:, 1] >= 0  # the index gives model ids: higher orders parse to them
-                table[used, 1] = remap[table[used, 1]]
+                lengths = word_end - word_start
+                if len(lengths) and int(lengths.max()) > _k.MAX_WORD_BYTES:
+                    w = int(np.argmax(lengths))
+                    raise error(word_start[w], f"a word of {int(lengths[w]):,} bytes (at most {_k.MAX_WORD_BYTES:,})")
+                index = np.zeros((len(slots), 2), np.uint64)  # higher orders parse to model ids
+                arena = np.empty(max(int(lengths.sum()), 1), np.uint8)
+                _k.compact_words(buf, word_start, word_end, remap, arena, index)
         else:
-            code, at = _parse_parallel(buf, pos, end, n, table, arena, ids, p, b)
+            code, at = _parse_parallel(buf, pos, end, n, index, arena, ids, p, b)
             pos = end
         if code:
             line = _line_of(buf, at)
