@@ -10,6 +10,7 @@ import pytest
 
 from fastgram import reference as ref
 from fastgram.lm import NGramLM
+from fastgram.lm import arpa as arpa_module
 from fastgram.lm import score as score_module
 from fastgram.lm.arpa import read_arpa
 from fastgram.reference.lm import DEFAULT_FALLBACK
@@ -195,7 +196,19 @@ def test_two_word_keys_match_reference(order):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_arpa_round_trip(tmp_path):
+@pytest.fixture(params=["serial scan", "parallel blocks", "stream windows"])
+def section_scan(request, monkeypatch):
+    """The ways of finding where a section ends: one serial scan, the parallel newline count
+    (every section, in blocks of 64 bytes), and streaming the file through 128-byte windows."""
+    if request.param != "serial scan":
+        monkeypatch.setattr(arpa_module, "PARALLEL_LINES", 1)
+        monkeypatch.setattr(arpa_module, "PARSE_CHUNK", 64 if request.param == "parallel blocks" else 16)
+    if request.param == "stream windows":
+        monkeypatch.setattr(arpa_module, "STREAM_BLOCK", 128)
+    return request.param
+
+
+def test_arpa_round_trip(tmp_path, section_scan):
     lm = NGramLM.estimate(random_sentences(4, 200, 30), 4, prune=[0, 0, 1], discount_fallback=True)
     path = tmp_path / "m.arpa"
     lm.write_arpa(path)
@@ -234,9 +247,11 @@ GOOD = "\\data\\\nngram 1=3\nngram 2=1\n\n\\1-grams:\n-1\t<s>\t-0.5\n-0.5\t</s>\
         (GOOD.replace("\\end\\\n", ""), r"expected \\end\\ \(file truncated\)"),
         (GOOD.replace("\\2-grams:", "\\3-grams:"), r"line 10: expected \\2-grams:"),
         (GOOD.replace("-0.5\t</s>\t0", "-0.5\ta\t0"), "line 8: unigram 'a' appears twice"),
+        (GOOD.replace("ngram 2=1", "ngram 2=2"), "line 12: truncated: 2-gram 2 of 2 expected"),
+        (GOOD.replace("ngram 2=1", "ngram 2=2").replace("<s> a\n", "<s> a\n\n-0.1\ta </s>\n"), "line 12: truncated"),
     ],
 )
-def test_malformed_arpa(tmp_path, text, match):
+def test_malformed_arpa(tmp_path, text, match, section_scan):
     path = tmp_path / "bad.arpa"
     path.write_text(text)
     with pytest.raises(ValueError, match=match):
@@ -452,3 +467,19 @@ def test_scoring_a_list_of_str_in_one_pass_equals_scoring_word_by_word(sentences
     np.testing.assert_array_equal(fast.starts, slow.starts)
     np.testing.assert_array_equal(fast.oov, slow.oov)
     np.testing.assert_array_equal(fast.log10, slow.log10)
+
+
+@pytest.mark.parametrize("block", [128, 512, 4096, 1 << 26])
+def test_streaming_arpa_reader_equals_the_whole_file_parse(tmp_path, monkeypatch, block):
+    monkeypatch.setattr(arpa_module, "STREAM_BLOCK", block)  # windows of a few lines
+    monkeypatch.setattr(arpa_module, "PARSE_CHUNK", 16)
+    lm = NGramLM.estimate(random_sentences(4, 300, 40), 5, prune=[0, 0, 1], discount_fallback=True)
+    path = tmp_path / "m.arpa"
+    lm.write_arpa(path)
+    streamed = arpa_module._Stream(str(path)).read()  # no fallback: it raises if it cannot
+    whole = arpa_module._parse(str(path), np.fromfile(path, np.uint8))
+    assert streamed[:2] == whole[:2]
+    for ours, theirs in zip(streamed[2:], whole[2:]):
+        for a, b in zip(ours, theirs):
+            np.testing.assert_array_equal(a, b)
+    assert [len(g) for g in streamed[2]] == lm.sizes

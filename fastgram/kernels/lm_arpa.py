@@ -342,14 +342,47 @@ def section_end(buf, pos, m):
     return min(pos, L + 1)
 
 
-@kernel
+@kernel(parallel=True)
 def count_lines(buf, starts, out):
-    for c in range(starts.shape[0] - 1):
+    """``out[c]``: newlines in ``buf[starts[c]:starts[c + 1]]``, chunks in parallel."""
+    for c in numba.prange(starts.shape[0] - 1):
         k = 0
         for i in range(starts[c], starts[c + 1]):
             if buf[i] == 10:
                 k += 1
         out[c] = k
+
+
+@kernel(parallel=True)
+def newline_blocks(buf, starts, stops, counts, first_break, break_rank):
+    """Per block ``buf[starts[b]:stops[b]]`` in parallel: its newlines (``counts[b]``) and the
+    first newline followed by a blank line, a ``\\`` header or the end of the file
+    (``first_break[b]``, -1 for none; ``break_rank[b]`` its rank among the block's newlines)."""
+    L = buf.shape[0]
+    for b in numba.prange(starts.shape[0]):
+        c = 0
+        fb = -1
+        fr = 0
+        for i in range(starts[b], stops[b]):
+            if buf[i] == 10:
+                c += 1
+                if fb < 0 and (i + 1 >= L or buf[i + 1] == 10 or buf[i + 1] == 92):
+                    fb = i
+                    fr = c
+        counts[b] = c
+        first_break[b] = fb
+        break_rank[b] = fr
+
+
+@kernel
+def nth_newline(buf, pos, k):
+    """Position of the ``k``-th newline (``k >= 1``) from ``pos``, or -1 when there are fewer."""
+    for i in range(pos, buf.shape[0]):
+        if buf[i] == 10:
+            k -= 1
+            if k == 0:
+                return i
+    return -1
 
 
 @kernel(parallel=True)

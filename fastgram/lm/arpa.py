@@ -8,7 +8,7 @@ import tempfile
 import numpy as np
 
 from fastgram._io import atomic_output
-from fastgram._jit import parallel_guard
+from fastgram._jit import num_threads, parallel_guard
 from fastgram.kernels import lm_arpa as _k
 
 SPECIAL_WORDS = ("<unk>", "<s>", "</s>")
@@ -93,6 +93,39 @@ def _skip_blank(buf, pos):
 PARSE_CHUNK = 1 << 22
 
 
+#: Sections of fewer lines are delimited by one serial scan (:func:`_section_end`).
+PARALLEL_LINES = 1 << 16
+
+
+def _section_end(buf, pos, m):
+    """The position after the ``m`` lines from ``pos``, or -1 when the section is shorter: the
+    answer of the serial :func:`fastgram.kernels.lm_arpa.section_end`, found by counting
+    newlines in parallel blocks, a few at a time. Anything but a whole section (a break or the
+    end of the file before its ``m``-th line) takes the serial scan for its exact answer."""
+    L = len(buf)
+    if m < PARALLEL_LINES or pos >= L or buf[pos] in (10, 92):
+        return _k.section_end(buf, pos, m)
+    seen, at = 0, pos
+    group = PARSE_CHUNK * 2 * max(num_threads(), 1)
+    while at < L:
+        hi = min(L, at + group)
+        starts = np.arange(at, hi, PARSE_CHUNK, dtype=np.int64)
+        stops = np.minimum(starts + PARSE_CHUNK, hi)
+        counts = np.zeros(len(starts), np.int64)
+        first_break = np.zeros(len(starts), np.int64)
+        break_rank = np.zeros(len(starts), np.int64)
+        with parallel_guard():
+            _k.newline_blocks(buf, starts, stops, counts, first_break, break_rank)
+        for c in range(len(starts)):
+            if first_break[c] >= 0 and seen + break_rank[c] < m:  # a line of the section is a break
+                return _k.section_end(buf, pos, m)
+            if seen + counts[c] >= m:
+                return int(_k.nth_newline(buf, int(starts[c]), m - seen)) + 1
+            seen += int(counts[c])
+        at = hi
+    return _k.section_end(buf, pos, m)
+
+
 def _parse_parallel(buf, pos, end, n, index, arena, ids, p, b):
     """Parse ``buf[pos:end]`` (whole lines of n-grams) in line-aligned chunks; ``(code, at)``."""
     cuts = [pos]
@@ -107,7 +140,8 @@ def _parse_parallel(buf, pos, end, n, index, arena, ids, p, b):
     cuts.append(end)
     starts = np.unique(np.array(cuts, np.int64))
     lines = np.zeros(len(starts) - 1, np.int64)
-    _k.count_lines(buf, starts, lines)
+    with parallel_guard():
+        _k.count_lines(buf, starts, lines)
     first_line = np.concatenate([[0], np.cumsum(lines)[:-1]]).astype(np.int64)
     errs = np.zeros((len(starts) - 1, 2), np.int64)
     with parallel_guard():
@@ -162,15 +196,179 @@ def read_arpa(path):
     Raises ``ValueError`` naming the file and line for a malformed or truncated file.
     """
     path = os.fspath(path)
-    return _parse(path, np.fromfile(path, dtype=np.uint8))
+    try:
+        return _Stream(path).read()
+    except (_Unusual, ValueError):  # an error, or a layout the stream does not take: whole file
+        return _parse(path, np.fromfile(path, dtype=np.uint8))
 
 
-def _parse(path: str, buf: np.ndarray):
-    """:func:`read_arpa` of the file's bytes ``buf`` (no view of ``buf`` is returned)."""
+#: Bytes the streaming reader holds of the file at a time (besides the unigram section).
+STREAM_BLOCK = 1 << 26
 
-    def error(pos, what):
-        return ValueError(f"{path}: line {_line_of(buf, pos) if len(buf) else 0}: {what}")
 
+class _Unusual(Exception):
+    """Raised by :class:`_Stream` for anything but a well-formed file it can stream."""
+
+
+class _Stream:
+    """Read a well-formed ARPA file through a window of :data:`STREAM_BLOCK` bytes, reused.
+
+    The header and the unigram section are parsed whole from the first window (it grows to
+    hold them); the higher orders in runs of whole lines, each run parsed in parallel chunks
+    straight into the model's buffers. Anything unexpected (a malformed or truncated file, a
+    line longer than a window) raises :class:`_Unusual` or ``ValueError``, and
+    :func:`read_arpa` parses the whole file instead (exact error messages; for a valid file
+    the same result). Memory: one or two windows and the unigram section instead of the file.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.file = open(path, "rb")  # closed by read()
+        self.buf = np.empty(0, np.uint8)
+        self.size = 0  # bytes of buf in use
+        self.eof = False
+
+    def fill(self, pos: int, at_least: int) -> int:
+        """Drop ``buf[:pos]`` and read until ``at_least`` bytes follow it (or the file ends);
+        returns the new position of the byte that was at ``pos`` (0)."""
+        keep = self.size - pos
+        need = max(at_least, STREAM_BLOCK)
+        if len(self.buf) < keep + need:
+            grown = np.empty(keep + need, np.uint8)
+            grown[:keep] = self.buf[pos : self.size]
+            self.buf = grown
+        elif keep:
+            self.buf[:keep] = self.buf[pos : self.size].copy()
+        self.size = keep
+        view = memoryview(self.buf)
+        while not self.eof and self.size < keep + need:
+            got = self.file.readinto(view[self.size : keep + need])
+            if not got:
+                self.eof = True
+            self.size += got or 0
+        return 0
+
+    def window(self) -> np.ndarray:
+        return self.buf[: self.size]
+
+    def read(self):
+        try:
+            return self._read()
+        finally:
+            self.file.close()
+
+    def _read(self):
+        def error(pos, what):
+            raise _Unusual(what)
+
+        pos = self.fill(0, STREAM_BLOCK)
+        sizes, pos = _header(self.path, self.window(), error)
+        order = len(sizes)
+        V = sizes[0]
+        words_at = np.concatenate([[0], np.cumsum([n * m for n, m in enumerate(sizes, 1)])])
+        values_at = np.concatenate([[0], np.cumsum(sizes)])
+        if 2 * int(words_at[-1]) > os.fstat(self.file.fileno()).st_size:
+            raise _Unusual("counts the file cannot hold")  # at least 2 bytes a word
+        rows_all = np.empty(int(words_at[-1]), np.uint32)
+        prob_all = np.empty(int(values_at[-1]))
+        back_all = np.zeros(int(values_at[-1]))
+
+        def section(n):
+            m = sizes[n - 1]
+            ids = rows_all[words_at[n - 1] : words_at[n]].reshape(m, n)[:, ::-1]  # forward view
+            return m, ids, prob_all[values_at[n - 1] : values_at[n]], back_all[values_at[n - 1] : values_at[n]]
+
+        def header_line(pos, n):
+            if self.size - pos < 4096 and not self.eof:
+                pos = self.fill(pos, 4096)
+            text, _, nxt = _skip_blank(self.window(), pos)
+            if text is None or text.strip() != f"\\{n}-grams:" or (nxt > self.size and not self.eof):
+                raise _Unusual("section header")
+            return nxt
+
+        # unigrams: the whole section in the window (it grows to hold it)
+        pos = header_line(pos, 1)
+        while _k.section_end(self.window(), pos, V) < 0:
+            if self.eof:
+                raise _Unusual("unigram section")
+            pos = self.fill(pos, 2 * (self.size - pos))
+        buf = self.window()
+        m, ids, p, b = section(1)
+        slots = np.full((1 << max(int(2 * V - 1).bit_length(), 4), 2), -1, np.int64)
+        word_start = np.zeros(V, np.int64)
+        word_end = np.zeros(V, np.int64)
+        err = np.zeros(2, np.int64)
+        pos = _k.parse_section(buf, pos, 1, m, slots, word_start, word_end, ids, p, b, err)
+        if err[0]:
+            raise _Unusual("unigram section")
+        words, remap, ids1, p1, b1 = _model_ids(self.path, buf, word_start, word_end, ids, p, b)
+        if ids1 is not ids:  # <unk> was added: the whole-file path handles that
+            raise _Unusual("no <unk>")
+        lengths = word_end - word_start
+        if len(lengths) and int(lengths.max()) > _k.MAX_WORD_BYTES:
+            raise _Unusual("long word")
+        index = np.zeros((len(slots), 2), np.uint64)
+        arena = np.empty(max(int(lengths.sum()), 1), np.uint8)
+        _k.compact_words(buf, word_start, word_end, remap, arena, index)
+        del slots, word_start, word_end, buf
+
+        for n in range(2, order + 1):
+            pos = header_line(pos, n)
+            m, ids, p, b = section(n)
+            done = 0
+            while done < m:
+                if self.size - pos < STREAM_BLOCK // 2 and not self.eof:
+                    pos = self.fill(pos, STREAM_BLOCK)
+                buf = self.window()
+                if pos >= self.size or buf[pos] in (10, 92):
+                    raise _Unusual("short section")
+                last = self.size - 1  # the run: whole lines of the window, at most m - done
+                while last >= pos and buf[last] != 10:
+                    last -= 1
+                if last < pos:
+                    raise _Unusual("a line longer than the window")
+                end, lines = _run_end(buf, pos, last + 1, m - done, self.eof)
+                code, _ = _parse_parallel(buf, pos, end, n, index, arena, ids[done:], p[done:], b[done:])
+                if code:
+                    raise _Unusual("section line")
+                done += lines
+                pos = end
+        if self.size - pos < 4096 and not self.eof:
+            pos = self.fill(pos, 4096)
+        text, _, _ = _skip_blank(self.window(), pos)
+        if text is None or text.strip() != "\\end\\":
+            raise _Unusual("end")
+        grams = [rows_all[words_at[n - 1] : words_at[n]].reshape(-1, n)[:, ::-1] for n in range(1, order + 1)]
+        probs = [prob_all[values_at[n - 1] : values_at[n]] for n in range(1, order + 1)]
+        backs = [back_all[values_at[n - 1] : values_at[n]] for n in range(1, order + 1)]
+        return order, words, grams, probs, backs
+
+
+def _run_end(buf, pos, hi, want, eof) -> tuple[int, int]:
+    """``(end, lines)`` of the first ``want`` lines from ``pos`` within ``buf[pos:hi]`` (whole
+    lines; all of them when there are fewer); raises :class:`_Unusual` when one of those lines but the
+    first starts a blank line or a header (a short section) or the file ends inside them."""
+    starts = np.arange(pos, hi, PARSE_CHUNK, dtype=np.int64)
+    stops = np.minimum(starts + PARSE_CHUNK, hi)
+    counts = np.zeros(len(starts), np.int64)
+    first_break = np.zeros(len(starts), np.int64)
+    break_rank = np.zeros(len(starts), np.int64)
+    with parallel_guard():
+        _k.newline_blocks(buf, starts, stops, counts, first_break, break_rank)
+    seen = 0
+    for c in range(len(starts)):
+        fb = int(first_break[c])
+        window_end = fb == len(buf) - 1 and not eof  # more of the file follows: no break
+        if fb >= 0 and seen + break_rank[c] < want and not window_end:
+            raise _Unusual("short section")
+        if seen + counts[c] >= want:
+            return int(_k.nth_newline(buf, int(starts[c]), want - seen)) + 1, want
+        seen += int(counts[c])
+    return hi, seen
+
+
+def _header(path, buf, error):
+    """The ``\\data\\`` section: ``(counts per order, position after it)``."""
     text, start, pos = _skip_blank(buf, 0)
     if text is None:
         raise ValueError(f"{path}: line 0: empty file, expected \\data\\")
@@ -196,9 +394,19 @@ def _parse(path: str, buf: np.ndarray):
         if n != len(sizes) + 1 or count < 0:
             raise error(start, f"expected the count of order {len(sizes) + 1}, got {t[:60]!r}")
         sizes.append(count)
+    if not 1 <= len(sizes) <= 8:
+        raise error(start, f"orders 1 to 8 are supported, the file has {len(sizes)}")
+    return sizes, pos
+
+
+def _parse(path: str, buf: np.ndarray):
+    """:func:`read_arpa` of the file's bytes ``buf`` (no view of ``buf`` is returned)."""
+
+    def error(pos, what):
+        return ValueError(f"{path}: line {_line_of(buf, pos) if len(buf) else 0}: {what}")
+
+    sizes, pos = _header(path, buf, error)
     order = len(sizes)
-    if not 1 <= order <= 8:
-        raise error(start, f"orders 1 to 8 are supported, the file has {order}")
     V = sizes[0]
     slots = np.full((1 << max(int(2 * V - 1).bit_length(), 4), 2), -1, np.int64)
     word_start = np.zeros(V, np.int64)
@@ -230,7 +438,7 @@ def _parse(path: str, buf: np.ndarray):
             ids = np.empty((m, n), np.uint32)
             p = np.empty(m)
             b = np.zeros(m)
-        end = _k.section_end(buf, pos, m) if n > 1 else -1
+        end = _section_end(buf, pos, m) if n > 1 else -1
         if end < 0:  # unigrams (they build the word index), or a short section (its error)
             pos = _k.parse_section(buf, pos, n, m, slots, word_start, word_end, ids, p, b, err)
             code, at = int(err[0]), int(err[1])
