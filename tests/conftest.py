@@ -9,6 +9,15 @@ import numba
 import numpy as np
 import pytest
 
+from fastgram.app import compile as fastgram_compile
+
+
+def pytest_sessionstart(session):
+    """With a cold kernel cache, compile every kernel first in parallel processes (``fastgram
+    compile``'s warm-up; nothing when the cache is warm or the CPUs are busy): otherwise the
+    tests compile them one at a time in this process, most of a cold run's time."""
+    fastgram_compile.warm_up_if_cold(fastgram_compile.select_tasks(command="compile"))
+
 
 @pytest.fixture
 def rng(request):

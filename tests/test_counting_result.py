@@ -94,11 +94,12 @@ def test_wide_result_layout_and_queries():
     assert as_tuples(ngrams) == sorted(as_tuples(ngrams))
     assert len(c) == len(set(as_tuples(ngrams))) and c.total == 3_000 - 4 and f"distinct={len(c):,}" in repr(c)
     # top: count descending, ties by n-gram ascending
-    order = sorted(range(len(c)), key=lambda i: (-int(c.counts[i]), as_tuples(ngrams)[i]))
+    tuples = as_tuples(ngrams)
+    order = sorted(range(len(c)), key=lambda i: (-int(c.counts[i]), tuples[i]))
     for k in (0, 1, 17, len(c), len(c) + 5):
         top_ngrams, top_counts = c.top(k)
         want = order[: min(k, len(c))]
-        assert as_tuples(top_ngrams) == [as_tuples(ngrams)[i] for i in want]
+        assert as_tuples(top_ngrams) == [tuples[i] for i in want]
         assert top_counts.tolist() == [int(c.counts[i]) for i in want]
     assert c.top(0)[0].shape == (0, 5)
     pruned = c.prune(3)
