@@ -26,7 +26,7 @@ from fastgram.vocab import Vocab
 
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="the notebook's pipeline end to end, with checks and a measured speed-up")
-    p.add_argument("--tokens", type=int, default=None, help="tokens in the speed-up stream (default 10^8)")
+    p.add_argument("--tokens", type=int, default=None, help="tokens in the speed-up stream (default 2*10^7)")
     p.add_argument("--seed", type=int, default=0)
 
 
