@@ -22,6 +22,14 @@ __all__ = ["attention"]
 
 _ALIGNMENTS = ("top_left", "bottom_right")
 
+#: Calls of at most this many ``B H T S (D + Dv)`` multiply-adds run in the calling thread: a
+#: parallel launch costs about 0.1 ms on a 2-core machine, the serial work of a
+#: (1, 12, 1, 1024, 64) decode step about as much. The path depends on the shapes alone, so a
+#: result does not depend on the thread count; the two paths run the same serial kernels, but
+#: inside the parallel one LLVM optimises them again (fast-math reassociation), so the paths
+#: may differ in the last bits.
+SERIAL_WORK = 1 << 21
+
 
 def attention(
     q,
@@ -202,21 +210,48 @@ def attention(
 
     out = np.empty((B, H, T, Dv), dtype=q.dtype)
     lse = np.empty((B, H, T) if return_lse else (1, 1, 1), dtype=q.dtype)
-    args = (
+    operands = (
         q4, k4, v4, S, q_batch, k_batch, v_batch, mask_kind, mask_bool, mask_add, mask_batch, *steps,
-        has_upper, upper, has_lower, lower, softcap, alibi, alibi_b, alibi_slopes is not None,
-        scale, out, lse, bool(return_lse), num_threads(),
+        has_upper, upper, has_lower, lower, softcap, alibi, alibi_b, alibi_slopes is not None, scale,
     )  # fmt: skip
-    with parallel_guard():
-        if T <= _kd.MAX_T:
-            _kd.decode_kernel(*args, _kd.SPLIT, _kd.decode_tile(H // H_k * T, D))
+    threads = num_threads()
+    here = B * H * T * S * (D + Dv) <= SERIAL_WORK  # by size alone: the same path at any thread count
+    if T <= _kd.MAX_T:
+        split, tile = _kd.SPLIT, _kd.decode_tile(H // H_k * T, D)
+        if here:
+            _decode_here(operands, out, lse, bool(return_lse), split, tile)
         else:
-            _k.attention_kernel(*args, min(T, _k.BLOCK_Q), _k.BLOCK_K, _k.LANES)
+            with parallel_guard():
+                _kd.decode_kernel(*operands, out, lse, bool(return_lse), threads, split, tile)
+    else:
+        block_q = min(T, _k.BLOCK_Q)
+        if here:  # every work item in this thread: the serial kernel the parallel one deals out
+            n_items = B * H * ((T + block_q - 1) // block_q)
+            _k.attend_items(0, n_items, *operands, out, lse, bool(return_lse), block_q, _k.BLOCK_K, _k.LANES)
+        else:
+            with parallel_guard():
+                _k.attention_kernel(*operands, out, lse, bool(return_lse), threads, block_q, _k.BLOCK_K, _k.LANES)
     lead = () if two_d else (*batch, H)
     out = out.reshape(*lead, T, Dv)
     if return_lse:
         return out, lse.reshape(*lead, T)
     return out
+
+
+def _decode_here(operands, out, lse, want_lse, split, tile) -> None:
+    """:func:`fastgram.kernels.attention_decode.decode_kernel` in this thread: its splits, then
+    their merge, through the serial kernels it deals out (the same machine code)."""
+    q4, k4, S = operands[0], operands[1], operands[3]
+    has_upper, upper, has_lower, lower = operands[14:18]
+    B, H, T, Dv = out.shape
+    j_first, j_last, n_split = _kd.visible_splits(T, S, has_upper, upper, has_lower, lower, split)
+    n_items = B * k4.shape[1] * n_split
+    R = H // k4.shape[1] * T
+    part_m = np.empty((max(n_items, 1), R), q4.dtype)
+    part_l = np.empty((max(n_items, 1), R), q4.dtype)
+    part_acc = np.empty((max(n_items, 1), R, Dv), q4.dtype)
+    _kd.decode_items(0, n_items, j_first, j_last, n_split, *operands, tile, split, part_m, part_l, part_acc)
+    _kd.merge_splits(n_split, part_m, part_l, part_acc, out, lse, want_lse)
 
 
 def _float_input(x, name: str) -> np.ndarray:

@@ -213,15 +213,18 @@ def kernel_inputs(monkeypatch):
     """Record the k and v arrays each call hands to the kernels (then run the real kernels)."""
     seen = []
 
-    def spy(real):
-        def run(q, k, v, S, *rest):
-            seen.append((k, v, S))
-            return real(q, k, v, S, *rest)
+    def spy(real, first):  # q, k, v, S are arguments first .. first + 3
+        def run(*args):
+            seen.append(args[first + 1 : first + 4])
+            return real(*args)
 
         return run
 
-    monkeypatch.setattr(_wrapper._k, "attention_kernel", spy(_wrapper._k.attention_kernel))
-    monkeypatch.setattr(_wrapper._kd, "decode_kernel", spy(_wrapper._kd.decode_kernel))
+    monkeypatch.setattr(_wrapper._k, "attention_kernel", spy(_wrapper._k.attention_kernel, 0))
+    monkeypatch.setattr(_wrapper._kd, "decode_kernel", spy(_wrapper._kd.decode_kernel, 0))
+    # small calls run the serial kernels in the calling thread
+    monkeypatch.setattr(_wrapper._k, "attend_items", spy(_wrapper._k.attend_items, 2))
+    monkeypatch.setattr(_wrapper._kd, "decode_items", spy(_wrapper._kd.decode_items, 5))
     return seen
 
 
@@ -484,3 +487,21 @@ def test_agrees_with_torch_sdpa(dtype):
     kg, vg = k[:, :2], v[:, :2]
     want = F.scaled_dot_product_attention(t[0], torch.from_numpy(kg), torch.from_numpy(vg), enable_gqa=True).numpy()
     np.testing.assert_allclose(attention(q, kg, vg), want, rtol=0, atol=10 * TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("T", [1, 3, 40])  # the decode kernel (T <= 8) and the prefill kernel
+@pytest.mark.parametrize("opts", [{}, {"causal": True}, {"window": (5, 2), "softcap": 3.0}])
+def test_the_calling_thread_and_the_parallel_kernels_agree(monkeypatch, T, opts):
+    rng = np.random.default_rng(7 + T)
+    q = rng.standard_normal((2, 4, T, 16)).astype(np.float32)
+    k = rng.standard_normal((2, 2, 300, 16)).astype(np.float32)
+    v = rng.standard_normal((2, 2, 300, 8)).astype(np.float32)
+    monkeypatch.setattr(_wrapper, "SERIAL_WORK", 0)  # every call launches the parallel kernel
+    parallel, parallel_lse = attention(q, k, v, return_lse=True, **opts)
+    monkeypatch.setattr(_wrapper, "SERIAL_WORK", 1 << 62)  # every call runs in this thread
+    here, here_lse = attention(q, k, v, return_lse=True, **opts)
+    # the same serial kernels, optimised again inside the parallel one: equal but for rounding
+    np.testing.assert_allclose(here, parallel, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(here_lse, parallel_lse, rtol=1e-6, atol=1e-6)
+    assert_close(here, want64(q, k, v, **opts), np.float32)
+    assert_close(parallel, want64(q, k, v, **opts), np.float32)

@@ -42,7 +42,7 @@ from numba.extending import overload
 
 from fastgram._jit import kernel
 
-__all__ = ["BLOCK_Q", "BLOCK_K", "LANES", "FASTMATH", "attention_kernel"]
+__all__ = ["BLOCK_Q", "BLOCK_K", "LANES", "FASTMATH", "attention_kernel", "attend_items"]
 
 #: Query rows per work item (and per tile) at most.
 BLOCK_Q = 128
@@ -239,7 +239,7 @@ def attention_kernel(
     # The parallel region only deals runs of work items to threads; the work is the serial
     # kernel below (compiling the tile loops under parallel=True cost 2-3x the compile time).
     for c in prange(n_chunks):
-        _attend_items(
+        attend_items(
             bounds[c], bounds[c + 1], q, k, v, S, q_batch, k_batch, v_batch,
             mask_kind, mask_bool, mask_add, mask_batch, mask_h, mask_t, mask_s,
             causal, causal_offset, has_lower, lower_offset, softcap, alibi, alibi_b, has_alibi,
@@ -248,7 +248,7 @@ def attention_kernel(
 
 
 @kernel(fastmath=FASTMATH)
-def _attend_items(
+def attend_items(
     w_lo, w_hi, q, k, v, S, q_batch, k_batch, v_batch,
     mask_kind, mask_bool, mask_add, mask_batch, mask_h, mask_t, mask_s,
     causal, causal_offset, has_lower, lower_offset, softcap, alibi, alibi_b, has_alibi,

@@ -35,7 +35,17 @@ from numba import prange
 from fastgram._jit import kernel
 from fastgram.kernels.attention import FASTMATH, LN2, LOG2E, _exp2, _tanh
 
-__all__ = ["SPLIT", "TILE", "MAX_T", "decode_kernel", "decode_tile", "row_interval"]
+__all__ = [
+    "SPLIT",
+    "TILE",
+    "MAX_T",
+    "decode_kernel",
+    "decode_tile",
+    "row_interval",
+    "visible_splits",
+    "decode_items",
+    "merge_splits",
+]
 
 #: Keys per work item (split); the last split of a cache may be shorter.
 SPLIT = 256
@@ -67,6 +77,23 @@ def row_interval(i, S, has_upper, upper_offset, has_lower, lower_offset):
     return lo, hi
 
 
+@kernel
+def visible_splits(T, S, has_upper, upper_offset, has_lower, lower_offset, split):
+    """``(j_first, j_last, n_split)``: the keys any of the ``T`` queries sees are
+    ``[j_first, j_last)`` (both 0 when none), covered by ``n_split`` splits of ``split`` keys."""
+    j_first = np.int64(S)  # int64 in every branch: a literal 0 would be a second
+    j_last = np.int64(0)  # specialisation of the serial kernel that takes them (~2 s of compile)
+    for i in range(T):
+        lo, hi = row_interval(i, S, has_upper, upper_offset, has_lower, lower_offset)
+        if lo < hi:
+            j_first = min(j_first, lo)
+            j_last = max(j_last, hi)
+    if j_first >= j_last:
+        j_first = np.int64(0)
+        j_last = np.int64(0)
+    return j_first, j_last, (j_last - j_first + split - 1) // split
+
+
 @kernel(parallel=True, fastmath=FASTMATH)
 def decode_kernel(
     q, k, v, S, q_batch, k_batch, v_batch,
@@ -95,18 +122,7 @@ def decode_kernel(
     H_kv = k.shape[1]
     G = H // H_kv
     R = G * T
-    # the keys any query sees: splits cover only [j_first, j_last)
-    j_first = S
-    j_last = 0
-    for i in range(T):
-        lo, hi = row_interval(i, S, has_upper, upper_offset, has_lower, lower_offset)
-        if lo < hi:
-            j_first = min(j_first, lo)
-            j_last = max(j_last, hi)
-    if j_first >= j_last:
-        j_first = 0
-        j_last = 0
-    n_split = (j_last - j_first + split - 1) // split
+    j_first, j_last, n_split = visible_splits(T, S, has_upper, upper_offset, has_lower, lower_offset, split)
     n_groups = B * H_kv
     n_items = n_groups * n_split
     part_m = np.empty((max(n_items, 1), R), q.dtype)
@@ -118,21 +134,19 @@ def decode_kernel(
 
     # The parallel region only deals runs of splits to threads; the work is in the serial
     # kernels below (compiling the tile loops under parallel=True cost 2-3x the compile time).
-    j_first = np.int64(j_first)  # one type in every branch (a literal 0 would be a second
-    j_last = np.int64(j_last)  # specialisation of the serial kernel, ~2 s of compile)
     for c in prange(n_chunks):
-        _decode_items(
+        decode_items(
             bounds[c], bounds[c + 1], j_first, j_last, n_split, q, k, v, S, q_batch, k_batch, v_batch,
             mask_kind, mask_bool, mask_add, mask_batch, mask_h, mask_t, mask_s,
             has_upper, upper_offset, has_lower, lower_offset, softcap, alibi, alibi_b, has_alibi,
             scale,
             tile, split, part_m, part_l, part_acc,
         )  # fmt: skip
-    _merge_splits(n_split, part_m, part_l, part_acc, out, lse, want_lse)
+    merge_splits(n_split, part_m, part_l, part_acc, out, lse, want_lse)
 
 
 @kernel(fastmath=FASTMATH)
-def _decode_items(
+def decode_items(
     w_lo, w_hi, j_first, j_last, n_split, q, k, v, S, q_batch, k_batch, v_batch,
     mask_kind, mask_bool, mask_add, mask_batch, mask_h, mask_t, mask_s,
     has_upper, upper_offset, has_lower, lower_offset, softcap, alibi, alibi_b, has_alibi,
@@ -322,7 +336,7 @@ def _decode_items(
 
 
 @kernel(fastmath=FASTMATH)
-def _merge_splits(n_split, part_m, part_l, part_acc, out, lse, want_lse):
+def merge_splits(n_split, part_m, part_l, part_acc, out, lse, want_lse):
     """Merge the ``n_split`` partial results of each row by their log-sum-exp, in a fixed order."""
     B, H, T, Dv = out.shape
     R = part_m.shape[1]
