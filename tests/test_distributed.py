@@ -154,6 +154,16 @@ def test_cli_against_running_scheduler(client, tmp_path, capsys):
     assert f"{top_counts[0]:>12,}  {' '.join(map(str, top_ngrams[0]))}" in printed
 
 
+def test_cli_starts_its_own_local_cluster(tmp_path, capsys):
+    paths = _shards(tmp_path, [4000, 1500], 200, seed=11)
+    out = tmp_path / "own-cluster"
+    argv = ["count", *paths, "--dtype", "uint16", "--order", "2", "--out-dir", str(out), "--workers", "2"]
+    assert cli.main(argv) == 0
+    ref = fg.count_files(paths, 2, dtype="uint16")
+    _same(NGramStore.open(out), ref)
+    assert f"{len(ref):,} distinct 2-grams" in capsys.readouterr().out
+
+
 def test_cli_unreachable_scheduler(tmp_path, capsys):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
