@@ -43,8 +43,10 @@ from numba.core import event as _event
 
 from fastgram import _jit, kernels, sampling
 from fastgram.app.notebook import notebook_demo
+from fastgram.attention import attention
 from fastgram.counting import BigramCounter, count_bigrams, count_ngrams
 from fastgram.kernels import attention as _k_attention
+from fastgram.kernels import attention_decode as _k_attention_decode
 from fastgram.kernels import counting as _k_counting
 from fastgram.kernels import metrics as _k_metrics
 from fastgram.kernels import ngrams as _k_ngrams
@@ -59,6 +61,7 @@ from fastgram.vocab import WordVocab
 #: The kernel modules that probes name.
 _KERNEL_MODULES = {
     "attention": _k_attention,
+    "attention_decode": _k_attention_decode,
     "counting": _k_counting,
     "metrics": _k_metrics,
     "ngrams": _k_ngrams,
@@ -193,6 +196,17 @@ def _extra_words() -> None:
     vocab.decode(vocab.encode("the cat sat on the mat\n"))
 
 
+def _extra_attention_parallel() -> None:
+    """Calls above :data:`fastgram.attention.SERIAL_WORK`: the parallel decode and prefill
+    kernels (the registry's cases are small enough to run in the calling thread)."""
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        for T in (1, 16):
+            q = rng.standard_normal((2, 8, T, 64)).astype(dtype)
+            kv = rng.standard_normal((2, 8, 2048, 64)).astype(dtype)
+            attention(q, kv, kv, causal=T > 1)
+
+
 def _extra_notebook() -> None:
     notebook_demo(seed=0)
 
@@ -219,6 +233,9 @@ def _build_tasks() -> dict[str, Task]:
         Task("counting (all stream widths)", "counting", (), None, "_extra_counting", (), 6.0),
         Task("sampling (every table dtype)", "sampling", (), None, "_extra_sampling", (), 3.0),
         Task("notebook", "attention", (), None, "_extra_notebook", (), 1.0),
+        Task("attention (parallel paths)", "attention", (), None, "_extra_attention_parallel",
+             (("attention_decode", "decode_kernel", "float32"),
+              ("attention_decode", "decode_kernel", "float64")), 12.0),
         Task("lm", "lm", (), None, "_extra_lm", (), 10.0),
         Task("words", "lm", (), None, "_extra_words", (), 2.0),
     ]  # fmt: skip
@@ -232,9 +249,6 @@ def _build_tasks() -> dict[str, Task]:
 
 #: Every warm-up task by name.
 TASKS: dict[str, Task] = _build_tasks()
-
-#: Tasks `fastgram check` / `fastgram demo` do not need (only `fastgram compile` runs them).
-_COMPILE_ONLY = ("counting (all stream widths)", "sampling (every table dtype)", "lm", "words", "notebook")
 
 
 def select_tasks(names: Iterable[str] | None = None, *, command: str = "compile") -> list[Task]:
