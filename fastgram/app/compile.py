@@ -48,6 +48,8 @@ from fastgram.counting import BigramCounter, count_bigrams, count_ngrams
 from fastgram.kernels import attention as _k_attention
 from fastgram.kernels import attention_decode as _k_attention_decode
 from fastgram.kernels import counting as _k_counting
+from fastgram.kernels import lm as _k_lm
+from fastgram.kernels import lm_estimate as _k_lm_estimate
 from fastgram.kernels import metrics as _k_metrics
 from fastgram.kernels import ngrams as _k_ngrams
 from fastgram.kernels import ngrams_wide as _k_ngrams_wide
@@ -63,6 +65,8 @@ _KERNEL_MODULES = {
     "attention": _k_attention,
     "attention_decode": _k_attention_decode,
     "counting": _k_counting,
+    "lm": _k_lm,
+    "lm_estimate": _k_lm_estimate,
     "metrics": _k_metrics,
     "ngrams": _k_ngrams,
     "ngrams_wide": _k_ngrams_wide,
@@ -230,6 +234,8 @@ def _build_tasks() -> dict[str, Task]:
              (("sampling_logits", "draw_without_replacement", None),), 4.0),
         Task("uniform", "sampling", ("uniform",), None, None, (("random", "fill_uniform", None),), 1.0),
         Task("nll", "sampling", ("nll",), None, None, (("metrics", "nll_blocks", None),), 2.0),
+        Task("lm_estimate+lm_score+lm_generate", "lm", ("lm_estimate", "lm_score", "lm_generate"), None, None,
+             (("lm_estimate", "finish", None), ("lm", "score_sentences", None), ("lm", "generate", None)), 8.0),
         Task("counting (all stream widths)", "counting", (), None, "_extra_counting", (), 6.0),
         Task("sampling (every table dtype)", "sampling", (), None, "_extra_sampling", (), 3.0),
         Task("notebook", "attention", (), None, "_extra_notebook", (), 1.0),
