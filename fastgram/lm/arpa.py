@@ -97,6 +97,19 @@ PARSE_CHUNK = 1 << 22
 PARALLEL_LINES = 1 << 16
 
 
+def _newline_blocks(buf, lo, hi):
+    """``buf[lo:hi]`` in blocks of :data:`PARSE_CHUNK` bytes, counted in parallel: ``(starts,
+    counts, first_break, break_rank)`` of :func:`fastgram.kernels.lm_arpa.newline_blocks`."""
+    starts = np.arange(lo, hi, PARSE_CHUNK, dtype=np.int64)
+    stops = np.minimum(starts + PARSE_CHUNK, hi)
+    counts = np.zeros(len(starts), np.int64)
+    first_break = np.zeros(len(starts), np.int64)
+    break_rank = np.zeros(len(starts), np.int64)
+    with parallel_guard():
+        _k.newline_blocks(buf, starts, stops, counts, first_break, break_rank)
+    return starts, counts, first_break, break_rank
+
+
 def _section_end(buf, pos, m):
     """The position after the ``m`` lines from ``pos``, or -1 when the section is shorter: the
     answer of the serial :func:`fastgram.kernels.lm_arpa.section_end`, found by counting
@@ -109,13 +122,7 @@ def _section_end(buf, pos, m):
     group = PARSE_CHUNK * 2 * max(num_threads(), 1)
     while at < L:
         hi = min(L, at + group)
-        starts = np.arange(at, hi, PARSE_CHUNK, dtype=np.int64)
-        stops = np.minimum(starts + PARSE_CHUNK, hi)
-        counts = np.zeros(len(starts), np.int64)
-        first_break = np.zeros(len(starts), np.int64)
-        break_rank = np.zeros(len(starts), np.int64)
-        with parallel_guard():
-            _k.newline_blocks(buf, starts, stops, counts, first_break, break_rank)
+        starts, counts, first_break, break_rank = _newline_blocks(buf, at, hi)
         for c in range(len(starts)):
             if first_break[c] >= 0 and seen + break_rank[c] < m:  # a line of the section is a break
                 return _k.section_end(buf, pos, m)
@@ -348,13 +355,7 @@ def _run_end(buf, pos, hi, want, eof) -> tuple[int, int]:
     """``(end, lines)`` of the first ``want`` lines from ``pos`` within ``buf[pos:hi]`` (whole
     lines; all of them when there are fewer); raises :class:`_Unusual` when one of those lines but the
     first starts a blank line or a header (a short section) or the file ends inside them."""
-    starts = np.arange(pos, hi, PARSE_CHUNK, dtype=np.int64)
-    stops = np.minimum(starts + PARSE_CHUNK, hi)
-    counts = np.zeros(len(starts), np.int64)
-    first_break = np.zeros(len(starts), np.int64)
-    break_rank = np.zeros(len(starts), np.int64)
-    with parallel_guard():
-        _k.newline_blocks(buf, starts, stops, counts, first_break, break_rank)
+    starts, counts, first_break, break_rank = _newline_blocks(buf, pos, hi)
     seen = 0
     for c in range(len(starts)):
         fb = int(first_break[c])
