@@ -189,6 +189,51 @@ def _model_ids(path, buf, word_start, word_end, ids, p, b):
     return words, remap, ids, p, b
 
 
+class _Sections:
+    """Every order's n-grams in one buffer of reversed uint32 rows (the model's layout: its
+    lookup tables use it as it is) and the values in one float64 buffer each, so nothing is
+    copied, reversed or concatenated after parsing (see :meth:`fit`)."""
+
+    def __init__(self, sizes):
+        self.sizes = sizes
+        self.words_at = np.concatenate([[0], np.cumsum([n * m for n, m in enumerate(sizes, 1)])]).astype(np.int64)
+        self.values_at = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.rows = np.empty(int(self.words_at[-1]), np.uint32)
+        self.prob = np.empty(int(self.values_at[-1]))
+        self.backoff = np.zeros(int(self.values_at[-1]))
+
+    @staticmethod
+    def fit(sizes, file_bytes: int):
+        """The buffers for ``sizes``, or None when a file of ``file_bytes`` cannot hold them."""
+        words = sum(n * m for n, m in enumerate(sizes, 1))
+        return _Sections(sizes) if 2 * words <= file_bytes else None
+
+    def section(self, n: int):
+        """``(ids, prob, backoff)`` of order ``n``: forward views ``(m, n)``, ``(m,)``, ``(m,)``."""
+        w0, w1 = self.words_at[n - 1], self.words_at[n]
+        v0, v1 = self.values_at[n - 1], self.values_at[n]
+        return self.rows[w0:w1].reshape(-1, n)[:, ::-1], self.prob[v0:v1], self.backoff[v0:v1]
+
+    def result(self):
+        """``(grams, probs, backs)`` per order, as :func:`read_arpa` returns them."""
+        views = [self.section(n) for n in range(1, len(self.sizes) + 1)]
+        return [v[0] for v in views], [v[1] for v in views], [v[2] for v in views]
+
+
+def _word_index(buf, word_start, word_end, remap, error):
+    """``(index, arena)`` of the unigrams (:func:`fastgram.kernels.lm_arpa.compact_words`);
+    a word longer than the index holds raises ``error(position, message)``."""
+    lengths = word_end - word_start
+    if len(lengths) and int(lengths.max()) > _k.MAX_WORD_BYTES:
+        w = int(np.argmax(lengths))
+        raise error(word_start[w], f"a word of {int(lengths[w]):,} bytes (at most {_k.MAX_WORD_BYTES:,})")
+    size = 1 << max(int(2 * len(lengths) - 1).bit_length(), 4)  # at least twice the words
+    index = np.zeros((size, 2), np.uint64)
+    arena = np.empty(max(int(lengths.sum()), 1), np.uint8)
+    _k.compact_words(buf, word_start, word_end, remap, arena, index)
+    return index, arena
+
+
 def read_arpa(path):
     """Parse an ARPA file: ``(order, words, ngrams, prob, backoff)``.
 
@@ -272,18 +317,9 @@ class _Stream:
         sizes, pos = _header(self.path, self.window(), error)
         order = len(sizes)
         V = sizes[0]
-        words_at = np.concatenate([[0], np.cumsum([n * m for n, m in enumerate(sizes, 1)])])
-        values_at = np.concatenate([[0], np.cumsum(sizes)])
-        if 2 * int(words_at[-1]) > os.fstat(self.file.fileno()).st_size:
-            raise _Unusual("counts the file cannot hold")  # at least 2 bytes a word
-        rows_all = np.empty(int(words_at[-1]), np.uint32)
-        prob_all = np.empty(int(values_at[-1]))
-        back_all = np.zeros(int(values_at[-1]))
-
-        def section(n):
-            m = sizes[n - 1]
-            ids = rows_all[words_at[n - 1] : words_at[n]].reshape(m, n)[:, ::-1]  # forward view
-            return m, ids, prob_all[values_at[n - 1] : values_at[n]], back_all[values_at[n - 1] : values_at[n]]
+        sections = _Sections.fit(sizes, os.fstat(self.file.fileno()).st_size)
+        if sections is None:
+            raise _Unusual("counts the file cannot hold")
 
         def header_line(pos, n):
             if self.size - pos < 4096 and not self.eof:
@@ -300,28 +336,24 @@ class _Stream:
                 raise _Unusual("unigram section")
             pos = self.fill(pos, 2 * (self.size - pos))
         buf = self.window()
-        m, ids, p, b = section(1)
+        ids, p, b = sections.section(1)
         slots = np.full((1 << max(int(2 * V - 1).bit_length(), 4), 2), -1, np.int64)
         word_start = np.zeros(V, np.int64)
         word_end = np.zeros(V, np.int64)
         err = np.zeros(2, np.int64)
-        pos = _k.parse_section(buf, pos, 1, m, slots, word_start, word_end, ids, p, b, err)
+        pos = _k.parse_section(buf, pos, 1, V, slots, word_start, word_end, ids, p, b, err)
         if err[0]:
             raise _Unusual("unigram section")
         words, remap, ids1, p1, b1 = _model_ids(self.path, buf, word_start, word_end, ids, p, b)
         if ids1 is not ids:  # <unk> was added: the whole-file path handles that
             raise _Unusual("no <unk>")
-        lengths = word_end - word_start
-        if len(lengths) and int(lengths.max()) > _k.MAX_WORD_BYTES:
-            raise _Unusual("long word")
-        index = np.zeros((len(slots), 2), np.uint64)
-        arena = np.empty(max(int(lengths.sum()), 1), np.uint8)
-        _k.compact_words(buf, word_start, word_end, remap, arena, index)
+        index, arena = _word_index(buf, word_start, word_end, remap, error)
         del slots, word_start, word_end, buf
 
         for n in range(2, order + 1):
             pos = header_line(pos, n)
-            m, ids, p, b = section(n)
+            m = sizes[n - 1]
+            ids, p, b = sections.section(n)
             done = 0
             while done < m:
                 if self.size - pos < STREAM_BLOCK // 2 and not self.eof:
@@ -345,10 +377,7 @@ class _Stream:
         text, _, _ = _skip_blank(self.window(), pos)
         if text is None or text.strip() != "\\end\\":
             raise _Unusual("end")
-        grams = [rows_all[words_at[n - 1] : words_at[n]].reshape(-1, n)[:, ::-1] for n in range(1, order + 1)]
-        probs = [prob_all[values_at[n - 1] : values_at[n]] for n in range(1, order + 1)]
-        backs = [back_all[values_at[n - 1] : values_at[n]] for n in range(1, order + 1)]
-        return order, words, grams, probs, backs
+        return (order, words, *sections.result())
 
 
 def _run_end(buf, pos, hi, want, eof) -> tuple[int, int]:
@@ -414,16 +443,9 @@ def _parse(path: str, buf: np.ndarray):
     word_end = np.zeros(V, np.int64)
     ngram_ids, probs, backs = [], [], []
     err = np.zeros(2, np.int64)
-    # Every order lands in one buffer of reversed rows (the model's layout, its lookup tables
-    # use it as it is) and one of values: no copy, reversal or concatenation afterwards. A
-    # header whose counts the file cannot hold (at least 2 bytes a word) gets per-order arrays,
-    # so that its error is the truncation found where the text ends.
-    words_at = np.concatenate([[0], np.cumsum([n * m for n, m in enumerate(sizes, 1)])])
-    values_at = np.concatenate([[0], np.cumsum(sizes)])
-    if 2 * int(words_at[-1]) <= len(buf):
-        rows_all = np.empty(int(words_at[-1]), np.uint32)
-        prob_all = np.empty(int(values_at[-1]))
-        back_all = np.zeros(int(values_at[-1]))
+    # A header whose counts the file cannot hold gets per-order arrays, so that its error is the
+    # truncation found where the text ends.
+    sections = _Sections.fit(sizes, len(buf))
     for n in range(1, order + 1):
         text, start, pos = _skip_blank(buf, pos)
         if text is None:
@@ -431,10 +453,8 @@ def _parse(path: str, buf: np.ndarray):
         if text.strip() != f"\\{n}-grams:":
             raise error(start, f"expected \\{n}-grams:, got {text[:60]!r}")
         m = sizes[n - 1]
-        if 2 * int(words_at[-1]) <= len(buf):
-            ids = rows_all[words_at[n - 1] : words_at[n]].reshape(m, n)[:, ::-1]  # forward view
-            p = prob_all[values_at[n - 1] : values_at[n]]
-            b = back_all[values_at[n - 1] : values_at[n]]
+        if sections is not None:
+            ids, p, b = sections.section(n)
         else:
             ids = np.empty((m, n), np.uint32)
             p = np.empty(m)
@@ -445,13 +465,7 @@ def _parse(path: str, buf: np.ndarray):
             code, at = int(err[0]), int(err[1])
             if n == 1 and not code:
                 words, remap, ids, p, b = _model_ids(path, buf, word_start, word_end, ids, p, b)
-                lengths = word_end - word_start
-                if len(lengths) and int(lengths.max()) > _k.MAX_WORD_BYTES:
-                    w = int(np.argmax(lengths))
-                    raise error(word_start[w], f"a word of {int(lengths[w]):,} bytes (at most {_k.MAX_WORD_BYTES:,})")
-                index = np.zeros((len(slots), 2), np.uint64)  # higher orders parse to model ids
-                arena = np.empty(max(int(lengths.sum()), 1), np.uint8)
-                _k.compact_words(buf, word_start, word_end, remap, arena, index)
+                index, arena = _word_index(buf, word_start, word_end, remap, error)  # higher orders: model ids
         else:
             code, at = _parse_parallel(buf, pos, end, n, index, arena, ids, p, b)
             pos = end
