@@ -193,9 +193,9 @@ def attention(
     two_d = max(q.ndim, k.ndim, v.ndim) == 2
     score_shape = (T, S) if two_d else (*batch, H, T, S)
     B = math.prod(batch)
-    q4, q_batch = _batched(q, batch)
-    k4, k_batch = _batched(k, batch)
-    v4, v_batch = _batched(v, batch)
+    q4, q_batch = _batched(q, batch, cache=False)  # the kernels take T from q4's shape
+    k4, k_batch = _batched(k, batch, cache=True)  # and only S rows of k4 and v4
+    v4, v_batch = _batched(v, batch, cache=True)
     mask_kind, mask_bool, mask_add, mask_batch, steps = _mask_operand(mask, score_shape, batch, q.dtype)
     alibi, alibi_b = _alibi_operand(alibi_slopes, batch, H, q.dtype)
 
@@ -269,12 +269,14 @@ def _squeeze_broadcast(arr: np.ndarray, axes: range) -> np.ndarray:
     return arr[index]
 
 
-def _batched(x: np.ndarray, batch: tuple) -> tuple[np.ndarray, np.ndarray]:
+def _batched(x: np.ndarray, batch: tuple, *, cache: bool) -> tuple[np.ndarray, np.ndarray]:
     """``x`` as C-contiguous ``(Bx, heads, rows, cols)`` and the map output batch -> row of it.
 
-    A prefix ``cache[..., :S, :]`` of a C-contiguous array (a preallocated KV cache) comes back
-    as the whole C-contiguous block, ``rows >= S``, not copied; the kernels read its first
-    ``S`` rows (the caller passes ``S``). Any other layout is copied once to C order.
+    With ``cache`` (keys and values), a prefix ``cache[..., :S, :]`` of a C-contiguous array (a
+    preallocated KV cache) comes back as the whole C-contiguous block, ``rows >= S``, not
+    copied; the kernels read its first ``S`` rows (the caller passes ``S``). Queries never take
+    that path: the kernels read ``T`` from their shape. Any other layout is copied once to C
+    order.
     """
     lead = x.shape[:-3]
     if x.ndim >= 3 and lead == batch and x.flags.c_contiguous:  # the common case, a quick path
@@ -283,7 +285,7 @@ def _batched(x: np.ndarray, batch: tuple) -> tuple[np.ndarray, np.ndarray]:
     x = _squeeze_broadcast(x, range(len(lead)))
     lead = x.shape[:-3]
     heads = x.shape[-3] if x.ndim >= 3 else 1
-    block = _prefix_block(x)
+    block = _prefix_block(x) if cache else None
     if block is None:
         block = np.ascontiguousarray(x)
     x4 = block.reshape(math.prod(lead), heads, block.shape[-2], x.shape[-1])

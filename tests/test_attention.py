@@ -320,6 +320,25 @@ def test_kv_cache_prefix_broadcast_against_a_larger_batch(kernel_inputs):
     assert_close(out, want, np.float32)
 
 
+@pytest.mark.parametrize("T", [1, 3, 12])  # decode kernel (calling thread and parallel), prefill
+@pytest.mark.parametrize("S", [5, 700])
+def test_queries_that_are_a_prefix_of_a_larger_buffer_are_not_read_as_a_cache(T, S):
+    """A query view ``buf[..., :T, :]`` (or a strided one whose strides look like such a prefix)
+    has the strides of a KV-cache prefix; the kernels take ``T`` from the queries' shape, so
+    reading it in place as a longer block wrote past the output (a heap corruption)."""
+    rng = np.random.default_rng(9 + T)
+    buf = rng.standard_normal((2, 4, T + 9, 16)).astype(np.float32)
+    k = rng.standard_normal((2, 2, S, 16)).astype(np.float32)
+    v = rng.standard_normal((2, 2, S, 8)).astype(np.float32)
+    narrow = rng.standard_normal((4, T, 2)).astype(np.float32)[:, :, ::2]  # (4, T, 1), stride 2
+    for q, kk, vv in ((buf[:, :, :T], k, v), (narrow, k[0, :, :, :1], v[0])):
+        out, lse = attention(q, kk, vv, mask=np.ones(kk.shape[-2], bool), return_lse=True)
+        want, want_lse = reference.attention(np.ascontiguousarray(q), kk, vv, return_lse=True)
+        assert out.shape == want.shape
+        assert_close(out, want, np.float32)
+        assert_close(lse, want_lse, np.float32)
+
+
 def test_scale_and_causal_align_options():
     rng = np.random.default_rng(10)
     q, k, v = make(rng, (2,), 2, 2, 9, 9, 8)
