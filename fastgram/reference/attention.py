@@ -41,14 +41,20 @@ def attention(
         group = q.shape[-3] // k.shape[-3]
         k = np.repeat(k, group, axis=-3)
         v = np.repeat(v, group, axis=-3)
-    scores = (q @ np.swapaxes(k, -1, -2)) * q.dtype.type(scale)  # (..., H, T, S)
+    # Scores in base 2, as the kernels hold them: softmax(s) = 2**(s log2(e) - max) / sum is the
+    # same distribution, and a score overflows exactly where the kernels' does. The queries are
+    # scaled first (q kᵀ alone can overflow where (q · scale) kᵀ does not); the soft cap, the
+    # slopes and an additive mask are in natural units, so each is scaled by log2(e) too.
+    log2e = 1.0 / np.log(2.0)
+    scores = (q * q.dtype.type(scale * log2e)) @ np.swapaxes(k, -1, -2)  # (..., H, T, S), base 2
     T, S = scores.shape[-2:]
     if softcap is not None:
-        scores = softcap * np.tanh(scores / softcap)
+        cap = softcap * log2e
+        scores = cap * np.tanh(scores / cap)
     i = np.arange(T)[:, None]
     j = np.arange(S)[None, :]
     if alibi_slopes is not None:
-        slopes = np.asarray(alibi_slopes, dtype=scores.dtype)[..., None, None]  # (..., H, 1, 1)
+        slopes = np.asarray(alibi_slopes, dtype=scores.dtype)[..., None, None] * scores.dtype.type(log2e)  # (..., H, 1, 1)
         scores = scores - slopes * np.abs(i + S - T - j)
     allowed = np.ones(scores.shape, dtype=bool)
     left, right = (-1, -1) if window is None else window
@@ -64,12 +70,12 @@ def attention(
         if mask.dtype == bool:
             allowed &= mask
         else:
-            scores = scores + mask.astype(scores.dtype)
+            scores = scores + mask.astype(scores.dtype) * scores.dtype.type(log2e)
             allowed &= mask != -np.inf
     scores = np.where(allowed, scores, -np.inf)
     row_max = scores.max(axis=-1, keepdims=True, initial=-np.inf)  # S = 0 allowed
     row_max = np.where(row_max == -np.inf, 0, row_max)  # fully masked row: any finite shift
-    weights = np.exp(scores - row_max)
+    weights = np.exp2(scores - row_max)
     total = weights.sum(axis=-1, keepdims=True)
     weights = weights / np.where(total == 0, 1, total)
     if np.isfinite(v).all():
@@ -82,5 +88,5 @@ def attention(
     if not return_lse:
         return out
     with np.errstate(divide="ignore"):
-        lse = (np.log(total) + row_max)[..., 0]
+        lse = ((np.log2(total) + row_max) * np.log(2.0))[..., 0]  # natural units
     return out, lse.astype(q.dtype)
