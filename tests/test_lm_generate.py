@@ -94,5 +94,7 @@ def test_generate_arguments(lm3):
         lm3.generate(1, -1, seed=0)
     with pytest.raises(TypeError, match="seed must be an integer"):
         lm3.generate(1, 5, seed=1.5)
+    with pytest.raises(ValueError, match="max_length: the result of shape .* would take"):
+        lm3.generate(3, 1 << 40, seed=0)  # 12 TiB of ids: named, not a MemoryError
     assert lm3.generate(0, 5, seed=0) == []
     assert lm3.generate(2, 0, seed=0) == [[], []]

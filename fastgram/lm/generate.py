@@ -134,6 +134,7 @@ def generate_ids(lm, n: int, max_length: int, *, seed, temperature: float = 1.0,
     temperature = _checks.require_float(temperature, "temperature")
     if not temperature > 0 or not np.isfinite(temperature):
         raise ValueError(f"temperature must be positive and finite, got {temperature}")
+    _checks.check_result_size((n, max_length), 4, "max_length")
     t = tables(lm, temperature)
     flat, row_off, nrows = lm.tables()[:3]
     out = np.zeros((n, max_length), np.uint32)
