@@ -13,6 +13,12 @@ passes options to Numba.
   fixed order so results do not depend on the thread count.
 - ``fastmath`` is allowed in the attention kernels only, and only with the tolerances to the
   reference proven in the tests.
+- Cache saves are locked across processes (:class:`_LockedCacheFile`): Numba picks a new
+  entry's data file name from the index it has just read, so two processes that compile
+  different specialisations of one kernel at once (the parallel warm-up, two commands on a
+  cold cache) both chose ``<kernel>.1.nbc``; the index kept one entry and could point it at the
+  other specialisation's machine code. Each save now reads the index, names the file and
+  writes both under an exclusive ``flock`` on one lock file per cache directory.
 - ``FASTGRAM_SERIAL=1`` in the environment (read at import) compiles every kernel with
   ``parallel=False`` and ``cache=False``: Numba ignores ``NUMBA_BOUNDSCHECK=1`` inside
   ``prange`` loops, so a bounds-checked test run sets both; the cache is off so that such a
@@ -35,6 +41,12 @@ import os
 import threading
 
 import numba
+from numba.core import caching as _caching
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: saves are not locked
+    fcntl = None
 
 __all__ = ["kernel", "parallel_guard", "num_threads", "THREAD_SAFE_LAYER", "SERIAL"]
 
@@ -82,6 +94,44 @@ def parallel_guard():
             yield
 
 
+#: The lock file, one per cache directory, that serialises cache saves across processes.
+CACHE_LOCK_NAME = "fastgram-cache.lock"
+
+
+@contextlib.contextmanager
+def _cache_lock(directory: str):
+    """An exclusive ``flock`` on ``directory``'s lock file (none where it cannot be taken:
+    Numba then saves, or declines to, exactly as it would without fastgram)."""
+    handle = None
+    if fcntl is not None:
+        try:
+            handle = open(os.path.join(directory, CACHE_LOCK_NAME), "a")  # noqa: SIM115 - closed below
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:
+            if handle is not None:
+                handle.close()
+            handle = None
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.close()  # releases the lock
+
+
+class _LockedCacheFile(_caching.IndexDataCacheFile):
+    """Numba's index + data cache files, each save under :func:`_cache_lock`."""
+
+    def save(self, key, data):
+        with _cache_lock(os.path.dirname(self._index_path)):
+            super().save(key, data)
+
+
+def _lock_cache_saves(dispatcher) -> None:
+    cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
+    if type(cache_file) is _caching.IndexDataCacheFile:
+        cache_file.__class__ = _LockedCacheFile
+
+
 def num_threads() -> int:
     """The number of threads parallel kernels will use now (``numba.get_num_threads()``)."""
     return int(numba.get_num_threads())
@@ -112,6 +162,8 @@ def kernel(fn=None, *, parallel: bool = False, fastmath: bool = False):
     )
 
     def wrap(f):
-        return numba.njit(**options)(f)
+        dispatcher = numba.njit(**options)(f)
+        _lock_cache_saves(dispatcher)
+        return dispatcher
 
     return wrap(fn) if fn is not None else wrap

@@ -6,10 +6,13 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
+from numba.core import caching as _caching
 
 from fastgram import _jit
+from fastgram.kernels import attention, counting, sampling_logits
 
 
 def _run(code: str, **env) -> subprocess.CompletedProcess:
@@ -117,3 +120,42 @@ def test_serial_switch_compiles_without_threads():
         FASTGRAM_SERIAL="1",
     )
     assert result.stdout.split() == ["True", "False", "True"], result.stderr[-2000:]
+
+
+# --- cache saves from several processes --------------------------------------------------------
+
+_SAVE = """
+import os, sys, time
+from fastgram import _jit
+cache_dir, key, pause = sys.argv[1], sys.argv[2], float(sys.argv[3])
+f = _jit._LockedCacheFile(cache_dir, "kernel-1.py311", "stamp")
+if pause:  # hold the window between reading the index and writing it, and say so
+    save_index = f._save_index
+    def slow(overloads):
+        open(os.path.join(cache_dir, "in-window"), "w").close()
+        time.sleep(pause)
+        save_index(overloads)
+    f._save_index = slow
+f.save(key, "machine code of " + key)
+"""
+
+
+def test_cache_saves_of_two_processes_keep_both_entries(tmp_path):
+    """Numba names a new entry's data file from the index it read: without the lock, a second
+    process saving while the first is between reading and writing the index picked the same
+    file name, and one entry was lost (or pointed at the other's machine code)."""
+    slow = subprocess.Popen([sys.executable, "-c", _SAVE, str(tmp_path), "float32", "2.0"])
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "in-window").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    fast = subprocess.run([sys.executable, "-c", _SAVE, str(tmp_path), "float64", "0"], timeout=120)
+    assert slow.wait(timeout=120) == 0 and fast.returncode == 0
+    cache = _caching.IndexDataCacheFile(str(tmp_path), "kernel-1.py311", "stamp")
+    assert cache.load("float32") == "machine code of float32"
+    assert cache.load("float64") == "machine code of float64"
+    assert len(list(tmp_path.glob("kernel-1.py311.*.nbc"))) == 2
+
+
+def test_every_kernel_saves_under_the_lock():
+    for dispatcher in (attention.attention_kernel, counting.bigram_counts_private, sampling_logits.draw_rows):
+        assert type(dispatcher._cache._cache_file) is _jit._LockedCacheFile

@@ -11,9 +11,10 @@ it in Numba's ``parallel=True`` passes, so this module:
   the registry as it changes), split by float dtype where an entry has both; plus a few calls
   that the cases do not make (other stream widths, the language model, word vocabularies);
 - runs tasks in parallel processes (:func:`warm_up`: a ``ProcessPoolExecutor`` with the
-  ``spawn`` context; Numba writes each cache file atomically, so several processes may fill
-  one cache), longest first, printing a line per finished task and a heartbeat every few
-  seconds, so nothing is silent for long;
+  ``spawn`` context; each cache save is locked across processes, see :mod:`fastgram._jit`,
+  so several processes may fill one cache, even with specialisations of one kernel), longest
+  first, printing a line per finished task and a heartbeat every few seconds, so nothing is
+  silent for long;
 - tells whether a command's tasks are cached (:func:`cold_tasks`: the cache index of a probe
   kernel per task, read the way Numba reads it), so ``fastgram check`` and ``fastgram demo``
   warm up in parallel only when the cache is cold;
