@@ -54,7 +54,8 @@ def attention(
     i = np.arange(T)[:, None]
     j = np.arange(S)[None, :]
     if alibi_slopes is not None:
-        slopes = np.asarray(alibi_slopes, dtype=scores.dtype)[..., None, None] * scores.dtype.type(log2e)  # (..., H, 1, 1)
+        slopes = np.asarray(alibi_slopes, dtype=scores.dtype)[..., None, None]  # (..., H, 1, 1)
+        slopes = slopes * scores.dtype.type(log2e)
         scores = scores - slopes * np.abs(i + S - T - j)
     allowed = np.ones(scores.shape, dtype=bool)
     left, right = (-1, -1) if window is None else window
