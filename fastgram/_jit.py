@@ -24,19 +24,30 @@ passes options to Numba.
   ``prange`` loops, so a bounds-checked test run sets both; the cache is off so that such a
   run neither loads the normal parallel machine code nor leaves serial code behind for it.
 
-Threading layer. Unless the user chose one (``NUMBA_THREADING_LAYER``), fastgram uses Numba's
-``workqueue`` layer and :func:`parallel_guard` serialises parallel launches with a lock, which
-makes calls from several Python threads safe. The alternatives were measured and rejected as
-defaults: GNU OpenMP (the ``omp`` layer of pip's Numba on Linux) kills a child process that
-uses a parallel kernel after ``fork`` (``multiprocessing``'s default on Linux), and its
-spinning threads made 1,000 small calls 20-30x slower on a busy 2-core machine; TBB is not
-loadable from pip's wheels. A user who picks ``omp`` or ``tbb`` gets no lock (both are
-thread-safe).
+Threading layer. Unless the user chose one (``NUMBA_THREADING_LAYER`` or
+``NUMBA_THREADING_LAYER_PRIORITY``), Numba is asked for TBB, else ``workqueue``:
+
+- TBB (the ``tbb`` extra, ``pip install "fastgram[tbb]"``): pip puts ``libtbb.so.12`` in the
+  environment's ``lib/``, where the loader does not look, so :func:`_preload_tbb` loads it by
+  the path the ``tbb`` distribution records, and Numba's TBB layer then links against it. A
+  parallel launch costs about 20 us against ``workqueue``'s 110-140 us on a 2-core machine
+  (most of a decode step's attention call), it is thread-safe, and a forked child may use it.
+- ``workqueue`` otherwise; it is not thread-safe, so :func:`parallel_guard` serialises
+  parallel launches with a lock, which makes calls from several Python threads safe.
+- GNU OpenMP (the ``omp`` layer of pip's Numba on Linux) is never chosen by default: it kills a
+  child process that uses a parallel kernel after ``fork`` (``multiprocessing``'s default on
+  Linux), and its spinning threads made 1,000 small calls 20-30x slower on a busy 2-core
+  machine.
+
+Which layer runs is known only once Numba has started its threads, so
+:func:`threading_layer` asks Numba then (``numba.threading_layer()``) and remembers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import importlib.metadata
 import os
 import threading
 
@@ -48,23 +59,69 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: saves are not locked
     fcntl = None
 
-__all__ = ["kernel", "parallel_guard", "num_threads", "THREAD_SAFE_LAYER", "SERIAL"]
+__all__ = ["kernel", "parallel_guard", "num_threads", "threading_layer", "THREAD_SAFE_LAYERS", "SERIAL"]
 
 #: Compile every kernel serially and uncached (``FASTGRAM_SERIAL=1``; see the module docstring).
 SERIAL: bool = os.environ.get("FASTGRAM_SERIAL", "").strip() == "1"
 
 
-def _choose_threading_layer() -> bool:
-    """Use ``workqueue`` unless the user chose a layer; return whether launches are thread-safe."""
-    chosen = (os.environ.get("NUMBA_THREADING_LAYER") or str(numba.config.THREADING_LAYER)).strip().lower()
-    if chosen and chosen != "default":
-        return chosen in ("safe", "threadsafe", "omp", "tbb")
-    numba.config.THREADING_LAYER = "workqueue"
+#: Shared-library names of TBB's runtime by platform (Linux, macOS, Windows).
+_TBB_LIBRARIES = ("libtbb.so.12", "libtbb.12.dylib", "tbb12.dll")
+
+
+#: The oldest TBB runtime Numba's TBB layer accepts (2021 update 6).
+_TBB_INTERFACE_MIN = 12060
+
+
+def _preload_tbb() -> bool:
+    """Load the runtime of pip's ``tbb`` distribution, if it is installed and new enough for
+    Numba, so Numba's TBB layer can link against it; return whether that layer will load."""
+    try:
+        files = importlib.metadata.files("tbb") or []
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    for f in files:
+        if f.name not in _TBB_LIBRARIES:
+            continue
+        try:
+            runtime = ctypes.CDLL(str(f.locate()), mode=ctypes.RTLD_GLOBAL)
+            version = runtime.TBB_runtime_interface_version
+            version.restype = ctypes.c_int
+            if version() < _TBB_INTERFACE_MIN:
+                return False
+            import numba.np.ufunc.tbbpool  # noqa: F401 - optional: Numba's layer, linked to the runtime
+        except (OSError, AttributeError, ImportError):
+            return False
+        return True
     return False
 
 
-#: Whether parallel kernels may be launched from several Python threads at once.
-THREAD_SAFE_LAYER: bool = _choose_threading_layer()
+def _choose_threading_layer() -> None:
+    """TBB where it loads, else ``workqueue``, unless the user chose a layer or an order."""
+    chosen = (os.environ.get("NUMBA_THREADING_LAYER") or str(numba.config.THREADING_LAYER)).strip().lower()
+    if (chosen and chosen != "default") or os.environ.get("NUMBA_THREADING_LAYER_PRIORITY"):
+        return
+    numba.config.THREADING_LAYER = "tbb" if _preload_tbb() else "workqueue"
+
+
+_choose_threading_layer()
+_LAYER: str | None = None  # known after the first launch, see threading_layer
+
+#: Layers whose parallel launches may come from several Python threads at once (and cost
+#: about 20 us, not ``workqueue``'s 0.1 ms).
+THREAD_SAFE_LAYERS = ("tbb", "omp")
+
+
+def threading_layer() -> str:
+    """The layer Numba started: ``"tbb"``, ``"omp"`` or ``"workqueue"`` (starts Numba's threads
+    if they are not running yet, since only then is it known)."""
+    global _LAYER
+    if _LAYER is None:
+        numba.get_num_threads()  # starts the threads: the layer is known from here on
+        _LAYER = str(numba.threading_layer())
+    return _LAYER
+
+
 _LAUNCH_LOCK = threading.Lock()
 
 
@@ -83,11 +140,11 @@ if hasattr(os, "register_at_fork"):
 def parallel_guard():
     """Serialise parallel kernel launches when the threading layer is not thread-safe.
 
-    Wrappers call every ``parallel=True`` kernel inside this context. With ``workqueue`` (the
-    default) it holds a process-wide lock for the duration of the call; with a layer the user
-    chose that is thread-safe (OpenMP, TBB) it does nothing.
+    Wrappers call every ``parallel=True`` kernel inside this context. With ``workqueue`` it
+    holds a process-wide lock for the duration of the call; with a thread-safe layer (TBB,
+    OpenMP) it does nothing.
     """
-    if THREAD_SAFE_LAYER:
+    if threading_layer() in THREAD_SAFE_LAYERS:
         yield
     else:
         with _LAUNCH_LOCK:

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from fastgram import _checks
-from fastgram._jit import num_threads, parallel_guard
+from fastgram._jit import num_threads, parallel_guard, threading_layer
 from fastgram.kernels import attention as _k
 from fastgram.kernels import attention_decode as _kd
 
@@ -22,13 +22,20 @@ __all__ = ["attention"]
 
 _ALIGNMENTS = ("top_left", "bottom_right")
 
-#: Calls of at most this many ``B H T S (D + Dv)`` multiply-adds run in the calling thread: a
-#: parallel launch costs about 0.1 ms on a 2-core machine, the serial work of a
-#: (1, 12, 1, 1024, 64) decode step about as much. The path depends on the shapes alone, so a
-#: result does not depend on the thread count; the two paths run the same serial kernels, but
-#: inside the parallel one LLVM optimises them again (fast-math reassociation), so the paths
-#: may differ in the last bits.
-SERIAL_WORK = 1 << 21
+#: Calls of at most this many ``B H T S (D + Dv)`` multiply-adds run in the calling thread, by
+#: threading layer: where a parallel launch costs more than half the work it shares out. On a
+#: 2-core machine a ``workqueue`` launch costs 0.1-0.14 ms, about the serial work of a
+#: (1, 12, 1, 1024, 64) decode step (2^20.6); a TBB (or OpenMP) launch about 20 us, where the
+#: two paths cross near 2^18 (measured on decode steps). The path depends on the shapes and the
+#: layer alone, so a result does not depend on the thread count; the two paths run the same
+#: serial kernels, but inside the parallel one LLVM optimises them again (fast-math
+#: reassociation), so the paths may differ in the last bits.
+SERIAL_WORK = {"workqueue": 1 << 21, "tbb": 1 << 18, "omp": 1 << 18}
+
+
+def _serial_work() -> int:
+    """:data:`SERIAL_WORK` of the layer Numba runs."""
+    return SERIAL_WORK.get(threading_layer(), 1 << 21)
 
 
 def attention(
@@ -215,7 +222,7 @@ def attention(
         has_upper, upper, has_lower, lower, softcap, alibi, alibi_b, alibi_slopes is not None, scale,
     )  # fmt: skip
     threads = num_threads()
-    here = B * H * T * S * (D + Dv) <= SERIAL_WORK  # by size alone: the same path at any thread count
+    here = B * H * T * S * (D + Dv) <= _serial_work()  # by size and layer: the same path at any thread count
     if T <= _kd.MAX_T:
         split, tile = _kd.SPLIT, _kd.decode_tile(H // H_k * T, D)
         if here:

@@ -220,9 +220,9 @@ def kernel_inputs(monkeypatch):
 
         return run
 
-    monkeypatch.setattr(_wrapper._k, "attention_kernel", spy(_wrapper._k.attention_kernel, 0))
-    monkeypatch.setattr(_wrapper._kd, "decode_kernel", spy(_wrapper._kd.decode_kernel, 0))
-    # small calls run the serial kernels in the calling thread
+    # every call runs the serial kernels in the calling thread: the parallel kernels call them
+    # by these module names, so compiling one while they are spies would fail
+    monkeypatch.setattr(_wrapper, "_serial_work", lambda: 1 << 62)
     monkeypatch.setattr(_wrapper._k, "attend_items", spy(_wrapper._k.attend_items, 2))
     monkeypatch.setattr(_wrapper._kd, "decode_items", spy(_wrapper._kd.decode_items, 5))
     return seen
@@ -515,9 +515,9 @@ def test_the_calling_thread_and_the_parallel_kernels_agree(monkeypatch, T, opts)
     q = rng.standard_normal((2, 4, T, 16)).astype(np.float32)
     k = rng.standard_normal((2, 2, 300, 16)).astype(np.float32)
     v = rng.standard_normal((2, 2, 300, 8)).astype(np.float32)
-    monkeypatch.setattr(_wrapper, "SERIAL_WORK", 0)  # every call launches the parallel kernel
+    monkeypatch.setattr(_wrapper, "_serial_work", lambda: 0)  # every call launches the parallel kernel
     parallel, parallel_lse = attention(q, k, v, return_lse=True, **opts)
-    monkeypatch.setattr(_wrapper, "SERIAL_WORK", 1 << 62)  # every call runs in this thread
+    monkeypatch.setattr(_wrapper, "_serial_work", lambda: 1 << 62)  # every call runs in this thread
     here, here_lse = attention(q, k, v, return_lse=True, **opts)
     # the same serial kernels, optimised again inside the parallel one: equal but for rounding
     np.testing.assert_allclose(here, parallel, rtol=1e-5, atol=1e-6)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import os
 import subprocess
 import sys
@@ -25,7 +27,8 @@ def _run(code: str, **env) -> subprocess.CompletedProcess:
     )
 
 
-def test_parallel_kernels_work_in_a_forked_child():
+@pytest.mark.parametrize("layer", ["default", "workqueue"])
+def test_parallel_kernels_work_in_a_forked_child(layer):
     result = _run(
         """
         import multiprocessing as mp, numpy as np, fastgram
@@ -36,21 +39,45 @@ def test_parallel_kernels_work_in_a_forked_child():
         ctx = mp.get_context("fork")
         q = ctx.Queue(); p = ctx.Process(target=child, args=(q,)); p.start(); p.join(120)
         print(p.exitcode, q.get(timeout=5) == want)
-        """
+        """,
+        NUMBA_THREADING_LAYER=layer,
     )
     assert result.stdout.split() == ["0", "True"], result.stderr[-2000:]
 
 
-def test_default_layer_is_workqueue_with_a_lock():
+_LAYER = """
+import numpy as np, numba, fastgram
+from fastgram import _jit
+fastgram.count_bigrams(np.arange(300_000) % 5, 5)
+print(numba.threading_layer(), _jit.threading_layer() in _jit.THREAD_SAFE_LAYERS)
+"""
+# a Python without pip's tbb distribution: the metadata lookup fails as it would there
+_WITHOUT_TBB = """
+import importlib.metadata as metadata
+real = metadata.files
+def files(name):
+    if name == "tbb":
+        raise metadata.PackageNotFoundError(name)
+    return real(name)
+metadata.files = files
+"""
+_HAS_TBB = importlib.util.find_spec("numba.np.ufunc.tbbpool") is not None and bool(
+    [d for d in importlib.metadata.distributions() if d.metadata["Name"] == "tbb"]
+)
+
+
+@pytest.mark.skipif(not _HAS_TBB, reason="the tbb extra is not installed")
+def test_default_layer_is_tbb_when_the_extra_is_installed():
     if os.environ.get("NUMBA_THREADING_LAYER"):
         pytest.skip("the user chose a threading layer")
-    result = _run(
-        """
-        import numpy as np, numba, fastgram
-        fastgram.count_bigrams(np.arange(300_000) % 5, 5)
-        print(numba.threading_layer(), fastgram._jit.THREAD_SAFE_LAYER)
-        """
-    )
+    result = _run(_LAYER)
+    assert result.stdout.split() == ["tbb", "True"], result.stderr[-2000:]
+
+
+def test_without_tbb_the_default_is_workqueue_with_a_lock():
+    if os.environ.get("NUMBA_THREADING_LAYER"):
+        pytest.skip("the user chose a threading layer")
+    result = _run(_WITHOUT_TBB + _LAYER)
     assert result.stdout.split() == ["workqueue", "False"], result.stderr[-2000:]
 
 
@@ -59,8 +86,9 @@ def test_a_user_choice_of_layer_is_respected():
     result = _run(
         """
         import numpy as np, numba, fastgram
+        from fastgram import _jit
         fastgram.count_bigrams(np.arange(300_000) % 5, 5)
-        print(numba.threading_layer(), fastgram._jit.THREAD_SAFE_LAYER)
+        print(numba.threading_layer(), _jit.threading_layer() in _jit.THREAD_SAFE_LAYERS)
         """,
         NUMBA_THREADING_LAYER="omp",
     )
@@ -102,7 +130,8 @@ def test_fork_while_another_thread_holds_the_launch_lock():
             status = None
         release.set()
         print("hung" if status is None else os.waitstatus_to_exitcode(status))
-        """
+        """,
+        NUMBA_THREADING_LAYER="workqueue",  # the layer that takes the lock
     )
     assert result.stdout.split() == ["0"], result.stderr[-2000:]
 

@@ -202,8 +202,8 @@ def _extra_words() -> None:
 
 
 def _extra_attention_parallel() -> None:
-    """Calls above :data:`fastgram.attention.SERIAL_WORK`: the parallel decode and prefill
-    kernels (the registry's cases are small enough to run in the calling thread)."""
+    """Calls above every layer's :data:`fastgram.attention.SERIAL_WORK`: the parallel decode and
+    prefill kernels (most of the registry's cases run in the calling thread)."""
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float64):
         for T in (1, 16):
