@@ -28,10 +28,17 @@ import time
 import numpy as np
 import pytest
 
+from fastgram._jit import threading_layer
 from fastgram.registry import REGISTRY, max_difference
 
 SCALE = os.environ.get("FASTGRAM_BENCH_SCALE", "full")
 SMOKE = SCALE == "smoke"
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """Record Numba's threading layer: a parallel launch costs 5x more under ``workqueue`` than
+    under TBB, which moves every small parallel case."""
+    machine_info["numba_threading_layer"] = threading_layer()
 
 
 def size(full: int, smoke: int) -> int:

@@ -145,7 +145,9 @@ def machine_line(data: dict) -> str:
         except ImportError:
             pass
     py = info.get("python_version") or platform.python_version()
-    return f"{cpu}, {cores} cores, Python {py}, " + ", ".join(versions)
+    layer = info.get("numba_threading_layer")
+    threads = f", Numba threading layer {layer}" if layer else ""
+    return f"{cpu}, {cores} cores, Python {py}, " + ", ".join(versions) + threads
 
 
 def format_speedups(rows: list[dict], markdown: bool = False) -> str:
