@@ -76,16 +76,17 @@ def attention(
     scores = np.where(allowed, scores, -np.inf)
     row_max = scores.max(axis=-1, keepdims=True, initial=-np.inf)  # S = 0 allowed
     row_max = np.where(row_max == -np.inf, 0, row_max)  # fully masked row: any finite shift
-    weights = np.exp2(scores - row_max)
+    weights = np.exp2(scores - row_max)  # unnormalised: the largest is 1
     total = weights.sum(axis=-1, keepdims=True)
-    weights = weights / np.where(total == 0, 1, total)
     if np.isfinite(v).all():
         out = weights @ v
     else:  # skip zero weights explicitly: 0 * NaN would be NaN
         with np.errstate(invalid="ignore"):
             terms = np.where(weights[..., None] != 0, weights[..., None] * v[..., None, :, :], 0)
         out = terms.sum(axis=-2)
-    out = out.astype(q.dtype)
+    # divided by the total after the weighted sum, as the kernels do (values within a factor of
+    # the total of the largest float overflow there, as in the kernels)
+    out = (out / np.where(total == 0, 1, total)).astype(q.dtype)
     if not return_lse:
         return out
     with np.errstate(divide="ignore"):
