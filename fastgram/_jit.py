@@ -25,7 +25,8 @@ passes options to Numba.
   run neither loads the normal parallel machine code nor leaves serial code behind for it.
 
 Threading layer. Unless the user chose one (``NUMBA_THREADING_LAYER`` or
-``NUMBA_THREADING_LAYER_PRIORITY``), Numba is asked for TBB, else ``workqueue``:
+``NUMBA_THREADING_LAYER_PRIORITY``), fastgram sets Numba's layer to TBB where its runtime
+loads, else to ``workqueue``:
 
 - TBB (the ``tbb`` extra, ``pip install "fastgram[tbb]"``): pip puts ``libtbb.so.12`` in the
   environment's ``lib/``, where the loader does not look, so :func:`_preload_tbb` loads it by
