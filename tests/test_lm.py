@@ -258,6 +258,39 @@ def test_malformed_arpa(tmp_path, text, match, section_scan):
         NGramLM.read_arpa(path)
 
 
+BIGRAMS = ["-0.2\t<s> a", "-0.3\ta </s>", "-0.4\t<s> </s>", "-0.5\ta a", "-0.6\t</s> a"]
+
+
+def _bigram_file(lines):
+    head = "\\data\\\nngram 1=4\nngram 2=%d\n\n\\1-grams:\n-2\t<unk>\t0\n-1\t<s>\t-0.5\n-0.5\t</s>\t0\n-0.3\ta\t0\n\n\\2-grams:\n"
+    return head % len(lines) + "\n".join(lines) + "\n\n\\end\\\n"
+
+
+@pytest.mark.parametrize(
+    "edits, match",
+    [
+        ({1: "-0.3\tb </s>", 2: "-0.4x\t<s> </s>"}, "line 13: word 'b' is not among"),  # unknown word first
+        ({1: "-0.3x\ta </s>", 2: "-0.4\t<s> b"}, "line 13: bad number"),  # bad number first
+        ({1: "-0.3\tb </s>", 4: "-0.6x\t</s> a"}, "line 13: word 'b' is not among"),  # lines apart
+        ({2: "-0.4\t<s> b\t-0.1x"}, "line 14: word 'b' is not among"),  # the word comes before the backoff
+        ({2: "-0.4x\t<s> b"}, "line 14: bad number"),  # the probability comes before the word
+        ({4: "-0.6\t</s> b"}, "line 16: word 'b' is not among"),  # in the last line
+        ({0: "-0.2\t<s> a a"}, "line 12: bad number"),  # a third field is a backoff
+        ({3: "-0.5\ta"}, "line 15: expected 2 words"),
+    ],
+)
+def test_malformed_arpa_reports_the_first_error_of_a_section(tmp_path, edits, match, section_scan):
+    """With two errors in a section, the one named is the first in the file, whichever kind it
+    is and wherever the chunks of the parallel parse fall."""
+    lines = [edits.get(i, line) for i, line in enumerate(BIGRAMS)]
+    path = tmp_path / "bad.arpa"
+    path.write_text(_bigram_file(lines))
+    with pytest.raises(ValueError, match=match):
+        NGramLM.read_arpa(path)
+    path.write_text(_bigram_file(BIGRAMS))  # and the file without the edits reads
+    assert NGramLM.read_arpa(path).sizes == [4, 5]
+
+
 def test_arpa_without_unk_gets_one(tmp_path):
     path = tmp_path / "good.arpa"
     path.write_text(GOOD)
