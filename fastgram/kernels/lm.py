@@ -135,20 +135,37 @@ def _score_one(flat, row_off, nrows, prob, backoff, val_off, slots, slot_off, or
 
 @kernel(parallel=True)
 def score_sentences(
-    flat, row_off, nrows, prob, backoff, val_off, slots, slot_off, order, ids, starts, bos, out, matched
+    flat, row_off, nrows, prob, backoff, val_off, slots, slot_off, order, ids, starts, bos, out, matched, n_spans
 ):
     """Per-token log10 probabilities of sentences of model ids.
 
     Sentence ``s`` is ``ids[starts[s]:starts[s + 1]]`` (its ``</s>`` included as the last id);
     its context starts at ``<s>``. ``out`` is float64 (tokens,), ``matched`` int8 (the n-gram
-    length found). Sentences run in parallel. As KenLM's state does, the n-grams found for a
-    token are kept: they are the next token's contexts, so their backoffs need no lookup.
+    length found). The sentences are dealt to threads in ``n_spans`` runs (:func:`score_span`,
+    one set of scratch arrays each); the result does not depend on ``n_spans``.
     """
     S = starts.shape[0] - 1
-    for s in numba.prange(S):
-        query = np.empty(order, np.uint32)
-        prev = np.full(order + 1, -1, np.int64)  # index of the n-gram of length n ending before
-        cur = np.full(order + 1, -1, np.int64)
+    for c in numba.prange(n_spans):
+        score_span(
+            S * c // n_spans, S * (c + 1) // n_spans,
+            flat, row_off, nrows, prob, backoff, val_off, slots, slot_off, order, ids, starts, bos, out, matched,
+        )  # fmt: skip
+
+
+@kernel
+def score_span(
+    s_lo, s_hi, flat, row_off, nrows, prob, backoff, val_off, slots, slot_off, order, ids, starts, bos, out, matched
+):
+    """Sentences ``s_lo <= s < s_hi`` of :func:`score_sentences`. As KenLM's state does, the
+    n-grams found for a token are kept: they are the next token's contexts, so their backoffs
+    need no lookup."""
+    query = np.empty(order, np.uint32)
+    prev = np.empty(order + 1, np.int64)  # index of the n-gram of length n ending before
+    cur = np.empty(order + 1, np.int64)
+    for s in range(s_lo, s_hi):
+        for n in range(order + 1):
+            prev[n] = -1
+            cur[n] = -1
         query[0] = bos
         prev[1] = find_flat(flat, row_off, nrows, slots, slot_off, 1, query, 0)
         prev_len = 1 if prev[1] >= 0 else 0

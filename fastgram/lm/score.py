@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from fastgram import _checks
-from fastgram._jit import parallel_guard
+from fastgram._jit import num_threads, parallel_guard
 from fastgram.kernels import lm as _k
 from fastgram.lm.words import split_words
 
@@ -85,6 +85,10 @@ def _stream_sentences(ids: np.ndarray, is_sep: np.ndarray | None):
 #: Substrings that send a list of sentences through the per-word path (:func:`_text_ids`).
 _SPECIAL = ("<s>", "</s>", "<unk>")
 
+#: Runs of sentences per thread that :func:`score_ids` deals out (a few each, so a thread with
+#: long sentences does not hold the others up; each run allocates its scratch once).
+SPANS_PER_THREAD = 8
+
 
 def _text_ids(lm, sentences):
     """``(ids, starts, oov)`` of a list of str in one pass of the model's word vocabulary over
@@ -159,8 +163,9 @@ def score_ids(lm, ids, starts, oov=None) -> Scores:
     out = np.empty(len(ids), np.float64)
     matched = np.empty(len(ids), np.int8)
     if len(ids):
+        n_spans = max(1, min(len(starts) - 1, SPANS_PER_THREAD * num_threads()))
         with parallel_guard():
-            _k.score_sentences(*tables, lm.order, ids, starts, BOS, out, matched)
+            _k.score_sentences(*tables, lm.order, ids, starts, BOS, out, matched, n_spans)
     return Scores(out, starts, ids == UNK if oov is None else oov, matched)
 
 
