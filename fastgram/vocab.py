@@ -25,6 +25,7 @@ import numpy as np
 from fastgram import _io
 from fastgram._checks import as_int_array, fmt_int, require_int
 from fastgram._io import atomic_output
+from fastgram._jit import num_threads, parallel_guard
 from fastgram.kernels import words as _kw
 
 __all__ = ["Vocab", "WordVocab", "vocab_from_json", "vocab_field", "SPECIAL_WORDS"]
@@ -651,7 +652,11 @@ class WordVocab:
 
     def _run(self, buf: np.ndarray, oov: int, skip_symbols: bool, source: str, offset: int = 0) -> np.ndarray:
         """Encode the bytes ``buf`` (growing the tables as needed); errors name ``source`` and
-        the byte offset ``offset + position``."""
+        the byte offset ``offset + position``. With a fixed vocabulary, a buffer of at least
+        :data:`PARALLEL_ENCODE_BYTES` is encoded in runs of whole lines in parallel."""
+        threads = num_threads()
+        if oov != _kw.OOV_ADD and buf.size >= PARALLEL_ENCODE_BYTES and threads > 1:
+            return self._run_spans(buf, oov, skip_symbols, source, offset, 2 * threads)
         out = np.empty(buf.size, dtype=np.uint32)
         state = self._state()
         while True:
@@ -659,22 +664,52 @@ class WordVocab:
                 buf, out, self._slots, self._hashes, self._arena, self._offsets, state, oov, bool(skip_symbols)
             )
             self._n = int(state[_kw.S_WORDS])
-            status = state[_kw.S_STATUS]
-            if status == _kw.DONE:
+            if state[_kw.S_STATUS] == _kw.DONE:
                 break
-            pos, end = int(state[_kw.S_POS]), int(state[_kw.S_WORD_END])
-            if status == _kw.GROW:
-                self._grow(end - pos)
+            if state[_kw.S_STATUS] == _kw.GROW:
+                self._grow(int(state[_kw.S_WORD_END] - state[_kw.S_POS]))
                 continue
-            where = f"{source}: word {_show(buf[pos:end].tobytes())} at byte {fmt_int(offset + pos)}"
-            if status == _kw.UNKNOWN:
-                raise ValueError(f"{where} is not in the vocabulary (oov='error'; oov='unk' maps it to <unk>)")
-            raise ValueError(
-                f"{where} is a special word: lmplz refuses <s>, </s>, <unk> in text too "
-                "(skip_symbols=True treats them as whitespace, as lmplz --skip_symbols)"
-            )
+            self._raise(buf, state, source, offset)
         k = int(state[_kw.S_OUT])
         return out[:k].copy() if k < out.size // 2 else out[:k]
+
+    def _run_spans(self, buf, oov, skip_symbols, source, offset, spans) -> np.ndarray:
+        """:meth:`_run` of a fixed vocabulary in ``spans`` runs of whole lines in parallel; the
+        first failing run (in order) names its word, as the serial pass would."""
+        cuts = [0]  # each run ends just after a newline (or at the end of buf)
+        for c in range(1, spans):
+            lo = cuts[-1]
+            if lo >= buf.size:
+                break
+            cuts.append(_line_cut(buf, lo, max(1, buf.size * c // spans - lo)))
+        if cuts[-1] < buf.size:
+            cuts.append(buf.size)
+        cuts = np.array(cuts, np.int64)
+        out = np.empty(buf.size, dtype=np.uint32)
+        states = np.zeros((len(cuts) - 1, 8), dtype=np.int64)
+        states[:, _kw.S_WORDS] = self._n
+        with parallel_guard():
+            _kw.encode_spans(
+                buf, cuts, out, self._slots, self._hashes, self._arena, self._offsets, states, oov, bool(skip_symbols)
+            )
+        for c in range(len(cuts) - 1):
+            if states[c, _kw.S_STATUS] != _kw.DONE:
+                state = states[c].copy()
+                state[_kw.S_POS] += cuts[c]
+                state[_kw.S_WORD_END] += cuts[c]
+                self._raise(buf, state, source, offset)
+        return np.concatenate([out[cuts[c] : cuts[c] + states[c, _kw.S_OUT]] for c in range(len(cuts) - 1)])
+
+    def _raise(self, buf, state, source, offset) -> None:
+        """The ``ValueError`` of an encoding pass stopped at an unknown or a special word."""
+        pos, end = int(state[_kw.S_POS]), int(state[_kw.S_WORD_END])
+        where = f"{source}: word {_show(buf[pos:end].tobytes())} at byte {fmt_int(offset + pos)}"
+        if state[_kw.S_STATUS] == _kw.UNKNOWN:
+            raise ValueError(f"{where} is not in the vocabulary (oov='error'; oov='unk' maps it to <unk>)")
+        raise ValueError(
+            f"{where} is a special word: lmplz refuses <s>, </s>, <unk> in text too "
+            "(skip_symbols=True treats them as whitespace, as lmplz --skip_symbols)"
+        )
 
     def _reserve(self, words: int, nbytes: int) -> None:
         """Room for ``words`` words of ``nbytes`` bytes in all: adding them never grows the tables."""
@@ -756,6 +791,10 @@ class WordVocab:
 
     def __repr__(self) -> str:
         return f"WordVocab({fmt_int(len(self))} words)"
+
+
+#: Bytes from which a fixed vocabulary encodes a buffer in parallel runs of lines.
+PARALLEL_ENCODE_BYTES = 1 << 20
 
 
 def _line_cut(buf: np.ndarray, lo: int, chunk: int) -> int:

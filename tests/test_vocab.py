@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastgram import Vocab
+from fastgram import vocab as vocab_module
 from fastgram.vocab import SPECIAL_WORDS, WordVocab, vocab_from_json
 
 NOTEBOOK = "tiny gpt built with pure numpy. this is a tiny demo to learn the math of transformers. it can overfit a short text."
@@ -247,6 +248,37 @@ def test_chunk_edges_change_nothing(tmp_path_factory, text, chunk):
 def test_unknown_words_map_to_unk(train, other):
     v = WordVocab.from_text(train)
     np.testing.assert_array_equal(v.encode(other), ref_encode(other.encode(), ref_vocab(train.encode())))
+
+
+def _encode_both(v, text, **kwargs):
+    """``v.encode(text, **kwargs)`` in one serial pass and in parallel runs of lines (8 runs,
+    whatever the machine): each result, or the ValueError's message."""
+    results = []
+    for parallel in (False, True):
+        saved = (vocab_module.PARALLEL_ENCODE_BYTES, vocab_module.num_threads)
+        if parallel:
+            vocab_module.PARALLEL_ENCODE_BYTES, vocab_module.num_threads = 1, lambda: 4
+        try:
+            results.append(v.encode(text, **kwargs).tolist())
+        except ValueError as exc:
+            results.append(str(exc))
+        finally:
+            vocab_module.PARALLEL_ENCODE_BYTES, vocab_module.num_threads = saved
+    return results
+
+
+@settings(max_examples=120, deadline=None)
+@given(texts, texts, st.sampled_from(["unk", "error"]), st.booleans(), st.booleans())
+def test_parallel_runs_of_lines_encode_as_one_pass(train, other, oov, special, skip):
+    """A fixed vocabulary encodes a large buffer in parallel runs of whole lines: the same ids,
+    and under ``oov="error"`` or a special word the same first error (word and byte offset)."""
+    v = WordVocab.from_text(train)
+    if special:  # a special word somewhere in the text
+        other = other[: len(other) // 2] + " </s> " + other[len(other) // 2 :]
+    serial, parallel = _encode_both(v, other, oov=oov, skip_symbols=skip)
+    assert parallel == serial
+    if oov == "unk" and not special:
+        assert serial == ref_encode(other.encode(), ref_vocab(train.encode())).tolist()
 
 
 def test_lines_and_sentence_ends():

@@ -199,6 +199,7 @@ def _extra_lm() -> None:
 def _extra_words() -> None:
     vocab = WordVocab.from_text("the cat sat\non the mat\n")
     vocab.decode(vocab.encode("the cat sat on the mat\n"))
+    vocab.encode("the cat sat on the mat\n" * 50_000)  # 1.2 MB: the parallel runs of lines
 
 
 def _extra_attention_parallel() -> None:

@@ -21,16 +21,22 @@ When adding a word would overfill the table, the arena or ``offsets``, the kerne
 arrays (rehashing with :func:`rehash`) and calls again, which resumes exactly there. An unknown
 word under ``oov == OOV_ERROR`` or a special word (id < 3) under ``skip_specials == 0`` stops with
 ``UNKNOWN`` / ``SPECIAL`` and ``state[S_POS]`` at the word. The kernel trusts its inputs.
+
+With a fixed vocabulary (``OOV_UNK`` or ``OOV_ERROR``: nothing is added, the tables are only
+read) :func:`encode_spans` encodes runs of whole lines in parallel, each as :func:`encode_words`
+would.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from fastgram._jit import kernel
 
 __all__ = [
     "encode_words",
+    "encode_spans",
     "rehash",
     "last_newline",
     "first_newline",
@@ -160,6 +166,17 @@ def encode_words(buf, out, slots, hashes, arena, offsets, state, oov, skip_speci
     state[S_OUT] = k
     state[S_WORDS] = words
     state[S_STATUS] = status
+
+
+@kernel(parallel=True)
+def encode_spans(buf, cuts, out, slots, hashes, arena, offsets, states, oov, skip_specials):
+    """:func:`encode_words` of the spans ``buf[cuts[c]:cuts[c + 1]]`` (each starting a line) in
+    parallel, span ``c`` into ``out[cuts[c]:cuts[c + 1]]`` with its own ``states[c]`` (zeros but
+    ``S_WORDS``). ``oov`` must not be ``OOV_ADD``: the tables are shared and only read."""
+    for c in numba.prange(cuts.shape[0] - 1):
+        lo = cuts[c]
+        hi = cuts[c + 1]
+        encode_words(buf[lo:hi], out[lo:hi], slots, hashes, arena, offsets, states[c], oov, skip_specials)
 
 
 @kernel
