@@ -60,7 +60,15 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: saves are not locked
     fcntl = None
 
-__all__ = ["kernel", "parallel_guard", "num_threads", "threading_layer", "THREAD_SAFE_LAYERS", "SERIAL"]
+__all__ = [
+    "kernel",
+    "parallel_guard",
+    "num_threads",
+    "threading_layer",
+    "cheap_launches",
+    "THREAD_SAFE_LAYERS",
+    "SERIAL",
+]
 
 #: Compile every kernel serially and uncached (``FASTGRAM_SERIAL=1``; see the module docstring).
 SERIAL: bool = os.environ.get("FASTGRAM_SERIAL", "").strip() == "1"
@@ -111,6 +119,13 @@ _LAYER: str | None = None  # known after the first launch, see threading_layer
 #: Layers whose parallel launches may come from several Python threads at once (and cost
 #: about 20 us, not ``workqueue``'s 0.1 ms).
 THREAD_SAFE_LAYERS = ("tbb", "omp")
+
+
+def cheap_launches() -> bool:
+    """Whether a parallel launch is cheap: TBB or OpenMP (about 20 us on a 2-core machine), not
+    ``workqueue`` (0.1-0.14 ms). Wrappers that run small calls in the calling thread set their
+    limits by it."""
+    return threading_layer() in THREAD_SAFE_LAYERS
 
 
 def threading_layer() -> str:

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from fastgram import _checks
-from fastgram._jit import num_threads, parallel_guard, threading_layer
+from fastgram._jit import cheap_launches, num_threads, parallel_guard
 from fastgram.kernels import attention as _k
 from fastgram.kernels import attention_decode as _kd
 
@@ -22,20 +22,22 @@ __all__ = ["attention"]
 
 _ALIGNMENTS = ("top_left", "bottom_right")
 
-#: Calls of at most this many ``B H T S (D + Dv)`` multiply-adds run in the calling thread, by
-#: threading layer: where a parallel launch costs more than half the work it shares out. On a
-#: 2-core machine a ``workqueue`` launch costs 0.1-0.14 ms, about the serial work of a
-#: (1, 12, 1, 1024, 64) decode step (2^20.6); a TBB (or OpenMP) launch about 20 us, where the
-#: two paths cross near 2^18 (measured on decode steps). The path depends on the shapes and the
-#: layer alone, so a result does not depend on the thread count; the two paths run the same
-#: serial kernels, but inside the parallel one LLVM optimises them again (fast-math
-#: reassociation), so the paths may differ in the last bits.
-SERIAL_WORK = {"workqueue": 1 << 21, "tbb": 1 << 18, "omp": 1 << 18}
+#: Calls of at most this many ``B H T S (D + Dv)`` multiply-adds run in the calling thread:
+#: where a parallel launch costs more than half the work it shares out. On a 2-core machine a
+#: ``workqueue`` launch costs 0.1-0.14 ms, about the serial work of a (1, 12, 1, 1024, 64) decode
+#: step (2^20.6). The path depends on the shapes and the threading layer alone, so a result does
+#: not depend on the thread count; the two paths run the same serial kernels, but inside the
+#: parallel one LLVM optimises them again (fast-math reassociation), so the paths may differ in
+#: the last bits.
+SERIAL_WORK = 1 << 21
+#: The same under a layer with cheap launches (TBB, OpenMP: about 20 us), where the two paths
+#: cross near 2^18 (measured on decode steps).
+SERIAL_WORK_CHEAP_LAUNCH = 1 << 18
 
 
 def _serial_work() -> int:
-    """:data:`SERIAL_WORK` of the layer Numba runs."""
-    return SERIAL_WORK.get(threading_layer(), 1 << 21)
+    """The calling-thread limit of the layer Numba runs."""
+    return SERIAL_WORK_CHEAP_LAUNCH if cheap_launches() else SERIAL_WORK
 
 
 def attention(

@@ -203,7 +203,7 @@ def _extra_words() -> None:
 
 
 def _extra_attention_parallel() -> None:
-    """Calls above every layer's :data:`fastgram.attention.SERIAL_WORK`: the parallel decode and
+    """Calls above :data:`fastgram.attention.SERIAL_WORK` (every layer): the parallel decode and
     prefill kernels (most of the registry's cases run in the calling thread)."""
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float64):

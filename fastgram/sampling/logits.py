@@ -14,7 +14,7 @@ import numpy as np
 
 from fastgram import _checks
 from fastgram._checks import check_weights, float_array, fmt_int, offset_arg, seed_arg
-from fastgram._jit import num_threads, parallel_guard, threading_layer
+from fastgram._jit import cheap_launches, num_threads, parallel_guard
 from fastgram.kernels import sampling_logits as _k
 from fastgram.kernels import sampling_select as _sel
 from fastgram.kernels.sampling import BIG_WEIGHT
@@ -178,10 +178,12 @@ def _overrides(x2, lead, history, repetition_penalty, presence_penalty, frequenc
     return ptr, ids.astype(np.int64), vals
 
 
-#: Logits per call (B * V) from which rows are gathered in parallel, by threading layer: where
-#: a launch (``workqueue`` 0.1-0.14 ms, TBB or OpenMP about 20 us on a 2-core machine) costs
-#: less than the serial gather saves (measured: B = 4 rows of 50,257 logits, 2^17.6, gain).
-PARALLEL_MIN = {"workqueue": 1 << 19, "tbb": 1 << 17, "omp": 1 << 17}
+#: Logits per call (B * V) from which rows are gathered in parallel: where a ``workqueue`` launch
+#: (0.1-0.14 ms on a 2-core machine) costs less than the serial gather saves.
+PARALLEL_MIN = 1 << 19
+#: The same under a layer with cheap launches (TBB, OpenMP: about 20 us); measured: B = 4 rows
+#: of 50,257 logits (2^17.6) gain, B = 2 (2^16.6) lose.
+PARALLEL_MIN_CHEAP_LAUNCH = 1 << 17
 
 
 def _row_filters(V, B, lead, temperature, top_k, top_p, min_p):
@@ -414,7 +416,8 @@ def sample_logits(
     gd = np.empty((B, cap), np.float64)
     info = np.empty((3, B), np.int64)  # status, gathered count, greedy id
     rowmax = np.empty(B, np.float64)
-    parts = min(B, num_threads()) if B * V >= PARALLEL_MIN.get(threading_layer(), 1 << 19) else 1
+    limit = PARALLEL_MIN_CHEAP_LAUNCH if cheap_launches() else PARALLEL_MIN
+    parts = min(B, num_threads()) if B * V >= limit else 1
     args = (xc, xi, ptr, ov_ids, ov_vals, temps, kg, lnmins, _KEY_CONSTS[xc.dtype.itemsize], gid, gd, info, rowmax)
     if parts > 1:
         with parallel_guard():
