@@ -420,6 +420,40 @@ def test_word_errors(call, exc, match):
         call()
 
 
+@pytest.mark.parametrize("as_bytes", [False, True])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ("b c", r"entry 4 \('b c'\) is empty or contains"),
+        ("b\tc", r"entry 4 .* is empty or contains"),
+        ("b\rc", r"entry 4 .* is empty or contains"),
+        ("b\0c", r"entry 4 .* is empty or contains"),
+        ("b\nc", r"entry 4 .* is empty or contains"),
+        ("", r"entry 4 \(''\) is empty or contains"),
+        ("<s>", r"entry 4 \('<s>'\) is a duplicate of a special word"),
+        ("</s>", r"entry 4 \('</s>'\) is a duplicate of a special word"),
+        ("<unk>", r"entry 4 \('<unk>'\) is a duplicate of a special word"),
+        ("a", r"entry 4 \('a'\) is a duplicate$"),
+    ],
+)
+@pytest.mark.parametrize("last", [False, True])
+def test_bad_word_lists_name_the_entry(bad, match, as_bytes, last):
+    # the bad word fourth, then (or not) more good words after it: the checks scan the joined
+    # words, so the entry must still be found wherever it sits
+    words = [*SPECIAL_WORDS, "a", bad] + ([] if last else ["z", "zz"])
+    if as_bytes:
+        words = [w.encode() for w in words]
+    with pytest.raises(ValueError, match=match):
+        WordVocab(words)
+
+
+def test_good_word_lists_keep_their_ids():
+    words = [*SPECIAL_WORDS, "a", "b", "日本", "x" * 100]
+    v = WordVocab(words)
+    assert v.words == tuple(words)
+    np.testing.assert_array_equal(v.encode("b a x\n"), [4, 3, 0, 2])
+
+
 @_kenlm.requires_lmplz
 def test_ids_are_lmplz_unigram_order(tmp_path):
     # lmplz numbers words <unk>, <s>, </s>, then by first occurrence, and prints 1-grams in id order.
