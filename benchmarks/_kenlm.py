@@ -10,8 +10,15 @@ Where the binaries are looked for, first hit wins:
 1. ``FASTGRAM_LMPLZ`` / ``FASTGRAM_QUERY`` / ``FASTGRAM_BUILD_BINARY``: the full path of one program;
 2. ``FASTGRAM_KENLM_BIN``: a directory holding them;
 3. ``PATH``;
-4. ``/opt/kenlm/bin`` (where the development machines build them: the ``kenlm`` sdist,
-   cmake ``-DCMAKE_BUILD_TYPE=Release``, Boost from Debian's packages).
+4. ``/opt/kenlm/bin``, where the development machines build them from the ``kenlm`` sdist::
+
+       apt-get install cmake libboost-program-options-dev libboost-system-dev \
+           libboost-thread-dev libboost-test-dev zlib1g-dev
+       pip download --no-binary kenlm --no-deps --no-build-isolation kenlm  # the sdist only
+       tar xzf kenlm-*.tar.gz && cmake -S kenlm-0.3.0 -B build -DCMAKE_BUILD_TYPE=Release
+       make -C build -j2 lmplz query build_binary && mkdir -p /opt/kenlm/bin && cp build/bin/* /opt/kenlm/bin/
+
+   (``--no-binary :all:`` would build pip's own cmake from source as well: many minutes.)
 
 Nothing here imports ``kenlm`` or runs a program at import time.
 """
