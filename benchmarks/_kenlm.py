@@ -12,8 +12,8 @@ Where the binaries are looked for, first hit wins:
 3. ``PATH``;
 4. ``/opt/kenlm/bin``, where the development machines build them from the ``kenlm`` sdist::
 
-       apt-get install cmake libboost-program-options-dev libboost-system-dev \
-           libboost-thread-dev libboost-test-dev zlib1g-dev
+       apt-get install cmake zlib1g-dev libboost-program-options-dev libboost-system-dev
+       apt-get install libboost-thread-dev libboost-test-dev
        pip download --no-binary kenlm --no-deps --no-build-isolation kenlm  # the sdist only
        tar xzf kenlm-*.tar.gz && cmake -S kenlm-0.3.0 -B build -DCMAKE_BUILD_TYPE=Release
        make -C build -j2 lmplz query build_binary && mkdir -p /opt/kenlm/bin && cp build/bin/* /opt/kenlm/bin/
