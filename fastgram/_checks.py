@@ -7,6 +7,7 @@ the argument, what was expected and what came.
 
 from __future__ import annotations
 
+import builtins
 import math
 import numbers
 import operator
@@ -389,8 +390,13 @@ def per_row_arg(
     min: float | None = None,
     max: float | None = None,
     min_open: bool = False,
+    clip: int | None = None,
 ) -> np.ndarray:
     """A scalar or one value per row as a (rows,) int64 or float64 array, checked like the scalar.
+
+    ``clip`` (integers only): values above it are read as ``clip``, for an argument whose larger
+    values all mean the same (``top_k >= V`` keeps every token), so that any integer, however
+    large and of whatever dtype, is taken.
 
     An array must have shape ``(rows,)`` or ``lead`` (the leading dimensions of the data);
     a bad entry is named by its index: ``top_p[3] must be in (0.0, 1.0], got 1.5``.
@@ -403,6 +409,8 @@ def per_row_arg(
             if integer
             else require_float(value, name, min=min, max=max, min_open=min_open)
         )
+        if integer and clip is not None:
+            one = builtins.min(one, clip)
         return np.full(rows, one, np.int64 if integer else np.float64)
     arr = np.asarray(value)
     if integer and (arr.dtype.kind not in "iu"):
@@ -418,6 +426,9 @@ def per_row_arg(
         if bad.size:
             raise ValueError(f"{name}[{int(bad[0])}] must be finite, got {flat[bad[0]]!r}")
     else:
+        if clip is not None:  # in a dtype that holds both (clip >= 0 fits uint64 and int64)
+            wide = flat.astype(np.uint64 if arr.dtype.kind == "u" else np.int64)
+            flat = np.minimum(wide, wide.dtype.type(clip))
         if arr.dtype.kind == "u" and flat.size and flat.max() > INT64_MAX:
             raise ValueError(f"{name} must be <= {fmt_int(INT64_MAX)}, got {fmt_int(flat.max())}")
         flat = flat.astype(np.int64)

@@ -49,10 +49,16 @@ def test_top_k_keeps_ties_and_ignores_large_k():
     logits = np.array([1.0, 3.0, 3.0, 3.0, 0.0, 2.0])
     assert _filtered_support(logits, top_k=2) == {1, 2, 3}  # 3-way tie at the k-th value
     assert _filtered_support(logits, top_k=4) == {1, 2, 3, 5}
-    for k in (6, 7, 10**9):
-        assert np.array_equal(
-            sample_logits(logits, top_k=k, seed=2, num_samples=500), sample_logits(logits, seed=2, num_samples=500)
-        )
+    unfiltered = sample_logits(logits, seed=2, num_samples=500)
+    for k in (6, 7, 10**9, 2**70, np.int8(100), np.int64(2**63 - 1), np.uint64(2**64 - 1)):
+        assert np.array_equal(sample_logits(logits, top_k=k, seed=2, num_samples=500), unfiltered), k
+    # per row, in any integer dtype: a k past V (past int64 too) keeps the row whole
+    rows = np.tile(logits, (2, 1))
+    want = np.stack(
+        [sample_logits(rows, seed=2, num_samples=50)[0], sample_logits(rows, top_k=2, seed=2, num_samples=50)[1]]
+    )
+    for ks in (np.array([2**64 - 1, 2], np.uint64), np.array([100, 2], np.int8), [10**18, 2]):
+        assert np.array_equal(sample_logits(rows, top_k=ks, seed=2, num_samples=50), want), ks
 
 
 def test_top_p_boundaries():

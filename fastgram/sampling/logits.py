@@ -210,8 +210,11 @@ def _row_filters(V, B, lead, temperature, top_k, top_p, min_p):
             cap,
         )
     temps = _checks.per_row_arg(temperature, "temperature", B, lead, min=0.0)
-    ks = np.full(B, V, np.int64) if top_k is None else _checks.per_row_arg(top_k, "top_k", B, lead, integer=True, min=1)
-    ks = np.minimum(ks, V)
+    ks = (
+        np.full(B, V, np.int64)
+        if top_k is None
+        else _checks.per_row_arg(top_k, "top_k", B, lead, integer=True, min=1, clip=V)
+    )  # any top_k >= V keeps every token, whatever its integer dtype
     ps = np.ones(B) if top_p is None else _checks.per_row_arg(top_p, "top_p", B, lead, min=0.0, max=1.0, min_open=True)
     qs = np.where(ps < 1.0, 1.0 - ps, -1.0)
     mps = np.zeros(B) if min_p is None else _checks.per_row_arg(min_p, "min_p", B, lead, min=0.0, max=1.0)
