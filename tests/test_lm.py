@@ -166,6 +166,32 @@ def test_bad_arguments():
         NGramLM.estimate(np.array([1, -1, 2]), 2)
 
 
+def test_separators_and_single_words_out_of_range_are_named():
+    tokens = np.array([3, 4, 5, 9, 3, 5, 4, 9, 4, 3], np.uint16)
+    with pytest.raises(ValueError, match="separator must be <= 65,535"):
+        NGramLM.estimate(tokens, 2, separator=2**16, discount_fallback=True)
+    with pytest.raises(ValueError, match="separator must be <= 9,223,372,036,854,775,807"):
+        NGramLM.estimate(tokens.astype(np.int64), 2, separator=2**63, discount_fallback=True)
+    lm = NGramLM.estimate(tokens, 2, separator=9, discount_fallback=True)
+    with pytest.raises(ValueError, match="separator must be <= 65,535"):
+        lm.score(tokens, separator=2**16)
+    for bad, exc, match in [
+        (float("inf"), TypeError, "word must be an integer"),
+        (-1, ValueError, "word must be >= 0"),
+    ]:
+        with pytest.raises(exc, match=match):
+            lm.log10_prob(bad)
+    with pytest.raises(TypeError, match=r"context\[1\] must be an integer"):
+        lm.log10_prob(4, [3, 1.5])
+    # an id past int64 is no token of any corpus: the model's <unk>, as an unseen id is
+    assert lm.log10_prob(2**70, [3]) == lm.log10_prob(12345, [3])
+    words = NGramLM.estimate(["a b", "b a"], 2, discount_fallback=True)
+    with pytest.raises(TypeError, match=r"word must be a str for a word model, got int 5"):
+        words.log10_prob(5)
+    with pytest.raises(TypeError, match=r"context\[0\] must be a str for a word model"):
+        words.log10_prob("a", [None])
+
+
 def test_too_small_corpus_names_the_flag():
     with pytest.raises(ValueError, match="discount_fallback=True .*--discount_fallback"):
         NGramLM.estimate(TOY0, 3)

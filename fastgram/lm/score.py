@@ -145,7 +145,7 @@ def model_ids(lm, sentences, separator=None):
     mapped = lm.encode_tokens(tokens)
     is_sep = None
     if separator is not None:
-        separator = _checks.require_int(separator, "separator", min=0)
+        separator = _checks.require_int(separator, "separator", min=0, max=int(np.iinfo(tokens.dtype).max))
         is_sep = np.asarray(tokens == separator)
     ids, starts, _ = _stream_sentences(mapped, is_sep)
     return ids, starts, ids == UNK
@@ -171,11 +171,20 @@ def score_ids(lm, ids, starts, oov=None) -> Scores:
 
 def log10_prob(lm, word, context=()) -> float:
     """log10 p(word | context) for one word (words, or token ids for a token model)."""
+    context = list(context)
     if lm.token_ids is not None and not isinstance(word, str):
-        ids = lm.encode_tokens(np.array(list(context) + [word], np.int64))
+        raw = [_checks.require_int(t, f"context[{i}]", min=0) for i, t in enumerate(context)]
+        raw.append(_checks.require_int(word, "word", min=0))
+        past = np.array([t > _checks.INT64_MAX for t in raw])  # ids no corpus can hold: <unk>
+        ids = lm.encode_tokens(np.array([0 if p else t for t, p in zip(raw, past)], np.int64))
+        ids[past] = UNK
     else:
+        for i, w in enumerate(context + [word]):
+            if not isinstance(w, str):
+                name = "word" if i == len(context) else f"context[{i}]"
+                raise TypeError(f"{name} must be a str for a word model, got {type(w).__name__} {w!r}")
         table = lm.word_ids()
-        ids = np.array([table.get(w, UNK) for w in list(context) + [word]], np.uint32)
+        ids = np.array([table.get(w, UNK) for w in context + [word]], np.uint32)
     hist = min(len(ids) - 1, lm.order - 1)
     query = np.zeros((1, lm.order), np.uint32)
     rev = ids[::-1][: hist + 1]
