@@ -56,6 +56,12 @@ def require_int(value, name: str, *, min: int | None = None, max: int | None = N
     return value
 
 
+def require_min_count(value, name: str = "min_count") -> int:
+    """A count threshold (an integer >= 1) as a Python int. One past int64 is read as the int64
+    maximum: counts are int64 and at most the tokens counted, so either keeps no n-gram."""
+    return min(require_int(value, name, min=1), INT64_MAX)
+
+
 def require_float(
     value,
     name: str,

@@ -127,6 +127,8 @@ def atomic_output(path):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"output directory {directory} does not exist")
+    if os.path.isdir(path):  # before the work, not at the rename after it
+        raise IsADirectoryError(f"output {path} is a directory: name a file in it")
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
     with sigterm_as_exception():
         try:

@@ -201,7 +201,7 @@ def count_files(
     files = _io.expand_paths(paths)
     dtype, vocab = _check_kind(dtype, text, vocab)
     chunk_tokens = _checks.require_int(chunk_tokens, "chunk_tokens", min=1)
-    min_count = _checks.require_int(min_count, "min_count", min=1)
+    min_count = _checks.require_min_count(min_count)
     budget = _io.parse_memory(max_memory)
     if client is not None and out is None:
         raise ValueError("client= needs out=DIR: a directory on a filesystem that the client and every worker share")

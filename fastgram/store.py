@@ -509,7 +509,7 @@ class NGramStore:
     def prune(self, min_count: int, *, out) -> "NGramStore":
         """A new store in ``out`` (a new or empty directory) of the n-grams seen at least
         ``min_count`` times, partition by partition; this store is unchanged."""
-        min_count = _checks.require_int(min_count, "min_count", min=1)
+        min_count = _checks.require_min_count(min_count)
         out, created = prepare_output(out)
         try:
             entries = []

@@ -230,6 +230,9 @@ def test_cli_count_order(tmp_path, capsys):
     np.testing.assert_array_equal(saved.counts, want.counts)
     assert main(["count", *shards, "--dtype", "uint32", "--min-count", "2", "-o", str(out)]) == 0
     assert len(NGramCounts.load(out)) == len(count_ngrams(tokens, 2).prune(2))
+    assert main(["count", *shards, "--dtype", "uint32", "--min-count", str(10**20), "-o", str(out)]) == 0
+    assert len(NGramCounts.load(out)) == 0  # past any count: nothing kept, no overflow
+    assert main(["count", *shards, "--dtype", "uint32", "--min-count", "2", "-o", str(out)]) == 0
     text = tmp_path / "t.txt"
     text.write_text("abcabcabd", encoding="utf-8")
     assert main(["count", str(text), "--text", "--vocab", "chars", "--order", "3", "--top", "1", "-o", str(out)]) == 0
@@ -243,6 +246,8 @@ def test_cli_count_order(tmp_path, capsys):
     ]:
         assert main(["count", *shards, "--dtype", "uint32", *bad, "-o", str(out)]) == 2
         assert message in capsys.readouterr().err
+    assert main(["count", *shards, "--dtype", "uint32", "-o", str(tmp_path)]) == 2  # before counting
+    assert "is a directory: name a file in it" in capsys.readouterr().err
     assert out.read_bytes() == before  # a failed count leaves the old output alone
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 

@@ -235,6 +235,17 @@ def test_min_count_option():
     assert count_ngrams(tokens, 2, 4, min_count=2).ngrams.tolist() == [[1, 2], [2, 1]]
 
 
+@pytest.mark.parametrize("big", [2**63 - 1, 2**63, 2**70, np.uint64(2**64 - 1)])
+def test_min_count_past_any_count_keeps_nothing(tmp_path, big):
+    # an int64-overflowing threshold is taken, not handed to a kernel: in memory, spilled
+    # (the merge kernels) and pruning a result
+    tokens = np.array([1, 2, 1, 2, 1, 3] * 50, np.uint16)
+    assert len(count_ngrams(tokens, 2, 4, min_count=big)) == 0
+    spilled = count_ngrams(tokens, 2, 4, min_count=big, max_memory=200, tmp_dir=tmp_path)
+    assert len(spilled) == 0 and spilled.n == 2
+    assert len(count_ngrams(tokens, 2, 4).prune(big)) == 0
+
+
 def test_bad_order_and_key_space():
     tokens = np.arange(10)
     with pytest.raises(ValueError, match="n must be >= 1, got 0"):

@@ -36,6 +36,9 @@ def test_atomic_output_errors(tmp_path):
     with pytest.raises(TypeError, match="path must be a str or os.PathLike, got int"):
         with _io.atomic_output(3):
             pass
+    with pytest.raises(IsADirectoryError, match="output .* is a directory: name a file in it"):
+        with _io.atomic_output(tmp_path):
+            raise AssertionError("the block must not run: the work would be lost at the rename")
 
 
 def test_temporary_directory_removed_on_error(tmp_path):

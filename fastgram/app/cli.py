@@ -108,7 +108,7 @@ def _text_vocab(args, paths) -> Vocab | None:
 def _run_count(args) -> int:
     _checks.check_order(args.order, "--order")
     _checks.require_int(args.top, "--top", min=0)
-    _checks.require_int(args.min_count, "--min-count", min=1)
+    args.min_count = _checks.require_min_count(args.min_count, "--min-count")
     _checks.require_int(args.chunk_tokens, "--chunk-tokens", min=1)
     _io.parse_memory(args.max_memory, "--max-memory")
     if args.vocab_size is not None:

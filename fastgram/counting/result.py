@@ -276,7 +276,7 @@ class NGramCounts:
 
     def prune(self, min_count: int) -> "NGramCounts":
         """A new :class:`NGramCounts` of the n-grams seen at least ``min_count`` times."""
-        min_count = _checks.require_int(min_count, "min_count", min=1)
+        min_count = _checks.require_min_count(min_count)
         return self._like(*_runs.prune_runs(self.keys, self.counts, min_count))
 
     def pack(self, ngrams) -> np.ndarray:

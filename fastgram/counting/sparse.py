@@ -232,7 +232,7 @@ class NGramCounter:
         With spilled runs, merges them block by block (memory: the blocks plus the pruned
         result). The counter can keep counting afterwards.
         """
-        min_count = _checks.require_int(min_count, "min_count", min=1)
+        min_count = _checks.require_min_count(min_count)
         self._flush_edges()
         if not self._spilled:
             keys, counts = _runs.prune_runs(*_runs.merge_all(self._runs, self.words), min_count)
