@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -164,6 +166,31 @@ def test_bad_arguments():
         NGramLM.estimate(["a <s> b"], 2)
     with pytest.raises(ValueError, match="corpus: token id -1 at position 1"):
         NGramLM.estimate(np.array([1, -1, 2]), 2)
+
+
+_NO_FINAL_NEWLINE = "\\data\\\nngram 1=3\nngram 2=2\n\n\\1-grams:\n-1\t<unk>\n-0.5\t<s>\t-0.3\n-0.5\t</s>\n\n\\2-grams:\n-0.2\t<s> </s>\n-0.2\t</s> <s>"
+
+
+def test_a_last_section_without_a_final_newline_is_read_in_bounds(tmp_path):
+    # The section scan ended such a section one byte past the buffer, and the parallel parsers
+    # read that byte. Bounds-checked (serial kernels, a fresh cache), in a subprocess.
+    cut = tmp_path / "cut.arpa"
+    cut.write_text(_NO_FINAL_NEWLINE, encoding="utf-8")
+    whole = tmp_path / "whole.arpa"
+    whole.write_text(_NO_FINAL_NEWLINE + "\n\n\\end\\", encoding="utf-8")  # no newline after \end\
+    script = (
+        "import sys\nfrom fastgram.lm import NGramLM\n"
+        "try:\n    NGramLM.read_arpa(sys.argv[1])\nexcept ValueError as e:\n    print('ValueError', e)\n"
+        "m = NGramLM.read_arpa(sys.argv[2])\nprint([len(r) for r in m.rows], m.prob[1].tolist())\n"
+    )
+    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", FASTGRAM_SERIAL="1", NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    run = subprocess.run(
+        [sys.executable, "-c", script, str(cut), str(whole)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = run.stdout.splitlines()
+    assert lines[0] == f"ValueError {cut}: line 12: expected \\end\\ (file truncated)"
+    assert lines[1] == "[3, 2] [-0.2, -0.2]"
 
 
 def test_separators_and_single_words_out_of_range_are_named():

@@ -331,7 +331,8 @@ def _lookup(buf, a, b, index, arena):
 @kernel
 def section_end(buf, pos, m):
     """The position after ``m`` lines from ``pos``, or -1 when the section is shorter (an end of
-    file, a blank line or a header line comes first)."""
+    file, a blank line or a header line comes first). A last line without a newline ends at the
+    end of ``buf`` (never past it: the chunked parsers read up to this position)."""
     L = buf.shape[0]
     for _ in range(m):
         if pos >= L or buf[pos] == 10 or buf[pos] == 92:
@@ -339,7 +340,7 @@ def section_end(buf, pos, m):
         while pos < L and buf[pos] != 10:
             pos += 1
         pos += 1
-    return min(pos, L + 1)
+    return min(pos, L)
 
 
 @kernel(parallel=True)
