@@ -381,6 +381,8 @@ def _damage(path, out, **changes):
         ({"prob_2": None}, "missing field 'prob_2'"),
         ({"format": np.array("other")}, "field 'format'"),
         ({"order": np.array(9)}, "field 'order' must be an integer in 1..8"),
+        ({"version": np.array("zzz")}, "bad.npz: field 'version' must be 1, got zzz"),
+        ({"version": np.array(1.0)}, "bad.npz: field 'version' must be 1"),
         ({"rows_2": np.zeros((2, 3), np.uint32)}, r"field 'rows_2' must be uint32 of shape \(m, 2\)"),
         ({"words": np.array(["a", "b", "c"])}, "field 'words'"),
         ({"backoff_1": np.full(3, np.nan)}, "field 'backoff_1' must be finite float64"),

@@ -363,7 +363,8 @@ class NGramLM:
         fields = read_npz(path, base, set(), what="NGramLM")
         if str(fields["format"]) != FORMAT:
             raise ValueError(f"{path}: field 'format' is {str(fields['format'])!r}, not {FORMAT!r}")
-        if fields["version"].shape != () or int(fields["version"]) != FORMAT_VERSION:
+        version = fields["version"]
+        if version.shape != () or version.dtype.kind not in "iu" or int(version) != FORMAT_VERSION:
             raise ValueError(f"{path}: field 'version' must be {FORMAT_VERSION}, got {fields['version']}")
         if fields["order"].shape != () or fields["order"].dtype.kind not in "iu" or not 1 <= int(fields["order"]) <= 8:
             raise ValueError(f"{path}: field 'order' must be an integer in 1..8, got {fields['order']}")
