@@ -193,6 +193,18 @@ def test_a_last_section_without_a_final_newline_is_read_in_bounds(tmp_path):
     assert lines[1] == "[3, 2] [-0.2, -0.2]"
 
 
+def test_sentences_of_ids_up_to_int64_max_estimate_as_any_ids():
+    # the boundary between a list's sentences is an id none of them uses: past the largest,
+    # or (when that is the int64 maximum) the smallest free one
+    big = NGramLM.estimate([[], [0, 2**63 - 1, 1, 0], [2**63 - 1]], 2, discount_fallback=True)
+    small = NGramLM.estimate([[], [0, 5, 1, 0], [5]], 2, discount_fallback=True)
+    assert big.token_ids.tolist() == [-1, -1, -1, 0, 2**63 - 1, 1]
+    for n in range(2):
+        np.testing.assert_array_equal(big.rows[n], small.rows[n])
+        np.testing.assert_array_equal(big.prob[n], small.prob[n])
+    np.testing.assert_array_equal(big.score([[0, 2**63 - 1]]).log10, small.score([[0, 5]]).log10)
+
+
 def test_separators_and_single_words_out_of_range_are_named():
     tokens = np.array([3, 4, 5, 9, 3, 5, 4, 9, 4, 3], np.uint16)
     with pytest.raises(ValueError, match="separator must be <= 65,535"):

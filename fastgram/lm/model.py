@@ -555,7 +555,11 @@ def _sentences_to_stream(corpus):
             raise ValueError("corpus: token ids must be >= 0")
         pieces.append(arr.astype(np.int64))
     top = max((int(p.max()) for p in pieces if len(p)), default=-1)
-    sep = top + 1
+    sep = top + 1  # a boundary id no sentence uses
+    if top == _checks.INT64_MAX:  # no id above the largest: the smallest id that is not used
+        used = np.unique(np.concatenate(pieces))
+        gaps = np.flatnonzero(used != np.arange(len(used)))
+        sep = int(gaps[0]) if len(gaps) else len(used)
     stream = []
     for p in pieces:
         stream.append(p)
