@@ -44,6 +44,14 @@ def test_bigram_probs_of_huge_counts_scales_before_summing():
     p = bigram_probs(np.array([[1.7e308, 1.7e308, 0.0], [1.0, 3.0, 0.0]]), smoothing=0)
     np.testing.assert_array_equal(p, [[0.5, 0.5, 0.0], [0.25, 0.75, 0.0]])  # ordinary rows: unchanged bits
     assert np.array_equal(bigram_probs(np.array([[5e-324, 0.0]]), smoothing=0), [[1.0, 0.0]])
+    # a count plus the smoothing past the float range: scaled before the addition
+    big = np.finfo(np.float64).max
+    p = bigram_probs(np.array([[3.7e307], [6e16], [1e-145]]), smoothing=big)
+    np.testing.assert_array_equal(p, [[1.0], [1.0], [1.0]])
+    p = bigram_probs(np.array([[1e308, 1e308, 0.0], [1.0, 2.0, 3.0]]), smoothing=1e308)
+    np.testing.assert_allclose(p, [[0.4, 0.4, 0.2], [1 / 3, 1 / 3, 1 / 3]], rtol=1e-15)
+    ordinary = np.array([[1.0, 3.0, 0.0]])
+    np.testing.assert_array_equal(bigram_probs(ordinary, smoothing=1.0), (ordinary + 1) / 7)  # unchanged bits
 
 
 def test_byte_swapped_float_tables_are_accepted(rng):

@@ -19,6 +19,19 @@ def shrink_big_rows(w: np.ndarray) -> np.ndarray:
     return w
 
 
+def add_smoothing(a: np.ndarray, k: float) -> np.ndarray:
+    """``a + k`` for a (R, V) float64 ``a`` (in place), without overflow: the rows where a count
+    or ``k`` is at least :data:`~fastgram.kernels.sampling.BIG_WEIGHT` get ``a * SHRINK + k *
+    SHRINK`` instead (an exact power of two, so each row's ratios are those of ``a + k``)."""
+    if a.size and (k >= BIG_WEIGHT or a.max() >= BIG_WEIGHT):
+        big = np.ones(a.shape[0], bool) if k >= BIG_WEIGHT else a.max(axis=1) >= BIG_WEIGHT
+        a[big] = a[big] * SHRINK + k * SHRINK
+        a[~big] += k
+        return a
+    a += k
+    return a
+
+
 def exact_row_totals(arr: np.ndarray) -> np.ndarray:
     """Exact row sums of a 2-D integer table as float64 (rounded once, from the exact integer).
 

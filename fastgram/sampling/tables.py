@@ -16,7 +16,7 @@ from fastgram._checks import INT64_MAX, fmt_bytes, fmt_int, table_array
 from fastgram._jit import parallel_guard
 from fastgram.counting import NGramCounts
 from fastgram.kernels import sampling as _k
-from fastgram.sampling._rows import shrink_big_rows
+from fastgram.sampling._rows import add_smoothing, shrink_big_rows
 
 __all__ = ["Sampler", "bigram_probs"]
 
@@ -144,8 +144,9 @@ def bigram_probs(counts, smoothing=1.0) -> np.ndarray:
     Notes
     -----
     O(R V) time and one float64 table of extra memory. Rows with a weight of ``2**960`` or
-    more are scaled by ``2**-64`` (exactly) before they are summed, so huge counts such as
-    ``1e308`` do not overflow the row sum.
+    more are scaled by ``2**-64`` (exactly) before they are summed, and rows where a count or
+    ``smoothing`` is that large before ``smoothing`` is added, so huge counts such as ``1e308``
+    (or a huge ``smoothing``) overflow neither a weight nor the row sum.
 
     Examples
     --------
@@ -159,7 +160,7 @@ def bigram_probs(counts, smoothing=1.0) -> np.ndarray:
     else:
         arr = table_array(counts, "counts")
     k = _checks.require_float(smoothing, "smoothing", min=0.0)
-    w = shrink_big_rows(arr.astype(np.float64) + k)
+    w = shrink_big_rows(add_smoothing(arr.astype(np.float64), k))
     totals = w.sum(axis=1, keepdims=True)
     return np.divide(w, totals, out=np.zeros_like(w), where=totals > 0)
 
