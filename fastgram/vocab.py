@@ -461,7 +461,7 @@ class WordVocab:
         # entry-by-entry diagnosis runs only when one fails. An empty word shows as a doubled
         # or trailing newline; a special word among the rest as a lost or repeated word.
         if (
-            any(d in joined for d in (b" ", b"\t", b"\r", b"\0"))
+            any(bytes([d]) in joined for d in WORD_DELIMITERS)
             or joined.count(b"\n") != max(len(words) - 1, 0)
             or b"\n\n" in joined
             or (len(words) > 3 and joined.endswith(b"\n"))

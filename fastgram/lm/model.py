@@ -198,7 +198,7 @@ class NGramLM:
             if tokens.shape[0] and np.iinfo(tokens.dtype).min < 0:
                 _checks.check_token_range(tokens, int(np.iinfo(tokens.dtype).max) + 1, name="corpus")
             if separator is not None:  # one the stream's dtype can hold, or it never occurs
-                separator = _checks.require_int(separator, "separator", min=0, max=int(np.iinfo(tokens.dtype).max))
+                separator = _checks.check_separator(separator, int(np.iinfo(tokens.dtype).max) + 1)
         lookup, token_ids = _est.vocabulary(tokens, separator, chunk_tokens)
         V = len(token_ids)
         _est.check_key_space(V + 1, order)
@@ -270,7 +270,7 @@ class NGramLM:
             return cls.estimate(arrays[0], order, separator=separator, **options)
         if separator is None:
             raise ValueError("several raw token files need separator= (the boundary put between them)")
-        separator = _checks.require_int(separator, "separator", min=0, max=int(np.iinfo(dt).max))
+        separator = _checks.check_separator(separator, int(np.iinfo(dt).max) + 1)
         joined = []
         for i, a in enumerate(arrays):
             if i:

@@ -145,7 +145,7 @@ def model_ids(lm, sentences, separator=None):
     mapped = lm.encode_tokens(tokens)
     is_sep = None
     if separator is not None:
-        separator = _checks.require_int(separator, "separator", min=0, max=int(np.iinfo(tokens.dtype).max))
+        separator = _checks.check_separator(separator, int(np.iinfo(tokens.dtype).max) + 1)
         is_sep = np.asarray(tokens == separator)
     ids, starts, _ = _stream_sentences(mapped, is_sep)
     return ids, starts, ids == UNK
