@@ -91,12 +91,10 @@ def test_compile_time(benchmark, monkeypatch, how):
     attention(q, q, q)  # make sure the cache is warm
 
     def first_call():
-        monkeypatch.setattr(
-            kernels, "attention_kernel", fresh_dispatcher(kernels.attention_kernel, cache=how == "cached")
-        )
+        monkeypatch.setattr(kernels, "attend_items", fresh_dispatcher(kernels.attend_items, cache=how == "cached"))
         attention(q, q, q)
 
-    benchmark.group = "compile attention_kernel (float32)"
+    benchmark.group = "compile attend_items (float32)"
     benchmark.extra_info["role"] = "kernel" if how == "cached" else "cold compile"
     benchmark.pedantic(first_call, rounds=1 if SMOKE else 2, iterations=1)
 

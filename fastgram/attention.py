@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from fastgram import _checks
-from fastgram._jit import cheap_launches, num_threads, parallel_guard
+from fastgram._jit import cheap_launches, num_threads, parallel_chunks, parallel_guard
 from fastgram.kernels import attention as _k
 from fastgram.kernels import attention_decode as _kd
 
@@ -26,9 +26,9 @@ _ALIGNMENTS = ("top_left", "bottom_right")
 #: where a parallel launch costs more than half the work it shares out. On a 2-core machine a
 #: ``workqueue`` launch costs 0.1-0.14 ms, about the serial work of a (1, 12, 1, 1024, 64) decode
 #: step (2^20.6). The path depends on the shapes and the threading layer alone, so a result does
-#: not depend on the thread count; the two paths run the same serial kernels, but inside the
-#: parallel one LLVM optimises them again (fast-math reassociation), so the paths may differ in
-#: the last bits.
+#: not depend on the thread count (both paths run the same machine code of the same serial
+#: kernels, so they agree bit for bit, but the choice is kept independent of the thread count
+#: all the same).
 SERIAL_WORK = 1 << 21
 #: The same under a layer with cheap launches (TBB, OpenMP: about 20 us), where the two paths
 #: cross near 2^18 (measured on decode steps).
@@ -223,23 +223,20 @@ def attention(
         q4, k4, v4, S, q_batch, k_batch, v_batch, mask_kind, mask_bool, mask_add, mask_batch, *steps,
         has_upper, upper, has_lower, lower, softcap, alibi, alibi_b, alibi_slopes is not None, scale,
     )  # fmt: skip
-    threads = num_threads()
-    here = B * H * T * S * (D + Dv) <= _serial_work()  # by size and layer: the same path at any thread count
+    # by size and layer, not by thread count: the same path (and result) at any thread count
+    threads = 1 if B * H * T * S * (D + Dv) <= _serial_work() else num_threads()
+    want_lse = bool(return_lse)
     if T <= _kd.MAX_T:
-        split, tile = _kd.SPLIT, _kd.decode_tile(H // H_k * T, D)
-        if here:
-            _decode_here(operands, out, lse, bool(return_lse), split, tile)
-        else:
-            with parallel_guard():
-                _kd.decode_kernel(*operands, out, lse, bool(return_lse), threads, split, tile)
+        _decode(operands, out, lse, want_lse, _kd.SPLIT, _kd.decode_tile(H // H_k * T, D), threads)
     else:
         block_q = min(T, _k.BLOCK_Q)
-        if here:  # every work item in this thread: the serial kernel the parallel one deals out
-            n_items = B * H * ((T + block_q - 1) // block_q)
-            _k.attend_items(0, n_items, *operands, out, lse, bool(return_lse), block_q, _k.BLOCK_K, _k.LANES)
+        tail = (out, lse, want_lse, block_q, _k.BLOCK_K, _k.LANES)
+        if threads == 1:  # every work item in this thread
+            _k.attend_items(0, B * H * ((T + block_q - 1) // block_q), *operands, *tail)
         else:
+            bounds = _k.item_bounds(B, H, T, S, has_upper, upper, has_lower, lower, threads, block_q, _k.BLOCK_K)
             with parallel_guard():
-                _k.attention_kernel(*operands, out, lse, bool(return_lse), threads, block_q, _k.BLOCK_K, _k.LANES)
+                parallel_chunks(_k.attend_items, bounds, (*operands, *tail))
     lead = () if two_d else (*batch, H)
     out = out.reshape(*lead, T, Dv)
     if return_lse:
@@ -247,19 +244,20 @@ def attention(
     return out
 
 
-def _decode_here(operands, out, lse, want_lse, split, tile) -> None:
-    """:func:`fastgram.kernels.attention_decode.decode_kernel` in this thread: its splits, then
-    their merge, through the serial kernels it deals out (the same machine code)."""
+def _decode(operands, out, lse, want_lse, split, tile, threads) -> None:
+    """The split-KV decode path (:mod:`fastgram.kernels.attention_decode`): the splits, dealt
+    to ``threads`` contiguous runs (in this thread for one), then their merge."""
     q4, k4, S = operands[0], operands[1], operands[3]
     has_upper, upper, has_lower, lower = operands[14:18]
-    B, H, T, Dv = out.shape
-    j_first, j_last, n_split = _kd.visible_splits(T, S, has_upper, upper, has_lower, lower, split)
-    n_items = B * k4.shape[1] * n_split
-    R = H // k4.shape[1] * T
-    part_m = np.empty((max(n_items, 1), R), q4.dtype)
-    part_l = np.empty((max(n_items, 1), R), q4.dtype)
-    part_acc = np.empty((max(n_items, 1), R, Dv), q4.dtype)
-    _kd.decode_items(0, n_items, j_first, j_last, n_split, *operands, tile, split, part_m, part_l, part_acc)
+    j_first, j_last, n_split, part_m, part_l, part_acc, bounds = _kd.decode_plan(
+        q4, out, k4.shape[1], S, has_upper, upper, has_lower, lower, split, threads
+    )
+    args = (j_first, j_last, n_split, *operands, tile, split, part_m, part_l, part_acc)
+    if threads == 1:
+        _kd.decode_items(0, bounds[1], *args)
+    else:
+        with parallel_guard():
+            parallel_chunks(_kd.decode_items, bounds, args)
     _kd.merge_splits(n_split, part_m, part_l, part_acc, out, lse, want_lse)
 
 

@@ -220,12 +220,26 @@ def kernel_inputs(monkeypatch):
 
         return run
 
-    # every call runs the serial kernels in the calling thread: the parallel kernels call them
-    # by these module names, so compiling one while they are spies would fail
+    # every call runs the serial kernels in the calling thread: the parallel path hands them
+    # to the launcher by these module names, and a spy is not a kernel
     monkeypatch.setattr(_wrapper, "_serial_work", lambda: 1 << 62)
     monkeypatch.setattr(_wrapper._k, "attend_items", spy(_wrapper._k.attend_items, 2))
     monkeypatch.setattr(_wrapper._kd, "decode_items", spy(_wrapper._kd.decode_items, 5))
     return seen
+
+
+@pytest.mark.parametrize("T", [1, 3, 64, 200])
+def test_parallel_and_calling_thread_paths_agree_bit_for_bit(monkeypatch, T):
+    """The parallel path runs the serial kernels' own machine code in runs of work items, so
+    it gives the calling-thread path's bits (prefill and decode, uneven runs included)."""
+    rng = np.random.default_rng(T)
+    q = rng.standard_normal((3, 4, T, 32)).astype(np.float32)
+    k = rng.standard_normal((3, 2, 700, 32)).astype(np.float32)
+    v = rng.standard_normal((3, 2, 700, 32)).astype(np.float32)
+    monkeypatch.setattr(_wrapper, "_serial_work", lambda: 0)
+    parallel = attention(q, k, v, causal=True)
+    monkeypatch.setattr(_wrapper, "_serial_work", lambda: 1 << 62)
+    np.testing.assert_array_equal(parallel, attention(q, k, v, causal=True))
 
 
 def kv_cache(rng, shape, S, dtype=np.float32):

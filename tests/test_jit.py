@@ -10,6 +10,8 @@ import sys
 import textwrap
 import time
 
+import _launch_bodies
+import numpy as np
 import pytest
 from numba.core import caching as _caching
 
@@ -186,5 +188,47 @@ def test_cache_saves_of_two_processes_keep_both_entries(tmp_path):
 
 
 def test_every_kernel_saves_under_the_lock():
-    for dispatcher in (attention.attention_kernel, counting.bigram_counts_private, sampling_logits.draw_rows):
+    for dispatcher in (
+        attention.attend_items,
+        _jit.run_chunks,
+        counting.bigram_counts_private,
+        sampling_logits.draw_rows,
+    ):
         assert type(dispatcher._cache._cache_file) is _jit._LockedCacheFile
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_parallel_chunks_runs_every_chunk_once(dtype):
+    x = np.arange(1_000, dtype=dtype)
+    out = np.zeros_like(x)
+    bounds = np.array([0, 1, 400, 400, 999, 1_000], np.int64)  # an empty chunk and a short one
+    _jit.parallel_chunks(_launch_bodies.scaled_copy, bounds, (out, x, dtype(3)))
+    np.testing.assert_array_equal(out, x * dtype(3))
+
+
+def test_parallel_chunks_follows_changing_argument_types():
+    """Each call's arguments get the machine code of their own types: alternating dtypes (and
+    a read-only input) are never run through the address taken for the previous call's."""
+    bounds = np.array([0, 50, 100], np.int64)
+    for _ in range(2):
+        for dtype in (np.float32, np.float64, np.float32):
+            x = np.linspace(0, 1, 100).astype(dtype)
+            frozen = x.copy()
+            frozen.flags.writeable = False
+            for source in (x, frozen):
+                out = np.zeros_like(x)
+                _jit.parallel_chunks(_launch_bodies.scaled_copy, bounds, (out, source, dtype(2)))
+                np.testing.assert_array_equal(out, x * dtype(2))
+
+
+def test_parallel_chunks_reports_a_failed_chunk():
+    out = np.zeros(10, np.int64)
+    with pytest.raises(RuntimeError, match=r"fails_on_chunk failed in a parallel chunk \(status"):
+        _jit.parallel_chunks(_launch_bodies.fails_on_chunk, np.array([0, 5, 10], np.int64), (out, 5))
+    _jit.parallel_chunks(_launch_bodies.fails_on_chunk, np.array([0, 5, 10], np.int64), (out, -1))
+    np.testing.assert_array_equal(out, [0] * 5 + [5] * 5)
+
+
+def test_parallel_chunks_refuses_a_body_that_returns_a_value():
+    with pytest.raises(TypeError, match="returns_a_value must return None"):
+        _jit.parallel_chunks(_launch_bodies.returns_a_value, np.array([0, 1], np.int64), (np.zeros(1),))

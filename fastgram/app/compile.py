@@ -115,7 +115,7 @@ class Task:
         Name of a function in this module making calls the registry cases do not make.
     probes : tuple of (module, kernel, dtype or None)
         Kernels under :mod:`fastgram.kernels` whose cache index tells whether the task is
-        cached (with ``dtype``: an entry whose first argument has that dtype).
+        cached (with ``dtype``: an entry with an argument of that dtype).
     cost : float
         Rough cold seconds on one core, for scheduling the longest tasks first.
     """
@@ -220,30 +220,30 @@ def _extra_notebook() -> None:
 def _build_tasks() -> dict[str, Task]:
     tasks = [
         Task("attention[float32]", "attention", ("attention",), "float32", None,
-             (("attention", "attention_kernel", "float32"),), 14.0),
+             (("attention", "attend_items", "float32"),), 10.0),
         Task("attention[float64]", "attention", ("attention",), "float64", None,
-             (("attention", "attention_kernel", "float64"),), 14.0),
+             (("attention", "attend_items", "float64"),), 10.0),
         Task("count_bigrams", "counting", ("count_bigrams",), None, None,
-             (("counting", "bigram_counts_private", None), ("counting", "bigram_counts_partitioned", None)), 8.0),
+             (("counting", "bigram_counts_private", None), ("counting", "bigram_counts_partitioned", None)), 14.0),
         Task("count_ngrams", "counting", ("count_ngrams",), None, None,
              (("ngrams", "partition_ngrams", None), ("ngrams", "merge_many", None),
-              ("ngrams_wide", "partition_wide", None)), 14.0),
+              ("ngrams_wide", "partition_wide", None)), 26.0),
         Task("sample_next+generate", "sampling", ("sample_next", "generate"), None, None,
-             (("sampling", "sample_rows", None), ("sampling", "generate_chains", None)), 9.0),
+             (("sampling", "sample_rows", None), ("sampling", "generate_chains", None)), 14.0),
         Task("sample_logits", "sampling", ("sample_logits",), None, None,
-             (("sampling_logits", "prepare_rows", None), ("sampling_logits", "draw_rows", None)), 8.0),
+             (("sampling_logits", "prepare_rows", None), ("sampling_logits", "draw_rows", None)), 22.0),
         Task("multinomial", "sampling", ("multinomial",), None, None,
-             (("sampling_logits", "draw_without_replacement", None),), 4.0),
+             (("sampling_logits", "draw_without_replacement", None),), 1.0),
         Task("uniform", "sampling", ("uniform",), None, None, (("random", "fill_uniform", None),), 1.0),
         Task("nll", "sampling", ("nll",), None, None, (("metrics", "nll_blocks", None),), 2.0),
         Task("lm_estimate+lm_score+lm_generate", "lm", ("lm_estimate", "lm_score", "lm_generate"), None, None,
-             (("lm_estimate", "finish", None), ("lm", "score_sentences", None), ("lm", "generate", None)), 8.0),
+             (("lm_estimate", "finish", None), ("lm", "score_sentences", None), ("lm", "generate", None)), 11.0),
         Task("counting (all stream widths)", "counting", (), None, "_extra_counting", (), 6.0),
         Task("sampling (every table dtype)", "sampling", (), None, "_extra_sampling", (), 3.0),
         Task("notebook", "attention", (), None, "_extra_notebook", (), 1.0),
         Task("attention (parallel paths)", "attention", (), None, "_extra_attention_parallel",
-             (("attention_decode", "decode_kernel", "float32"),
-              ("attention_decode", "decode_kernel", "float64")), 12.0),
+             (("attention_decode", "decode_items", "float32"),
+              ("attention_decode", "decode_items", "float64")), 6.0),
         Task("lm", "lm", (), None, "_extra_lm", (), 10.0),
         Task("words", "lm", (), None, "_extra_words", (), 2.0),
     ]  # fmt: skip
@@ -309,7 +309,7 @@ def _probe_cached(module: str, name: str, dtype: str | None) -> bool:
     index = cache_file._load_index()
     if dtype is None:
         return bool(index)
-    return any(str(getattr(key[0][0], "dtype", "")) == dtype for key in index)
+    return any(str(getattr(t, "dtype", "")) == dtype for key in index for t in key[0])
 
 
 def cold_tasks(tasks: Sequence[Task]) -> list[Task]:

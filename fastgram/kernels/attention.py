@@ -18,10 +18,11 @@ scatter and stops vectorisation) and run over whole blocks of :data:`LANES` colu
 columns are independent and never written out. A mask without a query axis (key padding) is
 read once per key and applied to whole query blocks.
 
-Small shapes are dominated by fixed costs, so: one parallel region per call (no ``np.zeros``
-in the kernel: under ``parallel=True`` that is a parallel loop and a second thread launch),
-and work items are split into one contiguous run per thread with one scratch set per run, so
-many small heads share a thread's buffers. Splitting the query loops into fixed 16-column
+Small shapes are dominated by fixed costs, so: one parallel launch per call
+(:func:`fastgram._jit.parallel_chunks` over runs from :func:`item_bounds`), and work items are
+split into one contiguous run per thread with one scratch set per run, so many small heads
+share a thread's buffers. This file has no ``parallel=True`` kernel: the launcher calls
+:func:`attend_items`' own machine code, so its tile loops are compiled once. Splitting the query loops into fixed 16-column
 blocks (a constant inner trip count) was measured and made both small shapes ~25% slower.
 
 Scores live in base 2: the queries are multiplied by ``scale * log2(e)`` once per tile, so the
@@ -37,12 +38,11 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import prange
 from numba.extending import overload
 
 from fastgram._jit import kernel
 
-__all__ = ["BLOCK_Q", "BLOCK_K", "LANES", "FASTMATH", "attention_kernel", "attend_items"]
+__all__ = ["BLOCK_Q", "BLOCK_K", "LANES", "FASTMATH", "item_bounds", "attend_items"]
 
 #: Query rows per work item (and per tile) at most.
 BLOCK_Q = 128
@@ -165,14 +165,52 @@ def _tanh_overload(x):
     return lambda x: _tanh_f64(x)
 
 
-@kernel(parallel=True, fastmath=FASTMATH)
-def attention_kernel(
-    q, k, v, S, q_batch, k_batch, v_batch,
+@kernel
+def item_bounds(B, H, T, S, causal, causal_offset, has_lower, lower_offset, n_chunks, block_q, block_k):
+    """Edges of ``n_chunks`` contiguous runs of :func:`attend_items`' work items of about equal
+    cost (``(n_chunks + 1,)`` int64; the result of the runs does not depend on them).
+
+    A work item is one query block of one (batch, head): ``B H ceil(T / block_q)`` items, in the
+    order ``attend_items`` numbers them; its cost is 2 plus the key tiles it visits (causal and
+    window bounds as in :func:`attend_items`). O(items) time and memory.
+    """
+    BQ = block_q
+    BK = block_k
+    n_qblocks = (T + BQ - 1) // BQ
+    n_items = B * H * n_qblocks
+    bounds = np.zeros(n_chunks + 1, np.int64)
+    if n_items > 0:
+        cost = np.empty(n_items + 1, np.int64)
+        cost[0] = 0
+        for w in range(n_items):
+            i_lo = (w % n_qblocks) * BQ
+            i_hi = min(T, i_lo + BQ)
+            j_end = min(S, max(0, i_hi + causal_offset)) if causal else S
+            j_begin = min(S, max(0, i_lo + lower_offset)) if has_lower else 0
+            cost[w + 1] = cost[w] + 2 + (max(0, j_end - j_begin) + BK - 1) // BK
+        w = 0
+        for c in range(1, n_chunks):
+            target = cost[n_items] * c // n_chunks
+            while w < n_items and cost[w] < target:
+                w += 1
+            bounds[c] = w
+        bounds[n_chunks] = n_items
+    return bounds
+
+
+@kernel(fastmath=FASTMATH)
+def attend_items(
+    w_lo, w_hi, q, k, v, S, q_batch, k_batch, v_batch,
     mask_kind, mask_bool, mask_add, mask_batch, mask_h, mask_t, mask_s,
     causal, causal_offset, has_lower, lower_offset, softcap, alibi, alibi_b, has_alibi,
-    scale, out, lse, want_lse, n_chunks, block_q, block_k, lanes,
+    scale, out, lse, want_lse, block_q, block_k, lanes,
 ):  # fmt: skip
-    """``out = softmax(q kᵀ · scale + mask) v`` for every (batch, head), tile by tile.
+    """``out = softmax(q kᵀ · scale + mask) v`` for work items ``w_lo <= w < w_hi``, tile by tile.
+
+    A work item is one query block of one (batch, head), numbered ``(b H + h) ceil(T / BQ) +
+    block``. The serial path calls this for all items; the parallel path deals runs of items
+    (:func:`item_bounds`) to threads with :func:`fastgram._jit.parallel_chunks`. One scratch set
+    per call: ``BQ (D + BK + Dv + 6)`` numbers.
 
     Parameters (all checked by :func:`fastgram.attention.attention`)
     ----------------------------------------------------------------
@@ -202,60 +240,11 @@ def attention_kernel(
         ALiBi slopes ``(Ba, H)``, read at ``[b * alibi_b, h]``: the bias
         ``-slope |i + S - T - j|`` is added after the soft cap.
     out : (B, H, T, Dv), lse : (B, H, T) when ``want_lse`` (else a dummy)
-    n_chunks
-        Work items (one query block of one batch and head) are split into ``n_chunks``
-        contiguous runs of about equal cost; one scratch set per chunk. The result does not
-        depend on ``n_chunks``.
     block_q, block_k, lanes
         Queries per work item, keys per tile, and the multiple that inner query loops are
         padded to (see :data:`BLOCK_Q`, :data:`BLOCK_K`, :data:`LANES`). The result does not
         depend on them beyond rounding.
     """
-    B, H, T, Dv = out.shape
-    BQ = block_q
-    BK = block_k
-    n_qblocks = (T + BQ - 1) // BQ
-    n_items = B * H * n_qblocks
-    bounds = np.empty(n_chunks + 1, np.int64)  # not np.zeros: with parallel=True that is a
-    for c in range(n_chunks + 1):  # parallel loop of its own, a second thread launch per call
-        bounds[c] = 0
-    if n_items > 0:
-        cost = np.empty(n_items + 1, np.int64)
-        cost[0] = 0
-        for w in range(n_items):
-            i_lo = (w % n_qblocks) * BQ
-            i_hi = min(T, i_lo + BQ)
-            j_end = min(S, max(0, i_hi + causal_offset)) if causal else S
-            j_begin = min(S, max(0, i_lo + lower_offset)) if has_lower else 0
-            cost[w + 1] = cost[w] + 2 + (max(0, j_end - j_begin) + BK - 1) // BK
-        w = 0
-        for c in range(1, n_chunks):
-            target = cost[n_items] * c // n_chunks
-            while w < n_items and cost[w] < target:
-                w += 1
-            bounds[c] = w
-        bounds[n_chunks] = n_items
-
-    # The parallel region only deals runs of work items to threads; the work is the serial
-    # kernel below (compiling the tile loops under parallel=True cost 2-3x the compile time).
-    for c in prange(n_chunks):
-        attend_items(
-            bounds[c], bounds[c + 1], q, k, v, S, q_batch, k_batch, v_batch,
-            mask_kind, mask_bool, mask_add, mask_batch, mask_h, mask_t, mask_s,
-            causal, causal_offset, has_lower, lower_offset, softcap, alibi, alibi_b, has_alibi,
-            scale, out, lse, want_lse, block_q, block_k, lanes,
-        )  # fmt: skip
-
-
-@kernel(fastmath=FASTMATH)
-def attend_items(
-    w_lo, w_hi, q, k, v, S, q_batch, k_batch, v_batch,
-    mask_kind, mask_bool, mask_add, mask_batch, mask_h, mask_t, mask_s,
-    causal, causal_offset, has_lower, lower_offset, softcap, alibi, alibi_b, has_alibi,
-    scale, out, lse, want_lse, block_q, block_k, lanes,
-):  # fmt: skip
-    """Work items ``w_lo <= w < w_hi`` of :func:`attention_kernel` (same arguments), with one
-    scratch set: ``BQ (D + BK + Dv + 6)`` numbers."""
     B, H, T, Dv = out.shape
     D = q.shape[3]
     H_kv = k.shape[1]

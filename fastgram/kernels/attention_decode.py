@@ -12,7 +12,10 @@ output. A serial pass then merges the partials of each row by their log-sum-exp,
     M = max_s m_s,   L = sum_s l_s 2**(m_s - M),   out = sum_s acc_s 2**(m_s - M) / L.
 
 Splits have a fixed size (not one per thread), so the result does not depend on the thread
-count. Items are dealt to :func:`numba.get_num_threads` contiguous runs, one scratch set each.
+count. The wrapper (:func:`fastgram.attention.attention`) deals the items to
+:func:`numba.get_num_threads` contiguous runs, one scratch set each, with
+:func:`fastgram._jit.parallel_chunks` (or runs them all in its own thread), then calls
+:func:`merge_splits`.
 
 Rows are held as ``(rows, keys)`` and ``(rows, Dv)``: the scores are dot products over ``D``
 (vectorised reductions, ``reassoc`` fast-math) and ``weights @ values`` adds whole value rows,
@@ -30,7 +33,6 @@ place through 0/1 broadcast steps. Scores are in base 2 (queries pre-multiplied 
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
 
 from fastgram._jit import kernel
 from fastgram.kernels.attention import FASTMATH, LN2, LOG2E, _exp2, _tanh
@@ -39,10 +41,10 @@ __all__ = [
     "SPLIT",
     "TILE",
     "MAX_T",
-    "decode_kernel",
     "decode_tile",
     "row_interval",
     "visible_splits",
+    "decode_plan",
     "decode_items",
     "merge_splits",
 ]
@@ -94,55 +96,26 @@ def visible_splits(T, S, has_upper, upper_offset, has_lower, lower_offset, split
     return j_first, j_last, (j_last - j_first + split - 1) // split
 
 
-@kernel(parallel=True, fastmath=FASTMATH)
-def decode_kernel(
-    q, k, v, S, q_batch, k_batch, v_batch,
-    mask_kind, mask_bool, mask_add, mask_batch, mask_h, mask_t, mask_s,
-    has_upper, upper_offset, has_lower, lower_offset, softcap, alibi, alibi_b, has_alibi,
-    scale, out, lse, want_lse, n_chunks, split, tile,
-):  # fmt: skip
-    """``out = softmax(q kᵀ · scale + bias + mask) v`` for small ``T``, one key split per item.
+@kernel
+def decode_plan(q, out, H_kv, S, has_upper, upper_offset, has_lower, lower_offset, split, n_chunks):
+    """Everything :func:`decode_items` needs besides the operands, in one call:
+    ``(j_first, j_last, n_split, part_m, part_l, part_acc, bounds)``.
 
-    Parameters (checked by :func:`fastgram.attention.attention`)
-    -------------------------------------------------------------
-    q, k, v, S, q_batch, k_batch, v_batch, mask_*, out, lse, want_lse, n_chunks
-        As :func:`fastgram.kernels.attention.attention_kernel` (only keys ``j < S`` of ``k``
-        and ``v`` are read: a KV cache may hold more rows than are in use).
-    has_upper, upper_offset, has_lower, lower_offset
-        Query ``i`` sees keys ``j`` with ``j <= i + upper_offset`` (when ``has_upper``) and
-        ``j >= i + lower_offset`` (when ``has_lower``): causal masks and windows.
-    softcap
-        ``C`` in the scores' natural units, 0.0 for none.
-    alibi, alibi_b, has_alibi
-        Slopes ``(Ba, H)`` (natural units), read at ``[b * alibi_b, h]``.
-    split, tile
-        Keys per work item and per tile (:data:`SPLIT`, :data:`TILE`).
+    ``part_m``, ``part_l`` ``(items, R)`` and ``part_acc`` ``(items, R, Dv)`` (``R = H / H_kv
+    T`` rows per key/value head, ``items = B H_kv n_split``, at least 1) in ``q``'s dtype;
+    ``bounds`` ``(n_chunks + 1,)`` deals the items to ``n_chunks`` contiguous runs.
     """
     B, H, T, Dv = out.shape
-    H_kv = k.shape[1]
-    G = H // H_kv
-    R = G * T
     j_first, j_last, n_split = visible_splits(T, S, has_upper, upper_offset, has_lower, lower_offset, split)
-    n_groups = B * H_kv
-    n_items = n_groups * n_split
+    n_items = B * H_kv * n_split
+    R = H // H_kv * T
     part_m = np.empty((max(n_items, 1), R), q.dtype)
     part_l = np.empty((max(n_items, 1), R), q.dtype)
     part_acc = np.empty((max(n_items, 1), R, Dv), q.dtype)
     bounds = np.empty(n_chunks + 1, np.int64)
     for c in range(n_chunks + 1):
         bounds[c] = n_items * c // n_chunks
-
-    # The parallel region only deals runs of splits to threads; the work is in the serial
-    # kernels below (compiling the tile loops under parallel=True cost 2-3x the compile time).
-    for c in prange(n_chunks):
-        decode_items(
-            bounds[c], bounds[c + 1], j_first, j_last, n_split, q, k, v, S, q_batch, k_batch, v_batch,
-            mask_kind, mask_bool, mask_add, mask_batch, mask_h, mask_t, mask_s,
-            has_upper, upper_offset, has_lower, lower_offset, softcap, alibi, alibi_b, has_alibi,
-            scale,
-            tile, split, part_m, part_l, part_acc,
-        )  # fmt: skip
-    merge_splits(n_split, part_m, part_l, part_acc, out, lse, want_lse)
+    return j_first, j_last, n_split, part_m, part_l, part_acc, bounds
 
 
 @kernel(fastmath=FASTMATH)
@@ -153,8 +126,30 @@ def decode_items(
     scale,
     tile, split, part_m, part_l, part_acc,
 ):  # fmt: skip
-    """Splits ``w_lo <= w < w_hi`` of :func:`decode_kernel` (same arguments) into their partial
-    results ``part_m``, ``part_l`` ``(items, R)`` and ``part_acc`` ``(items, R, Dv)``."""
+    """Splits ``w_lo <= w < w_hi`` into their partial results ``part_m``, ``part_l``
+    ``(items, R)`` and ``part_acc`` ``(items, R, Dv)`` (merged by :func:`merge_splits`).
+
+    Parameters (checked by :func:`fastgram.attention.attention`)
+    -------------------------------------------------------------
+    j_first, j_last, n_split
+        The visible splits of every (batch, key/value head) (:func:`visible_splits`): item
+        ``w`` covers keys from ``j_first + (w % n_split) split`` of group ``w // n_split``.
+    q, k, v, S, q_batch, k_batch, v_batch, mask_*
+        As :func:`fastgram.kernels.attention.attend_items` (only keys ``j < S`` of ``k``
+        and ``v`` are read: a KV cache may hold more rows than are in use).
+    has_upper, upper_offset, has_lower, lower_offset
+        Query ``i`` sees keys ``j`` with ``j <= i + upper_offset`` (when ``has_upper``) and
+        ``j >= i + lower_offset`` (when ``has_lower``): causal masks and windows.
+    softcap
+        ``C`` in the scores' natural units, 0.0 for none.
+    alibi, alibi_b, has_alibi
+        Slopes ``(Ba, H)`` (natural units), read at ``[b * alibi_b, h]``.
+    tile, split
+        Keys per tile and per work item (:data:`TILE`, :data:`SPLIT`).
+    part_m, part_l : (items, R), part_acc : (items, R, Dv)
+        Per item and query row (``R = G T``): running maximum, sum (base 2) and unnormalised
+        output.
+    """
     H = q.shape[1]
     T = q.shape[2]
     D = q.shape[3]
