@@ -113,5 +113,5 @@ def _file_reference(path: str, V: int, chunk: int = 1 << 24) -> np.ndarray:
 @pytest.mark.parametrize("how", ["cached", "cold"])
 def test_compile_time(benchmark, how):
     tokens = np.arange(1000, dtype=np.uint16) % 300
-    counts = np.zeros((300, 300), np.int64)
-    time_compile(benchmark, kernels.bigram_counts_private, (tokens, 300, counts, 1), how)
+    local = np.zeros((1, 300 * 300), np.int64)  # one private table
+    time_compile(benchmark, kernels.count_pieces_private, (0, 1, tokens, 300, tokens.size - 1, local), how)

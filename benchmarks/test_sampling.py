@@ -154,5 +154,6 @@ def test_compile_time(benchmark, how, table):
     sampler = Sampler(table[:8, :8])
     rows = np.arange(8, dtype=np.int64)
     out = np.empty(8, np.int64)
-    args = (*sampler._kernel_args(), rows, np.uint64(1), np.int64(0), out)
+    bad = np.zeros(1, np.int64)
+    args = (0, 1, *sampler._kernel_args(), rows, np.uint64(1), np.int64(0), out, bad)
     time_compile(benchmark, kernels.sample_rows, args, how)

@@ -51,13 +51,21 @@ Why a launcher. A ``parallel=True`` kernel whose ``prange`` loop calls a serial 
 gufunc, two gufunc wrappers and the kernel itself), and LLVM optimises and emits machine code
 for the whole body in each: measured, attention's tile loops cost 1.5-1.9 s of LLVM five times
 over per dtype. :func:`parallel_chunks` instead calls ``body`` through the address of its own
-compiled entry point, from :func:`run_chunks` (a ``prange`` over chunks whose body is one
-indirect call), so ``body`` is compiled once and the launcher's own compile is about 0.4 s.
-The address comes from Python at run time (it differs per process and is never cached); a
-signature number compiled into the launcher (a CRC of the argument types) must match the one
-the address was taken for, else the launcher runs nothing and the address is looked up again:
-a call never goes to machine code of other argument types. (The body is not an argument of
-the launcher: a dispatcher argument costs Numba's dispatch about 10 us a call.)
+compiled entry point, so ``body`` is compiled once. The launcher has two parts:
+
+- :func:`_launch`, the one ``parallel=True`` kernel, of fixed types: a ``prange`` over chunks
+  calling a *trampoline* ``status = trampoline(lo, hi, data)`` by address (compiled once,
+  about 0.5 s);
+- :func:`run_chunks`, serial, one specialisation per argument types (about 0.25 s each): it
+  stores ``(body address, args)`` in its frame and defines the trampoline that loads them and
+  calls ``body`` with Numba's native calling convention (:func:`_pack`), then calls
+  :func:`_launch`.
+
+The body's address comes from Python at run time (it differs per process and is never
+cached). A signature number compiled into ``run_chunks`` (a CRC of the argument types) must
+match the one the address was taken for, else nothing runs and the address is looked up again:
+a call never goes to machine code of other argument types. (The body is not an argument of the
+launcher: a dispatcher argument costs Numba's dispatch about 10 us a call.)
 """
 
 from __future__ import annotations
@@ -71,6 +79,7 @@ import zlib
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import prange, types
 from numba.core import caching as _caching
 from numba.core import cgutils
@@ -91,6 +100,7 @@ __all__ = [
     "THREAD_SAFE_LAYERS",
     "SERIAL",
     "parallel_chunks",
+    "even_bounds",
 ]
 
 #: Compile every kernel serially and uncached (``FASTGRAM_SERIAL=1``; see the module docstring).
@@ -291,28 +301,72 @@ def _expected_signature(typingctx, args):
     return types.int64(args), codegen
 
 
+#: The C type of a trampoline: ``status = trampoline(lo, hi, data)``.
+_TRAMPOLINE = ir.FunctionType(ir.IntType(32), [ir.IntType(64), ir.IntType(64), ir.IntType(8).as_pointer()])
+
+
 @intrinsic
-def _call_address(typingctx, address, lo, hi, args):
-    """Call the Numba entry point at ``address`` as ``body(lo, hi, *args)`` (returning None);
-    return its status (0: done). The caller has matched the address's signature number."""
-    argtypes = (types.int64, types.int64, *args.types)
+def _call_trampoline(typingctx, trampoline, lo, hi, data):
+    """``trampoline(lo, hi, data)`` by address (a function of type :data:`_TRAMPOLINE`)."""
 
     def codegen(context, builder, signature, llargs):
-        conv = context.call_conv
-        fnty = conv.get_function_type(types.none, argtypes)
-        fn = builder.inttoptr(llargs[0], fnty.as_pointer())
-        retty = conv.get_return_type(types.none).pointee
-        retptr = cgutils.alloca_once(builder, retty)
-        builder.store(cgutils.get_null_value(retty), retptr)
-        excinfo = cgutils.alloca_once(builder, fnty.args[1].pointee, name="excinfo")
-        values = [llargs[1], llargs[2], *cgutils.unpack_tuple(builder, llargs[3], len(args.types))]
-        packed = list(conv._get_arg_packer(argtypes).as_arguments(builder, values))
-        return builder.call(fn, [retptr, excinfo, *packed])
+        fn = builder.inttoptr(llargs[0], _TRAMPOLINE.as_pointer())
+        return builder.call(fn, [llargs[1], llargs[2], builder.inttoptr(llargs[3], _TRAMPOLINE.args[2])])
 
-    return types.int32(address, lo, hi, args), codegen
+    return types.int32(trampoline, lo, hi, data), codegen
 
 
 @kernel(parallel=True)
+def _launch(trampoline, data, bounds, status):
+    """``status[c] = trampoline(bounds[c], bounds[c + 1], data)`` for every chunk ``c`` on
+    Numba's threads: the one ``parallel=True`` kernel of the launcher, of fixed types."""
+    for c in prange(bounds.shape[0] - 1):
+        status[c] = _call_trampoline(trampoline, bounds[c], bounds[c + 1], data)
+
+
+@intrinsic
+def _pack(typingctx, address, args):
+    """``(trampoline, data)`` for :func:`_launch`: ``data`` points at ``(address, args)`` stored
+    in the caller's frame, and ``trampoline`` (a function of this module, one per argument
+    types) loads them and calls the body at ``address`` as ``body(lo, hi, *args)`` with Numba's
+    native calling convention, returning its status."""
+    if not isinstance(args, types.BaseTuple):
+        raise TypingError("run_chunks(..., args): args must be a tuple")
+    argtypes = (types.int64, types.int64, *args.types)
+    number = _signature_number(argtypes)
+
+    def codegen(context, builder, signature, llargs):
+        record = ir.LiteralStructType([ir.IntType(64), context.get_value_type(args)])
+        slot = cgutils.alloca_once(builder, record)  # lives until the caller returns
+        builder.store(llargs[0], cgutils.gep_inbounds(builder, slot, 0, 0))
+        builder.store(llargs[1], cgutils.gep_inbounds(builder, slot, 0, 1))
+        name = f"fastgram_trampoline_{number:08x}"
+        try:
+            fn = builder.module.get_global(name)
+        except KeyError:
+            fn = ir.Function(builder.module, _TRAMPOLINE, name=name)
+            fn.linkage = "internal"
+            b = ir.IRBuilder(fn.append_basic_block("entry"))
+            lo, hi, data = fn.args
+            rec = b.bitcast(data, record.as_pointer())
+            conv = context.call_conv
+            fnty = conv.get_function_type(types.none, argtypes)
+            body = b.inttoptr(b.load(cgutils.gep_inbounds(b, rec, 0, 0)), fnty.as_pointer())
+            retty = conv.get_return_type(types.none).pointee
+            retptr = cgutils.alloca_once(b, retty)
+            b.store(cgutils.get_null_value(retty), retptr)
+            excinfo = cgutils.alloca_once(b, fnty.args[1].pointee, name="excinfo")
+            packed = b.load(cgutils.gep_inbounds(b, rec, 0, 1))
+            values = [lo, hi, *cgutils.unpack_tuple(b, packed, len(args.types))]
+            native = list(conv._get_arg_packer(argtypes).as_arguments(b, values))
+            b.ret(b.call(body, [retptr, excinfo, *native]))
+        pair = [builder.ptrtoint(fn, ir.IntType(64)), builder.ptrtoint(slot, ir.IntType(64))]
+        return context.make_tuple(builder, signature.return_type, pair)
+
+    return types.UniTuple(types.int64, 2)(address, args), codegen
+
+
+@kernel
 def run_chunks(signature, address, bounds, status, args):
     """``body(bounds[c], bounds[c + 1], *args)`` for every chunk ``c`` on Numba's threads, for
     the body whose entry point is at ``address``, when ``signature`` is the number of this
@@ -320,14 +374,14 @@ def run_chunks(signature, address, bounds, status, args):
 
     Returns ``(number, failed)``: this specialisation's signature number and the first nonzero
     return status of a chunk (0: every chunk done). ``status`` is ``(n_chunks,)`` int32 scratch.
+    A serial kernel: its one parallel loop is :func:`_launch`, of fixed types, compiled once.
     """
     expected = _expected_signature(args)
     failed = np.int32(0)
     if signature == expected:
-        n = bounds.shape[0] - 1
-        for c in prange(n):
-            status[c] = _call_address(address, bounds[c], bounds[c + 1], args)
-        for c in range(n):
+        trampoline, data = _pack(address, args)
+        _launch(trampoline, data, bounds, status)
+        for c in range(bounds.shape[0] - 1):
             if status[c] != 0:
                 failed = status[c]
                 break
@@ -352,6 +406,13 @@ def _address(body, args, expected: int) -> int:
     address = int(result.library.get_pointer_to_function(result.fndesc.llvm_func_name))
     _ADDRESSES[body, expected] = address
     return address
+
+
+def even_bounds(n_items: int, n_chunks: int) -> np.ndarray:
+    """Edges of ``min(n_chunks, n_items)`` (at least 1) contiguous runs of ``n_items`` work
+    items whose sizes differ by at most one: ``(runs + 1,)`` int64."""
+    runs = max(1, min(int(n_chunks), int(n_items)))
+    return np.arange(runs + 1, dtype=np.int64) * int(n_items) // runs
 
 
 def parallel_chunks(body, bounds: np.ndarray, args: tuple) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 
 from fastgram import _checks
 from fastgram._checks import table_array
-from fastgram._jit import parallel_guard
+from fastgram._jit import even_bounds, num_threads, parallel_chunks, parallel_guard
 from fastgram.counting import NGramCounts
 from fastgram.kernels import metrics as _k
 from fastgram.kernels import sampling as _ks
@@ -50,7 +50,8 @@ def _sparse_probs(indptr: np.ndarray, cols: np.ndarray, values: np.ndarray, V: i
         return keys, values.astype(np.float64)
     running = np.empty(values.shape, np.int64)
     with parallel_guard():
-        _ks.csr_running_sums(values, indptr, np.int64(0), running)
+        spans = even_bounds(len(indptr) - 1, num_threads())
+        parallel_chunks(_ks.csr_running_sums, spans, (values, indptr, np.int64(0), running))
     approx = np.concatenate([[0.0], np.cumsum(values, dtype=np.float64)])
     approx = approx[indptr[1:]] - approx[indptr[:-1]]
     totals = np.where(nnz > 0, running[np.maximum(indptr[1:] - 1, 0)] if values.size else 0, 0).astype(np.float64)

@@ -143,10 +143,9 @@ def test_serial_switch_compiles_without_threads():
         """
         import numpy as np, fastgram
         from fastgram import _jit
-        from fastgram.kernels import counting
         t = np.arange(300_000) % 5
         ok = (fastgram.count_bigrams(t, 5) == fastgram.reference.count_bigrams(t, 5)).all()
-        print(_jit.SERIAL, counting.bigram_counts_private.targetoptions.get("parallel"), ok)
+        print(_jit.SERIAL, _jit._launch.targetoptions.get("parallel"), ok)
         """,
         FASTGRAM_SERIAL="1",
     )
@@ -191,7 +190,7 @@ def test_every_kernel_saves_under_the_lock():
     for dispatcher in (
         attention.attend_items,
         _jit.run_chunks,
-        counting.bigram_counts_private,
+        counting.count_pieces_private,
         sampling_logits.draw_rows,
     ):
         assert type(dispatcher._cache._cache_file) is _jit._LockedCacheFile

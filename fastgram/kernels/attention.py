@@ -22,8 +22,9 @@ Small shapes are dominated by fixed costs, so: one parallel launch per call
 (:func:`fastgram._jit.parallel_chunks` over runs from :func:`item_bounds`), and work items are
 split into one contiguous run per thread with one scratch set per run, so many small heads
 share a thread's buffers. This file has no ``parallel=True`` kernel: the launcher calls
-:func:`attend_items`' own machine code, so its tile loops are compiled once. Splitting the query loops into fixed 16-column
-blocks (a constant inner trip count) was measured and made both small shapes ~25% slower.
+:func:`attend_items`' own machine code, so its tile loops are compiled once. Splitting the
+query loops into fixed 16-column blocks (a constant inner trip count) was measured and made
+both small shapes ~25% slower.
 
 Scores live in base 2: the queries are multiplied by ``scale * log2(e)`` once per tile, so the
 softmax weights are ``2 ** (score - max)``, computed with a polynomial that LLVM vectorises

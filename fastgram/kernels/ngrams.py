@@ -27,7 +27,6 @@ Only these types are compiled: token views uint8/16/32/64 (steps 1-2), residuals
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from fastgram._jit import kernel
@@ -36,9 +35,11 @@ from fastgram._jit import kernel
 _SMALL_BUCKET = 32
 
 
-@kernel(parallel=True)
-def partition_ngrams(tokens, n, V, sep, shift, offsets, out, scatter):  # pragma: no cover - jitted
-    """Histogram (``scatter=False``) or scatter (``scatter=True``) the n-gram keys of a block.
+@kernel
+def partition_ngrams(lo, hi, tokens, n, V, sep, shift, offsets, out, scatter):  # pragma: no cover - jitted
+    """Histogram (``scatter=False``) or scatter (``scatter=True``) the n-gram keys of a block,
+    for the equal ranges of windows ``lo <= t < hi`` of ``T`` (one per thread, dealt by
+    :func:`fastgram._jit.parallel_chunks`).
 
     tokens : (N,) uint8/16/32/64, ids in [0, V)
     n : int64 order; V, sep, shift : uint64 (sep == V when there is no separator)
@@ -50,7 +51,7 @@ def partition_ngrams(tokens, n, V, sep, shift, offsets, out, scatter):  # pragma
     W = tokens.shape[0] - n + 1
     one = np.uint64(1)
     mask = (one << shift) - one
-    for t in numba.prange(T):
+    for t in range(lo, hi):
         lo = W * t // T
         hi = W * (t + 1) // T
         row = offsets[t]
@@ -133,9 +134,10 @@ def _radix_sort(a, lo, hi, tmp, bits, hist):  # pragma: no cover - jitted
             a[lo + i] = tmp[i]
 
 
-@kernel(parallel=True)
-def sort_buckets(buf, starts, task_bounds, shift, dense_limit, dense, tmp, hist, nuniq):  # pragma: no cover
-    """Sort every bucket of ``buf`` in place and count its distinct residuals.
+@kernel
+def sort_buckets(lo, hi, buf, starts, task_bounds, shift, dense_limit, dense, tmp, hist, nuniq):  # pragma: no cover
+    """Sort every bucket of tasks ``lo <= t < hi`` of ``buf`` in place and count its distinct
+    residuals.
 
     buf : (W,) uint32/uint64 residuals, bucket b at buf[starts[b]:starts[b + 1]]
     starts : (NB + 1,) int64; task_bounds : (T + 1,) int64 bucket ranges, one per task
@@ -145,9 +147,8 @@ def sort_buckets(buf, starts, task_bounds, shift, dense_limit, dense, tmp, hist,
     tmp : (T, max radix bucket) residuals
     hist : (T, 2048) int64 radix histograms; nuniq : (NB,) int64 out
     """
-    T = task_bounds.shape[0] - 1
     use_dense = dense.shape[1] > 0
-    for t in numba.prange(T):
+    for t in range(lo, hi):
         for b in range(task_bounds[t], task_bounds[t + 1]):
             lo = starts[b]
             hi = starts[b + 1]
@@ -184,16 +185,16 @@ def sort_buckets(buf, starts, task_bounds, shift, dense_limit, dense, tmp, hist,
             nuniq[b] = u
 
 
-@kernel(parallel=True)
-def emit_buckets(buf, starts, task_bounds, shift, ustarts, keys, counts):  # pragma: no cover - jitted
-    """Run-length encode the sorted buckets into sorted unique keys and their counts.
+@kernel
+def emit_buckets(lo, hi, buf, starts, task_bounds, shift, ustarts, keys, counts):  # pragma: no cover - jitted
+    """Run-length encode the sorted buckets of tasks ``lo <= t < hi`` into sorted unique keys
+    and their counts.
 
     buf : (W,) sorted-per-bucket residuals; ustarts : (NB,) int64 first output row per bucket
     keys : (m,) uint64 out ``(b << shift) | residual``; counts : (m,) int64 out
     """
-    T = task_bounds.shape[0] - 1
     sh = np.uint64(shift)
-    for t in numba.prange(T):
+    for t in range(lo, hi):
         for b in range(task_bounds[t], task_bounds[t + 1]):
             lo = starts[b]
             hi = starts[b + 1]
@@ -254,11 +255,11 @@ def merge_runs(ka, ca, kb, cb, keys, counts):  # pragma: no cover - jitted
     return m
 
 
-@kernel(parallel=True)
-def unpack_keys(keys, V, out):  # pragma: no cover - jitted
-    """Packed keys back to id rows: (m,) uint64 -> (m, n) uint8/16/32/64."""
+@kernel
+def unpack_keys(lo, hi, keys, V, out):  # pragma: no cover - jitted
+    """Packed keys back to id rows: (m,) uint64 -> (m, n) uint8/16/32/64, rows ``lo <= i < hi``."""
     n = out.shape[1]
-    for i in numba.prange(keys.shape[0]):
+    for i in range(lo, hi):
         k = keys[i]
         for j in range(n - 1, -1, -1):
             out[i, j] = k % V
@@ -337,9 +338,10 @@ def _merge_heap(keys, counts, lo, hi, min_count, out_keys, out_counts, out_start
     return m - out_start
 
 
-@kernel(parallel=True)
-def merge_many(keys, counts, cuts, min_count, out_keys, out_counts, out_starts, out_sizes):  # pragma: no cover
-    """K-way merge of sorted unique runs laid end to end, keeping sums >= ``min_count``.
+@kernel
+def merge_many(lo, hi, keys, counts, cuts, min_count, out_keys, out_counts, out_starts, out_sizes):  # pragma: no cover
+    """K-way merge of sorted unique runs laid end to end, keeping sums >= ``min_count``, for
+    parts ``lo <= p < hi``.
 
     keys, counts : (S,) uint64 / int64
     cuts : (P + 1, k) int64 -- part p of run r is [cuts[p, r], cuts[p + 1, r]); parts split the
@@ -347,6 +349,5 @@ def merge_many(keys, counts, cuts, min_count, out_keys, out_counts, out_starts, 
     out_keys, out_counts : (>= S,) out; part p writes at out_starts[p] (P,) and its length to
         out_sizes[p] (P,)
     """
-    P = cuts.shape[0] - 1
-    for p in numba.prange(P):
+    for p in range(lo, hi):
         out_sizes[p] = _merge_heap(keys, counts, cuts[p], cuts[p + 1], min_count, out_keys, out_counts, out_starts[p])

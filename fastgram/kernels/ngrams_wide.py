@@ -33,7 +33,6 @@ Compiled types: token views uint8/16/32/64 (step 1-2); everything else uint64 ro
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import leading_zeros
 
@@ -69,9 +68,10 @@ def bucket_low_bits(bk, m):  # pragma: no cover - jitted
     return (bk >> m) - 1
 
 
-@kernel(parallel=True)
-def partition_wide(tokens, n, V, sep, gstart, m, offsets, out, scatter):  # pragma: no cover - jitted
-    """Histogram (``scatter=False``) or scatter (``scatter=True``) the wide keys of a block.
+@kernel
+def partition_wide(lo, hi, tokens, n, V, sep, gstart, m, offsets, out, scatter):  # pragma: no cover - jitted
+    """Histogram (``scatter=False``) or scatter (``scatter=True``) the wide keys of a block,
+    for the equal ranges of windows ``lo <= t < hi`` of ``T`` (one per thread).
 
     tokens : (N,) uint8/16/32/64, ids in [0, V); n : int64; V, sep : uint64
     m : int64 mantissa bits of the bucket of word 0 (:func:`_bucket`)
@@ -88,7 +88,7 @@ def partition_wide(tokens, n, V, sep, gstart, m, offsets, out, scatter):  # prag
         lead[k] = 1
         for _ in range(gstart[k + 1] - gstart[k] - 1):
             lead[k] *= V
-    for t in numba.prange(T):
+    for t in range(lo, hi):
         lo = Wn * t // T
         hi = Wn * (t + 1) // T
         if lo >= hi:
@@ -246,10 +246,10 @@ def _msd_sort_rows(a, lo, hi, bits, w_start, b_start, tmp, stack, cnt, x):  # pr
             start = end
 
 
-@kernel(parallel=True)
-def sort_wide(buf, starts, task_bounds, bits, m, tmp, stack, cnt, ucounts, nuniq):  # pragma: no cover - jitted
-    """Sort every bucket's rows, then compact each to its distinct rows (at the bucket's start,
-    their counts in ``ucounts`` at the same rows).
+@kernel
+def sort_wide(lo, hi, buf, starts, task_bounds, bits, m, tmp, stack, cnt, ucounts, nuniq):  # pragma: no cover - jitted
+    """Sort every bucket's rows of tasks ``lo <= t < hi``, then compact each to its distinct
+    rows (at the bucket's start, their counts in ``ucounts`` at the same rows).
 
     buf : (total, K) uint64, bucket b at rows starts[b]:starts[b + 1]; starts : (NB + 1,)
     task_bounds : (T + 1,) bucket ranges, one per task; bits : (K,) int64 bits of each word
@@ -257,9 +257,8 @@ def sort_wide(buf, starts, task_bounds, bits, m, tmp, stack, cnt, ucounts, nuniq
     stack : (T, STACK_ROWS, 4) int64; cnt : (T, 2049) int64; ucounts : (total,) int64 out
     nuniq : (NB,) int64 out
     """
-    T = task_bounds.shape[0] - 1
     K = buf.shape[1]
-    for t in numba.prange(T):
+    for t in range(lo, hi):
         x = np.empty((1, K), np.uint64)
         for bk in range(task_bounds[t], task_bounds[t + 1]):
             lo = starts[bk]
@@ -354,11 +353,12 @@ def merge_wide(ka, ca, kb, cb, keys, counts):  # pragma: no cover - jitted
     return m
 
 
-@kernel(parallel=True)
-def find_wide(keys, queries, out):  # pragma: no cover - jitted
-    """``out[q]`` = the row of ``keys`` (m, K) sorted unique equal to ``queries[q]``, or -1."""
+@kernel
+def find_wide(lo, hi, keys, queries, out):  # pragma: no cover - jitted
+    """``out[q]`` = the row of ``keys`` (m, K) sorted unique equal to ``queries[q]``, or -1,
+    for ``lo <= q < hi``."""
     m = keys.shape[0]
-    for q in numba.prange(queries.shape[0]):
+    for q in range(lo, hi):
         lo = 0
         hi = m
         while lo < hi:  # first row >= query
@@ -370,11 +370,11 @@ def find_wide(keys, queries, out):  # pragma: no cover - jitted
         out[q] = lo if lo < m and _cmp(keys, lo, queries, q) == 0 else -1
 
 
-@kernel(parallel=True)
-def unpack_wide(keys, V, gstart, out):  # pragma: no cover - jitted
-    """Rows of words back to ids: (m, K) uint64 -> (m, n) uint8/16/32/64."""
+@kernel
+def unpack_wide(lo, hi, keys, V, gstart, out):  # pragma: no cover - jitted
+    """Rows of words back to ids: (m, K) uint64 -> (m, n) uint8/16/32/64, rows ``lo <= i < hi``."""
     K = keys.shape[1]
-    for i in numba.prange(keys.shape[0]):
+    for i in range(lo, hi):
         for k in range(K):
             w = keys[i, k]
             for j in range(gstart[k + 1] - 1, gstart[k] - 1, -1):
@@ -473,10 +473,11 @@ def _merge_heap_rows(keys, counts, lo, hi, min_count, out_keys, out_counts, out_
     return m - out_start
 
 
-@kernel(parallel=True)
-def merge_many_wide(keys, counts, cuts, min_count, out_keys, out_counts, out_starts, out_sizes):  # pragma: no cover
-    """:func:`fastgram.kernels.ngrams.merge_many` for rows of words: keys (S, K)."""
-    P = cuts.shape[0] - 1
-    for p in numba.prange(P):
+@kernel
+def merge_many_wide(
+    lo, hi, keys, counts, cuts, min_count, out_keys, out_counts, out_starts, out_sizes
+):  # pragma: no cover
+    """:func:`fastgram.kernels.ngrams.merge_many` for rows of words: keys (S, K), parts ``lo <= p < hi``."""
+    for p in range(lo, hi):
         start = out_starts[p]
         out_sizes[p] = _merge_heap_rows(keys, counts, cuts[p], cuts[p + 1], min_count, out_keys, out_counts, start)

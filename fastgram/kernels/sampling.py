@@ -41,7 +41,6 @@ dense table with the same entries draws.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba.core import types
 from numba.extending import overload
@@ -143,11 +142,11 @@ def _draw_overload(cum, scales, guide, layout, r, x):
     return sparse
 
 
-@kernel(parallel=True)
-def build_guides(is_int, cum_i, cum_f, scales_i, scales_f, gshift, guide):
-    """Guide tables of every row of a dense table: (R, V) running sums -> (R, G + 1) ``guide``."""
-    R = guide.shape[0]
-    for r in numba.prange(R):
+@kernel
+def build_guides(lo, hi, is_int, cum_i, cum_f, scales_i, scales_f, gshift, guide):
+    """Guide tables of rows ``lo <= r < hi`` of a dense table: (R, V) running sums -> (R, G + 1)
+    ``guide``."""
+    for r in range(lo, hi):
         if is_int and scales_i[r] >= 0:
             guide_row(cum_i[r], scales_i[r], gshift, guide[r])
         elif not is_int and scales_f[r] >= 0:
@@ -156,11 +155,11 @@ def build_guides(is_int, cum_i, cum_f, scales_i, scales_f, gshift, guide):
             guide[r, :] = 0
 
 
-@kernel(parallel=True)
-def build_guides_csr(is_int, cum_i, cum_f, scales_i, scales_f, indptr, gptr, gshifts, guide):
-    """Guide tables of every row of a CSR table: (nnz,) running sums -> (gptr[-1],) ``guide``."""
-    R = indptr.shape[0] - 1
-    for r in numba.prange(R):
+@kernel
+def build_guides_csr(lo, hi, is_int, cum_i, cum_f, scales_i, scales_f, indptr, gptr, gshifts, guide):
+    """Guide tables of rows ``lo <= r < hi`` of a CSR table: (nnz,) running sums -> (gptr[-1],)
+    ``guide``."""
+    for r in range(lo, hi):
         grow = guide[gptr[r] : gptr[r + 1]]
         if is_int and scales_i[r] >= 0:
             guide_row(cum_i[indptr[r] : indptr[r + 1]], scales_i[r], np.uint64(gshifts[r]), grow)
@@ -170,14 +169,15 @@ def build_guides_csr(is_int, cum_i, cum_f, scales_i, scales_f, indptr, gptr, gsh
             grow[:] = 0
 
 
-@kernel(parallel=True)
-def csr_running_sums(values, indptr, zero, out):
-    """Per-row running sums of a CSR table, left to right: (nnz,) ``values`` -> (nnz,) ``out``.
+@kernel
+def csr_running_sums(lo, hi, values, indptr, zero, out):
+    """Running sums of rows ``lo <= r < hi`` of a CSR table, left to right: (nnz,) ``values``
+    -> (nnz,) ``out``.
 
     Rows are summed separately (no running sum across rows, which could overflow int64);
     ``zero`` is 0 of the values' type.
     """
-    for r in numba.prange(indptr.shape[0] - 1):
+    for r in range(lo, hi):
         s = zero
         for i in range(indptr[r], indptr[r + 1]):
             s += values[i]
@@ -189,29 +189,36 @@ def csr_running_sums(values, indptr, zero, out):
 ROW_BLOCK = 1024
 
 
-@kernel(parallel=True)
-def sample_rows(is_int, cum_i, cum_f, scales_i, scales_f, guide, layout, rows, seed, offset, out):
-    """One draw per entry: ``out[i]`` from row ``rows[i]``, word (stream ``offset + i``, index 0).
+def row_blocks(N: int) -> int:
+    """Tasks of :func:`sample_rows` for ``N`` entries: :data:`ROW_BLOCK` entries each."""
+    return (N + ROW_BLOCK - 1) // ROW_BLOCK
+
+
+@kernel
+def sample_rows(
+    lo_block, hi_block, is_int, cum_i, cum_f, scales_i, scales_f, guide, layout, rows, seed, offset, out, bad
+):
+    """One draw per entry: ``out[i]`` from row ``rows[i]``, word (stream ``offset + i``, index 0),
+    for the entries of tasks ``lo_block <= blk < hi_block`` (:func:`row_blocks`).
 
     Flat running sums and guides in a dense or CSR ``layout``, (N,) int64 rows -> (N,) int64
-    ``out``. Tasks of :data:`ROW_BLOCK` entries run in parallel. The kernel checks every row as
-    it reads it (one predictable branch; a separate pass in the wrapper would cost a fifth of
-    the call): an id outside ``[0, R)`` or of a row with no weight is not drawn from, its entry
-    is set to -1, and the number of such entries is returned.
+    ``out``. The wrapper deals spans of tasks of :data:`ROW_BLOCK` entries to threads. The
+    kernel checks every row as it reads it (one predictable branch; a separate pass in the
+    wrapper would cost a fifth of the call): an id outside ``[0, R)`` or of a row with no weight
+    is not drawn from, its entry is set to -1, and ``bad[blk]`` gets the number of such entries
+    of task ``blk``.
     """
     skey = seed_key(seed)
     N = rows.shape[0]
-    bad = 0
-    for blk in numba.prange((N + ROW_BLOCK - 1) // ROW_BLOCK):
+    for blk in range(lo_block, hi_block):
         lo = blk * ROW_BLOCK
         m = min(ROW_BLOCK, N - lo)
         words = np.empty(ROW_BLOCK, np.uint64)
         first_words(skey, offset + lo, words, m)
         if is_int:
-            bad += _draw_block(cum_i, scales_i, guide, layout, rows[lo : lo + m], words, out[lo : lo + m])
+            bad[blk] = _draw_block(cum_i, scales_i, guide, layout, rows[lo : lo + m], words, out[lo : lo + m])
         else:
-            bad += _draw_block(cum_f, scales_f, guide, layout, rows[lo : lo + m], words, out[lo : lo + m])
-    return bad
+            bad[blk] = _draw_block(cum_f, scales_f, guide, layout, rows[lo : lo + m], words, out[lo : lo + m])
 
 
 @kernel
@@ -237,9 +244,17 @@ def _draw_block(cum, scales, guide, layout, rows, words, out):
 CHAIN_GROUP = 8
 
 
-@kernel(parallel=True)
-def generate_chains(is_int, cum_i, cum_f, scales_i, scales_f, guide, layout, start, seed, offset, stop, out, fail):
-    """Markov chains: ``out[b, t]`` is drawn from row ``out[b, t - 1]`` (row ``start[b]`` at t = 0).
+def chain_groups(B: int) -> int:
+    """Tasks of :func:`generate_chains` for ``B`` chains: :data:`CHAIN_GROUP` chains each."""
+    return (B + CHAIN_GROUP - 1) // CHAIN_GROUP
+
+
+@kernel
+def generate_chains(
+    lo, hi, is_int, cum_i, cum_f, scales_i, scales_f, guide, layout, start, seed, offset, stop, out, fail
+):
+    """Markov chains: ``out[b, t]`` is drawn from row ``out[b, t - 1]`` (row ``start[b]`` at t = 0),
+    for the chains of groups ``lo <= grp < hi`` (:func:`chain_groups`).
 
     Flat running sums and guides of a (V, V) table in a dense or CSR ``layout``, (B,) int64
     start in ``[0, V)`` -> (B, L) int64 ``out``. Draw ``(b, t)`` uses word (stream
@@ -249,11 +264,11 @@ def generate_chains(is_int, cum_i, cum_f, scales_i, scales_f, guide, layout, sta
 
     Each draw depends on the one before, so one chain is bound by memory latency; a thread
     therefore advances :data:`CHAIN_GROUP` independent chains step by step, letting the CPU
-    overlap their draws. Groups run in parallel.
+    overlap their draws. The wrapper deals spans of groups to threads.
     """
     skey = seed_key(seed)
     B, L = out.shape
-    for grp in numba.prange((B + CHAIN_GROUP - 1) // CHAIN_GROUP):
+    for grp in range(lo, hi):
         b0 = grp * CHAIN_GROUP
         m = min(CHAIN_GROUP, B - b0)
         keys = np.empty(CHAIN_GROUP, np.uint64)  # (m,) stream keys

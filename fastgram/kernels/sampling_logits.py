@@ -68,9 +68,10 @@ def ascending_order(row):
     return order
 
 
-@kernel(parallel=True)
-def prepare_rows(w, ks, qs, min_ps, cum, scales, totals, guide, gshift, use_guide):
-    """Filter float64 weights in place, then running sums, scales and guide tables, row by row.
+@kernel
+def prepare_rows(lo, hi, w, ks, qs, min_ps, cum, scales, totals, guide, gshift, use_guide):
+    """Filter float64 weights in place, then running sums, scales and guide tables, for rows
+    ``lo <= b < hi`` (the wrapper deals spans of rows to threads).
 
     (B, V) ``w`` (every row with a positive sum after filtering) -> (B, V) float64 ``cum``
     (may be ``w`` itself), (B,) ``scales`` (``nextafter(total, 0)``), (B,) ``totals`` and
@@ -83,8 +84,7 @@ def prepare_rows(w, ks, qs, min_ps, cum, scales, totals, guide, gshift, use_guid
       ``<= q * total`` except the largest;
     - ``min_ps[b] > 0``: zero every weight below ``min_p`` (the largest weight is 1).
     """
-    B = w.shape[0]
-    for b in numba.prange(B):  # the parallel region only deals rows; the work is serial
+    for b in range(lo, hi):
         scales[b], totals[b] = _prepare_row(w[b], ks[b], qs[b], min_ps[b], cum[b], guide[b], gshift, use_guide)
 
 
@@ -132,14 +132,20 @@ DRAW_CHUNK = 1 << 14
 ROW_BLOCK = 1024
 
 
-@kernel(parallel=True)
-def draw_rows(cum, scales, guide, gshift, use_guide, seed, streams, out):
-    """``out[b, j]``: draw from row ``b`` with word (stream ``streams[b]``, index ``j``).
+def draw_tasks(B: int, n: int) -> int:
+    """Tasks of :func:`draw_rows` for (B, n) draws: :data:`DRAW_CHUNK` draws of one row each."""
+    return B * ((n + DRAW_CHUNK - 1) // DRAW_CHUNK)
 
-    (B, V) float64 running sums and (B,) scales -> (B, n) int64 ``out``. Tasks of
-    :data:`DRAW_CHUNK` draws of one row run in parallel, so a single row with many draws uses
-    every thread too; a task computes its words :data:`ROW_BLOCK` at a time in a vectorised
-    loop, then the draws.
+
+@kernel
+def draw_rows(lo, hi, cum, scales, guide, gshift, use_guide, seed, streams, out):
+    """``out[b, j]``: draw from row ``b`` with word (stream ``streams[b]``, index ``j``), for
+    tasks ``lo <= task < hi`` (:func:`draw_tasks`).
+
+    (B, V) float64 running sums and (B,) scales -> (B, n) int64 ``out``. A task is
+    :data:`DRAW_CHUNK` draws of one row (the wrapper deals spans of tasks to threads, so a
+    single row with many draws uses every thread too); it computes its words
+    :data:`ROW_BLOCK` at a time in a vectorised loop, then the draws.
 
     The coarse guides of per-call tables (one bucket per 8 categories) leave a binary search
     to about a fifth of the draws from a row of 50,257 softmax weights; those searches run in
@@ -151,7 +157,7 @@ def draw_rows(cum, scales, guide, gshift, use_guide, seed, streams, out):
     skey = seed_key(seed)
     B, n = out.shape
     chunks = (n + DRAW_CHUNK - 1) // DRAW_CHUNK
-    for task in numba.prange(B * chunks):
+    for task in range(lo, hi):
         b = task // chunks
         lo = (task - b * chunks) * DRAW_CHUNK
         hi = min(lo + DRAW_CHUNK, n)

@@ -28,7 +28,6 @@ Overrides (the logits changed by ``logit_bias`` and penalties) arrive as a sorte
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from fastgram._jit import kernel
@@ -309,7 +308,15 @@ def _row(params, b):
 
 
 @kernel
-def _gather_span(lo, hi, x, xi, ov_ptr, ov_ids, ov_vals, temps, ks, lnmins, consts, gid, gd, info, rowmax):
+def gather_span(lo, hi, x, xi, ov_ptr, ov_ids, ov_vals, temps, ks, lnmins, consts, gid, gd, info, rowmax):
+    """:func:`gather_row` for rows ``lo <= b < hi`` of (B, V) ``x`` (``xi`` its integer view),
+    with one scratch set. The wrapper calls it for all rows, or deals spans of rows to threads
+    with :func:`fastgram._jit.parallel_chunks`.
+
+    Per-row parameters ``temps``, ``ks``, ``lnmins`` are (B,) or (1,) (one for all rows);
+    ``consts`` holds the key constants of ``xi``'s type; ``info`` (3, B) gets each row's status,
+    gathered count and greedy id, ``rowmax`` its largest logit (as float64).
+    """
     shift, mask, infbits, kmin = consts[0], consts[1], consts[2], consts[3]
     V = x.shape[1]
     kmax = 1
@@ -329,27 +336,6 @@ def _gather_span(lo, hi, x, xi, ov_ptr, ov_ids, ov_vals, temps, ks, lnmins, cons
         info[1, b] = n
         info[2, b] = g
         rowmax[b] = m
-
-
-@kernel
-def gather_rows_serial(x, xi, ov_ptr, ov_ids, ov_vals, temps, ks, lnmins, consts, gid, gd, info, rowmax):
-    """:func:`gather_row` for every row of (B, V) ``x`` (``xi`` its integer view), one thread.
-
-    Per-row parameters ``temps``, ``ks``, ``lnmins`` are (B,) or (1,) (one for all rows);
-    ``consts`` holds the key constants of ``xi``'s type; ``info`` (3, B) gets each row's status,
-    gathered count and greedy id, ``rowmax`` its largest logit (as float64).
-    """
-    _gather_span(0, x.shape[0], x, xi, ov_ptr, ov_ids, ov_vals, temps, ks, lnmins, consts, gid, gd, info, rowmax)
-
-
-@kernel(parallel=True)
-def gather_rows(x, xi, ov_ptr, ov_ids, ov_vals, temps, ks, lnmins, consts, gid, gd, info, rowmax, parts):
-    """:func:`gather_rows_serial` in ``parts`` spans of rows in parallel (one scratch each)."""
-    B = x.shape[0]
-    for p in numba.prange(parts):
-        lo = p * B // parts
-        hi = (p + 1) * B // parts
-        _gather_span(lo, hi, x, xi, ov_ptr, ov_ids, ov_vals, temps, ks, lnmins, consts, gid, gd, info, rowmax)
 
 
 @kernel

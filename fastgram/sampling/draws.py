@@ -13,7 +13,7 @@ import numpy as np
 
 from fastgram import _checks
 from fastgram._checks import current_ids, fmt_int, offset_arg, seed_arg
-from fastgram._jit import parallel_guard
+from fastgram._jit import even_bounds, num_threads, parallel_chunks, parallel_guard
 from fastgram.kernels import random as _rk
 from fastgram.kernels import sampling as _k
 from fastgram.sampling.tables import Sampler, as_sampler
@@ -79,9 +79,11 @@ def sample_next(table, current, *, seed, offset=0) -> np.ndarray:
     seed = seed_arg(seed)
     off = offset_arg(offset, rows.shape[0])
     out = np.empty(rows.shape[0], np.int64)
+    bad = np.zeros(_k.row_blocks(rows.shape[0]), np.int64)  # (tasks,) bad entries of each
     with parallel_guard():
-        bad = _k.sample_rows(*sampler._kernel_args(), rows, seed, off, out)
-    if bad:
+        args = (*sampler._kernel_args(), rows, seed, off, out, bad)
+        parallel_chunks(_k.sample_rows, even_bounds(bad.shape[0], num_threads()), args)
+    if bad.any():
         _raise_bad_row(ids, sampler, "current")
     return out.reshape(shape)
 
@@ -155,7 +157,8 @@ def generate(table, start, length, *, seed, temperature=1.0, stop_token=None, of
     fail = np.empty(B, np.int64)
     if B and L:
         with parallel_guard():
-            _k.generate_chains(*sampler._kernel_args(), starts, seed, off, np.int64(stop), out, fail)
+            args = (*sampler._kernel_args(), starts, seed, off, np.int64(stop), out, fail)
+            parallel_chunks(_k.generate_chains, even_bounds(_k.chain_groups(B), num_threads()), args)
         failed = np.flatnonzero(fail >= 0)
         if failed.size:
             b = int(failed[0])

@@ -14,7 +14,7 @@ import numpy as np
 
 from fastgram import _checks
 from fastgram._checks import check_weights, float_array, fmt_int, offset_arg, seed_arg
-from fastgram._jit import cheap_launches, num_threads, parallel_guard
+from fastgram._jit import cheap_launches, even_bounds, num_threads, parallel_chunks, parallel_guard
 from fastgram.kernels import sampling_logits as _k
 from fastgram.kernels import sampling_select as _sel
 from fastgram.kernels.sampling import BIG_WEIGHT
@@ -41,9 +41,12 @@ def _draw_weights(w, n, seed, streams, ks, qs, min_ps, *, in_place):
     scales = np.empty(B, np.float64)
     totals = np.empty(B, np.float64)
     out = np.empty((B, n), np.int64)
-    with parallel_guard():
-        _k.prepare_rows(w, ks, qs, min_ps, cum, scales, totals, guide, gshift, use_guide)
-        _k.draw_rows(cum, scales, guide, gshift, use_guide, seed, streams, out)
+    threads = num_threads()
+    with parallel_guard():  # spans of rows, then of draw tasks, to threads
+        args = (w, ks, qs, min_ps, cum, scales, totals, guide, gshift, use_guide)
+        parallel_chunks(_k.prepare_rows, even_bounds(B, threads), args)
+        args = (cum, scales, guide, gshift, use_guide, seed, streams, out)
+        parallel_chunks(_k.draw_rows, even_bounds(_k.draw_tasks(B, n), threads), args)
     return out, totals
 
 
@@ -422,11 +425,11 @@ def sample_logits(
     limit = PARALLEL_MIN_CHEAP_LAUNCH if cheap_launches() else PARALLEL_MIN
     parts = min(B, num_threads()) if B * V >= limit else 1
     args = (xc, xi, ptr, ov_ids, ov_vals, temps, kg, lnmins, _KEY_CONSTS[xc.dtype.itemsize], gid, gd, info, rowmax)
-    if parts > 1:
+    if parts > 1:  # spans of rows, one scratch set each
         with parallel_guard():
-            _sel.gather_rows(*args, parts)
+            parallel_chunks(_sel.gather_span, np.arange(parts + 1, dtype=np.int64) * B // parts, args)
     else:
-        _sel.gather_rows_serial(*args)
+        _sel.gather_span(0, B, *args)
     status = info[0]
     worst = status.max()
     if worst >= _sel.BAD:

@@ -13,7 +13,7 @@ import numpy as np
 
 from fastgram import _checks
 from fastgram._checks import INT64_MAX, fmt_bytes, fmt_int, table_array
-from fastgram._jit import parallel_guard
+from fastgram._jit import even_bounds, num_threads, parallel_chunks, parallel_guard
 from fastgram.counting import NGramCounts
 from fastgram.kernels import sampling as _k
 from fastgram.sampling._rows import add_smoothing, shrink_big_rows
@@ -251,9 +251,8 @@ class Sampler:
         G, self._gshift = guide_shift(V)
         self._guide = np.empty((R, G + 1), guide_dtype(V))
         with parallel_guard():
-            _k.build_guides(
-                self.exact, self._cum_i, self._cum_f, self._scales_i, self._scales_f, self._gshift, self._guide
-            )
+            args = (self.exact, self._cum_i, self._cum_f, self._scales_i, self._scales_f, self._gshift, self._guide)
+            parallel_chunks(_k.build_guides, even_bounds(R, num_threads()), args)
 
     def _init_csr(self, indptr, cols, values, V: int, source) -> None:
         """Build from compressed rows (``values`` int64 counts or float64 weights, all >= 0)."""
@@ -271,7 +270,8 @@ class Sampler:
         else:
             cum = np.empty(values.shape, np.float64)
         with parallel_guard():
-            _k.csr_running_sums(values, indptr, values.dtype.type(0), cum)
+            spans = even_bounds(len(indptr) - 1, num_threads())
+            parallel_chunks(_k.csr_running_sums, spans, (values, indptr, values.dtype.type(0), cum))
         last = np.maximum(indptr[1:] - 1, 0)
         self.totals = np.where(nnz > 0, cum[last] if cum.size else 0, 0).astype(cum.dtype)
         if self.exact:
@@ -288,17 +288,9 @@ class Sampler:
         self._gptr = np.concatenate([[0], np.cumsum((1 << k) + 1)]).astype(np.int64)
         self._guide = np.empty(int(self._gptr[-1]), guide_dtype(int(nnz.max()) if nnz.size else 1))
         with parallel_guard():
-            _k.build_guides_csr(
-                self.exact,
-                self._cum_i,
-                self._cum_f,
-                self._scales_i,
-                self._scales_f,
-                indptr,
-                self._gptr,
-                self._gshifts,
-                self._guide,
-            )
+            args = (self.exact, self._cum_i, self._cum_f, self._scales_i, self._scales_f)
+            args = (*args, indptr, self._gptr, self._gshifts, self._guide)
+            parallel_chunks(_k.build_guides_csr, even_bounds(len(indptr) - 1, num_threads()), args)
 
     def _kernel_args(self) -> tuple:
         """The table as the draw kernels take it: flat running sums and guides, and the layout."""
