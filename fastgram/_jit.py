@@ -101,6 +101,7 @@ __all__ = [
     "SERIAL",
     "parallel_chunks",
     "even_bounds",
+    "parallel_for",
 ]
 
 #: Compile every kernel serially and uncached (``FASTGRAM_SERIAL=1``; see the module docstring).
@@ -413,6 +414,12 @@ def even_bounds(n_items: int, n_chunks: int) -> np.ndarray:
     items whose sizes differ by at most one: ``(runs + 1,)`` int64."""
     runs = max(1, min(int(n_chunks), int(n_items)))
     return np.arange(runs + 1, dtype=np.int64) * int(n_items) // runs
+
+
+def parallel_for(body, n_items: int, args: tuple) -> None:
+    """``body(lo, hi, *args)`` over ``n_items`` work items in :func:`even_bounds` runs, one per
+    thread (:func:`parallel_chunks`)."""
+    parallel_chunks(body, even_bounds(n_items, num_threads()), args)
 
 
 def parallel_chunks(body, bounds: np.ndarray, args: tuple) -> None:

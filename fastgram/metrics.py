@@ -13,7 +13,7 @@ import numpy as np
 
 from fastgram import _checks
 from fastgram._checks import table_array
-from fastgram._jit import even_bounds, num_threads, parallel_chunks, parallel_guard
+from fastgram._jit import even_bounds, num_threads, parallel_chunks, parallel_for, parallel_guard
 from fastgram.counting import NGramCounts
 from fastgram.kernels import metrics as _k
 from fastgram.kernels import sampling as _ks
@@ -132,11 +132,11 @@ def nll(table, tokens) -> float:
         out = np.empty(-(-(hi - lo) // NLL_BLOCK), np.float64)
         if kind == "dense":
             with parallel_guard():
-                _k.nll_blocks(view, probs, np.int64(NLL_BLOCK), out)
+                parallel_for(_k.nll_blocks, out.shape[0], (view, probs, np.int64(NLL_BLOCK), out))
         else:
             p = _pair_probs(view, *probs, V)
             with parallel_guard():
-                _k.neglog_blocks(p, np.int64(NLL_BLOCK), out)
+                parallel_for(_k.neglog_blocks, out.shape[0], (p, np.int64(NLL_BLOCK), out))
         sums.extend(out.tolist())
     return math.fsum(sums) / pairs
 

@@ -75,11 +75,11 @@ def bigram_counts_private(tokens, vocab_size, counts, max_threads):
 
 
 @kernel
-def count_pieces_private(lo, hi, tokens, vocab_size, per_thread, local):
-    """Pieces ``lo <= t < hi`` of the stream (``per_thread`` pairs each) into their private
+def count_pieces_private(w_lo, w_hi, tokens, vocab_size, per_thread, local):
+    """Pieces ``w_lo <= t < w_hi`` of the stream (``per_thread`` pairs each) into their private
     tables ``local[t]`` ((threads, V * V) int64)."""
     n_pairs = tokens.shape[0] - 1
-    for t in range(lo, hi):
+    for t in range(w_lo, w_hi):
         table = local[t]
         a = t * per_thread
         b = min(a + per_thread, n_pairs)
@@ -96,11 +96,11 @@ def count_pieces_private(lo, hi, tokens, vocab_size, per_thread, local):
 
 
 @kernel
-def reduce_private(lo, hi, local, counts):
-    """(threads, V*V) -> (V, V): rows ``lo <= a < hi`` of ``counts`` get every private table's
+def reduce_private(w_lo, w_hi, local, counts):
+    """(threads, V*V) -> (V, V): rows ``w_lo <= a < w_hi`` of ``counts`` get every private table's
     row ``a``, in thread order."""
     V = counts.shape[0]
-    for a in range(lo, hi):
+    for a in range(w_lo, w_hi):
         for t in range(local.shape[0]):
             for b in range(V):
                 counts[a, b] += local[t, a * V + b]
@@ -164,14 +164,16 @@ def bigram_counts_partitioned(tokens, vocab_size, block_shift, counts_flat, max_
 
 
 @kernel
-def partition_pieces(lo, hi, tokens, vocab_size, block_shift, round_lo, piece_pairs, half_pairs, starts, cursor, keys):
-    """Phase 1 of :func:`bigram_counts_partitioned` for the pieces of threads ``lo <= t < hi``:
+def partition_pieces(
+    w_lo, w_hi, tokens, vocab_size, block_shift, round_lo, piece_pairs, half_pairs, starts, cursor, keys
+):
+    """Phase 1 of :func:`bigram_counts_partitioned` for the pieces of threads ``w_lo <= t < w_hi``:
     the round's pairs of piece ``t`` as 16-bit keys in ``keys[2 t]`` and ``keys[2 t + 1]``
     (one half each), sorted by row block; ``starts[2 t + h]`` gets each block's offsets."""
     n_pairs = tokens.shape[0] - 1
     n_blocks = starts.shape[1] - 1
     row_mask = (1 << block_shift) - 1
-    for t in range(lo, hi):
+    for t in range(w_lo, w_hi):
         a = min(round_lo + t * piece_pairs, n_pairs)
         z = min(a + piece_pairs, n_pairs)
         mid = min(a + half_pairs, z)
@@ -217,14 +219,14 @@ def partition_pieces(lo, hi, tokens, vocab_size, block_shift, round_lo, piece_pa
 
 
 @kernel
-def add_blocks(lo, hi, owner, starts, keys, block_entries, local, counts_flat):
-    """Phase 2 of :func:`bigram_counts_partitioned` for threads ``lo <= w < hi``: the keys of
+def add_blocks(w_lo, w_hi, owner, starts, keys, block_entries, local, counts_flat):
+    """Phase 2 of :func:`bigram_counts_partitioned` for threads ``w_lo <= w < w_hi``: the keys of
     every row block that ``w`` owns, from every piece, added to the table (through the
     cache-resident histogram ``local[w]`` when the block has many)."""
     n_blocks = owner.shape[0]
     n_halves = starts.shape[0]
     n_entries = counts_flat.shape[0]
-    for w in range(lo, hi):
+    for w in range(w_lo, w_hi):
         hist = local[w]
         for blk in range(n_blocks):
             if owner[blk] != w:

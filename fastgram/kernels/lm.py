@@ -12,18 +12,17 @@ Layouts shared by the kernels (and :mod:`fastgram.kernels.lm_estimate`, :mod:`~f
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from fastgram._jit import kernel
 from fastgram.kernels.random import below, seed_key, stream_key, uniform, word
 
 
-@kernel(parallel=True)
-def find_rows(table, queries, out):
+@kernel
+def find_rows(w_lo, w_hi, table, queries, out):
     """``out[i]`` = the index of row ``queries[i]`` in the sorted ``table`` (same width), or -1."""
     m, n = table.shape
-    for i in numba.prange(queries.shape[0]):
+    for i in range(w_lo, w_hi):
         lo = 0
         hi = m
         while lo < hi:  # first row >= query
@@ -62,12 +61,11 @@ def _hash_words(a, start, n):
     return h
 
 
-@kernel(parallel=True)
-def build_slots(flat, row_off, nrows, slot_off, slots):
+@kernel
+def build_slots(w_lo, w_hi, flat, row_off, nrows, slot_off, slots):
     """Hash index of every order's rows: order ``n`` in ``slots[slot_off[n]:slot_off[n + 1]]``
     (a power of two, filled with -1 by the caller), linear probing. Orders in parallel."""
-    N = nrows.shape[0] - 1
-    for n in numba.prange(1, N + 1):
+    for n in range(w_lo + 1, w_hi + 1):  # orders 1 + lo .. hi
         base = slot_off[n]
         mask = np.uint64(slot_off[n + 1] - base - 1)
         for r in range(nrows[n]):
@@ -133,9 +131,25 @@ def _score_one(flat, row_off, nrows, prob, backoff, val_off, slots, slot_off, or
     return p, matched
 
 
-@kernel(parallel=True)
+@kernel
 def score_sentences(
-    flat, row_off, nrows, prob, backoff, val_off, slots, slot_off, order, ids, starts, bos, out, matched, n_spans
+    lo,
+    hi,
+    flat,
+    row_off,
+    nrows,
+    prob,
+    backoff,
+    val_off,
+    slots,
+    slot_off,
+    order,
+    ids,
+    starts,
+    bos,
+    out,
+    matched,
+    n_spans,
 ):
     """Per-token log10 probabilities of sentences of model ids.
 
@@ -145,7 +159,7 @@ def score_sentences(
     one set of scratch arrays each); the result does not depend on ``n_spans``.
     """
     S = starts.shape[0] - 1
-    for c in numba.prange(n_spans):
+    for c in range(lo, hi):
         score_span(
             S * c // n_spans, S * (c + 1) // n_spans,
             flat, row_off, nrows, prob, backoff, val_off, slots, slot_off, order, ids, starts, bos, out, matched,
@@ -207,10 +221,12 @@ def score_span(
             prev_len = m
 
 
-@kernel(parallel=True)
-def score_queries(flat, row_off, nrows, prob, backoff, val_off, slots, slot_off, order, queries, hists, out):
+@kernel
+def score_queries(
+    w_lo, w_hi, flat, row_off, nrows, prob, backoff, val_off, slots, slot_off, order, queries, hists, out
+):
     """``out[i]`` = log10 p(queries[i, 0] | queries[i, 1:1 + hists[i]]) (reversed rows)."""
-    for i in numba.prange(queries.shape[0]):
+    for i in range(w_lo, w_hi):
         q = queries[i].copy()
         p, m = _score_one(flat, row_off, nrows, prob, backoff, val_off, slots, slot_off, order, q, hists[i])
         out[i] = p
@@ -247,8 +263,10 @@ def _find_context(flat, row_off, nrows, ctx_start, n, history, hpos):
     return lo
 
 
-@kernel(parallel=True)
-def generate(flat, row_off, nrows, ctx_off, seg_start, seg_words, seg_cum, gamma, order, V, seed, first, out, lengths):
+@kernel
+def generate(
+    w_lo, w_hi, flat, row_off, nrows, ctx_off, seg_start, seg_words, seg_cum, gamma, order, V, seed, first, out, lengths
+):
     """Sentences drawn from the interpolated model as a mixture (see :func:`fastgram.reference.lm_generate`).
 
     For a context (an (n-1)-gram, index ``c`` in its order's table), its words are
@@ -259,7 +277,7 @@ def generate(flat, row_off, nrows, ctx_off, seg_start, seg_words, seg_cum, gamma
     """
     S, L = out.shape
     skey = seed_key(seed)
-    for s in numba.prange(S):
+    for s in range(w_lo, w_hi):
         key = stream_key(skey, first + s)
         history = np.empty(L + order, np.uint32)
         for j in range(order - 1):

@@ -3,7 +3,6 @@ sections (numbers, a word hash index, line-aligned parallel chunks)."""
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from fastgram._jit import kernel
@@ -343,10 +342,10 @@ def section_end(buf, pos, m):
     return min(pos, L)
 
 
-@kernel(parallel=True)
-def count_lines(buf, starts, out):
+@kernel
+def count_lines(w_lo, w_hi, buf, starts, out):
     """``out[c]``: newlines in ``buf[starts[c]:starts[c + 1]]``, chunks in parallel."""
-    for c in numba.prange(starts.shape[0] - 1):
+    for c in range(w_lo, w_hi):
         k = 0
         for i in range(starts[c], starts[c + 1]):
             if buf[i] == 10:
@@ -354,13 +353,13 @@ def count_lines(buf, starts, out):
         out[c] = k
 
 
-@kernel(parallel=True)
-def newline_blocks(buf, starts, stops, counts, first_break, break_rank):
+@kernel
+def newline_blocks(w_lo, w_hi, buf, starts, stops, counts, first_break, break_rank):
     """Per block ``buf[starts[b]:stops[b]]`` in parallel: its newlines (``counts[b]``) and the
     first newline followed by a blank line, a ``\\`` header or the end of the file
     (``first_break[b]``, -1 for none; ``break_rank[b]`` its rank among the block's newlines)."""
     L = buf.shape[0]
-    for b in numba.prange(starts.shape[0]):
+    for b in range(w_lo, w_hi):
         c = 0
         fb = -1
         fr = 0
@@ -386,13 +385,12 @@ def nth_newline(buf, pos, k):
     return -1
 
 
-@kernel(parallel=True)
-def parse_chunks(buf, starts, first_line, n, index, arena, ids, prob, backoff, errs):
+@kernel
+def parse_chunks(w_lo, w_hi, buf, starts, first_line, n, index, arena, ids, prob, backoff, errs):
     """:func:`parse_section` for n >= 2 over line-aligned chunks in parallel (chunk ``c`` is
     ``buf[starts[c]:starts[c + 1]]``, its first line the n-gram ``first_line[c]``);
     ``errs[c] = (code, position)`` of the chunk's first error."""
-    C = starts.shape[0] - 1
-    for c in numba.prange(C):
+    for c in range(w_lo, w_hi):
         pos = starts[c]
         stop = starts[c + 1]
         i = first_line[c]
@@ -458,12 +456,12 @@ def parse_chunks(buf, starts, first_line, n, index, arena, ids, prob, backoff, e
             pos = end + 1
 
 
-@kernel(parallel=True)
-def arpa_blocks(rows, prob, backoff, with_backoff, arena, offsets, bounds, starts, out, lengths):
+@kernel
+def arpa_blocks(w_lo, w_hi, rows, prob, backoff, with_backoff, arena, offsets, bounds, starts, out, lengths):
     """:func:`arpa_lines` of the row blocks ``bounds[b]:bounds[b + 1]`` in parallel, block ``b``
     written from ``out[starts[b]]`` (room for its words plus 66 bytes a row); ``lengths[b]``
     the bytes written."""
-    for b in numba.prange(bounds.shape[0] - 1):
+    for b in range(w_lo, w_hi):
         k = starts[b]
         for i in range(bounds[b], bounds[b + 1]):
             k = _put_fixed(out, k, prob[i])
@@ -484,11 +482,11 @@ def arpa_blocks(rows, prob, backoff, with_backoff, arena, offsets, bounds, start
         lengths[b] = k - starts[b]
 
 
-@kernel(parallel=True)
-def block_sizes(rows, offsets, bounds, sizes):
+@kernel
+def block_sizes(w_lo, w_hi, rows, offsets, bounds, sizes):
     """Room :func:`arpa_blocks` needs per block: the words' bytes and 66 bytes a row."""
     n = rows.shape[1]
-    for b in numba.prange(bounds.shape[0] - 1):
+    for b in range(w_lo, w_hi):
         total = np.int64(0)
         for i in range(bounds[b], bounds[b + 1]):
             for j in range(n):

@@ -152,12 +152,12 @@ def hash_build(table, slots):
         slots[h] = t
 
 
-@kernel(parallel=True)
-def hash_find(table, slots, queries, c0, out):
+@kernel
+def hash_find(w_lo, w_hi, table, slots, queries, c0, out):
     """``out[i]``: the row of ``table`` equal to ``queries[i, c0:c0 + k]``, or -1."""
     T, k = table.shape
     mask = np.uint64(slots.shape[0] - 1)
-    for i in numba.prange(queries.shape[0]):
+    for i in range(w_lo, w_hi):
         h = _hash_row(queries, i, c0, k) & mask
         found = -1
         while True:
@@ -189,12 +189,12 @@ def context_sums(adj, marked, ctx, D, denom, mass):
             mass[c] += D[min(a, 3)]
 
 
-@kernel(parallel=True)
-def interpolate(adj, ctx, parent, D, denom, gamma, p_lower, uniform, u, p):
+@kernel
+def interpolate(w_lo, w_hi, adj, ctx, parent, D, denom, gamma, p_lower, uniform, u, p):
     """``u = (a - D(a)) / denom(ctx)``; ``p = u + gamma(ctx) * lower`` (``p_lower[parent]``, or
     ``uniform`` when ``parent`` is empty: the unigrams)."""
     unigrams = parent.shape[0] == 0
-    for i in numba.prange(adj.shape[0]):
+    for i in range(w_lo, w_hi):
         c = ctx[i]
         a = adj[i]
         ui = (a - D[min(a, 3)]) / denom[c]

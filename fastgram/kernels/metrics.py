@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import math
 
-import numba
-
 from fastgram._jit import kernel
 
 
-@kernel(parallel=True)
-def nll_blocks(tokens, prob, block, out):
+@kernel
+def nll_blocks(w_lo, w_hi, tokens, prob, block, out):
     """Per-block sums of ``-log(prob[a, b])`` over consecutive pairs of a token chunk.
 
     (N,) unsigned ids, (V, V) float64 -> (ceil((N - 1) / block),) float64 ``out``; pairs
     ``[k * block, (k + 1) * block)`` go to ``out[k]``, summed left to right, blocks in parallel.
     """
     pairs = tokens.shape[0] - 1
-    for k in numba.prange(out.shape[0]):
+    for k in range(w_lo, w_hi):
         lo = k * block
         hi = min(lo + block, pairs)
         s = 0.0
@@ -26,8 +24,8 @@ def nll_blocks(tokens, prob, block, out):
         out[k] = s
 
 
-@kernel(parallel=True)
-def neglog_blocks(p, block, out):
+@kernel
+def neglog_blocks(w_lo, w_hi, p, block, out):
     """Per-block sums of ``-log(p[i])``: (N,) float64 -> (ceil(N / block),) float64 ``out``.
 
     The sparse-table counterpart of :func:`nll_blocks` (the wrapper looks the pair
@@ -35,7 +33,7 @@ def neglog_blocks(p, block, out):
     dense table with the same probabilities give the same sums bit for bit.
     """
     N = p.shape[0]
-    for k in numba.prange(out.shape[0]):
+    for k in range(w_lo, w_hi):
         lo = k * block
         hi = min(lo + block, N)
         s = 0.0

@@ -36,9 +36,9 @@ _SMALL_BUCKET = 32
 
 
 @kernel
-def partition_ngrams(lo, hi, tokens, n, V, sep, shift, offsets, out, scatter):  # pragma: no cover - jitted
+def partition_ngrams(w_lo, w_hi, tokens, n, V, sep, shift, offsets, out, scatter):  # pragma: no cover - jitted
     """Histogram (``scatter=False``) or scatter (``scatter=True``) the n-gram keys of a block,
-    for the equal ranges of windows ``lo <= t < hi`` of ``T`` (one per thread, dealt by
+    for the equal ranges of windows ``w_lo <= t < w_hi`` of ``T`` (one per thread, dealt by
     :func:`fastgram._jit.parallel_chunks`).
 
     tokens : (N,) uint8/16/32/64, ids in [0, V)
@@ -51,7 +51,7 @@ def partition_ngrams(lo, hi, tokens, n, V, sep, shift, offsets, out, scatter):  
     W = tokens.shape[0] - n + 1
     one = np.uint64(1)
     mask = (one << shift) - one
-    for t in range(lo, hi):
+    for t in range(w_lo, w_hi):
         lo = W * t // T
         hi = W * (t + 1) // T
         row = offsets[t]
@@ -135,8 +135,8 @@ def _radix_sort(a, lo, hi, tmp, bits, hist):  # pragma: no cover - jitted
 
 
 @kernel
-def sort_buckets(lo, hi, buf, starts, task_bounds, shift, dense_limit, dense, tmp, hist, nuniq):  # pragma: no cover
-    """Sort every bucket of tasks ``lo <= t < hi`` of ``buf`` in place and count its distinct
+def sort_buckets(w_lo, w_hi, buf, starts, task_bounds, shift, dense_limit, dense, tmp, hist, nuniq):  # pragma: no cover
+    """Sort every bucket of tasks ``w_lo <= t < w_hi`` of ``buf`` in place and count its distinct
     residuals.
 
     buf : (W,) uint32/uint64 residuals, bucket b at buf[starts[b]:starts[b + 1]]
@@ -148,7 +148,7 @@ def sort_buckets(lo, hi, buf, starts, task_bounds, shift, dense_limit, dense, tm
     hist : (T, 2048) int64 radix histograms; nuniq : (NB,) int64 out
     """
     use_dense = dense.shape[1] > 0
-    for t in range(lo, hi):
+    for t in range(w_lo, w_hi):
         for b in range(task_bounds[t], task_bounds[t + 1]):
             lo = starts[b]
             hi = starts[b + 1]
@@ -186,15 +186,15 @@ def sort_buckets(lo, hi, buf, starts, task_bounds, shift, dense_limit, dense, tm
 
 
 @kernel
-def emit_buckets(lo, hi, buf, starts, task_bounds, shift, ustarts, keys, counts):  # pragma: no cover - jitted
-    """Run-length encode the sorted buckets of tasks ``lo <= t < hi`` into sorted unique keys
+def emit_buckets(w_lo, w_hi, buf, starts, task_bounds, shift, ustarts, keys, counts):  # pragma: no cover - jitted
+    """Run-length encode the sorted buckets of tasks ``w_lo <= t < w_hi`` into sorted unique keys
     and their counts.
 
     buf : (W,) sorted-per-bucket residuals; ustarts : (NB,) int64 first output row per bucket
     keys : (m,) uint64 out ``(b << shift) | residual``; counts : (m,) int64 out
     """
     sh = np.uint64(shift)
-    for t in range(lo, hi):
+    for t in range(w_lo, w_hi):
         for b in range(task_bounds[t], task_bounds[t + 1]):
             lo = starts[b]
             hi = starts[b + 1]
@@ -256,10 +256,10 @@ def merge_runs(ka, ca, kb, cb, keys, counts):  # pragma: no cover - jitted
 
 
 @kernel
-def unpack_keys(lo, hi, keys, V, out):  # pragma: no cover - jitted
-    """Packed keys back to id rows: (m,) uint64 -> (m, n) uint8/16/32/64, rows ``lo <= i < hi``."""
+def unpack_keys(w_lo, w_hi, keys, V, out):  # pragma: no cover - jitted
+    """Packed keys back to id rows: (m,) uint64 -> (m, n) uint8/16/32/64, rows ``w_lo <= i < w_hi``."""
     n = out.shape[1]
-    for i in range(lo, hi):
+    for i in range(w_lo, w_hi):
         k = keys[i]
         for j in range(n - 1, -1, -1):
             out[i, j] = k % V
@@ -339,9 +339,11 @@ def _merge_heap(keys, counts, lo, hi, min_count, out_keys, out_counts, out_start
 
 
 @kernel
-def merge_many(lo, hi, keys, counts, cuts, min_count, out_keys, out_counts, out_starts, out_sizes):  # pragma: no cover
+def merge_many(
+    w_lo, w_hi, keys, counts, cuts, min_count, out_keys, out_counts, out_starts, out_sizes
+):  # pragma: no cover
     """K-way merge of sorted unique runs laid end to end, keeping sums >= ``min_count``, for
-    parts ``lo <= p < hi``.
+    parts ``w_lo <= p < w_hi``.
 
     keys, counts : (S,) uint64 / int64
     cuts : (P + 1, k) int64 -- part p of run r is [cuts[p, r], cuts[p + 1, r]); parts split the
@@ -349,5 +351,5 @@ def merge_many(lo, hi, keys, counts, cuts, min_count, out_keys, out_counts, out_
     out_keys, out_counts : (>= S,) out; part p writes at out_starts[p] (P,) and its length to
         out_sizes[p] (P,)
     """
-    for p in range(lo, hi):
+    for p in range(w_lo, w_hi):
         out_sizes[p] = _merge_heap(keys, counts, cuts[p], cuts[p + 1], min_count, out_keys, out_counts, out_starts[p])

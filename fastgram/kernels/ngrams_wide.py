@@ -69,9 +69,9 @@ def bucket_low_bits(bk, m):  # pragma: no cover - jitted
 
 
 @kernel
-def partition_wide(lo, hi, tokens, n, V, sep, gstart, m, offsets, out, scatter):  # pragma: no cover - jitted
+def partition_wide(w_lo, w_hi, tokens, n, V, sep, gstart, m, offsets, out, scatter):  # pragma: no cover - jitted
     """Histogram (``scatter=False``) or scatter (``scatter=True``) the wide keys of a block,
-    for the equal ranges of windows ``lo <= t < hi`` of ``T`` (one per thread).
+    for the equal ranges of windows ``w_lo <= t < w_hi`` of ``T`` (one per thread).
 
     tokens : (N,) uint8/16/32/64, ids in [0, V); n : int64; V, sep : uint64
     m : int64 mantissa bits of the bucket of word 0 (:func:`_bucket`)
@@ -88,7 +88,7 @@ def partition_wide(lo, hi, tokens, n, V, sep, gstart, m, offsets, out, scatter):
         lead[k] = 1
         for _ in range(gstart[k + 1] - gstart[k] - 1):
             lead[k] *= V
-    for t in range(lo, hi):
+    for t in range(w_lo, w_hi):
         lo = Wn * t // T
         hi = Wn * (t + 1) // T
         if lo >= hi:
@@ -247,8 +247,10 @@ def _msd_sort_rows(a, lo, hi, bits, w_start, b_start, tmp, stack, cnt, x):  # pr
 
 
 @kernel
-def sort_wide(lo, hi, buf, starts, task_bounds, bits, m, tmp, stack, cnt, ucounts, nuniq):  # pragma: no cover - jitted
-    """Sort every bucket's rows of tasks ``lo <= t < hi``, then compact each to its distinct
+def sort_wide(
+    w_lo, w_hi, buf, starts, task_bounds, bits, m, tmp, stack, cnt, ucounts, nuniq
+):  # pragma: no cover - jitted
+    """Sort every bucket's rows of tasks ``w_lo <= t < w_hi``, then compact each to its distinct
     rows (at the bucket's start, their counts in ``ucounts`` at the same rows).
 
     buf : (total, K) uint64, bucket b at rows starts[b]:starts[b + 1]; starts : (NB + 1,)
@@ -258,7 +260,7 @@ def sort_wide(lo, hi, buf, starts, task_bounds, bits, m, tmp, stack, cnt, ucount
     nuniq : (NB,) int64 out
     """
     K = buf.shape[1]
-    for t in range(lo, hi):
+    for t in range(w_lo, w_hi):
         x = np.empty((1, K), np.uint64)
         for bk in range(task_bounds[t], task_bounds[t + 1]):
             lo = starts[bk]
@@ -354,11 +356,11 @@ def merge_wide(ka, ca, kb, cb, keys, counts):  # pragma: no cover - jitted
 
 
 @kernel
-def find_wide(lo, hi, keys, queries, out):  # pragma: no cover - jitted
+def find_wide(w_lo, w_hi, keys, queries, out):  # pragma: no cover - jitted
     """``out[q]`` = the row of ``keys`` (m, K) sorted unique equal to ``queries[q]``, or -1,
-    for ``lo <= q < hi``."""
+    for ``w_lo <= q < w_hi``."""
     m = keys.shape[0]
-    for q in range(lo, hi):
+    for q in range(w_lo, w_hi):
         lo = 0
         hi = m
         while lo < hi:  # first row >= query
@@ -371,10 +373,10 @@ def find_wide(lo, hi, keys, queries, out):  # pragma: no cover - jitted
 
 
 @kernel
-def unpack_wide(lo, hi, keys, V, gstart, out):  # pragma: no cover - jitted
-    """Rows of words back to ids: (m, K) uint64 -> (m, n) uint8/16/32/64, rows ``lo <= i < hi``."""
+def unpack_wide(w_lo, w_hi, keys, V, gstart, out):  # pragma: no cover - jitted
+    """Rows of words back to ids: (m, K) uint64 -> (m, n) uint8/16/32/64, rows ``w_lo <= i < w_hi``."""
     K = keys.shape[1]
-    for i in range(lo, hi):
+    for i in range(w_lo, w_hi):
         for k in range(K):
             w = keys[i, k]
             for j in range(gstart[k + 1] - 1, gstart[k] - 1, -1):
@@ -475,9 +477,9 @@ def _merge_heap_rows(keys, counts, lo, hi, min_count, out_keys, out_counts, out_
 
 @kernel
 def merge_many_wide(
-    lo, hi, keys, counts, cuts, min_count, out_keys, out_counts, out_starts, out_sizes
+    w_lo, w_hi, keys, counts, cuts, min_count, out_keys, out_counts, out_starts, out_sizes
 ):  # pragma: no cover
-    """:func:`fastgram.kernels.ngrams.merge_many` for rows of words: keys (S, K), parts ``lo <= p < hi``."""
-    for p in range(lo, hi):
+    """:func:`fastgram.kernels.ngrams.merge_many` for rows of words: keys (S, K), parts ``w_lo <= p < w_hi``."""
+    for p in range(w_lo, w_hi):
         start = out_starts[p]
         out_sizes[p] = _merge_heap_rows(keys, counts, cuts[p], cuts[p + 1], min_count, out_keys, out_counts, start)

@@ -16,7 +16,6 @@ or how a batch is split; :mod:`fastgram.reference` computes the same words with 
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from llvmlite import ir
 from numba.core import types
@@ -103,15 +102,15 @@ def below(w, n):
     return np.int64(_mulhi(w, np.uint64(n)))
 
 
-@kernel(parallel=True)
-def fill_uniform(seed, offset, out):
+@kernel
+def fill_uniform(w_lo, w_hi, seed, offset, out):
     """``out[i, j] = uniform(word(stream_key(seed_key(seed), offset + i), j))``.
 
     ``out`` is (B, n) float64; rows run in parallel.
     """
     skey = seed_key(seed)
     B, n = out.shape
-    for i in numba.prange(B):
+    for i in range(w_lo, w_hi):
         key = stream_key(skey, offset + i)
         for j in range(n):
             out[i, j] = uniform(word(key, j))

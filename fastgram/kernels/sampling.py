@@ -143,10 +143,10 @@ def _draw_overload(cum, scales, guide, layout, r, x):
 
 
 @kernel
-def build_guides(lo, hi, is_int, cum_i, cum_f, scales_i, scales_f, gshift, guide):
-    """Guide tables of rows ``lo <= r < hi`` of a dense table: (R, V) running sums -> (R, G + 1)
+def build_guides(w_lo, w_hi, is_int, cum_i, cum_f, scales_i, scales_f, gshift, guide):
+    """Guide tables of rows ``w_lo <= r < w_hi`` of a dense table: (R, V) running sums -> (R, G + 1)
     ``guide``."""
-    for r in range(lo, hi):
+    for r in range(w_lo, w_hi):
         if is_int and scales_i[r] >= 0:
             guide_row(cum_i[r], scales_i[r], gshift, guide[r])
         elif not is_int and scales_f[r] >= 0:
@@ -156,10 +156,10 @@ def build_guides(lo, hi, is_int, cum_i, cum_f, scales_i, scales_f, gshift, guide
 
 
 @kernel
-def build_guides_csr(lo, hi, is_int, cum_i, cum_f, scales_i, scales_f, indptr, gptr, gshifts, guide):
-    """Guide tables of rows ``lo <= r < hi`` of a CSR table: (nnz,) running sums -> (gptr[-1],)
+def build_guides_csr(w_lo, w_hi, is_int, cum_i, cum_f, scales_i, scales_f, indptr, gptr, gshifts, guide):
+    """Guide tables of rows ``w_lo <= r < w_hi`` of a CSR table: (nnz,) running sums -> (gptr[-1],)
     ``guide``."""
-    for r in range(lo, hi):
+    for r in range(w_lo, w_hi):
         grow = guide[gptr[r] : gptr[r + 1]]
         if is_int and scales_i[r] >= 0:
             guide_row(cum_i[indptr[r] : indptr[r + 1]], scales_i[r], np.uint64(gshifts[r]), grow)
@@ -170,14 +170,14 @@ def build_guides_csr(lo, hi, is_int, cum_i, cum_f, scales_i, scales_f, indptr, g
 
 
 @kernel
-def csr_running_sums(lo, hi, values, indptr, zero, out):
-    """Running sums of rows ``lo <= r < hi`` of a CSR table, left to right: (nnz,) ``values``
+def csr_running_sums(w_lo, w_hi, values, indptr, zero, out):
+    """Running sums of rows ``w_lo <= r < w_hi`` of a CSR table, left to right: (nnz,) ``values``
     -> (nnz,) ``out``.
 
     Rows are summed separately (no running sum across rows, which could overflow int64);
     ``zero`` is 0 of the values' type.
     """
-    for r in range(lo, hi):
+    for r in range(w_lo, w_hi):
         s = zero
         for i in range(indptr[r], indptr[r + 1]):
             s += values[i]
@@ -251,10 +251,10 @@ def chain_groups(B: int) -> int:
 
 @kernel
 def generate_chains(
-    lo, hi, is_int, cum_i, cum_f, scales_i, scales_f, guide, layout, start, seed, offset, stop, out, fail
+    w_lo, w_hi, is_int, cum_i, cum_f, scales_i, scales_f, guide, layout, start, seed, offset, stop, out, fail
 ):
     """Markov chains: ``out[b, t]`` is drawn from row ``out[b, t - 1]`` (row ``start[b]`` at t = 0),
-    for the chains of groups ``lo <= grp < hi`` (:func:`chain_groups`).
+    for the chains of groups ``w_lo <= grp < w_hi`` (:func:`chain_groups`).
 
     Flat running sums and guides of a (V, V) table in a dense or CSR ``layout``, (B,) int64
     start in ``[0, V)`` -> (B, L) int64 ``out``. Draw ``(b, t)`` uses word (stream
@@ -268,7 +268,7 @@ def generate_chains(
     """
     skey = seed_key(seed)
     B, L = out.shape
-    for grp in range(lo, hi):
+    for grp in range(w_lo, w_hi):
         b0 = grp * CHAIN_GROUP
         m = min(CHAIN_GROUP, B - b0)
         keys = np.empty(CHAIN_GROUP, np.uint64)  # (m,) stream keys

@@ -69,9 +69,9 @@ def ascending_order(row):
 
 
 @kernel
-def prepare_rows(lo, hi, w, ks, qs, min_ps, cum, scales, totals, guide, gshift, use_guide):
+def prepare_rows(w_lo, w_hi, w, ks, qs, min_ps, cum, scales, totals, guide, gshift, use_guide):
     """Filter float64 weights in place, then running sums, scales and guide tables, for rows
-    ``lo <= b < hi`` (the wrapper deals spans of rows to threads).
+    ``w_lo <= b < w_hi`` (the wrapper deals spans of rows to threads).
 
     (B, V) ``w`` (every row with a positive sum after filtering) -> (B, V) float64 ``cum``
     (may be ``w`` itself), (B,) ``scales`` (``nextafter(total, 0)``), (B,) ``totals`` and
@@ -84,7 +84,7 @@ def prepare_rows(lo, hi, w, ks, qs, min_ps, cum, scales, totals, guide, gshift, 
       ``<= q * total`` except the largest;
     - ``min_ps[b] > 0``: zero every weight below ``min_p`` (the largest weight is 1).
     """
-    for b in range(lo, hi):
+    for b in range(w_lo, w_hi):
         scales[b], totals[b] = _prepare_row(w[b], ks[b], qs[b], min_ps[b], cum[b], guide[b], gshift, use_guide)
 
 
@@ -138,9 +138,9 @@ def draw_tasks(B: int, n: int) -> int:
 
 
 @kernel
-def draw_rows(lo, hi, cum, scales, guide, gshift, use_guide, seed, streams, out):
+def draw_rows(w_lo, w_hi, cum, scales, guide, gshift, use_guide, seed, streams, out):
     """``out[b, j]``: draw from row ``b`` with word (stream ``streams[b]``, index ``j``), for
-    tasks ``lo <= task < hi`` (:func:`draw_tasks`).
+    tasks ``w_lo <= task < w_hi`` (:func:`draw_tasks`).
 
     (B, V) float64 running sums and (B,) scales -> (B, n) int64 ``out``. A task is
     :data:`DRAW_CHUNK` draws of one row (the wrapper deals spans of tasks to threads, so a
@@ -157,7 +157,7 @@ def draw_rows(lo, hi, cum, scales, guide, gshift, use_guide, seed, streams, out)
     skey = seed_key(seed)
     B, n = out.shape
     chunks = (n + DRAW_CHUNK - 1) // DRAW_CHUNK
-    for task in range(lo, hi):
+    for task in range(w_lo, w_hi):
         b = task // chunks
         lo = (task - b * chunks) * DRAW_CHUNK
         hi = min(lo + DRAW_CHUNK, n)

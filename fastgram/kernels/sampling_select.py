@@ -308,8 +308,8 @@ def _row(params, b):
 
 
 @kernel
-def gather_span(lo, hi, x, xi, ov_ptr, ov_ids, ov_vals, temps, ks, lnmins, consts, gid, gd, info, rowmax):
-    """:func:`gather_row` for rows ``lo <= b < hi`` of (B, V) ``x`` (``xi`` its integer view),
+def gather_span(w_lo, w_hi, x, xi, ov_ptr, ov_ids, ov_vals, temps, ks, lnmins, consts, gid, gd, info, rowmax):
+    """:func:`gather_row` for rows ``w_lo <= b < w_hi`` of (B, V) ``x`` (``xi`` its integer view),
     with one scratch set. The wrapper calls it for all rows, or deals spans of rows to threads
     with :func:`fastgram._jit.parallel_chunks`.
 
@@ -320,11 +320,11 @@ def gather_span(lo, hi, x, xi, ov_ptr, ov_ids, ov_vals, temps, ks, lnmins, const
     shift, mask, infbits, kmin = consts[0], consts[1], consts[2], consts[3]
     V = x.shape[1]
     kmax = 1
-    for b in range(lo, hi):
+    for b in range(w_lo, w_hi):
         if _row(ks, b) < V:
             kmax = max(kmax, _row(ks, b))
     scratch = _scratch(x, xi, kmax)
-    for b in range(lo, hi):
+    for b in range(w_lo, w_hi):
         a, z = ov_ptr[b], ov_ptr[b + 1]
         st, n, m, g = gather_row(
             x[b], xi[b], ov_ids[a:z], ov_vals[a:z], _row(temps, b), _row(ks, b), _row(lnmins, b),
@@ -389,9 +389,9 @@ def finish_row(gid, gw, gd, n, k, q, min_p, key, out, dsel):
 
 
 @kernel
-def _finish_span(lo, hi, gid, gw, gd, info, ks, qs, minps, seed, offset, out, dsel, totals):
+def _finish_span(w_lo, w_hi, gid, gw, gd, info, ks, qs, minps, seed, offset, out, dsel, totals):
     skey = seed_key(seed)
-    for b in range(lo, hi):
+    for b in range(w_lo, w_hi):
         st = info[0, b]
         if st == FAST:
             key = stream_key(skey, offset + b)

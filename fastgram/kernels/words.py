@@ -29,7 +29,6 @@ would.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from fastgram._jit import kernel
@@ -168,12 +167,12 @@ def encode_words(buf, out, slots, hashes, arena, offsets, state, oov, skip_speci
     state[S_STATUS] = status
 
 
-@kernel(parallel=True)
-def encode_spans(buf, cuts, out, slots, hashes, arena, offsets, states, oov, skip_specials):
+@kernel
+def encode_spans(w_lo, w_hi, buf, cuts, out, slots, hashes, arena, offsets, states, oov, skip_specials):
     """:func:`encode_words` of the spans ``buf[cuts[c]:cuts[c + 1]]`` (each starting a line) in
     parallel, span ``c`` into ``out[cuts[c]:cuts[c + 1]]`` with its own ``states[c]`` (zeros but
     ``S_WORDS``). ``oov`` must not be ``OOV_ADD``: the tables are shared and only read."""
-    for c in numba.prange(cuts.shape[0] - 1):
+    for c in range(w_lo, w_hi):
         lo = cuts[c]
         hi = cuts[c + 1]
         encode_words(buf[lo:hi], out[lo:hi], slots, hashes, arena, offsets, states[c], oov, skip_specials)

@@ -8,7 +8,7 @@ import tempfile
 import numpy as np
 
 from fastgram._io import atomic_output
-from fastgram._jit import num_threads, parallel_guard
+from fastgram._jit import num_threads, parallel_for, parallel_guard
 from fastgram.kernels import lm_arpa as _k
 
 SPECIAL_WORDS = ("<unk>", "<s>", "</s>")
@@ -46,12 +46,13 @@ def write_arpa(path, order, words, rows, prob, backoff) -> None:
                     bounds = np.linspace(lo, hi, 33).astype(np.int64)  # 32 blocks formatted in parallel
                     sizes = np.zeros(32, np.int64)
                     with parallel_guard():
-                        _k.block_sizes(R, offsets, bounds, sizes)
+                        parallel_for(_k.block_sizes, 32, (R, offsets, bounds, sizes))
                     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
                     out = np.empty(int(sizes.sum()), np.uint8)
                     lengths = np.zeros(32, np.int64)
                     with parallel_guard():
-                        _k.arpa_blocks(R, p, b, n < order, arena, offsets, bounds, starts, out, lengths)
+                        args = (R, p, b, n < order, arena, offsets, bounds, starts, out, lengths)
+                        parallel_for(_k.arpa_blocks, 32, args)
                     for s0, k in zip(starts.tolist(), lengths.tolist()):
                         f.write(out[s0 : s0 + k].data)
                 f.write(b"\n")
@@ -106,7 +107,7 @@ def _newline_blocks(buf, lo, hi):
     first_break = np.zeros(len(starts), np.int64)
     break_rank = np.zeros(len(starts), np.int64)
     with parallel_guard():
-        _k.newline_blocks(buf, starts, stops, counts, first_break, break_rank)
+        parallel_for(_k.newline_blocks, len(starts), (buf, starts, stops, counts, first_break, break_rank))
     return starts, counts, first_break, break_rank
 
 
@@ -148,11 +149,11 @@ def _parse_parallel(buf, pos, end, n, index, arena, ids, p, b):
     starts = np.unique(np.array(cuts, np.int64))
     lines = np.zeros(len(starts) - 1, np.int64)
     with parallel_guard():
-        _k.count_lines(buf, starts, lines)
+        parallel_for(_k.count_lines, len(starts) - 1, (buf, starts, lines))
     first_line = np.concatenate([[0], np.cumsum(lines)[:-1]]).astype(np.int64)
     errs = np.zeros((len(starts) - 1, 2), np.int64)
     with parallel_guard():
-        _k.parse_chunks(buf, starts, first_line, n, index, arena, ids, p, b, errs)
+        parallel_for(_k.parse_chunks, len(starts) - 1, (buf, starts, first_line, n, index, arena, ids, p, b, errs))
     bad = np.flatnonzero(errs[:, 0])
     if len(bad):
         return int(errs[bad[0], 0]), int(errs[bad[0], 1])

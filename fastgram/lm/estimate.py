@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastgram import _checks
-from fastgram._jit import parallel_guard
+from fastgram._jit import parallel_for, parallel_guard
 from fastgram.counting import NGramCounter
 from fastgram.kernels import lm_estimate as _k
 
@@ -246,7 +246,7 @@ def find_in(table: np.ndarray, queries: np.ndarray, first_col: int, slots=None) 
         if slots is None:
             slots = hash_index(table)
         with parallel_guard():
-            _k.hash_find(table, slots, queries, first_col, out)
+            parallel_for(_k.hash_find, len(queries), (table, slots, queries, first_col, out))
     return out
 
 
@@ -341,14 +341,15 @@ def kneser_ney(rows, counts, order, V, prune, fallback):
         u, p = np.empty(len(R)), np.empty(len(R))
         if n == 1:
             V_uniform = int(np.count_nonzero(~marked)) - 1
-            _k.interpolate(adj, ctx, np.zeros(0, np.int64), D, denom, gamma, p_lower, 1.0 / V_uniform, u, p)
+            args = (adj, ctx, np.zeros(0, np.int64), D, denom, gamma, p_lower, 1.0 / V_uniform, u, p)
+            parallel_for(_k.interpolate, len(adj), args)
             u[R[:, 0] == UNK] = 0.0
             p[R[:, 0] == UNK] = gamma[0] / V_uniform
             u[R[:, 0] == BOS] = 1.0
             p[R[:, 0] == BOS] = 1.0
         else:
             with parallel_guard():
-                _k.interpolate(adj, ctx, k["parent"], D, denom, gamma, p_lower, 0.0, u, p)
+                parallel_for(_k.interpolate, len(adj), (adj, ctx, k["parent"], D, denom, gamma, p_lower, 0.0, u, p))
         gammas[n] = gamma
         k["p"], k["u"] = p, u
         p_lower = p

@@ -13,7 +13,7 @@ import numpy as np
 
 from fastgram import _checks
 from fastgram._checks import current_ids, fmt_int, offset_arg, seed_arg
-from fastgram._jit import even_bounds, num_threads, parallel_chunks, parallel_guard
+from fastgram._jit import even_bounds, num_threads, parallel_chunks, parallel_for, parallel_guard
 from fastgram.kernels import random as _rk
 from fastgram.kernels import sampling as _k
 from fastgram.sampling.tables import Sampler, as_sampler
@@ -213,5 +213,5 @@ def uniform(shape, *, seed, offset=0) -> np.ndarray:
     _checks.check_result_size(full, 8, "shape")
     out = np.empty(full, np.float64)
     with parallel_guard():
-        _rk.fill_uniform(seed, off, out)
+        parallel_for(_rk.fill_uniform, full[0], (seed, off, out))
     return out.reshape(dims)
