@@ -192,6 +192,8 @@ def _full_distribution_generate(lm, n, max_length, seed):
             queries[:, 1 : 1 + len(hist)] = hist
             logp = np.empty(len(candidates))
             kernels.score_queries(
+                0,
+                len(candidates),
                 *tables,
                 lm.order,
                 queries,

@@ -216,5 +216,5 @@ def test_spill(benchmark, streams, tmp_path, role):
 def test_compile_time(benchmark, how):
     tokens = np.arange(1000, dtype=np.uint16) % 300
     hist = np.zeros((1, 4), np.int64)
-    args = (tokens, 2, np.uint64(300), np.uint64(300), np.uint64(15), hist, np.empty(0, np.uint32), False)
+    args = (0, 1, tokens, 2, np.uint64(300), np.uint64(300), np.uint64(15), hist, np.empty(0, np.uint32), False)
     time_compile(benchmark, kernels.partition_ngrams, args, how)
