@@ -2,8 +2,9 @@
 
 Numba compiles a kernel the first time it is called with new argument types and keeps the
 machine code in its on-disk cache (``cache=True``: ``__pycache__`` beside the kernel files, or
-``NUMBA_CACHE_DIR``). A cold cache costs about a minute of CPU for ``fastgram check``, most of
-it in Numba's ``parallel=True`` passes, so this module:
+``NUMBA_CACHE_DIR``). A cold cache costs about 100 s of CPU for ``fastgram check`` (typing,
+lowering and LLVM of each kernel once: parallel kernels share one launcher, see
+:mod:`fastgram._jit`), so this module:
 
 - splits the work into *tasks* (:data:`TASKS`), each a set of calls of the public functions on
   tiny inputs of every dtype they are used with: for every registry entry, the kernel side of
@@ -220,16 +221,16 @@ def _extra_notebook() -> None:
 def _build_tasks() -> dict[str, Task]:
     tasks = [
         Task("attention[float32]", "attention", ("attention",), "float32", None,
-             (("attention", "attend_items", "float32"),), 10.0),
+             (("attention", "attend_items", "float32"),), 12.0),
         Task("attention[float64]", "attention", ("attention",), "float64", None,
-             (("attention", "attend_items", "float64"),), 10.0),
+             (("attention", "attend_items", "float64"),), 12.0),
         Task("count_bigrams", "counting", ("count_bigrams",), None, None,
-             (("counting", "count_pieces_private", None), ("counting", "partition_pieces", None)), 14.0),
+             (("counting", "count_pieces_private", None), ("counting", "partition_pieces", None)), 7.0),
         Task("count_ngrams", "counting", ("count_ngrams",), None, None,
              (("ngrams", "partition_ngrams", None), ("ngrams", "sort_buckets", None),
-              ("ngrams_wide", "partition_wide", None)), 26.0),
+              ("ngrams_wide", "partition_wide", None)), 17.0),
         Task("sample_next+generate", "sampling", ("sample_next", "generate"), None, None,
-             (("sampling", "sample_rows", None), ("sampling", "generate_chains", None)), 14.0),
+             (("sampling", "sample_rows", None), ("sampling", "generate_chains", None)), 8.5),
         Task("sample_logits", "sampling", ("sample_logits",), None, None,
              (("sampling_logits", "prepare_rows", None), ("sampling_logits", "draw_rows", None)), 22.0),
         Task("multinomial", "sampling", ("multinomial",), None, None,
@@ -237,7 +238,7 @@ def _build_tasks() -> dict[str, Task]:
         Task("uniform", "sampling", ("uniform",), None, None, (("random", "fill_uniform", None),), 1.0),
         Task("nll", "sampling", ("nll",), None, None, (("metrics", "nll_blocks", None),), 2.0),
         Task("lm_estimate+lm_score+lm_generate", "lm", ("lm_estimate", "lm_score", "lm_generate"), None, None,
-             (("lm_estimate", "finish", None), ("lm", "score_sentences", None), ("lm", "generate", None)), 11.0),
+             (("lm_estimate", "finish", None), ("lm", "score_sentences", None), ("lm", "generate", None)), 10.0),
         Task("counting (all stream widths)", "counting", (), None, "_extra_counting", (), 6.0),
         Task("sampling (every table dtype)", "sampling", (), None, "_extra_sampling", (), 3.0),
         Task("notebook", "attention", (), None, "_extra_notebook", (), 1.0),
