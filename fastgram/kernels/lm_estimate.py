@@ -5,7 +5,6 @@ for the layouts)."""
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from fastgram._jit import kernel
@@ -62,14 +61,14 @@ def pad_reversed(src, lo, hi, idmap, sep, has_sep, order, close_last, open_first
     return k
 
 
-@kernel(parallel=True)
-def common_prefix(rows, out):
-    """``out[i]`` = length of the common prefix of rows ``i - 1`` and ``i`` (``out[0] = 0``)."""
-    m, n = rows.shape
-    if m == 0:
-        return
-    out[0] = 0
-    for i in numba.prange(1, m):
+@kernel
+def common_prefix(w_lo, w_hi, rows, out):
+    """``out[i]`` = length of the common prefix of rows ``i - 1`` and ``i`` (``out[0] = 0``),
+    for ``w_lo <= i < w_hi``."""
+    n = rows.shape[1]
+    if w_lo == 0 and w_hi > 0:
+        out[0] = 0
+    for i in range(max(w_lo, 1), w_hi):
         k = 0
         while k < n and rows[i, k] == rows[i - 1, k]:
             k += 1
@@ -203,20 +202,27 @@ def interpolate(w_lo, w_hi, adj, ctx, parent, D, denom, gamma, p_lower, uniform,
         p[i] = ui + gamma[c] * lower
 
 
-@kernel(parallel=True)
-def finish(rows, p, u, marked, gamma_next, has_next, eos, unk, out_rows, out_prob, out_backoff, out_u):
-    """The kept n-grams: rows, log10 p (at most 0), log10 backoff (0 for no context), u.
-
-    Two passes: the kept rows' output positions (a running count), then the rows in parallel.
-    """
-    m, n = rows.shape
+@kernel
+def kept_positions(marked):
+    """``dest`` (m,) int64: the output row of each kept (unmarked) row, a running count."""
+    m = marked.shape[0]
     dest = np.empty(m, np.int64)
     k = 0
     for i in range(m):
         dest[i] = k
         if not marked[i]:
             k += 1
-    for i in numba.prange(m):
+    return dest
+
+
+@kernel
+def finish(
+    w_lo, w_hi, rows, p, u, marked, dest, gamma_next, has_next, eos, unk, out_rows, out_prob, out_backoff, out_u
+):
+    """The kept n-grams among rows ``w_lo <= i < w_hi``: rows, log10 p (at most 0), log10 backoff
+    (0 for no context), u, at their output rows ``dest`` (:func:`kept_positions`)."""
+    n = rows.shape[1]
+    for i in range(w_lo, w_hi):
         if marked[i]:
             continue
         d = dest[i]
@@ -230,4 +236,3 @@ def finish(rows, p, u, marked, gamma_next, has_next, eos, unk, out_rows, out_pro
                 b = np.log10(g)
         out_backoff[d] = b
         out_u[d] = u[i]
-    return k

@@ -14,7 +14,6 @@ equals ``EMPTY``).
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from fastgram._jit import kernel
@@ -22,14 +21,14 @@ from fastgram._jit import kernel
 EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
-@kernel(parallel=True)
-def hash_count_windows(tokens, n, V, bits, starts, stops, keys, counts, used, limit):  # pragma: no cover - jitted
-    # tokens (N,) -> per-thread tables keys, counts (T, 2**bits); starts, used (T,) updated
-    T = keys.shape[0]
+@kernel
+def hash_count_windows(w_lo, w_hi, tokens, n, V, bits, starts, stops, keys, counts, used, limit):  # pragma: no cover
+    # tokens (N,) -> per-thread tables keys, counts (T, 2**bits) of threads w_lo <= t < w_hi;
+    # starts, used (T,) updated
     mask = (np.uint64(1) << bits) - np.uint64(1)
     down = np.uint64(64) - bits
     empty = np.uint64(0xFFFFFFFFFFFFFFFF)
-    for t in numba.prange(T):
+    for t in range(w_lo, w_hi):
         i = starts[t]
         while i < stops[t] and used[t] < limit:
             key = np.uint64(0)
@@ -51,14 +50,13 @@ def hash_count_windows(tokens, n, V, bits, starts, stops, keys, counts, used, li
         starts[t] = i
 
 
-@kernel(parallel=True)
-def rehash_tables(old_keys, old_counts, bits, keys, counts):  # pragma: no cover - jitted
-    # old tables (T, C) -> tables keys, counts (T, 2**bits) holding the same entries
-    T = old_keys.shape[0]
+@kernel
+def rehash_tables(w_lo, w_hi, old_keys, old_counts, bits, keys, counts):  # pragma: no cover - jitted
+    # old tables (T, C) -> tables keys, counts (T, 2**bits) holding the same entries, w_lo <= t < w_hi
     mask = (np.uint64(1) << bits) - np.uint64(1)
     down = np.uint64(64) - bits
     empty = np.uint64(0xFFFFFFFFFFFFFFFF)
-    for t in numba.prange(T):
+    for t in range(w_lo, w_hi):
         for s in range(old_keys.shape[1]):
             key = old_keys[t, s]
             if key == empty:

@@ -8,7 +8,6 @@ the smallest ``j`` with ``cum[j] > target`` (always a category of positive weigh
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from fastgram._jit import kernel
@@ -216,9 +215,10 @@ def draw_rows(w_lo, w_hi, cum, scales, guide, gshift, use_guide, seed, streams, 
                 out[b, j0 + k] = np.int64(at[k])
 
 
-@kernel(parallel=True)
-def draw_without_replacement(w, seed, offset, out):
-    """Sequential draws without replacement: (B, V) float64 weights -> (B, n) int64 ``out``.
+@kernel
+def draw_without_replacement(w_lo, w_hi, w, seed, offset, out):
+    """Sequential draws without replacement: (B, V) float64 weights -> (B, n) int64 ``out``, rows
+    ``w_lo <= b < w_hi``.
 
     Draw ``j`` of row ``b`` uses word (stream ``offset + b``, index ``j``) over the weights
     left after the earlier draws (drawn ones set to zero), multiplied by ``SHRINK`` when the
@@ -228,7 +228,7 @@ def draw_without_replacement(w, seed, offset, out):
     skey = seed_key(seed)
     B, V = w.shape
     n = out.shape[1]
-    for b in numba.prange(B):
+    for b in range(w_lo, w_hi):
         key = stream_key(skey, offset + b)
         left = w[b].copy()
         for j in range(n):

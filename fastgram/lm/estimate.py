@@ -260,7 +260,7 @@ def _levels(rows, counts, N):
     lcp = np.zeros(m, np.int8)
     if m:
         with parallel_guard():
-            _k.common_prefix(rows, lcp)
+            parallel_for(_k.common_prefix, m, (rows, lcp))
     sizes = np.zeros(N + 1, np.int64)
     _k.level_sizes(rows, lcp, BOS, sizes)
     off = np.zeros(N + 1, np.int64)  # off[n]: start of order n in the flat arrays (n = 1..N)
@@ -360,7 +360,9 @@ def kneser_ney(rows, counts, order, V, prune, fallback):
         prob, backoff, u = np.empty(m), np.empty(m), np.empty(m)
         nxt = gammas[n + 1] if n < N else np.zeros(0)
         with parallel_guard():
-            _k.finish(k["rows"], k["p"], k["u"], k["marked"], nxt, n < N, EOS, UNK, rows_out, prob, backoff, u)
+            dest = _k.kept_positions(k["marked"])
+            args = (k["rows"], k["p"], k["u"], k["marked"], dest, nxt, n < N, EOS, UNK, rows_out, prob, backoff, u)
+            parallel_for(_k.finish, len(dest), args)
         out["rows"].append(rows_out)
         out["prob"].append(prob)
         out["backoff"].append(backoff)

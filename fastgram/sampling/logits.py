@@ -14,7 +14,7 @@ import numpy as np
 
 from fastgram import _checks
 from fastgram._checks import check_weights, float_array, fmt_int, offset_arg, seed_arg
-from fastgram._jit import cheap_launches, even_bounds, num_threads, parallel_chunks, parallel_guard
+from fastgram._jit import cheap_launches, even_bounds, num_threads, parallel_chunks, parallel_for, parallel_guard
 from fastgram.kernels import sampling_logits as _k
 from fastgram.kernels import sampling_select as _sel
 from fastgram.kernels.sampling import BIG_WEIGHT
@@ -554,5 +554,5 @@ def multinomial(probs, num_samples, replacement=True, *, seed, offset=0) -> np.n
             )
         out = np.empty((w.shape[0], n), np.int64)
         with parallel_guard():
-            _k.draw_without_replacement(w, seed, off, out)
+            parallel_for(_k.draw_without_replacement, w.shape[0], (w, seed, off, out))
     return out.reshape(x.shape[:-1] + (n,))
