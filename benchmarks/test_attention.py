@@ -87,12 +87,14 @@ def test_attention(benchmark, inputs, case, role):
 
 @pytest.mark.parametrize("how", ["cached"] if SMOKE else ["cached", "cold"])
 def test_compile_time(benchmark, monkeypatch, how):
-    q = np.ones((1, 1, 4, 4), np.float32)
+    q = np.ones((1, 1, 16, 4), np.float32)  # T > MAX_T: the prefill kernel, in the calling thread
     attention(q, q, q)  # make sure the cache is warm
 
     def first_call():
-        monkeypatch.setattr(kernels, "attend_items", fresh_dispatcher(kernels.attend_items, cache=how == "cached"))
+        fresh = fresh_dispatcher(kernels.attend_items, cache=how == "cached")
+        monkeypatch.setattr(kernels, "attend_items", fresh)
         attention(q, q, q)
+        assert fresh.overloads  # the call went through the fresh dispatcher
 
     benchmark.group = "compile attend_items (float32)"
     benchmark.extra_info["role"] = "kernel" if how == "cached" else "cold compile"
