@@ -498,7 +498,7 @@ def fam_sampling(run: Run, data, narrow: bool) -> None:
     elif target == "generate":
         tab = _table(data, run, narrow, square=True)
         V = np.asarray(tab).shape[0] if isinstance(tab, np.ndarray) and np.ndim(tab) else 3
-        start = data.draw(st.one_of(int_arg(0, V - 1), st.just(None)))
+        start = data.draw(st.one_of(int_arg(0, max(V - 1, 0)), st.just(None)))  # V = 0: every start is bad
         if start is None:
             start = tokens(data, run, narrow, V, one_d=False, max_len=6)
         length = data.draw(st.one_of(st.integers(0, 12), int_arg(0, 12)))

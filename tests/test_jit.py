@@ -231,3 +231,25 @@ def test_parallel_chunks_reports_a_failed_chunk():
 def test_parallel_chunks_refuses_a_body_that_returns_a_value():
     with pytest.raises(TypeError, match="returns_a_value must return None"):
         _jit.parallel_chunks(_launch_bodies.returns_a_value, np.array([0, 1], np.int64), (np.zeros(1),))
+
+
+def test_bounds_checks_reach_kernels_on_the_parallel_path(tmp_path):
+    """No kernel code runs inside a ``prange`` (where Numba ignores ``NUMBA_BOUNDSCHECK``): a
+    bounds-checked run catches an out-of-bounds write of a body the launcher runs in parallel,
+    and nothing is written past the array."""
+    result = _run(
+        """
+        import numpy as np, _launch_bodies as b
+        from fastgram import _jit
+        backing = np.zeros(100)
+        try:
+            _jit.parallel_chunks(b.scaled_copy, np.array([0, 50, 100]), (backing[:10], np.ones(100), 2.0))
+            print("nothing raised")
+        except RuntimeError as exc:
+            print("failed in a parallel chunk" in str(exc), backing[10:].sum() == 0)
+        """,
+        NUMBA_BOUNDSCHECK="1",
+        NUMBA_CACHE_DIR=str(tmp_path),
+        PYTHONPATH=os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]),
+    )
+    assert result.stdout.split() == ["True", "True"], result.stdout + result.stderr[-2000:]
