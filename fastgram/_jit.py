@@ -23,9 +23,11 @@ passes options to Numba.
   runs of work to threads: it calls a *serial* kernel's machine code through its address (see
   "Why a launcher" below), so the body is compiled once instead of five times.
 - ``FASTGRAM_SERIAL=1`` in the environment (read at import) compiles every kernel with
-  ``parallel=False`` and ``cache=False``: Numba ignores ``NUMBA_BOUNDSCHECK=1`` inside
-  ``prange`` loops, so a bounds-checked test run sets both; the cache is off so that such a
-  run neither loads the normal parallel machine code nor leaves serial code behind for it.
+  ``parallel=False`` and ``cache=False`` (the launcher's loop then runs in the calling thread),
+  and leaves nothing in the cache. Numba ignores ``NUMBA_BOUNDSCHECK=1`` inside ``prange``
+  loops, but no kernel code runs inside one (the launcher's ``prange`` only calls a trampoline),
+  so a bounds-checked run with a fresh ``NUMBA_CACHE_DIR`` checks every kernel on the parallel
+  path too; ``FASTGRAM_SERIAL`` is for a run that must not touch the cache at all.
 
 Threading layer. Unless the user chose one (``NUMBA_THREADING_LAYER`` or
 ``NUMBA_THREADING_LAYER_PRIORITY``), fastgram sets Numba's layer to TBB where its runtime
