@@ -192,9 +192,9 @@ if hasattr(os, "register_at_fork"):
 def parallel_guard():
     """Serialise parallel kernel launches when the threading layer is not thread-safe.
 
-    Wrappers call every ``parallel=True`` kernel inside this context. With ``workqueue`` it
-    holds a process-wide lock for the duration of the call; with a thread-safe layer (TBB,
-    OpenMP) it does nothing.
+    :func:`parallel_chunks` launches inside this context (the one ``parallel=True`` kernel,
+    :func:`_launch`, runs only from there). With ``workqueue`` it holds a process-wide lock for
+    the duration of the call; with a thread-safe layer (TBB, OpenMP) it does nothing.
     """
     if threading_layer() in THREAD_SAFE_LAYERS:
         yield
@@ -252,8 +252,9 @@ def kernel(fn=None, *, parallel: bool = False, fastmath: bool = False):
     Parameters
     ----------
     parallel : bool
-        Compile with ``parallel=True`` (``prange`` loops run on Numba's thread pool). Call the
-        result inside :func:`parallel_guard`.
+        Compile with ``parallel=True`` (``prange`` loops run on Numba's thread pool). Only the
+        launcher's :func:`_launch` is; kernels are serial and run in parallel through
+        :func:`parallel_chunks`.
     fastmath : bool
         Allow ``fastmath`` (attention kernels only, see module docstring).
 
@@ -438,7 +439,8 @@ def parallel_chunks(body, bounds: np.ndarray, args: tuple) -> None:
 
     Notes
     -----
-    Call it inside :func:`parallel_guard`. The first call for new argument types compiles
+    Every parallel launch of the library goes through here, inside :func:`parallel_guard`
+    (callers take no lock of their own). The first call for new argument types compiles
     ``body`` (or loads it from the cache) and a launcher for them; later calls cost one dict
     lookup and a parallel launch. See "Why a launcher" in the module docstring.
 
@@ -449,10 +451,11 @@ def parallel_chunks(body, bounds: np.ndarray, args: tuple) -> None:
     """
     status = np.empty(max(len(bounds) - 1, 0), np.int32)
     signature, address = _LAST.get(body, (-1, 0))
-    expected, failed = run_chunks(signature, address, bounds, status, args)
-    if expected != signature:
-        address = _ADDRESSES.get((body, expected)) or _address(body, args, expected)
-        _LAST[body] = (expected, address)
-        _, failed = run_chunks(expected, address, bounds, status, args)
+    with parallel_guard():
+        expected, failed = run_chunks(signature, address, bounds, status, args)
+        if expected != signature:
+            address = _ADDRESSES.get((body, expected)) or _address(body, args, expected)
+            _LAST[body] = (expected, address)
+            _, failed = run_chunks(expected, address, bounds, status, args)
     if failed:
         raise RuntimeError(f"{_body_name(body)} failed in a parallel chunk (status {failed})")

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from fastgram import _checks
-from fastgram._jit import cheap_launches, num_threads, parallel_chunks, parallel_guard
+from fastgram._jit import cheap_launches, num_threads, parallel_chunks
 from fastgram.kernels import attention as _k
 from fastgram.kernels import attention_decode as _kd
 
@@ -235,8 +235,7 @@ def attention(
             _k.attend_items(0, B * H * ((T + block_q - 1) // block_q), *operands, *tail)
         else:
             bounds = _k.item_bounds(B, H, T, S, has_upper, upper, has_lower, lower, threads, block_q, _k.BLOCK_K)
-            with parallel_guard():
-                parallel_chunks(_k.attend_items, bounds, (*operands, *tail))
+            parallel_chunks(_k.attend_items, bounds, (*operands, *tail))
     lead = () if two_d else (*batch, H)
     out = out.reshape(*lead, T, Dv)
     if return_lse:
@@ -256,8 +255,7 @@ def _decode(operands, out, lse, want_lse, split, tile, threads) -> None:
     if threads == 1:
         _kd.decode_items(0, bounds[1], *args)
     else:
-        with parallel_guard():
-            parallel_chunks(_kd.decode_items, bounds, args)
+        parallel_chunks(_kd.decode_items, bounds, args)
     _kd.merge_splits(n_split, part_m, part_l, part_acc, out, lse, want_lse)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from fastgram import _checks
 from fastgram._checks import table_array
-from fastgram._jit import even_bounds, num_threads, parallel_chunks, parallel_for, parallel_guard
+from fastgram._jit import parallel_for
 from fastgram.counting import NGramCounts
 from fastgram.kernels import metrics as _k
 from fastgram.kernels import sampling as _ks
@@ -49,9 +49,7 @@ def _sparse_probs(indptr: np.ndarray, cols: np.ndarray, values: np.ndarray, V: i
     if values.dtype.kind not in "iu":
         return keys, values.astype(np.float64)
     running = np.empty(values.shape, np.int64)
-    with parallel_guard():
-        spans = even_bounds(len(indptr) - 1, num_threads())
-        parallel_chunks(_ks.csr_running_sums, spans, (values, indptr, np.int64(0), running))
+    parallel_for(_ks.csr_running_sums, len(indptr) - 1, (values, indptr, np.int64(0), running))
     approx = np.concatenate([[0.0], np.cumsum(values, dtype=np.float64)])
     approx = approx[indptr[1:]] - approx[indptr[:-1]]
     totals = np.where(nnz > 0, running[np.maximum(indptr[1:] - 1, 0)] if values.size else 0, 0).astype(np.float64)
@@ -131,12 +129,10 @@ def nll(table, tokens) -> float:
         view = _checks.kernel_view(toks[lo : hi + 1])
         out = np.empty(-(-(hi - lo) // NLL_BLOCK), np.float64)
         if kind == "dense":
-            with parallel_guard():
-                parallel_for(_k.nll_blocks, out.shape[0], (view, probs, np.int64(NLL_BLOCK), out))
+            parallel_for(_k.nll_blocks, out.shape[0], (view, probs, np.int64(NLL_BLOCK), out))
         else:
             p = _pair_probs(view, *probs, V)
-            with parallel_guard():
-                parallel_for(_k.neglog_blocks, out.shape[0], (p, np.int64(NLL_BLOCK), out))
+            parallel_for(_k.neglog_blocks, out.shape[0], (p, np.int64(NLL_BLOCK), out))
         sums.extend(out.tolist())
     return math.fsum(sums) / pairs
 

@@ -25,7 +25,7 @@ import numpy as np
 from fastgram import _io
 from fastgram._checks import as_int_array, fmt_int, require_int
 from fastgram._io import atomic_output
-from fastgram._jit import num_threads, parallel_for, parallel_guard
+from fastgram._jit import num_threads, parallel_for
 from fastgram.kernels import words as _kw
 
 __all__ = ["Vocab", "WordVocab", "vocab_from_json", "vocab_field", "SPECIAL_WORDS"]
@@ -694,20 +694,19 @@ class WordVocab:
         out = np.empty(buf.size, dtype=np.uint32)
         states = np.zeros((len(cuts) - 1, 8), dtype=np.int64)
         states[:, _kw.S_WORDS] = self._n
-        with parallel_guard():
-            args = (
-                buf,
-                cuts,
-                out,
-                self._slots,
-                self._hashes,
-                self._arena,
-                self._offsets,
-                states,
-                oov,
-                bool(skip_symbols),
-            )
-            parallel_for(_kw.encode_spans, len(cuts) - 1, args)
+        args = (
+            buf,
+            cuts,
+            out,
+            self._slots,
+            self._hashes,
+            self._arena,
+            self._offsets,
+            states,
+            oov,
+            bool(skip_symbols),
+        )
+        parallel_for(_kw.encode_spans, len(cuts) - 1, args)
         for c in range(len(cuts) - 1):
             if states[c, _kw.S_STATUS] != _kw.DONE:
                 state = states[c].copy()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastgram._jit import even_bounds, num_threads, parallel_chunks, parallel_guard
+from fastgram._jit import even_bounds, num_threads, parallel_chunks, parallel_for
 from fastgram.kernels import ngrams as _k
 from fastgram.kernels import ngrams_wide as _kw
 
@@ -52,8 +52,7 @@ def count_block(view: np.ndarray, n: int, V: int, sep: int) -> tuple[np.ndarray,
     # (T, NB) per-thread bucket histograms over equal ranges of windows
     hist = np.zeros((T, NB), np.int64)
     args = (view, n, _U64(V), _U64(sep), _U64(shift))
-    with parallel_guard():
-        parallel_chunks(_k.partition_ngrams, even_bounds(T, T), (*args, hist, np.empty(0, resid_dtype), False))
+    parallel_chunks(_k.partition_ngrams, even_bounds(T, T), (*args, hist, np.empty(0, resid_dtype), False))
     sizes = hist.sum(axis=0)
     starts = np.zeros(NB + 1, np.int64)
     np.cumsum(sizes, out=starts[1:])
@@ -65,8 +64,7 @@ def count_block(view: np.ndarray, n: int, V: int, sep: int) -> tuple[np.ndarray,
     offsets = np.ascontiguousarray((np.cumsum(flat) - flat).reshape(NB, T).T)
     del hist, flat
     buf = np.empty(total, resid_dtype)
-    with parallel_guard():
-        parallel_chunks(_k.partition_ngrams, even_bounds(T, T), (*args, offsets, buf, True))
+    parallel_chunks(_k.partition_ngrams, even_bounds(T, T), (*args, offsets, buf, True))
     del offsets
     # T tasks of contiguous buckets holding about total / T residuals each
     bounds = np.searchsorted(starts, np.arange(T + 1, dtype=np.int64) * total // T, side="left")
@@ -80,16 +78,14 @@ def count_block(view: np.ndarray, n: int, V: int, sep: int) -> tuple[np.ndarray,
     tmp = np.empty((T, longest), resid_dtype)
     radix_hist = np.empty((T, 1 << 11), np.int64)
     nuniq = np.empty(NB, np.int64)
-    with parallel_guard():
-        args = (buf, starts, bounds, shift, dense_limit, dense, tmp, radix_hist, nuniq)
-        parallel_chunks(_k.sort_buckets, even_bounds(T, T), args)
+    args = (buf, starts, bounds, shift, dense_limit, dense, tmp, radix_hist, nuniq)
+    parallel_chunks(_k.sort_buckets, even_bounds(T, T), args)
     del dense, tmp
     ustarts = np.cumsum(nuniq) - nuniq
     m = int(nuniq.sum())
     keys = np.empty(m, np.uint64)
     counts = np.empty(m, np.int64)
-    with parallel_guard():
-        parallel_chunks(_k.emit_buckets, even_bounds(T, T), (buf, starts, bounds, shift, ustarts, keys, counts))
+    parallel_chunks(_k.emit_buckets, even_bounds(T, T), (buf, starts, bounds, shift, ustarts, keys, counts))
     return keys, counts
 
 
@@ -135,8 +131,7 @@ def count_block_wide(view: np.ndarray, n: int, V: int, sep: int, gstart: np.ndar
     T = num_threads()
     hist = np.zeros((T, NB), np.int64)
     args = (view, n, _U64(V), _U64(sep), gstart, m)
-    with parallel_guard():
-        parallel_chunks(_kw.partition_wide, even_bounds(T, T), (*args, hist, np.empty((0, K), np.uint64), False))
+    parallel_chunks(_kw.partition_wide, even_bounds(T, T), (*args, hist, np.empty((0, K), np.uint64), False))
     sizes = hist.sum(axis=0)
     starts = np.zeros(NB + 1, np.int64)
     np.cumsum(sizes, out=starts[1:])
@@ -147,8 +142,7 @@ def count_block_wide(view: np.ndarray, n: int, V: int, sep: int, gstart: np.ndar
     offsets = np.ascontiguousarray((np.cumsum(flat) - flat).reshape(NB, T).T)
     del hist, flat
     buf = np.empty((total, K), np.uint64)
-    with parallel_guard():
-        parallel_chunks(_kw.partition_wide, even_bounds(T, T), (*args, offsets, buf, True))
+    parallel_chunks(_kw.partition_wide, even_bounds(T, T), (*args, offsets, buf, True))
     del offsets
     bounds = np.searchsorted(starts, np.arange(T + 1, dtype=np.int64) * total // T, side="left")
     bounds[0], bounds[-1] = 0, NB
@@ -159,9 +153,8 @@ def count_block_wide(view: np.ndarray, n: int, V: int, sep: int, gstart: np.ndar
     cnt = np.empty((T, 2049), np.int64)
     nuniq = np.empty(NB, np.int64)
     ucounts = np.empty(total, np.int64)
-    with parallel_guard():
-        args = (buf, starts, bounds, bits, m, tmp, stack, cnt, ucounts, nuniq)
-        parallel_chunks(_kw.sort_wide, even_bounds(T, T), args)
+    args = (buf, starts, bounds, bits, m, tmp, stack, cnt, ucounts, nuniq)
+    parallel_chunks(_kw.sort_wide, even_bounds(T, T), args)
     del tmp, stack
     distinct = _kw.emit_wide(buf, ucounts, starts, nuniq)
     if distinct < total // 2:  # give the unused rows back; otherwise keep views
@@ -271,9 +264,8 @@ def _merge_flat(keys, counts, starts, min_count, out_keys, out_counts):
     sizes_in = (cuts[1:] - cuts[:-1]).sum(axis=1)
     out_starts = np.cumsum(sizes_in) - sizes_in
     out_sizes = np.zeros(len(sizes_in), np.int64)
-    with parallel_guard():
-        args = (keys, counts, cuts, min_count, out_keys, out_counts, out_starts, out_sizes)
-        parallel_chunks(_kw.merge_many_wide if wide else _k.merge_many, even_bounds(len(cuts) - 1, num_threads()), args)
+    args = (keys, counts, cuts, min_count, out_keys, out_counts, out_starts, out_sizes)
+    parallel_for(_kw.merge_many_wide if wide else _k.merge_many, len(cuts) - 1, args)
     if len(out_sizes) == 1:
         m = int(out_sizes[0])
         return out_keys[:m].copy(), out_counts[:m].copy()

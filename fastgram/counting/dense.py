@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastgram import _checks, _io
-from fastgram._jit import num_threads, parallel_guard
+from fastgram._jit import num_threads
 from fastgram.kernels import counting as _k
 from fastgram.vocab import Vocab, vocab_field
 
@@ -89,13 +89,12 @@ def add_bigrams(tokens: np.ndarray, counts: np.ndarray) -> None:
 
 def _count_view(view: np.ndarray, counts: np.ndarray) -> None:
     V = counts.shape[0]
-    with parallel_guard():
-        if counts.nbytes <= _k.PRIVATE_TABLE_BYTES:
-            _k.bigram_counts_private(view, V, counts, num_threads())
-        else:
-            _k.bigram_counts_partitioned(
-                view, V, _k.block_shift_for(V), counts.reshape(-1), num_threads(), _k.round_pairs_for(V)
-            )
+    if counts.nbytes <= _k.PRIVATE_TABLE_BYTES:
+        _k.bigram_counts_private(view, V, counts, num_threads())
+    else:
+        _k.bigram_counts_partitioned(
+            view, V, _k.block_shift_for(V), counts.reshape(-1), num_threads(), _k.round_pairs_for(V)
+        )
 
 
 class BigramCounter:

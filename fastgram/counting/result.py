@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastgram import _checks, _io
-from fastgram._jit import even_bounds, num_threads, parallel_chunks, parallel_guard
+from fastgram._jit import parallel_for
 from fastgram.counting import _runs
 from fastgram.kernels import ngrams as _k
 from fastgram.kernels import ngrams_wide as _kw
@@ -211,12 +211,10 @@ class NGramCounts:
     def ngrams(self) -> np.ndarray:
         out = np.empty((len(self.keys), self.n), ids_dtype(self.vocab_size))
         if len(self.keys):
-            with parallel_guard():
-                rows = even_bounds(len(self.keys), num_threads())
-                if self.words == 1:
-                    parallel_chunks(_k.unpack_keys, rows, (self.keys, _U64(self.vocab_size), out))
-                else:
-                    parallel_chunks(_kw.unpack_wide, rows, (self.keys, _U64(self.vocab_size), self._gstart, out))
+            if self.words == 1:
+                parallel_for(_k.unpack_keys, len(self.keys), (self.keys, _U64(self.vocab_size), out))
+            else:
+                parallel_for(_kw.unpack_wide, len(self.keys), (self.keys, _U64(self.vocab_size), self._gstart, out))
         return out
 
     def __len__(self) -> int:
@@ -321,8 +319,7 @@ class NGramCounts:
         if self.words > 1:
             # lexicographic binary search over the rows of words, in a kernel
             pos = np.empty(len(q), np.int64)
-            with parallel_guard():
-                parallel_chunks(_kw.find_wide, even_bounds(len(q), num_threads()), (self.keys, q, pos))
+            parallel_for(_kw.find_wide, len(q), (self.keys, q, pos))
             return np.where(pos >= 0, self.counts[np.maximum(pos, 0)], 0).astype(np.int64)
         pos = np.searchsorted(self.keys, q)
         pos_c = np.minimum(pos, len(self) - 1)

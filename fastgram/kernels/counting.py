@@ -59,9 +59,9 @@ def bigram_counts_private(tokens, vocab_size, counts, max_threads):
 
     Notes
     -----
-    Call inside :func:`fastgram._jit.parallel_guard`. Time O(N / threads + threads * V^2);
-    extra memory ``threads * V^2 * 8`` bytes. Deals :func:`count_pieces_private` (one piece
-    of the stream per thread) and then :func:`reduce_private` (rows of the table) to threads.
+    Time O(N / threads + threads * V^2); extra memory ``threads * V^2 * 8`` bytes. Deals
+    :func:`count_pieces_private` (one piece of the stream per thread) and then
+    :func:`reduce_private` (rows of the table) to threads.
     """
     n_pairs = tokens.shape[0] - 1
     if n_pairs <= 0:
@@ -126,10 +126,10 @@ def bigram_counts_partitioned(tokens, vocab_size, block_shift, counts_flat, max_
 
     Notes
     -----
-    Call inside :func:`fastgram._jit.parallel_guard`. Time O(N / threads + rounds * V^2 /
-    threads). Extra memory: ``2 * round_pairs`` bytes of keys (a quarter of the table's size at
-    most) and a 256 KiB histogram per thread. Each round deals :func:`partition_pieces` (one
-    piece per thread) and then :func:`add_blocks` (the row blocks each thread owns) to threads.
+    Time O(N / threads + rounds * V^2 / threads). Extra memory: ``2 * round_pairs`` bytes of
+    keys (a quarter of the table's size at most) and a 256 KiB histogram per thread. Each round
+    deals :func:`partition_pieces` (one piece per thread) and then :func:`add_blocks` (the row
+    blocks each thread owns) to threads.
     """
     n_pairs = tokens.shape[0] - 1
     if n_pairs <= 0:

@@ -8,7 +8,7 @@ import tempfile
 import numpy as np
 
 from fastgram._io import atomic_output
-from fastgram._jit import num_threads, parallel_for, parallel_guard
+from fastgram._jit import num_threads, parallel_for
 from fastgram.kernels import lm_arpa as _k
 
 SPECIAL_WORDS = ("<unk>", "<s>", "</s>")
@@ -45,14 +45,12 @@ def write_arpa(path, order, words, rows, prob, backoff) -> None:
                     hi = min(lo + WRITE_BLOCK, len(R))
                     bounds = np.linspace(lo, hi, 33).astype(np.int64)  # 32 blocks formatted in parallel
                     sizes = np.zeros(32, np.int64)
-                    with parallel_guard():
-                        parallel_for(_k.block_sizes, 32, (R, offsets, bounds, sizes))
+                    parallel_for(_k.block_sizes, 32, (R, offsets, bounds, sizes))
                     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
                     out = np.empty(int(sizes.sum()), np.uint8)
                     lengths = np.zeros(32, np.int64)
-                    with parallel_guard():
-                        args = (R, p, b, n < order, arena, offsets, bounds, starts, out, lengths)
-                        parallel_for(_k.arpa_blocks, 32, args)
+                    args = (R, p, b, n < order, arena, offsets, bounds, starts, out, lengths)
+                    parallel_for(_k.arpa_blocks, 32, args)
                     for s0, k in zip(starts.tolist(), lengths.tolist()):
                         f.write(out[s0 : s0 + k].data)
                 f.write(b"\n")
@@ -106,8 +104,7 @@ def _newline_blocks(buf, lo, hi):
     counts = np.zeros(len(starts), np.int64)
     first_break = np.zeros(len(starts), np.int64)
     break_rank = np.zeros(len(starts), np.int64)
-    with parallel_guard():
-        parallel_for(_k.newline_blocks, len(starts), (buf, starts, stops, counts, first_break, break_rank))
+    parallel_for(_k.newline_blocks, len(starts), (buf, starts, stops, counts, first_break, break_rank))
     return starts, counts, first_break, break_rank
 
 
@@ -148,12 +145,10 @@ def _parse_parallel(buf, pos, end, n, index, arena, ids, p, b):
     cuts.append(end)
     starts = np.unique(np.array(cuts, np.int64))
     lines = np.zeros(len(starts) - 1, np.int64)
-    with parallel_guard():
-        parallel_for(_k.count_lines, len(starts) - 1, (buf, starts, lines))
+    parallel_for(_k.count_lines, len(starts) - 1, (buf, starts, lines))
     first_line = np.concatenate([[0], np.cumsum(lines)[:-1]]).astype(np.int64)
     errs = np.zeros((len(starts) - 1, 2), np.int64)
-    with parallel_guard():
-        parallel_for(_k.parse_chunks, len(starts) - 1, (buf, starts, first_line, n, index, arena, ids, p, b, errs))
+    parallel_for(_k.parse_chunks, len(starts) - 1, (buf, starts, first_line, n, index, arena, ids, p, b, errs))
     bad = np.flatnonzero(errs[:, 0])
     if len(bad):
         return int(errs[bad[0], 0]), int(errs[bad[0], 1])

@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastgram import _checks
-from fastgram._jit import parallel_for, parallel_guard
+from fastgram._jit import parallel_for
 from fastgram.counting import NGramCounter
 from fastgram.kernels import lm_estimate as _k
 
@@ -245,8 +245,7 @@ def find_in(table: np.ndarray, queries: np.ndarray, first_col: int, slots=None) 
     if len(queries):
         if slots is None:
             slots = hash_index(table)
-        with parallel_guard():
-            parallel_for(_k.hash_find, len(queries), (table, slots, queries, first_col, out))
+        parallel_for(_k.hash_find, len(queries), (table, slots, queries, first_col, out))
     return out
 
 
@@ -259,8 +258,7 @@ def _levels(rows, counts, N):
     m = rows.shape[0]
     lcp = np.zeros(m, np.int8)
     if m:
-        with parallel_guard():
-            parallel_for(_k.common_prefix, m, (rows, lcp))
+        parallel_for(_k.common_prefix, m, (rows, lcp))
     sizes = np.zeros(N + 1, np.int64)
     _k.level_sizes(rows, lcp, BOS, sizes)
     off = np.zeros(N + 1, np.int64)  # off[n]: start of order n in the flat arrays (n = 1..N)
@@ -348,8 +346,7 @@ def kneser_ney(rows, counts, order, V, prune, fallback):
             u[R[:, 0] == BOS] = 1.0
             p[R[:, 0] == BOS] = 1.0
         else:
-            with parallel_guard():
-                parallel_for(_k.interpolate, len(adj), (adj, ctx, k["parent"], D, denom, gamma, p_lower, 0.0, u, p))
+            parallel_for(_k.interpolate, len(adj), (adj, ctx, k["parent"], D, denom, gamma, p_lower, 0.0, u, p))
         gammas[n] = gamma
         k["p"], k["u"] = p, u
         p_lower = p
@@ -359,10 +356,9 @@ def kneser_ney(rows, counts, order, V, prune, fallback):
         rows_out = np.empty((m, n), np.uint32)
         prob, backoff, u = np.empty(m), np.empty(m), np.empty(m)
         nxt = gammas[n + 1] if n < N else np.zeros(0)
-        with parallel_guard():
-            dest = _k.kept_positions(k["marked"])
-            args = (k["rows"], k["p"], k["u"], k["marked"], dest, nxt, n < N, EOS, UNK, rows_out, prob, backoff, u)
-            parallel_for(_k.finish, len(dest), args)
+        dest = _k.kept_positions(k["marked"])
+        args = (k["rows"], k["p"], k["u"], k["marked"], dest, nxt, n < N, EOS, UNK, rows_out, prob, backoff, u)
+        parallel_for(_k.finish, len(dest), args)
         out["rows"].append(rows_out)
         out["prob"].append(prob)
         out["backoff"].append(backoff)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastgram import _checks
-from fastgram._jit import parallel_for, parallel_guard
+from fastgram._jit import parallel_for
 from fastgram.kernels import lm as _k
 
 UNK, BOS, EOS = 0, 1, 2
@@ -40,14 +40,12 @@ def derive_u(lm):
         queries[:, 1 : n - 1] = R[:, 1 : n - 1]  # the word and h[1:] (reversed)
         lower = np.empty(m)
         if m:
-            with parallel_guard():
-                parallel_for(
-                    _k.score_queries, len(queries), (*tables, lm.order, queries, np.full(m, n - 2, np.int64), lower)
-                )
+            parallel_for(
+                _k.score_queries, len(queries), (*tables, lm.order, queries, np.full(m, n - 2, np.int64), lower)
+            )
         ctx = np.empty(m, np.int64)
         if m:
-            with parallel_guard():
-                parallel_for(_k.find_rows, len(ctx), (lm.rows[n - 2], np.ascontiguousarray(R[:, 1:n]), ctx))
+            parallel_for(_k.find_rows, len(ctx), (lm.rows[n - 2], np.ascontiguousarray(R[:, 1:n]), ctx))
         gamma = 10.0 ** lm.backoff[n - 2][np.maximum(ctx, 0)]
         us.append(np.maximum(0.0, 10.0 ** lm.prob[n - 1] - gamma * 10.0**lower))
     return us
@@ -76,8 +74,7 @@ def tables(lm, temperature: float = 1.0) -> dict:
             C = len(lm.rows[n - 2])
             ctx = np.empty(len(R), np.int64)
             if len(R):
-                with parallel_guard():
-                    parallel_for(_k.find_rows, len(ctx), (lm.rows[n - 2], np.ascontiguousarray(R[:, 1:n]), ctx))
+                parallel_for(_k.find_rows, len(ctx), (lm.rows[n - 2], np.ascontiguousarray(R[:, 1:n]), ctx))
             vals = us[n - 1].copy()
             gamma = 10.0 ** lm.backoff[n - 2]
         keep = (vals > 0) & (ctx >= 0)
@@ -142,9 +139,8 @@ def generate_ids(lm, n: int, max_length: int, *, seed, temperature: float = 1.0,
     out = np.zeros((n, max_length), np.uint32)
     lengths = np.zeros(n, np.int64)
     if n and max_length:
-        with parallel_guard():
-            arrays = (flat, row_off, nrows, t["ctx_off"], t["seg_start"], t["seg_words"], t["seg_cum"], t["gamma"])
-            parallel_for(_k.generate, n, (*arrays, lm.order, t["V"], np.uint64(seed), offset, out, lengths))
+        arrays = (flat, row_off, nrows, t["ctx_off"], t["seg_start"], t["seg_words"], t["seg_cum"], t["gamma"])
+        parallel_for(_k.generate, n, (*arrays, lm.order, t["V"], np.uint64(seed), offset, out, lengths))
     return out, lengths
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from fastgram import _checks, _io
 from fastgram._io import atomic_output, read_npz
-from fastgram._jit import parallel_for, parallel_guard
+from fastgram._jit import parallel_for
 from fastgram.kernels import lm as _k
 from fastgram.lm import arpa as _arpa
 from fastgram.lm import estimate as _est
@@ -520,8 +520,7 @@ class NGramLM:
             slot_off = np.zeros(N + 2, np.int64)
             slot_off[2:] = np.cumsum(sizes)
             slots = np.full(int(slot_off[-1]), -1, np.int32)
-            with parallel_guard():
-                parallel_for(_k.build_slots, N, (flat, row_off, nrows, slot_off, slots))  # orders 1..N
+            parallel_for(_k.build_slots, N, (flat, row_off, nrows, slot_off, slots))  # orders 1..N
             self._tables = (flat, row_off, nrows, prob, backoff, val_off, slots, slot_off)
         return self._tables
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from fastgram import _checks
-from fastgram._jit import num_threads, parallel_for, parallel_guard
+from fastgram._jit import num_threads, parallel_for
 from fastgram.kernels import lm as _k
 from fastgram.lm.words import split_words
 
@@ -164,8 +164,7 @@ def score_ids(lm, ids, starts, oov=None) -> Scores:
     matched = np.empty(len(ids), np.int8)
     if len(ids):
         n_spans = max(1, min(len(starts) - 1, SPANS_PER_THREAD * num_threads()))
-        with parallel_guard():
-            parallel_for(_k.score_sentences, n_spans, (*tables, lm.order, ids, starts, BOS, out, matched, n_spans))
+        parallel_for(_k.score_sentences, n_spans, (*tables, lm.order, ids, starts, BOS, out, matched, n_spans))
     return Scores(out, starts, ids == UNK if oov is None else oov, matched)
 
 
@@ -191,6 +190,5 @@ def log10_prob(lm, word, context=()) -> float:
     query[0, : hist + 1] = rev
     out = np.empty(1)
     tables = lm.tables()  # outside the guard: building them launches a parallel kernel too
-    with parallel_guard():
-        parallel_for(_k.score_queries, 1, (*tables, lm.order, query, np.array([hist], np.int64), out))
+    _k.score_queries(0, 1, *tables, lm.order, query, np.array([hist], np.int64), out)  # one query: this thread
     return float(out[0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastgram import counting, reference
-from fastgram._jit import even_bounds, num_threads, parallel_chunks, parallel_guard
+from fastgram._jit import even_bounds, num_threads, parallel_chunks
 from fastgram.counting import _runs
 from fastgram.counting.result import NGramCounts
 from fastgram.kernels import peers as _peers
@@ -100,19 +100,15 @@ def hash_table_ngrams(tokens, n, vocab_size=None) -> NGramCounts:
     counts = np.zeros((T, 1 << bits), np.int64)
     used = np.zeros(T, np.int64)
     while True:
-        with parallel_guard():
-            args = (tokens, n, np.uint64(V), np.uint64(bits), starts, stops, keys, counts, used, 1 << (bits - 1))
-            parallel_chunks(_peers.hash_count_windows, even_bounds(T, T), args)
+        args = (tokens, n, np.uint64(V), np.uint64(bits), starts, stops, keys, counts, used, 1 << (bits - 1))
+        parallel_chunks(_peers.hash_count_windows, even_bounds(T, T), args)
         if np.array_equal(starts, stops):
             break
         bits += 1
         old_keys, old_counts = keys, counts
         keys = np.full((T, 1 << bits), _peers.EMPTY, np.uint64)
         counts = np.zeros((T, 1 << bits), np.int64)
-        with parallel_guard():
-            parallel_chunks(
-                _peers.rehash_tables, even_bounds(T, T), (old_keys, old_counts, np.uint64(bits), keys, counts)
-            )
+        parallel_chunks(_peers.rehash_tables, even_bounds(T, T), (old_keys, old_counts, np.uint64(bits), keys, counts))
         del old_keys, old_counts
     runs = []
     for t in range(T):

@@ -13,7 +13,7 @@ import numpy as np
 
 from fastgram import _checks
 from fastgram._checks import current_ids, fmt_int, offset_arg, seed_arg
-from fastgram._jit import even_bounds, num_threads, parallel_chunks, parallel_for, parallel_guard
+from fastgram._jit import parallel_for
 from fastgram.kernels import random as _rk
 from fastgram.kernels import sampling as _k
 from fastgram.sampling.tables import Sampler, as_sampler
@@ -80,9 +80,8 @@ def sample_next(table, current, *, seed, offset=0) -> np.ndarray:
     off = offset_arg(offset, rows.shape[0])
     out = np.empty(rows.shape[0], np.int64)
     bad = np.zeros(_k.row_blocks(rows.shape[0]), np.int64)  # (tasks,) bad entries of each
-    with parallel_guard():
-        args = (*sampler._kernel_args(), rows, seed, off, out, bad)
-        parallel_chunks(_k.sample_rows, even_bounds(bad.shape[0], num_threads()), args)
+    args = (*sampler._kernel_args(), rows, seed, off, out, bad)
+    parallel_for(_k.sample_rows, bad.shape[0], args)
     if bad.any():
         _raise_bad_row(ids, sampler, "current")
     return out.reshape(shape)
@@ -156,9 +155,8 @@ def generate(table, start, length, *, seed, temperature=1.0, stop_token=None, of
     out = np.empty((B, L), np.int64)
     fail = np.empty(B, np.int64)
     if B and L:
-        with parallel_guard():
-            args = (*sampler._kernel_args(), starts, seed, off, np.int64(stop), out, fail)
-            parallel_chunks(_k.generate_chains, even_bounds(_k.chain_groups(B), num_threads()), args)
+        args = (*sampler._kernel_args(), starts, seed, off, np.int64(stop), out, fail)
+        parallel_for(_k.generate_chains, _k.chain_groups(B), args)
         failed = np.flatnonzero(fail >= 0)
         if failed.size:
             b = int(failed[0])
@@ -212,6 +210,5 @@ def uniform(shape, *, seed, offset=0) -> np.ndarray:
     off = offset_arg(offset, full[0])
     _checks.check_result_size(full, 8, "shape")
     out = np.empty(full, np.float64)
-    with parallel_guard():
-        parallel_for(_rk.fill_uniform, full[0], (seed, off, out))
+    parallel_for(_rk.fill_uniform, full[0], (seed, off, out))
     return out.reshape(dims)

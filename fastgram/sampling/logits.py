@@ -14,7 +14,7 @@ import numpy as np
 
 from fastgram import _checks
 from fastgram._checks import check_weights, float_array, fmt_int, offset_arg, seed_arg
-from fastgram._jit import cheap_launches, even_bounds, num_threads, parallel_chunks, parallel_for, parallel_guard
+from fastgram._jit import cheap_launches, even_bounds, num_threads, parallel_chunks, parallel_for
 from fastgram.kernels import sampling_logits as _k
 from fastgram.kernels import sampling_select as _sel
 from fastgram.kernels.sampling import BIG_WEIGHT
@@ -41,12 +41,8 @@ def _draw_weights(w, n, seed, streams, ks, qs, min_ps, *, in_place):
     scales = np.empty(B, np.float64)
     totals = np.empty(B, np.float64)
     out = np.empty((B, n), np.int64)
-    threads = num_threads()
-    with parallel_guard():  # spans of rows, then of draw tasks, to threads
-        args = (w, ks, qs, min_ps, cum, scales, totals, guide, gshift, use_guide)
-        parallel_chunks(_k.prepare_rows, even_bounds(B, threads), args)
-        args = (cum, scales, guide, gshift, use_guide, seed, streams, out)
-        parallel_chunks(_k.draw_rows, even_bounds(_k.draw_tasks(B, n), threads), args)
+    parallel_for(_k.prepare_rows, B, (w, ks, qs, min_ps, cum, scales, totals, guide, gshift, use_guide))
+    parallel_for(_k.draw_rows, _k.draw_tasks(B, n), (cum, scales, guide, gshift, use_guide, seed, streams, out))
     return out, totals
 
 
@@ -426,8 +422,7 @@ def sample_logits(
     parts = min(B, num_threads()) if B * V >= limit else 1
     args = (xc, xi, ptr, ov_ids, ov_vals, temps, kg, lnmins, _KEY_CONSTS[xc.dtype.itemsize], gid, gd, info, rowmax)
     if parts > 1:  # spans of rows, one scratch set each
-        with parallel_guard():
-            parallel_chunks(_sel.gather_span, np.arange(parts + 1, dtype=np.int64) * B // parts, args)
+        parallel_chunks(_sel.gather_span, even_bounds(B, parts), args)
     else:
         _sel.gather_span(0, B, *args)
     status = info[0]
@@ -553,6 +548,5 @@ def multinomial(probs, num_samples, replacement=True, *, seed, offset=0) -> np.n
                 f"of probs row {fmt_int(r)} (replacement=False)"
             )
         out = np.empty((w.shape[0], n), np.int64)
-        with parallel_guard():
-            parallel_for(_k.draw_without_replacement, w.shape[0], (w, seed, off, out))
+        parallel_for(_k.draw_without_replacement, w.shape[0], (w, seed, off, out))
     return out.reshape(x.shape[:-1] + (n,))

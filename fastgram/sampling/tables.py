@@ -13,7 +13,7 @@ import numpy as np
 
 from fastgram import _checks
 from fastgram._checks import INT64_MAX, fmt_bytes, fmt_int, table_array
-from fastgram._jit import even_bounds, num_threads, parallel_chunks, parallel_guard
+from fastgram._jit import parallel_for
 from fastgram.counting import NGramCounts
 from fastgram.kernels import sampling as _k
 from fastgram.sampling._rows import add_smoothing, shrink_big_rows
@@ -250,9 +250,8 @@ class Sampler:
             self._scales_i, self._scales_f = _PLACEHOLDER_SI, _scales(self.totals)
         G, self._gshift = guide_shift(V)
         self._guide = np.empty((R, G + 1), guide_dtype(V))
-        with parallel_guard():
-            args = (self.exact, self._cum_i, self._cum_f, self._scales_i, self._scales_f, self._gshift, self._guide)
-            parallel_chunks(_k.build_guides, even_bounds(R, num_threads()), args)
+        args = (self.exact, self._cum_i, self._cum_f, self._scales_i, self._scales_f, self._gshift, self._guide)
+        parallel_for(_k.build_guides, R, args)
 
     def _init_csr(self, indptr, cols, values, V: int, source) -> None:
         """Build from compressed rows (``values`` int64 counts or float64 weights, all >= 0)."""
@@ -269,9 +268,7 @@ class Sampler:
             cum = np.empty(values.shape, np.int64)
         else:
             cum = np.empty(values.shape, np.float64)
-        with parallel_guard():
-            spans = even_bounds(len(indptr) - 1, num_threads())
-            parallel_chunks(_k.csr_running_sums, spans, (values, indptr, values.dtype.type(0), cum))
+        parallel_for(_k.csr_running_sums, len(indptr) - 1, (values, indptr, values.dtype.type(0), cum))
         last = np.maximum(indptr[1:] - 1, 0)
         self.totals = np.where(nnz > 0, cum[last] if cum.size else 0, 0).astype(cum.dtype)
         if self.exact:
@@ -287,10 +284,9 @@ class Sampler:
         self._gshifts = (64 - k).astype(np.uint64)
         self._gptr = np.concatenate([[0], np.cumsum((1 << k) + 1)]).astype(np.int64)
         self._guide = np.empty(int(self._gptr[-1]), guide_dtype(int(nnz.max()) if nnz.size else 1))
-        with parallel_guard():
-            args = (self.exact, self._cum_i, self._cum_f, self._scales_i, self._scales_f)
-            args = (*args, indptr, self._gptr, self._gshifts, self._guide)
-            parallel_chunks(_k.build_guides_csr, even_bounds(len(indptr) - 1, num_threads()), args)
+        args = (self.exact, self._cum_i, self._cum_f, self._scales_i, self._scales_f)
+        args = (*args, indptr, self._gptr, self._gshifts, self._guide)
+        parallel_for(_k.build_guides_csr, len(indptr) - 1, args)
 
     def _kernel_args(self) -> tuple:
         """The table as the draw kernels take it: flat running sums and guides, and the layout."""
