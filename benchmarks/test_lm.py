@@ -180,7 +180,7 @@ def _full_distribution_generate(lm, n, max_length, seed):
 
     rng = np.random.default_rng(seed)
     candidates = np.array([i for i in range(lm.vocab_size) if i != 1], np.uint32)
-    tables = lm.tables()
+    index = lm.score_index()
     out = []
     for _ in range(n):
         history = [1]
@@ -194,7 +194,7 @@ def _full_distribution_generate(lm, n, max_length, seed):
             kernels.score_queries(
                 0,
                 len(candidates),
-                *tables,
+                *index,
                 lm.order,
                 queries,
                 np.full(len(candidates), len(hist), np.int64),

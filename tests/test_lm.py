@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from fastgram import reference as ref
+from fastgram.kernels import lm as lm_kernels
 from fastgram.lm import NGramLM
 from fastgram.lm import arpa as arpa_module
 from fastgram.lm import score as score_module
@@ -547,12 +548,48 @@ def test_word_vocab_stream(tmp_path):
         NGramLM.estimate(np.array([3, 0, 2], np.uint32), 2, vocab=vocab)
 
 
+@pytest.mark.parametrize("order", [2, 3, 5])
+def test_the_scoring_index_finds_every_ngram(order):
+    """Each n-gram of the model, scored with itself as the context, gets its own probability:
+    the search reaches every row of every order through the index (keys chained by slot)."""
+    lm = NGramLM.estimate(random_sentences(31, 400, 30), order, discount_fallback=True)
+    index = lm.score_index()
+    for n in range(1, order + 1):
+        rows = lm.rows[n - 1]
+        queries = np.zeros((len(rows), order), np.uint32)
+        queries[:, :n] = rows  # reversed rows: the word, then its context
+        out = np.empty(len(rows))
+        lm_kernels.score_queries(0, len(rows), *index, order, queries, np.full(len(rows), n - 1, np.int64), out)
+        np.testing.assert_array_equal(out, lm.prob[n - 1])
+
+
+def test_an_ngram_whose_suffix_is_missing_is_never_matched(tmp_path):
+    """A search extends a context one word at a time (as KenLM's), so an n-gram whose shorter
+    part is not in the model is never reached: scores equal the model without it."""
+    lines = ["\\data\\", "ngram 1=6", "ngram 2=3", "ngram 3=1", "", "\\1-grams:",
+             "-1.0\t<unk>\t0", "-99\t<s>\t-0.3", "-0.7\t</s>\t0", "-0.5\ta\t-0.2", "-0.6\tb\t-0.1",
+             "-0.8\tx\t-0.15", "", "\\2-grams:", "-0.3\t<s> x\t-0.1", "-0.4\tx a\t-0.05", "-0.2\tb </s>", "",
+             "\\3-grams:", "-0.01\tx a b", "", "\\end\\", ""]  # fmt: skip
+    path = tmp_path / "m.arpa"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    lm = NGramLM.read_arpa(path)
+    model = {"order": 3, "ngrams": lm.to_dict()}
+    del model["ngrams"][3][("x", "a", "b")]  # "a b" is not a bigram: no search reaches it
+    test = [["x", "a", "b"], ["a", "b"], ["x", "a"]]
+    want = ref.lm_score(model, test)
+    scores = lm.score([" ".join(t) for t in test])
+    for i, w in enumerate(want):
+        np.testing.assert_allclose(scores.sentence(i), w, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize(
     ("sentences", "one_pass"),
     [
         (["w1 w2  w3", "", "w4\tw5\r w1", "zzz unknown w2", "  ", "w1\0w2"], True),
         (["w1 w2", "with\nnewline w1", "w3"], False),  # a newline inside a sentence
         (["w1 <s> w2", "w3 <unk>"], False),  # a special word spelled out
+        (["w1 </s> w2", "w3"], False),
+        (["w1", "w2\n"], False),  # a newline closing a sentence: one </s> too many
         (["w1 \ud800 w2", "w3"], False),  # a lone surrogate (not UTF-8)
         ([], True),
     ],

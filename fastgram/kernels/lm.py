@@ -8,6 +8,12 @@ Layouts shared by the kernels (and :mod:`fastgram.kernels.lm_estimate`, :mod:`~f
 - *flat tables*: all orders in one uint32 array; order ``n`` (1-based) holds ``nrows[n]`` rows
   of ``n`` words from ``flat[row_off[n]]``; its values (probabilities, backoffs) start at
   ``val_off[n]`` in the value arrays.
+- *scoring index* (:meth:`fastgram.lm.NGramLM.score_index`): one open-addressing table per
+  order ``n >= 2`` of 24-byte slots ``(key, log10 p, backoff)``. The key of a reversed row is
+  exact, not a hash: ``node << 32 | w``, where ``node`` is where the search found the row's
+  first ``n - 1`` words (the word itself for ``n = 2``, else that row's slot) and ``w`` its
+  last word. A search grows a context one word at a time, probing from a hash of the words,
+  and reads one slot per order: no rows are compared, no collision can give a wrong match.
 """
 
 from __future__ import annotations
@@ -47,110 +53,164 @@ def find_rows(w_lo, w_hi, table, queries, out):
         out[i] = lo if found else -1
 
 
-_H1 = np.uint64(0x9E3779B97F4A7C15)
-_H2 = np.uint64(0xBF58476D1CE4E5B9)
+#: An empty slot of the scoring index (no key is all ones: a node id is below 2**32 - 1).
+EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
+_M1 = np.uint64(0x9E3779B97F4A7C15)
+_M2 = np.uint64(0xBF58476D1CE4E5B9)
+_LOW = np.uint64(0xFFFFFFFF)
 
 
 @kernel
-def _hash_words(a, start, n):
-    """Hash of the ids ``a[start:start + n]`` (the same function as the estimation's row hash)."""
-    h = np.uint64(n) * _H1
-    for c in range(n):
-        h = (h ^ np.uint64(a[start + c])) * _H2
-        h ^= h >> np.uint64(31)
-    return h
+def _mix(h, w):
+    """The index hash of a reversed row grown by the word ``w`` (``h = _M1`` before the first)."""
+    h = (h ^ np.uint64(w)) * _M2
+    return h ^ (h >> np.uint64(29))
 
 
 @kernel
-def build_slots(w_lo, w_hi, flat, row_off, nrows, slot_off, slots):
-    """Hash index of every order's rows: order ``n`` in ``slots[slot_off[n]:slot_off[n + 1]]``
-    (a power of two, filled with -1 by the caller), linear probing. Orders in parallel."""
-    for n in range(w_lo + 1, w_hi + 1):  # orders 1 + lo .. hi
-        base = slot_off[n]
-        mask = np.uint64(slot_off[n + 1] - base - 1)
+def _home(h, size):
+    """The first slot probed for hash ``h`` in a table of ``size`` slots (multiply-shift)."""
+    return np.int64(((h >> np.uint64(32)) * np.uint64(size)) >> np.uint64(32))
+
+
+@kernel
+def index_parents(flat, row_off, nrows, val_off, parent):
+    """``parent[val_off[n] + r]`` = the row of order ``n - 1`` that is row ``r``'s first ``n - 1``
+    words (the n-gram it extends in a search), or -1 where that row is missing or itself
+    unreachable; orders 2 .. N in turn, each one merge pass over the two sorted tables (O(rows))."""
+    for n in range(2, nrows.shape[0]):
+        m = nrows[n]
+        mp = nrows[n - 1]
+        j = np.int64(0)
+        for r in range(m):
+            p = row_off[n] + r * n
+            while j < mp:  # first row of order n - 1 >= the prefix
+                q = row_off[n - 1] + j * (n - 1)
+                less = False
+                for k in range(n - 1):
+                    a = flat[q + k]
+                    b = flat[p + k]
+                    if a != b:
+                        less = a < b
+                        break
+                if not less:
+                    break
+                j += 1
+            found = j < mp
+            if found:
+                q = row_off[n - 1] + j * (n - 1)
+                for k in range(n - 1):
+                    if flat[q + k] != flat[p + k]:
+                        found = False
+                        break
+            if found and n > 2 and parent[val_off[n - 1] + j] < 0:
+                found = False
+            parent[val_off[n] + r] = j if found else -1
+
+
+@kernel
+def index_insert(w_lo, w_hi, flat, row_off, nrows, val_off, prob, backoff, parent, base, size, index, values, node):
+    """Every reachable row of orders ``2 + w_lo .. 1 + w_hi`` into its order's table of the
+    scoring index (linear probing from the hash of its words); the key is ``parent row << 32 |
+    first word`` until :func:`index_relink`. ``node[val_off[n] + r]`` = its slot in the order's
+    table (-1: unreachable)."""
+    for n in range(w_lo + 2, w_hi + 2):
+        b = base[n]
+        sz = size[n]
         for r in range(nrows[n]):
-            h = _hash_words(flat, row_off[n] + r * n, n) & mask
-            while slots[base + h] >= 0:
-                h = (h + np.uint64(1)) & mask
-            slots[base + h] = r
+            v = val_off[n] + r
+            node[v] = -1
+            if parent[v] < 0:
+                continue
+            p = row_off[n] + r * n
+            h = _M1
+            for k in range(n):
+                h = _mix(h, flat[p + k])
+            s = _home(h, sz)
+            while index[b + s, 0] != EMPTY:
+                s += 1
+                if s == sz:
+                    s = 0
+            index[b + s, 0] = (np.uint64(parent[v]) << np.uint64(32)) | np.uint64(flat[p + n - 1])
+            values[b + s, 1] = prob[v]
+            values[b + s, 2] = backoff[v]
+            node[v] = s
 
 
 @kernel
-def find_flat(flat, row_off, nrows, slots, slot_off, n, query, qstart):
-    """Index in order ``n`` of the reversed row ``query[qstart:qstart + n]``, or -1 (hashed).
+def index_relink(w_lo, w_hi, val_off, base, size, index, node):
+    """Keys of orders ``3 + w_lo .. 2 + w_hi``: the parent's row becomes the parent's slot (its
+    node), so a search needs no rows, only the slot it found one order down."""
+    for n in range(w_lo + 3, w_hi + 3):
+        b = base[n]
+        for s in range(size[n]):
+            k = index[b + s, 0]
+            if k != EMPTY:
+                r = np.int64(k >> np.uint64(32))
+                index[b + s, 0] = (np.uint64(node[val_off[n - 1] + r]) << np.uint64(32)) | (k & _LOW)
 
-    A unigram is looked up directly where row ``w`` is the word ``w`` (every model's unigrams
-    are its whole vocabulary in id order; otherwise the hash finds it)."""
-    if nrows[n] == 0:
-        return -1
-    if n == 1:
-        w = query[qstart]
-        if w < nrows[1] and flat[row_off[1] + w] == w:
-            return np.int64(w)
-    base = slot_off[n]
-    mask = np.uint64(slot_off[n + 1] - base - 1)
-    h = _hash_words(query, qstart, n) & mask
+
+@kernel
+def _probe(index, b, sz, h, key):
+    """The slot of ``key`` in the table of ``sz`` slots at ``b`` (probing from hash ``h``), or -1."""
+    if sz == 0:
+        return np.int64(-1)
+    s = _home(h, sz)
     while True:
-        r = slots[base + h]
-        if r < 0:
-            return -1
-        p = row_off[n] + np.int64(r) * n
-        same = True
-        for k in range(n):
-            if flat[p + k] != query[qstart + k]:
-                same = False
-                break
-        if same:
-            return np.int64(r)
-        h = (h + np.uint64(1)) & mask
+        k = index[b + s, 0]
+        if k == key:
+            return b + s
+        if k == EMPTY:
+            return np.int64(-1)
+        s += 1
+        if s == sz:
+            s = 0
 
 
 @kernel
-def _score_one(flat, row_off, nrows, prob, backoff, val_off, slots, slot_off, order, query, hist):
+def _extend(index, base, size, query, qstart, n_max, nodes):
+    """The longest reversed row ``query[qstart:qstart + n]``, ``n <= n_max``, that a search
+    reaches (one word at a time, as KenLM's); ``nodes[n]`` = its node per length (the word for
+    ``n = 1``, else the slot in ``index``). Returns the length found (>= 1: every word is a unigram).
+    """
+    w = query[qstart]
+    nodes[1] = np.int64(w)
+    h = _mix(_M1, w)
+    node = np.int64(w)
+    length = 1
+    for n in range(2, n_max + 1):
+        w = query[qstart + n - 1]
+        h = _mix(h, w)
+        local = node if n == 2 else node - base[n - 1]  # the node as keys spell it: its slot within its order
+        slot = _probe(index, base[n], size[n], h, (np.uint64(local) << np.uint64(32)) | np.uint64(w))
+        if slot < 0:
+            break
+        node = slot
+        nodes[n] = slot
+        length = n
+    return length
+
+
+@kernel
+def _score_one(index, values, base, size, uprob, uback, order, query, hist, nodes):
     """log10 p(query[0] | query[1:1 + hist]) with ARPA backoff; also the matched length.
 
     ``query`` is the reversed (word, previous word, ...) of which ``hist`` context words are
-    valid. Longest match first found by extending one word at a time (KenLM's search); the
+    valid. Longest match first, found by extending one word at a time (KenLM's search); the
     backoffs of the contexts longer than the match are added.
     """
-    top = min(order, hist + 1)
-    matched = 1
-    idx = find_flat(flat, row_off, nrows, slots, slot_off, 1, query, 0)
-    p = prob[val_off[1] + idx]
-    for n in range(2, top + 1):
-        idx = find_flat(flat, row_off, nrows, slots, slot_off, n, query, 0)
-        if idx < 0:
-            break
-        p = prob[val_off[n] + idx]
-        matched = n
-    for n in range(matched, min(order - 1, hist) + 1):
-        idx = find_flat(flat, row_off, nrows, slots, slot_off, n, query, 1)
-        if idx < 0:
-            break
-        p += backoff[val_off[n] + idx]
+    matched = _extend(index, base, size, query, 0, min(order, hist + 1), nodes)
+    p = uprob[query[0]] if matched == 1 else values[nodes[matched], 1]
+    top = min(order - 1, hist)
+    if top >= matched:
+        found = _extend(index, base, size, query, 1, top, nodes)
+        for n in range(matched, min(top, found) + 1):
+            p += uback[query[1]] if n == 1 else values[nodes[n], 2]
     return p, matched
 
 
 @kernel
-def score_sentences(
-    lo,
-    hi,
-    flat,
-    row_off,
-    nrows,
-    prob,
-    backoff,
-    val_off,
-    slots,
-    slot_off,
-    order,
-    ids,
-    starts,
-    bos,
-    out,
-    matched,
-    n_spans,
-):
+def score_sentences(lo, hi, index, values, base, size, uprob, uback, order, ids, starts, bos, out, matched, n_spans):
     """Per-token log10 probabilities of sentences of model ids.
 
     Sentence ``s`` is ``ids[starts[s]:starts[s + 1]]`` (its ``</s>`` included as the last id);
@@ -162,27 +222,22 @@ def score_sentences(
     for c in range(lo, hi):
         score_span(
             S * c // n_spans, S * (c + 1) // n_spans,
-            flat, row_off, nrows, prob, backoff, val_off, slots, slot_off, order, ids, starts, bos, out, matched,
+            index, values, base, size, uprob, uback, order, ids, starts, bos, out, matched,
         )  # fmt: skip
 
 
 @kernel
-def score_span(
-    s_lo, s_hi, flat, row_off, nrows, prob, backoff, val_off, slots, slot_off, order, ids, starts, bos, out, matched
-):
+def score_span(s_lo, s_hi, index, values, base, size, uprob, uback, order, ids, starts, bos, out, matched):
     """Sentences ``s_lo <= s < s_hi`` of :func:`score_sentences`. As KenLM's state does, the
-    n-grams found for a token are kept: they are the next token's contexts, so their backoffs
-    need no lookup."""
+    nodes found for a token are kept: they are the next token's contexts, so their backoffs
+    need no lookup. Each token costs one probe sequence per order matched (one cache line for
+    most, in a table far larger than the caches): O(tokens * order)."""
     query = np.empty(order, np.uint32)
-    prev = np.empty(order + 1, np.int64)  # index of the n-gram of length n ending before
+    prev = np.empty(order + 1, np.int64)  # node of the n-gram of length n ending before
     cur = np.empty(order + 1, np.int64)
     for s in range(s_lo, s_hi):
-        for n in range(order + 1):
-            prev[n] = -1
-            cur[n] = -1
-        query[0] = bos
-        prev[1] = find_flat(flat, row_off, nrows, slots, slot_off, 1, query, 0)
-        prev_len = 1 if prev[1] >= 0 else 0
+        prev[1] = bos
+        prev_len = 1
         b = starts[s]
         for i in range(b, starts[s + 1]):
             query[0] = ids[i]
@@ -198,22 +253,25 @@ def score_span(
                     hist += 1
                     break
             # as KenLM's state: an n-gram can only extend a context found for the previous token
-            top = min(order, hist + 1, prev_len + 1)
+            w = query[0]
+            node = np.int64(w)
+            cur[1] = node
+            p = uprob[w]
             m = 1
-            idx = find_flat(flat, row_off, nrows, slots, slot_off, 1, query, 0)
-            cur[1] = idx
-            p = prob[val_off[1] + idx]
-            for n in range(2, top + 1):
-                idx = find_flat(flat, row_off, nrows, slots, slot_off, n, query, 0)
-                if idx < 0:
+            h = _mix(_M1, w)
+            for n in range(2, min(order, hist + 1, prev_len + 1) + 1):
+                w = query[n - 1]
+                h = _mix(h, w)
+                local = node if n == 2 else node - base[n - 1]
+                slot = _probe(index, base[n], size[n], h, (np.uint64(local) << np.uint64(32)) | np.uint64(w))
+                if slot < 0:
                     break
-                cur[n] = idx
-                p = prob[val_off[n] + idx]
+                node = slot
+                cur[n] = slot
+                p = values[slot, 1]
                 m = n
-            for n in range(m, min(order - 1, hist) + 1):  # contexts longer than the match
-                if n > prev_len:
-                    break
-                p += backoff[val_off[n] + prev[n]]
+            for n in range(m, min(order - 1, hist, prev_len) + 1):  # contexts longer than the match
+                p += uback[prev[1]] if n == 1 else values[prev[n], 2]
             out[i] = p
             matched[i] = m
             for n in range(1, m + 1):
@@ -222,13 +280,12 @@ def score_span(
 
 
 @kernel
-def score_queries(
-    w_lo, w_hi, flat, row_off, nrows, prob, backoff, val_off, slots, slot_off, order, queries, hists, out
-):
+def score_queries(w_lo, w_hi, index, values, base, size, uprob, uback, order, queries, hists, out):
     """``out[i]`` = log10 p(queries[i, 0] | queries[i, 1:1 + hists[i]]) (reversed rows)."""
+    nodes = np.empty(order + 1, np.int64)
     for i in range(w_lo, w_hi):
         q = queries[i].copy()
-        p, m = _score_one(flat, row_off, nrows, prob, backoff, val_off, slots, slot_off, order, q, hists[i])
+        p, m = _score_one(index, values, base, size, uprob, uback, order, q, hists[i], nodes)
         out[i] = p
 
 

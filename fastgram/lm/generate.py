@@ -30,7 +30,7 @@ UNK, BOS, EOS = 0, 1, 2
 
 def derive_u(lm):
     """``u(h w) = 10**prob(h w) - 10**backoff(h) * p(w | h[1:])`` (clipped at 0) per order."""
-    tables = lm.tables()
+    index = lm.score_index()
     us = [10.0 ** lm.prob[0]]
     for n in range(2, lm.order + 1):
         R = lm.rows[n - 1]
@@ -41,7 +41,7 @@ def derive_u(lm):
         lower = np.empty(m)
         if m:
             parallel_for(
-                _k.score_queries, len(queries), (*tables, lm.order, queries, np.full(m, n - 2, np.int64), lower)
+                _k.score_queries, len(queries), (*index, lm.order, queries, np.full(m, n - 2, np.int64), lower)
             )
         ctx = np.empty(m, np.int64)
         if m:
@@ -135,7 +135,7 @@ def generate_ids(lm, n: int, max_length: int, *, seed, temperature: float = 1.0,
         raise ValueError(f"temperature must be positive and finite, got {temperature}")
     _checks.check_result_size((n, max_length), 4, "max_length")
     t = tables(lm, temperature)
-    flat, row_off, nrows = lm.tables()[:3]
+    flat, row_off, nrows = lm.tables()
     out = np.zeros((n, max_length), np.uint32)
     lengths = np.zeros(n, np.int64)
     if n and max_length:

@@ -22,6 +22,10 @@ FORMAT_VERSION = 1
 SPECIAL_WORDS = ("<unk>", "<s>", "</s>")
 
 
+#: Node ids of the scoring index are below this (32 bits, all ones marks an empty slot).
+_NODE_LIMIT = (1 << 32) - 1
+
+
 def _one_buffer(parts, dtype) -> np.ndarray:
     """The arrays ``parts`` raveled end to end, (total,) ``dtype``: the buffer they already are
     when they are consecutive C-contiguous pieces of one array (as :meth:`NGramLM.read_arpa`
@@ -98,6 +102,7 @@ class NGramLM:
         self._lookup = None
         self._vocab = None
         self._tables = None
+        self._index = None
         self._gen_tables = None
 
     # -- construction -----------------------------------------------------------------------
@@ -499,30 +504,59 @@ class NGramLM:
     # -- kernel tables ------------------------------------------------------------------------
 
     def tables(self):
-        """Flat lookup tables for the kernels: ``(flat, row_off, nrows, prob, backoff, val_off, slots,
-        slot_off)`` (the rows of every order, their values, and a hash index of each order)."""
+        """The rows of every order in one buffer, for the generation kernel: ``(flat, row_off,
+        nrows)`` (see :mod:`fastgram.kernels.lm`)."""
         if self._tables is None:
             N = self.order
             nrows = np.zeros(N + 1, np.int64)
             row_off = np.zeros(N + 1, np.int64)
-            val_off = np.zeros(N + 1, np.int64)
-            off = voff = 0
+            off = 0
             for n in range(1, N + 1):
                 nrows[n] = len(self.rows[n - 1])
                 row_off[n] = off
-                val_off[n] = voff
                 off += nrows[n] * n
-                voff += nrows[n]
-            flat = _one_buffer(self.rows, np.uint32)
+            self._tables = (_one_buffer(self.rows, np.uint32), row_off, nrows)
+        return self._tables
+
+    def score_index(self):
+        """The scoring kernels' hash index: ``(index, values, base, size, uprob, uback)``.
+
+        Order ``n >= 2`` has a table of ``size[n]`` slots (1.5 per n-gram, linear probing) at
+        ``base[n]`` in ``index`` (uint64 (slots, 3)): slot ``s`` holds the key ``parent << 32 |
+        w`` (the n-gram's slot one order down, or the word for bigrams, and its first word) and,
+        in ``values`` (the same memory as float64), the n-gram's log10 probability and backoff.
+        A search extends a context one word at a time and reads one slot (one cache line) per
+        order, with no rows to compare. Unigrams are ``uprob`` / ``uback`` by word id.
+        Memory: 36 bytes per n-gram of order >= 2; built in O(n-grams), orders in parallel.
+        """
+        if self._index is None:
+            N = self.order
+            counts = [len(r) for r in self.rows]
+            nrows = np.array([0] + counts, np.int64)
+            val_off = np.zeros(N + 1, np.int64)
+            val_off[1:] = np.cumsum([0] + counts[:-1])
+            size = np.zeros(N + 1, np.int64)
+            for n in range(2, N + 1):
+                size[n] = counts[n - 1] + counts[n - 1] // 2 + 1 if counts[n - 1] else 0
+            if size.max() >= _NODE_LIMIT or len(self.words) >= _NODE_LIMIT:
+                raise ValueError(f"the model is too large to score: {size.max()} slots in one order")
+            base = np.zeros(N + 1, np.int64)
+            base[2:] = np.cumsum(size[2:]) - size[2:]
+            index = np.full((int(size.sum()), 3), _k.EMPTY, np.uint64)
+            values = index.view(np.float64)
+            flat, row_off, _ = self.tables()
             prob = _one_buffer(self.prob, np.float64)
             backoff = _one_buffer(self.backoff, np.float64)
-            sizes = [1 << max(int(2 * m - 1).bit_length(), 2) for m in nrows[1:].tolist()]
-            slot_off = np.zeros(N + 2, np.int64)
-            slot_off[2:] = np.cumsum(sizes)
-            slots = np.full(int(slot_off[-1]), -1, np.int32)
-            parallel_for(_k.build_slots, N, (flat, row_off, nrows, slot_off, slots))  # orders 1..N
-            self._tables = (flat, row_off, nrows, prob, backoff, val_off, slots, slot_off)
-        return self._tables
+            parent = np.empty(len(prob), np.int64)
+            node = np.empty(len(prob), np.int64)
+            _k.index_parents(flat, row_off, nrows, val_off, parent)  # O(rows), one merge pass
+            if N >= 2:
+                parallel_for(_k.index_insert, N - 1, (flat, row_off, nrows, val_off, prob, backoff, parent,
+                                                      base, size, index, values, node))  # fmt: skip
+            if N >= 3:
+                parallel_for(_k.index_relink, N - 2, (val_off, base, size, index, node))
+            self._index = (index, values, base, size, self.prob[0], self.backoff[0])
+        return self._index
 
     def u(self):
         """The uninterpolated probabilities ``u(h w)`` per order (derived from the ARPA values

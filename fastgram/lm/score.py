@@ -82,9 +82,6 @@ def _stream_sentences(ids: np.ndarray, is_sep: np.ndarray | None):
     return out, starts, None
 
 
-#: Substrings that send a list of sentences through the per-word path (:func:`_text_ids`).
-_SPECIAL = ("<s>", "</s>", "<unk>")
-
 #: Runs of sentences per thread that :func:`score_ids` deals out (a few each, so a thread with
 #: long sentences does not hold the others up; each run allocates its scratch once).
 SPANS_PER_THREAD = 8
@@ -93,13 +90,11 @@ SPANS_PER_THREAD = 8
 def _text_ids(lm, sentences):
     """``(ids, starts, oov)`` of a list of str in one pass of the model's word vocabulary over
     their joined text (lmplz's tokenisation, as per word), or None where that pass would not
-    read them as the per-word path does: a non-str entry, a newline inside a sentence, or a
-    special word's spelling anywhere."""
+    read them as the per-word path does: a non-str entry, a lone surrogate, a special word's
+    spelling (the pass refuses it) or a newline inside a sentence (one ``</s>`` too many)."""
     try:
         text = "\n".join(sentences)
     except TypeError:
-        return None
-    if text.count("\n") != max(len(sentences) - 1, 0) or any(w in text for w in _SPECIAL):
         return None
     if not sentences:
         return np.zeros(0, np.uint32), np.zeros(1, np.int64), np.zeros(0, bool)
@@ -107,8 +102,16 @@ def _text_ids(lm, sentences):
         data = (text + "\n").encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:  # a lone surrogate: no word of the model, per word it is <unk>
         return None
-    ids = lm.word_vocab().encode(data, oov="unk")
-    starts = np.concatenate([[0], np.flatnonzero(ids == EOS) + 1]).astype(np.int64)
+    try:
+        ids = lm.word_vocab().encode(data, oov="unk")
+    except ValueError:  # <s>, </s> or <unk> spelled in a sentence
+        return None
+    ends = np.flatnonzero(ids == EOS)
+    if len(ends) != len(sentences):
+        return None
+    starts = np.empty(len(ends) + 1, np.int64)
+    starts[0] = 0
+    starts[1:] = ends + 1
     return ids, starts, ids == UNK
 
 
@@ -159,12 +162,12 @@ def score(lm, sentences, *, separator=None) -> Scores:
 
 def score_ids(lm, ids, starts, oov=None) -> Scores:
     """Scores of sentences already as model ids (each ending in ``</s>``)."""
-    tables = lm.tables()
+    index = lm.score_index()
     out = np.empty(len(ids), np.float64)
     matched = np.empty(len(ids), np.int8)
     if len(ids):
         n_spans = max(1, min(len(starts) - 1, SPANS_PER_THREAD * num_threads()))
-        parallel_for(_k.score_sentences, n_spans, (*tables, lm.order, ids, starts, BOS, out, matched, n_spans))
+        parallel_for(_k.score_sentences, n_spans, (*index, lm.order, ids, starts, BOS, out, matched, n_spans))
     return Scores(out, starts, ids == UNK if oov is None else oov, matched)
 
 
@@ -189,6 +192,6 @@ def log10_prob(lm, word, context=()) -> float:
     rev = ids[::-1][: hist + 1]
     query[0, : hist + 1] = rev
     out = np.empty(1)
-    tables = lm.tables()  # outside the guard: building them launches a parallel kernel too
-    _k.score_queries(0, 1, *tables, lm.order, query, np.array([hist], np.int64), out)  # one query: this thread
+    index = lm.score_index()
+    _k.score_queries(0, 1, *index, lm.order, query, np.array([hist], np.int64), out)  # one query: this thread
     return float(out[0])
