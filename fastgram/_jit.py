@@ -104,6 +104,7 @@ __all__ = [
     "parallel_chunks",
     "even_bounds",
     "parallel_for",
+    "prefetch",
 ]
 
 #: Compile every kernel serially and uncached (``FASTGRAM_SERIAL=1``; see the module docstring).
@@ -277,6 +278,39 @@ def kernel(fn=None, *, parallel: bool = False, fastmath: bool = False):
         return dispatcher
 
     return wrap(fn) if fn is not None else wrap
+
+
+# --- memory hints -------------------------------------------------------------------------
+
+
+@intrinsic
+def prefetch(typingctx, arr, i):
+    """``prefetch(arr, i)``: ask the CPU to bring the cache line of ``arr[i]`` (of a 2-D array,
+    ``arr[i, 0]``) in for reading (LLVM's ``llvm.prefetch``). A hint only: it never faults,
+    even for an ``i`` out of bounds, and changes no result. Kernels that probe a table far
+    larger than the caches call it for a group of independent keys before probing them, so the
+    misses overlap instead of queueing one behind the other."""
+    if not isinstance(arr, types.Array) or arr.ndim not in (1, 2) or not isinstance(i, types.Integer):
+        raise TypingError("prefetch(arr, i): arr must be a 1-D or 2-D array and i an integer")
+
+    def codegen(context, builder, signature, llargs):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, llargs[0])
+        index = context.cast(builder, llargs[1], signature.args[1], types.intp)
+        indices = [index] if aryty.ndim == 1 else [index, context.get_constant(types.intp, 0)]
+        shape = cgutils.unpack_tuple(builder, ary.shape)
+        strides = cgutils.unpack_tuple(builder, ary.strides)
+        ptr = cgutils.get_item_pointer2(
+            context, builder, ary.data, shape, strides, aryty.layout, indices, wraparound=False, boundscheck=False
+        )
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])  # read, keep, data
+        return context.get_dummy_value()
+
+    return types.none(arr, i), codegen
 
 
 # --- the parallel launcher --------------------------------------------------------------------

@@ -11,6 +11,7 @@ import textwrap
 import time
 
 import _launch_bodies
+import numba
 import numpy as np
 import pytest
 from numba.core import caching as _caching
@@ -253,3 +254,26 @@ def test_bounds_checks_reach_kernels_on_the_parallel_path(tmp_path):
         PYTHONPATH=os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]),
     )
     assert result.stdout.split() == ["True", "True"], result.stdout + result.stderr[-2000:]
+
+
+def test_prefetch_is_a_hint_that_never_faults_nor_changes_results():
+    @numba.njit
+    def total(a, b, far):
+        s = 0.0
+        for i in range(a.shape[0]):
+            _jit.prefetch(a, i + 1)  # past the end on the last i
+            _jit.prefetch(b, far)  # far outside the array: a hint, not a load
+            s += a[i] + b[i % b.shape[0], 1]
+        return s
+
+    a = np.arange(100.0)
+    b = np.arange(30.0).reshape(10, 3)
+    assert total(a, b, 1 << 40) == a.sum() + b[:, 1].sum() * 10
+    assert total(a, b[:, ::2].copy(), -(1 << 20)) == a.sum() + b[:, 2].sum() * 10
+
+    @numba.njit
+    def cube(c):
+        _jit.prefetch(c, 0)
+
+    with pytest.raises(numba.core.errors.TypingError, match="1-D or 2-D"):
+        cube(np.zeros((2, 2, 2)))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastgram._jit import kernel
+from fastgram._jit import kernel, prefetch
 from fastgram.kernels.random import below, seed_key, stream_key, uniform, word
 
 
@@ -108,46 +108,67 @@ def index_parents(flat, row_off, nrows, val_off, parent):
             parent[val_off[n] + r] = j if found else -1
 
 
+#: Rows whose home slots :func:`index_insert` prefetches together before inserting them.
+INSERT_GROUP = 16
+
+
 @kernel
 def index_insert(w_lo, w_hi, flat, row_off, nrows, val_off, prob, backoff, parent, base, size, index, values, node):
     """Every reachable row of orders ``2 + w_lo .. 1 + w_hi`` into its order's table of the
     scoring index (linear probing from the hash of its words); the key is ``parent row << 32 |
     first word`` until :func:`index_relink`. ``node[val_off[n] + r]`` = its slot in the order's
-    table (-1: unreachable)."""
+    table (-1: unreachable). Rows go in groups of :data:`INSERT_GROUP` whose home slots are
+    prefetched first, so their cache misses overlap."""
+    homes = np.empty(INSERT_GROUP, np.int64)
     for n in range(w_lo + 2, w_hi + 2):
         b = base[n]
         sz = size[n]
-        for r in range(nrows[n]):
-            v = val_off[n] + r
-            node[v] = -1
-            if parent[v] < 0:
-                continue
-            p = row_off[n] + r * n
-            h = _M1
-            for k in range(n):
-                h = _mix(h, flat[p + k])
-            s = _home(h, sz)
-            while index[b + s, 0] != EMPTY:
-                s += 1
-                if s == sz:
-                    s = 0
-            index[b + s, 0] = (np.uint64(parent[v]) << np.uint64(32)) | np.uint64(flat[p + n - 1])
-            values[b + s, 1] = prob[v]
-            values[b + s, 2] = backoff[v]
-            node[v] = s
+        m = nrows[n]
+        for g in range(0, m, INSERT_GROUP):
+            g_hi = min(g + INSERT_GROUP, m)
+            for r in range(g, g_hi):
+                p = row_off[n] + r * n
+                h = _M1
+                for k in range(n):
+                    h = _mix(h, flat[p + k])
+                homes[r - g] = _home(h, sz)
+                prefetch(index, b + homes[r - g])
+            for r in range(g, g_hi):
+                v = val_off[n] + r
+                node[v] = -1
+                if parent[v] < 0:
+                    continue
+                s = homes[r - g]
+                while index[b + s, 0] != EMPTY:
+                    s += 1
+                    if s == sz:
+                        s = 0
+                p = row_off[n] + r * n
+                index[b + s, 0] = (np.uint64(parent[v]) << np.uint64(32)) | np.uint64(flat[p + n - 1])
+                values[b + s, 1] = prob[v]
+                values[b + s, 2] = backoff[v]
+                node[v] = s
 
 
 @kernel
 def index_relink(w_lo, w_hi, val_off, base, size, index, node):
     """Keys of orders ``3 + w_lo .. 2 + w_hi``: the parent's row becomes the parent's slot (its
-    node), so a search needs no rows, only the slot it found one order down."""
+    node), so a search needs no rows, only the slot it found one order down. Slots go in
+    groups of :data:`INSERT_GROUP` whose parents' nodes are prefetched first."""
     for n in range(w_lo + 3, w_hi + 3):
         b = base[n]
-        for s in range(size[n]):
-            k = index[b + s, 0]
-            if k != EMPTY:
-                r = np.int64(k >> np.uint64(32))
-                index[b + s, 0] = (np.uint64(node[val_off[n - 1] + r]) << np.uint64(32)) | (k & _LOW)
+        sz = size[n]
+        for g in range(0, sz, INSERT_GROUP):
+            g_hi = min(g + INSERT_GROUP, sz)
+            for s in range(g, g_hi):
+                k = index[b + s, 0]
+                if k != EMPTY:
+                    prefetch(node, val_off[n - 1] + np.int64(k >> np.uint64(32)))
+            for s in range(g, g_hi):
+                k = index[b + s, 0]
+                if k != EMPTY:
+                    r = np.int64(k >> np.uint64(32))
+                    index[b + s, 0] = (np.uint64(node[val_off[n - 1] + r]) << np.uint64(32)) | (k & _LOW)
 
 
 @kernel
@@ -235,6 +256,7 @@ def score_span(s_lo, s_hi, index, values, base, size, uprob, uback, order, ids, 
     query = np.empty(order, np.uint32)
     prev = np.empty(order + 1, np.int64)  # node of the n-gram of length n ending before
     cur = np.empty(order + 1, np.int64)
+    hashes = np.empty(order + 1, np.uint64)
     for s in range(s_lo, s_hi):
         prev[1] = bos
         prev_len = 1
@@ -258,12 +280,17 @@ def score_span(s_lo, s_hi, index, values, base, size, uprob, uback, order, ids, 
             cur[1] = node
             p = uprob[w]
             m = 1
+            top = min(order, hist + 1, prev_len + 1)
             h = _mix(_M1, w)
-            for n in range(2, min(order, hist + 1, prev_len + 1) + 1):
+            for n in range(2, top + 1):  # every order's home slot at once: the misses overlap
+                h = _mix(h, query[n - 1])
+                hashes[n] = h
+                if size[n] > 0:
+                    prefetch(index, base[n] + _home(h, size[n]))
+            for n in range(2, top + 1):
                 w = query[n - 1]
-                h = _mix(h, w)
                 local = node if n == 2 else node - base[n - 1]
-                slot = _probe(index, base[n], size[n], h, (np.uint64(local) << np.uint64(32)) | np.uint64(w))
+                slot = _probe(index, base[n], size[n], hashes[n], (np.uint64(local) << np.uint64(32)) | np.uint64(w))
                 if slot < 0:
                     break
                 node = slot
