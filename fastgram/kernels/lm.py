@@ -73,60 +73,59 @@ def _home(h, size):
     return np.int64(((h >> np.uint64(32)) * np.uint64(size)) >> np.uint64(32))
 
 
-@kernel
-def index_parents(flat, row_off, nrows, val_off, parent):
-    """``parent[val_off[n] + r]`` = the row of order ``n - 1`` that is row ``r``'s first ``n - 1``
-    words (the n-gram it extends in a search), or -1 where that row is missing or itself
-    unreachable; orders 2 .. N in turn, each one merge pass over the two sorted tables (O(rows))."""
-    for n in range(2, nrows.shape[0]):
-        m = nrows[n]
-        mp = nrows[n - 1]
-        j = np.int64(0)
-        for r in range(m):
-            p = row_off[n] + r * n
-            while j < mp:  # first row of order n - 1 >= the prefix
-                q = row_off[n - 1] + j * (n - 1)
-                less = False
-                for k in range(n - 1):
-                    a = flat[q + k]
-                    b = flat[p + k]
-                    if a != b:
-                        less = a < b
-                        break
-                if not less:
-                    break
-                j += 1
-            found = j < mp
-            if found:
-                q = row_off[n - 1] + j * (n - 1)
-                for k in range(n - 1):
-                    if flat[q + k] != flat[p + k]:
-                        found = False
-                        break
-            if found and n > 2 and parent[val_off[n - 1] + j] < 0:
-                found = False
-            parent[val_off[n] + r] = j if found else -1
-
-
 #: Rows whose home slots :func:`index_insert` prefetches together before inserting them.
 INSERT_GROUP = 16
 
 
 @kernel
-def index_insert(w_lo, w_hi, flat, row_off, nrows, val_off, prob, backoff, parent, base, size, index, values, node):
-    """Every reachable row of orders ``2 + w_lo .. 1 + w_hi`` into its order's table of the
-    scoring index (linear probing from the hash of its words); the key is ``parent row << 32 |
-    first word`` until :func:`index_relink`. ``node[val_off[n] + r]`` = its slot in the order's
-    table (-1: unreachable). Rows go in groups of :data:`INSERT_GROUP` whose home slots are
-    prefetched first, so their cache misses overlap."""
+def _parent_row(flat, row_off, nrows, n, r, j):
+    """The row of order ``n - 1`` that is row ``r``'s first ``n - 1`` words (the n-gram it
+    extends in a search), searching from row ``j`` on (the previous row's answer: both tables
+    are sorted, so one pass over them answers every row); ``(row or -1, next j)``."""
+    p = row_off[n] + r * n
+    mp = nrows[n - 1]
+    while j < mp:  # first row of order n - 1 >= the prefix
+        q = row_off[n - 1] + j * (n - 1)
+        less = False
+        for k in range(n - 1):
+            a = flat[q + k]
+            c = flat[p + k]
+            if a != c:
+                less = a < c
+                break
+        if not less:
+            break
+        j += 1
+    if j >= mp:
+        return np.int64(-1), j
+    q = row_off[n - 1] + j * (n - 1)
+    for k in range(n - 1):
+        if flat[q + k] != flat[p + k]:
+            return np.int64(-1), j
+    return j, j
+
+
+@kernel
+def index_insert(w_lo, w_hi, flat, row_off, nrows, val_off, prob, backoff, base, size, index, values, node):
+    """Orders ``2 + w_lo .. 1 + w_hi`` of the scoring index: each order's slots set empty, then
+    every row whose first ``n - 1`` words are a row one order down inserted (linear probing from
+    the hash of its words) with the key ``parent row << 32 | last word`` until
+    :func:`index_relink`. ``node[val_off[n] + r]`` = its slot (-1: no such parent, the search
+    never reaches it). Rows go in groups of :data:`INSERT_GROUP` whose home slots are
+    prefetched first, so their cache misses overlap. O(rows of the orders)."""
     homes = np.empty(INSERT_GROUP, np.int64)
+    parents = np.empty(INSERT_GROUP, np.int64)
     for n in range(w_lo + 2, w_hi + 2):
         b = base[n]
         sz = size[n]
+        for s in range(sz):
+            index[b + s, 0] = EMPTY
         m = nrows[n]
+        j = np.int64(0)
         for g in range(0, m, INSERT_GROUP):
             g_hi = min(g + INSERT_GROUP, m)
             for r in range(g, g_hi):
+                parents[r - g], j = _parent_row(flat, row_off, nrows, n, r, j)
                 p = row_off[n] + r * n
                 h = _M1
                 for k in range(n):
@@ -136,7 +135,7 @@ def index_insert(w_lo, w_hi, flat, row_off, nrows, val_off, prob, backoff, paren
             for r in range(g, g_hi):
                 v = val_off[n] + r
                 node[v] = -1
-                if parent[v] < 0:
+                if parents[r - g] < 0:
                     continue
                 s = homes[r - g]
                 while index[b + s, 0] != EMPTY:
@@ -144,7 +143,7 @@ def index_insert(w_lo, w_hi, flat, row_off, nrows, val_off, prob, backoff, paren
                     if s == sz:
                         s = 0
                 p = row_off[n] + r * n
-                index[b + s, 0] = (np.uint64(parent[v]) << np.uint64(32)) | np.uint64(flat[p + n - 1])
+                index[b + s, 0] = (np.uint64(parents[r - g]) << np.uint64(32)) | np.uint64(flat[p + n - 1])
                 values[b + s, 1] = prob[v]
                 values[b + s, 2] = backoff[v]
                 node[v] = s
@@ -153,8 +152,10 @@ def index_insert(w_lo, w_hi, flat, row_off, nrows, val_off, prob, backoff, paren
 @kernel
 def index_relink(w_lo, w_hi, val_off, base, size, index, node):
     """Keys of orders ``3 + w_lo .. 2 + w_hi``: the parent's row becomes the parent's slot (its
-    node), so a search needs no rows, only the slot it found one order down. Slots go in
-    groups of :data:`INSERT_GROUP` whose parents' nodes are prefetched first."""
+    node), so a search needs no rows, only the slot it found one order down. A parent the
+    search never reaches (node -1) gives the parent part ``2**32 - 1``, which no search
+    spells: its children are unreachable too. Slots go in groups of :data:`INSERT_GROUP` whose
+    parents' nodes are prefetched first."""
     for n in range(w_lo + 3, w_hi + 3):
         b = base[n]
         sz = size[n]

@@ -542,17 +542,15 @@ class NGramLM:
                 raise ValueError(f"the model is too large to score: {size.max()} slots in one order")
             base = np.zeros(N + 1, np.int64)
             base[2:] = np.cumsum(size[2:]) - size[2:]
-            index = np.full((int(size.sum()), 3), _k.EMPTY, np.uint64)
+            index = np.empty((int(size.sum()), 3), np.uint64)  # set empty by index_insert, in parallel
             values = index.view(np.float64)
             flat, row_off, _ = self.tables()
             prob = _one_buffer(self.prob, np.float64)
             backoff = _one_buffer(self.backoff, np.float64)
-            parent = np.empty(len(prob), np.int64)
             node = np.empty(len(prob), np.int64)
-            _k.index_parents(flat, row_off, nrows, val_off, parent)  # O(rows), one merge pass
             if N >= 2:
-                parallel_for(_k.index_insert, N - 1, (flat, row_off, nrows, val_off, prob, backoff, parent,
-                                                      base, size, index, values, node))  # fmt: skip
+                args = (flat, row_off, nrows, val_off, prob, backoff, base, size, index, values, node)
+                parallel_for(_k.index_insert, N - 1, args)
             if N >= 3:
                 parallel_for(_k.index_relink, N - 2, (val_off, base, size, index, node))
             self._index = (index, values, base, size, self.prob[0], self.backoff[0])
