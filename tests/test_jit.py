@@ -221,6 +221,21 @@ def test_parallel_chunks_follows_changing_argument_types():
                 np.testing.assert_array_equal(out, x * dtype(2))
 
 
+def test_bodies_borrow_their_array_arguments():
+    """The launcher hands a body its arrays without their reference counts (so chunks on other
+    threads do not contend for them): views, copies and calls inside the body still work, and
+    the caller's arrays are left as they were, reference counts included."""
+    x = np.arange(600.0).reshape(200, 3)
+    out = np.zeros(200)
+    before = (sys.getrefcount(x), sys.getrefcount(out))
+    for chunks in (1, 2, 7, 200):
+        out[:] = 0
+        _jit.parallel_chunks(_launch_bodies.views_and_copies, _jit.even_bounds(200, chunks), (out, x))
+        np.testing.assert_array_equal(out, 3 * x.sum(axis=1))
+    assert (sys.getrefcount(x), sys.getrefcount(out)) == before
+    np.testing.assert_array_equal(x, np.arange(600.0).reshape(200, 3))
+
+
 def test_parallel_chunks_reports_a_failed_chunk():
     out = np.zeros(10, np.int64)
     with pytest.raises(RuntimeError, match=r"fails_on_chunk failed in a parallel chunk \(status"):
