@@ -566,16 +566,18 @@ def test_the_scoring_index_finds_every_ngram(order):
 def test_an_ngram_whose_suffix_is_missing_is_never_matched(tmp_path):
     """A search extends a context one word at a time (as KenLM's), so an n-gram whose shorter
     part is not in the model is never reached: scores equal the model without it."""
-    lines = ["\\data\\", "ngram 1=6", "ngram 2=3", "ngram 3=1", "", "\\1-grams:",
+    lines = ["\\data\\", "ngram 1=7", "ngram 2=3", "ngram 3=1", "ngram 4=1", "", "\\1-grams:",
              "-1.0\t<unk>\t0", "-99\t<s>\t-0.3", "-0.7\t</s>\t0", "-0.5\ta\t-0.2", "-0.6\tb\t-0.1",
-             "-0.8\tx\t-0.15", "", "\\2-grams:", "-0.3\t<s> x\t-0.1", "-0.4\tx a\t-0.05", "-0.2\tb </s>", "",
-             "\\3-grams:", "-0.01\tx a b", "", "\\end\\", ""]  # fmt: skip
+             "-0.8\tx\t-0.15", "-0.9\ty\t-0.12", "", "\\2-grams:", "-0.3\t<s> x\t-0.1", "-0.4\tx a\t-0.05",
+             "-0.2\tb </s>", "", "\\3-grams:", "-0.01\tx a b\t-0.02", "", "\\4-grams:", "-0.02\ty x a b", "",
+             "\\end\\", ""]  # fmt: skip
     path = tmp_path / "m.arpa"
     path.write_text("\n".join(lines), encoding="utf-8")
     lm = NGramLM.read_arpa(path)
-    model = {"order": 3, "ngrams": lm.to_dict()}
-    del model["ngrams"][3][("x", "a", "b")]  # "a b" is not a bigram: no search reaches it
-    test = [["x", "a", "b"], ["a", "b"], ["x", "a"]]
+    model = {"order": 4, "ngrams": lm.to_dict()}
+    del model["ngrams"][3][("x", "a", "b")]  # "a b" is not a bigram: no search reaches it,
+    del model["ngrams"][4][("y", "x", "a", "b")]  # nor the 4-gram that extends it
+    test = [["x", "a", "b"], ["a", "b"], ["x", "a"], ["y", "x", "a", "b"]]
     want = ref.lm_score(model, test)
     scores = lm.score([" ".join(t) for t in test])
     for i, w in enumerate(want):
