@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from fastgram import BigramCounter, NGramCounts, Vocab, __version__, count_ngrams, reference
+from fastgram.app import cli
 from fastgram.app.cli import main
 from fastgram.lm import NGramLM
 
@@ -96,6 +97,23 @@ def test_count_an_empty_token_file(tmp_path, capsys):
     counts = NGramCounts.load(out)
     assert (counts.tokens, len(counts), counts.vocab_size) == (0, 0, 1)
     assert "counted 0 tokens" in capsys.readouterr().out
+
+
+def test_file_commands_turn_off_numpys_huge_page_advice(monkeypatch, tmp_path, capsys):
+    setter = np._core.multiarray._set_madvise_hugepage  # returns the setting it replaces
+    before = setter(True)
+    try:
+        monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")  # the user's choice is kept
+        cli._small_pages()
+        assert setter(True) is True
+        monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE")
+        ids = tmp_path / "ids.u16"
+        np.array([1, 2, 1, 2], np.uint16).tofile(ids)
+        assert main(["count", str(ids), "--dtype", "uint16", "-o", str(tmp_path / "c.npz")]) == 0
+        assert setter(True) is False
+    finally:
+        setter(before)
+    capsys.readouterr()
 
 
 def test_version(capsys):
