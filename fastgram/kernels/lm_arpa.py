@@ -243,19 +243,31 @@ def gather_words(buf, word_start, word_end, out):
     return k
 
 
-@kernel
-def _packed(buf, a, b):
-    """The bytes ``buf[a:b]`` (at most 8) as one little-endian integer."""
-    x = np.uint64(0)
-    for i in range(b - 1, a - 1, -1):
-        x = (x << np.uint64(8)) | np.uint64(buf[i])
-    return x
-
-
 #: Words of at most this many bytes are held inside their index slot (see :func:`compact_words`).
 INLINE_BYTES = 8
 #: The length field of a slot saying "longer than 254 bytes: compare the arena's bytes".
 _LONG = 255
+
+
+@kernel
+def _short_hash(x, n):
+    """The index hash of a word of ``n <= INLINE_BYTES`` bytes packed little-endian in ``x``:
+    one multiply, no loop over the bytes (a parse hashes tens of millions of words)."""
+    h = (x ^ (np.uint64(n) << np.uint64(56))) * np.uint64(0x9E3779B97F4A7C15)
+    return h ^ (h >> np.uint64(31))
+
+
+@kernel
+def _word_hash(buf, a, b):
+    """``(hash, packed)`` of the word ``buf[a:b]`` in :func:`compact_words`' index: ``packed``
+    holds the bytes little-endian when there are at most :data:`INLINE_BYTES` (else 0)."""
+    n = b - a
+    if n <= INLINE_BYTES:
+        x = np.uint64(0)
+        for i in range(b - 1, a - 1, -1):
+            x = (x << np.uint64(8)) | np.uint64(buf[i])
+        return _short_hash(x, n), x
+    return _hash_bytes(buf, a, b), np.uint64(0)
 
 
 @kernel
@@ -269,12 +281,13 @@ def compact_words(buf, word_start, word_end, remap, arena, index):
     itself when it has at most :data:`INLINE_BYTES` bytes (packed little-endian) and
     ``arena start << 24 | length`` otherwise. A lookup reads one 16-byte slot: the upper hash
     bits and the length reject other words, and a short word is compared in the slot itself.
+    The hash is :func:`_word_hash` (of the packed bytes for a short word).
     """
     mask = np.uint64(index.shape[0] - 1)
     k = 0
     for w in range(word_start.shape[0]):
         a, b = word_start[w], word_end[w]
-        hv = _hash_bytes(buf, a, b)
+        hv, packed = _word_hash(buf, a, b)
         h = hv & mask
         while index[h, 0] != 0:
             h = (h + np.uint64(1)) & mask
@@ -282,7 +295,7 @@ def compact_words(buf, word_start, word_end, remap, arena, index):
         index[h, 0] = (hv >> np.uint64(40) << np.uint64(40)) | (np.uint64(min(n, _LONG)) << np.uint64(32))
         index[h, 0] |= np.uint64(remap[w] + 1)
         if n <= INLINE_BYTES:
-            index[h, 1] = _packed(buf, a, b)
+            index[h, 1] = packed
         else:
             index[h, 1] = (np.uint64(k) << np.uint64(24)) | np.uint64(n)
         for i in range(a, b):
@@ -295,16 +308,15 @@ MAX_WORD_BYTES = (1 << 24) - 1
 
 
 @kernel
-def _lookup(buf, a, b, index, arena):
-    """Model id of the word ``buf[a:b]`` in :func:`compact_words`' index, or -1."""
+def _lookup(buf, a, b, hv, packed, index, arena):
+    """Model id of the word ``buf[a:b]`` (``(hv, packed)`` its :func:`_word_hash`) in
+    :func:`compact_words`' index, or -1."""
     mask = np.uint64(index.shape[0] - 1)
-    hv = _hash_bytes(buf, a, b)
     n = b - a
     key = (hv >> np.uint64(40) << np.uint64(40)) | (np.uint64(min(n, _LONG)) << np.uint64(32))
     high = np.uint64(0xFFFFFFFF00000000)
     low = np.uint64(0xFFFFFFFF)
     short = n <= INLINE_BYTES
-    packed = _packed(buf, a, b) if short else np.uint64(0)
     h = hv & mask
     while True:
         e = index[h, 0]
@@ -343,33 +355,27 @@ def section_end(buf, pos, m):
 
 
 @kernel
-def count_lines(w_lo, w_hi, buf, starts, out):
-    """``out[c]``: newlines in ``buf[starts[c]:starts[c + 1]]``, chunks in parallel."""
-    for c in range(w_lo, w_hi):
-        k = 0
-        for i in range(starts[c], starts[c + 1]):
-            if buf[i] == 10:
-                k += 1
-        out[c] = k
-
-
-@kernel
-def newline_blocks(w_lo, w_hi, buf, starts, stops, counts, first_break, break_rank):
-    """Per block ``buf[starts[b]:stops[b]]`` in parallel: its newlines (``counts[b]``) and the
-    first newline followed by a blank line, a ``\\`` header or the end of the file
-    (``first_break[b]``, -1 for none; ``break_rank[b]`` its rank among the block's newlines)."""
+def newline_blocks(w_lo, w_hi, buf, starts, stops, counts, first_newline, first_break, break_rank):
+    """Per block ``buf[starts[b]:stops[b]]`` in parallel: its newlines (``counts[b]``), the
+    first of them (``first_newline[b]``, -1 for none), and the first newline followed by a
+    blank line, a ``\\`` header or the end of the file (``first_break[b]``, -1 for none;
+    ``break_rank[b]`` its rank among the block's newlines)."""
     L = buf.shape[0]
     for b in range(w_lo, w_hi):
         c = 0
+        fn = -1
         fb = -1
         fr = 0
         for i in range(starts[b], stops[b]):
             if buf[i] == 10:
                 c += 1
+                if fn < 0:
+                    fn = i
                 if fb < 0 and (i + 1 >= L or buf[i + 1] == 10 or buf[i + 1] == 92):
                     fb = i
                     fr = c
         counts[b] = c
+        first_newline[b] = fn
         first_break[b] = fb
         break_rank[b] = fr
 
@@ -386,63 +392,86 @@ def nth_newline(buf, pos, k):
 
 
 @kernel
+def _is_break(c):
+    return c == 32 or c == 9 or c == 13 or c == 10
+
+
+@kernel
 def parse_chunks(w_lo, w_hi, buf, starts, first_line, n, index, arena, ids, prob, backoff, errs):
     """:func:`parse_section` for n >= 2 over line-aligned chunks in parallel (chunk ``c`` is
     ``buf[starts[c]:starts[c + 1]]``, its first line the n-gram ``first_line[c]``);
-    ``errs[c] = (code, position)`` of the chunk's first error."""
+    ``errs[c] = (code, position)`` of the chunk's first error.
+
+    One pass over each line's bytes: a word's first :data:`INLINE_BYTES` bytes are packed as
+    it is scanned, so a short word is compared with the previous line's word at its position
+    (suffix order repeats the last words) and hashed (:func:`_short_hash`) without another
+    loop over its bytes; only a word unlike the previous line's is looked up.
+    """
     for c in range(w_lo, w_hi):
         pos = starts[c]
         stop = starts[c + 1]
         i = first_line[c]
         prev_a = np.full(n, -1, np.int64)
-        prev_b = np.full(n, -1, np.int64)
+        prev_len = np.full(n, -1, np.int64)
+        prev_packed = np.zeros(n, np.uint64)
         prev_id = np.full(n, -1, np.int64)
         while pos < stop:
-            end = pos
-            while end < stop and buf[end] != 10:
-                end += 1
             field = 0
             j = pos
             bad = 0
             at = pos
-            while j < end:
-                while j < end and _is_space(buf[j]):
+            while True:
+                while j < stop and _is_space(buf[j]):
                     j += 1
-                if j >= end:
+                if j >= stop or buf[j] == 10:
                     break
                 a = j
-                while j < end and not _is_space(buf[j]):
-                    j += 1
-                if field == 0 or field == n + 1:
-                    v, ok = _parse_float(buf, a, j)
-                    if not ok:
-                        bad = ERR_NUMBER
-                        break
-                    if not np.isfinite(v):
-                        bad = ERR_FINITE
-                        break
-                    if field == 0:
-                        prob[i] = v
-                    else:
-                        backoff[i] = v
-                elif field <= n:
+                if 1 <= field <= n:
+                    x = np.uint64(0)
+                    shift = np.uint64(0)
+                    while j < stop and not _is_break(buf[j]):
+                        if j - a < INLINE_BYTES:
+                            x |= np.uint64(buf[j]) << shift
+                            shift += np.uint64(8)
+                        j += 1
                     col = field - 1
-                    pa, pb = prev_a[col], prev_b[col]
+                    length = j - a
                     w = -1
-                    if pa >= 0 and pb - pa == j - a:
-                        w = prev_id[col]
-                        for k in range(j - a):
-                            if buf[pa + k] != buf[a + k]:
-                                w = -1
-                                break
+                    if prev_len[col] == length:
+                        if length <= INLINE_BYTES:
+                            if prev_packed[col] == x:
+                                w = prev_id[col]
+                        else:
+                            w = prev_id[col]
+                            pa = prev_a[col]
+                            for k in range(length):
+                                if buf[pa + k] != buf[a + k]:
+                                    w = -1
+                                    break
                     if w < 0:
-                        w = _lookup(buf, a, j, index, arena)
+                        hv = _short_hash(x, length) if length <= INLINE_BYTES else _hash_bytes(buf, a, j)
+                        w = _lookup(buf, a, j, hv, x, index, arena)
                         if w < 0:
                             bad = ERR_UNKNOWN
                             at = a
                             break
-                    prev_a[col], prev_b[col], prev_id[col] = a, j, w
+                    prev_a[col], prev_len[col], prev_packed[col], prev_id[col] = a, length, x, w
                     ids[i, col] = w
+                else:
+                    while j < stop and not _is_break(buf[j]):
+                        j += 1
+                    if field == 0 or field == n + 1:
+                        v, ok = _parse_float(buf, a, j)
+                        if not ok:
+                            bad = ERR_NUMBER
+                            break
+                        if not np.isfinite(v):
+                            bad = ERR_FINITE
+                            break
+                        if field == 0:
+                            prob[i] = v
+                        else:
+                            backoff[i] = v
                 field += 1
             if bad == 0 and (field < n + 1 or field > n + 2):
                 bad = ERR_WORDS
@@ -453,7 +482,9 @@ def parse_chunks(w_lo, w_hi, buf, starts, first_line, n, index, arena, ids, prob
             if field == n + 1:
                 backoff[i] = 0.0
             i += 1
-            pos = end + 1
+            while j < stop and buf[j] != 10:
+                j += 1
+            pos = j + 1
 
 
 @kernel

@@ -97,15 +97,14 @@ PARALLEL_LINES = 1 << 16
 
 
 def _newline_blocks(buf, lo, hi):
-    """``buf[lo:hi]`` in blocks of :data:`PARSE_CHUNK` bytes, counted in parallel: ``(starts,
-    counts, first_break, break_rank)`` of :func:`fastgram.kernels.lm_arpa.newline_blocks`."""
+    """``buf[lo:hi]`` in blocks of :data:`PARSE_CHUNK` bytes, scanned in parallel: ``(starts,
+    counts, first_newline, first_break, break_rank)`` of
+    :func:`fastgram.kernels.lm_arpa.newline_blocks`."""
     starts = np.arange(lo, hi, PARSE_CHUNK, dtype=np.int64)
     stops = np.minimum(starts + PARSE_CHUNK, hi)
-    counts = np.zeros(len(starts), np.int64)
-    first_break = np.zeros(len(starts), np.int64)
-    break_rank = np.zeros(len(starts), np.int64)
-    parallel_for(_k.newline_blocks, len(starts), (buf, starts, stops, counts, first_break, break_rank))
-    return starts, counts, first_break, break_rank
+    out = [np.zeros(len(starts), np.int64) for _ in range(4)]
+    parallel_for(_k.newline_blocks, len(starts), (buf, starts, stops, *out))
+    return (starts, *out)
 
 
 def _section_end(buf, pos, m):
@@ -120,7 +119,7 @@ def _section_end(buf, pos, m):
     group = PARSE_CHUNK * 2 * max(num_threads(), 1)
     while at < L:
         hi = min(L, at + group)
-        starts, counts, first_break, break_rank = _newline_blocks(buf, at, hi)
+        starts, counts, _, first_break, break_rank = _newline_blocks(buf, at, hi)
         for c in range(len(starts)):
             if first_break[c] >= 0 and seen + break_rank[c] < m:  # a line of the section is a break
                 return _k.section_end(buf, pos, m)
@@ -131,24 +130,26 @@ def _section_end(buf, pos, m):
     return _k.section_end(buf, pos, m)
 
 
-def _parse_parallel(buf, pos, end, n, index, arena, ids, p, b):
-    """Parse ``buf[pos:end]`` (whole lines of n-grams) in line-aligned chunks; ``(code, at)``."""
-    cuts = [pos]
-    for c in range(pos + PARSE_CHUNK, end, PARSE_CHUNK):
-        nl = np.flatnonzero(buf[c : min(c + 65536, end)] == 10)
-        if len(nl):
-            cuts.append(c + int(nl[0]) + 1)
-        else:
-            more = np.flatnonzero(buf[c:end] == 10)
-            if len(more):
-                cuts.append(c + int(more[0]) + 1)
-    cuts.append(end)
-    starts = np.unique(np.array(cuts, np.int64))
-    lines = np.zeros(len(starts) - 1, np.int64)
-    parallel_for(_k.count_lines, len(starts) - 1, (buf, starts, lines))
-    first_line = np.concatenate([[0], np.cumsum(lines)[:-1]]).astype(np.int64)
-    errs = np.zeros((len(starts) - 1, 2), np.int64)
-    parallel_for(_k.parse_chunks, len(starts) - 1, (buf, starts, first_line, n, index, arena, ids, p, b, errs))
+def _chunks(blocks, end):
+    """Line-aligned chunks of ``buf[pos:end]`` from its :func:`_newline_blocks` (the blocks
+    start at ``pos`` and cover at least ``end``): ``(cuts, first_line)``, chunk ``c`` being
+    ``buf[cuts[c]:cuts[c + 1]]`` and its first line the section's line ``first_line[c]``.
+    Each block after the first starts a chunk at the line after its first newline; the block
+    counts give that line's number, so no second pass counts lines."""
+    starts, counts, first_newline = blocks[0], blocks[1], blocks[2]
+    before = np.cumsum(counts) - counts  # newlines before each block
+    at = first_newline[1:]
+    cut = (at >= 0) & (at + 1 < end)
+    cuts = np.concatenate([starts[:1], at[cut] + 1, [end]]).astype(np.int64)
+    first_line = np.concatenate([[0], before[1:][cut] + 1]).astype(np.int64)
+    return cuts, first_line
+
+
+def _parse_parallel(buf, chunks, n, index, arena, ids, p, b):
+    """Parse the line-aligned ``chunks`` (:func:`_chunks`) of n-grams in parallel; ``(code, at)``."""
+    cuts, first_line = chunks
+    errs = np.zeros((len(cuts) - 1, 2), np.int64)
+    parallel_for(_k.parse_chunks, len(cuts) - 1, (buf, cuts, first_line, n, index, arena, ids, p, b, errs))
     bad = np.flatnonzero(errs[:, 0])
     if len(bad):
         return int(errs[bad[0], 0]), int(errs[bad[0], 1])
@@ -362,8 +363,8 @@ class _Stream:
                     last -= 1
                 if last < pos:
                     raise _Unusual("a line longer than the window")
-                end, lines = _run_end(buf, pos, last + 1, m - done, self.eof)
-                code, _ = _parse_parallel(buf, pos, end, n, index, arena, ids[done:], p[done:], b[done:])
+                end, lines, blocks = _run_end(buf, pos, last + 1, m - done, self.eof)
+                code, _ = _parse_parallel(buf, _chunks(blocks, end), n, index, arena, ids[done:], p[done:], b[done:])
                 if code:
                     raise _Unusual("section line")
                 done += lines
@@ -376,11 +377,13 @@ class _Stream:
         return (order, words, *sections.result())
 
 
-def _run_end(buf, pos, hi, want, eof) -> tuple[int, int]:
-    """``(end, lines)`` of the first ``want`` lines from ``pos`` within ``buf[pos:hi]`` (whole
-    lines; all of them when there are fewer); raises :class:`_Unusual` when one of those lines but the
-    first starts a blank line or a header (a short section) or the file ends inside them."""
-    starts, counts, first_break, break_rank = _newline_blocks(buf, pos, hi)
+def _run_end(buf, pos, hi, want, eof):
+    """``(end, lines, blocks)`` of the first ``want`` lines from ``pos`` within ``buf[pos:hi]``
+    (whole lines; all of them when there are fewer), with the :func:`_newline_blocks` that
+    found them; raises :class:`_Unusual` when one of those lines but the first starts a blank
+    line or a header (a short section) or the file ends inside them."""
+    blocks = _newline_blocks(buf, pos, hi)
+    starts, counts, _, first_break, break_rank = blocks
     seen = 0
     for c in range(len(starts)):
         fb = int(first_break[c])
@@ -388,9 +391,9 @@ def _run_end(buf, pos, hi, want, eof) -> tuple[int, int]:
         if fb >= 0 and seen + break_rank[c] < want and not window_end:
             raise _Unusual("short section")
         if seen + counts[c] >= want:
-            return int(_k.nth_newline(buf, int(starts[c]), want - seen)) + 1, want
+            return int(_k.nth_newline(buf, int(starts[c]), want - seen)) + 1, want, blocks
         seen += int(counts[c])
-    return hi, seen
+    return hi, seen, blocks
 
 
 def _header(path, buf, error):
@@ -463,7 +466,7 @@ def _parse(path: str, buf: np.ndarray):
                 words, remap, ids, p, b = _model_ids(path, buf, word_start, word_end, ids, p, b)
                 index, arena = _word_index(buf, word_start, word_end, remap, error)  # higher orders: model ids
         else:
-            code, at = _parse_parallel(buf, pos, end, n, index, arena, ids, p, b)
+            code, at = _parse_parallel(buf, _chunks(_newline_blocks(buf, pos, end), end), n, index, arena, ids, p, b)
             pos = end
         if code:
             line = _line_of(buf, at)
