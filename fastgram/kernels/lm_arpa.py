@@ -282,12 +282,16 @@ def compact_words(buf, word_start, word_end, remap, arena, index):
     ``arena start << 24 | length`` otherwise. A lookup reads one 16-byte slot: the upper hash
     bits and the length reject other words, and a short word is compared in the slot itself.
     The hash is :func:`_word_hash` (of the packed bytes for a short word).
+
+    Returns -1, or the first line whose word an earlier line has (nothing more is indexed).
     """
     mask = np.uint64(index.shape[0] - 1)
     k = 0
     for w in range(word_start.shape[0]):
         a, b = word_start[w], word_end[w]
         hv, packed = _word_hash(buf, a, b)
+        if _lookup(buf, a, b, hv, packed, index, arena) >= 0:
+            return w
         h = hv & mask
         while index[h, 0] != 0:
             h = (h + np.uint64(1)) & mask
@@ -301,6 +305,7 @@ def compact_words(buf, word_start, word_end, remap, arena, index):
         for i in range(a, b):
             arena[k] = buf[i]
             k += 1
+    return -1
 
 
 #: Longest word :func:`compact_words` can index (the arena's length field has 24 bits).
@@ -389,6 +394,54 @@ def nth_newline(buf, pos, k):
             if k == 0:
                 return i
     return -1
+
+
+@kernel
+def unigram_chunks(w_lo, w_hi, buf, starts, first_line, word_start, word_end, prob, backoff, errs):
+    """The unigram lines of line-aligned chunks in parallel (as :func:`parse_chunks`): each
+    line's log10 probability, word (its bounds ``word_start``/``word_end`` in ``buf``) and
+    optional backoff. Nothing is looked up; :func:`compact_words` finds repeated words."""
+    for c in range(w_lo, w_hi):
+        pos = starts[c]
+        stop = starts[c + 1]
+        i = first_line[c]
+        while pos < stop:
+            field = 0
+            j = pos
+            bad = 0
+            while True:
+                while j < stop and _is_space(buf[j]):
+                    j += 1
+                if j >= stop or buf[j] == 10:
+                    break
+                a = j
+                while j < stop and not _is_break(buf[j]):
+                    j += 1
+                if field == 1:
+                    word_start[i] = a
+                    word_end[i] = j
+                elif field == 0 or field == 2:
+                    v, ok = _parse_float(buf, a, j)
+                    if not ok or not np.isfinite(v):
+                        bad = ERR_NUMBER if not ok else ERR_FINITE
+                        break
+                    if field == 0:
+                        prob[i] = v
+                    else:
+                        backoff[i] = v
+                field += 1
+            if bad == 0 and (field < 2 or field > 3):
+                bad = ERR_WORDS
+            if bad:
+                errs[c, 0] = bad
+                errs[c, 1] = pos
+                break
+            if field == 2:
+                backoff[i] = 0.0
+            i += 1
+            while j < stop and buf[j] != 10:
+                j += 1
+            pos = j + 1
 
 
 @kernel

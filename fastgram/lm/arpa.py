@@ -166,22 +166,29 @@ def _model_ids(path, buf, word_start, word_end, ids, p, b):
     arena = np.empty(int((word_end - word_start).sum()) + len(word_start), np.uint8)
     k = _k.gather_words(buf, word_start, word_end, arena)
     names = arena[:k].tobytes().decode("utf-8", "surrogateescape").split("\n")[: len(word_start)]
-    if "<unk>" not in names:
-        names.append("<unk>")
-        ids = np.concatenate([ids, np.array([[len(names) - 1]], ids.dtype)])
-        p = np.concatenate([p, [-100.0]])
-        b = np.concatenate([b, [0.0]])
-    for special in ("<s>", "</s>"):
-        if special not in names:
-            raise ValueError(f"{path}: the unigrams lack {special}")
-    special_at = [names.index(w) for w in SPECIAL_WORDS]
+    special_at = []
+    for special in SPECIAL_WORDS:  # one scan of the names each
+        try:
+            special_at.append(names.index(special))
+        except ValueError:
+            if special != "<unk>":
+                raise ValueError(f"{path}: the unigrams lack {special}") from None
+            names.append("<unk>")
+            special_at.append(len(names) - 1)
+            ids = np.concatenate([ids, np.array([[len(names) - 1]], ids.dtype)])
+            p = np.concatenate([p, [-100.0]])
+            b = np.concatenate([b, [0.0]])
     is_other = np.ones(len(names), bool)
     is_other[special_at] = False
     others = np.flatnonzero(is_other)
     remap = np.empty(len(names), np.int64)
     remap[special_at] = [0, 1, 2]
     remap[others] = 3 + np.arange(len(others))
-    words = list(SPECIAL_WORDS) + [names[i] for i in others.tolist()]
+    words, done = list(SPECIAL_WORDS), 0
+    for at in sorted(special_at):  # the other words in file order, by slices (no loop per word)
+        words += names[done:at]
+        done = at + 1
+    words += names[done:]
     ids[:] = remap[ids]  # in place: the unigrams stay in the rows' buffer
     return words, remap, ids, p, b
 
@@ -218,8 +225,9 @@ class _Sections:
 
 
 def _word_index(buf, word_start, word_end, remap, error):
-    """``(index, arena)`` of the unigrams (:func:`fastgram.kernels.lm_arpa.compact_words`);
-    a word longer than the index holds raises ``error(position, message)``."""
+    """``(index, arena, repeated)`` of the unigrams (:func:`fastgram.kernels.lm_arpa.compact_words`;
+    ``repeated`` the first line whose word is an earlier line's, or -1); a word longer than the
+    index holds raises ``error(position, message)``."""
     lengths = word_end - word_start
     if len(lengths) and int(lengths.max()) > _k.MAX_WORD_BYTES:
         w = int(np.argmax(lengths))
@@ -227,8 +235,8 @@ def _word_index(buf, word_start, word_end, remap, error):
     size = 1 << max(int(2 * len(lengths) - 1).bit_length(), 4)  # at least twice the words
     index = np.zeros((size, 2), np.uint64)
     arena = np.empty(max(int(lengths.sum()), 1), np.uint8)
-    _k.compact_words(buf, word_start, word_end, remap, arena, index)
-    return index, arena
+    repeated = int(_k.compact_words(buf, word_start, word_end, remap, arena, index))
+    return index, arena, repeated
 
 
 def read_arpa(path):
@@ -326,26 +334,31 @@ class _Stream:
                 raise _Unusual("section header")
             return nxt
 
-        # unigrams: the whole section in the window (it grows to hold it)
+        # unigrams: the whole section in the window (it grows to hold it), parsed in parallel;
+        # compact_words finds a repeated word (the whole-file path then names its line)
         pos = header_line(pos, 1)
-        while _k.section_end(self.window(), pos, V) < 0:
+        while (end := _k.section_end(self.window(), pos, V)) < 0:
             if self.eof:
                 raise _Unusual("unigram section")
             pos = self.fill(pos, 2 * (self.size - pos))
         buf = self.window()
         ids, p, b = sections.section(1)
-        slots = np.full((1 << max(int(2 * V - 1).bit_length(), 4), 2), -1, np.int64)
         word_start = np.zeros(V, np.int64)
         word_end = np.zeros(V, np.int64)
-        err = np.zeros(2, np.int64)
-        pos = _k.parse_section(buf, pos, 1, V, slots, word_start, word_end, ids, p, b, err)
-        if err[0]:
+        cuts, first_line = _chunks(_newline_blocks(buf, pos, end), end)
+        errs = np.zeros((len(cuts) - 1, 2), np.int64)
+        parallel_for(_k.unigram_chunks, len(cuts) - 1, (buf, cuts, first_line, word_start, word_end, p, b, errs))
+        if errs[:, 0].any():
             raise _Unusual("unigram section")
+        pos = end
+        ids[:, 0] = np.arange(V)
         words, remap, ids1, p1, b1 = _model_ids(self.path, buf, word_start, word_end, ids, p, b)
         if ids1 is not ids:  # <unk> was added: the whole-file path handles that
             raise _Unusual("no <unk>")
-        index, arena = _word_index(buf, word_start, word_end, remap, error)
-        del slots, word_start, word_end, buf
+        index, arena, repeated = _word_index(buf, word_start, word_end, remap, error)
+        if repeated >= 0:
+            raise _Unusual("a unigram appears twice")
+        del word_start, word_end, buf
 
         for n in range(2, order + 1):
             pos = header_line(pos, n)
@@ -464,7 +477,7 @@ def _parse(path: str, buf: np.ndarray):
             code, at = int(err[0]), int(err[1])
             if n == 1 and not code:
                 words, remap, ids, p, b = _model_ids(path, buf, word_start, word_end, ids, p, b)
-                index, arena = _word_index(buf, word_start, word_end, remap, error)  # higher orders: model ids
+                index, arena, _ = _word_index(buf, word_start, word_end, remap, error)  # parse_section found repeats
         else:
             code, at = _parse_parallel(buf, _chunks(_newline_blocks(buf, pos, end), end), n, index, arena, ids, p, b)
             pos = end
