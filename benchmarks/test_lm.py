@@ -12,8 +12,10 @@ Cases:
 - ``lm estimate 3-gram small``: 20k words (2k in smoke), kernel beside the plain-Python
   reference (``fastgram.reference.lm_estimate``), results compared.
 - ``lm load+score``: load the ARPA and score the held-out text. ``kernel``:
-  ``NGramLM.read_arpa`` + ``score_files``; ``query``: KenLM's ``query`` on the same ARPA;
-  ``kenlm.Model.score``: the ``kenlm`` module called per sentence (model loaded untimed).
+  ``NGramLM.read_arpa`` + ``score_files`` in this process; ``fastgram score``: the command in a
+  fresh process (Python's start and imports included), as ``query``: KenLM's ``query`` on the
+  same ARPA; ``kenlm.Model.score``: the ``kenlm`` module called per sentence (model loaded
+  untimed).
 - ``lm score in memory``: the held-out sentences, model loaded untimed: ``NGramLM.score``
   of the list beside ``kenlm.Model.score`` per sentence (totals compared within 1e-4 + 1e-5 relative).
 - ``lm generate``: 10,000 sentences of up to 50 words (kernel) beside a NumPy loop that
@@ -128,7 +130,7 @@ def _arpa(corpus):
     return path
 
 
-@pytest.mark.parametrize("role", ["kernel", "query", "kenlm.Model.score"])
+@pytest.mark.parametrize("role", ["kernel", "fastgram score", "query", "kenlm.Model.score"])
 def test_score(benchmark, corpus, role):
     arpa = _arpa(corpus)
     group = "lm load+score"
@@ -149,6 +151,14 @@ def test_score(benchmark, corpus, role):
                 subprocess.run([*argv, str(arpa)], stdin=src, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         measure(benchmark, run, group=group, role=role)
+    elif role == "fastgram score":
+        argv = [sys.executable, "-m", "fastgram.app.cli", "score", str(arpa), str(held)]
+        out = measure(
+            benchmark, lambda: subprocess.run(argv, capture_output=True, text=True, check=True), group=group, role=role
+        )
+        q = _kenlm.run_query(arpa, held) if _kenlm.query_path() else None
+        if q is not None:
+            assert f"Tokens:\t{q['tokens']}\n" in out.stdout and f"OOVs:\t{q['oovs']}\n" in out.stdout
     else:
         model = _kenlm.kenlm_model(arpa)
         lines = held.read_text(encoding="utf-8").split("\n")[:-1]
