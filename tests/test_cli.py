@@ -99,7 +99,7 @@ def test_count_an_empty_token_file(tmp_path, capsys):
     assert "counted 0 tokens" in capsys.readouterr().out
 
 
-def test_file_commands_turn_off_numpys_huge_page_advice(monkeypatch, tmp_path, capsys):
+def test_model_commands_turn_off_numpys_huge_page_advice(monkeypatch, tmp_path, capsys):
     setter = np._core.multiarray._set_madvise_hugepage  # returns the setting it replaces
     before = setter(True)
     try:
@@ -110,10 +110,15 @@ def test_file_commands_turn_off_numpys_huge_page_advice(monkeypatch, tmp_path, c
         ids = tmp_path / "ids.u16"
         np.array([1, 2, 1, 2], np.uint16).tofile(ids)
         assert main(["count", str(ids), "--dtype", "uint16", "-o", str(tmp_path / "c.npz")]) == 0
+        assert setter(True) is True  # counting keeps huge pages
+        model, text = tmp_path / "m.arpa", tmp_path / "held.txt"
+        NGramLM.estimate(["a b a", "b a b", "a a b"], 2, discount_fallback=True).write_arpa(model)
+        text.write_text("a b\n")
+        assert main(["score", str(model), str(text)]) == 0
         assert setter(True) is False
     finally:
         setter(before)
-    capsys.readouterr()
+    assert "Tokens:\t3" in capsys.readouterr().out
 
 
 def test_version(capsys):

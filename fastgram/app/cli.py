@@ -501,17 +501,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: Commands that read and build large arrays once, in a short-lived process.
-_FILE_COMMANDS = frozenset({"count", "lm", "score", "generate"})
+#: Commands that read a model once in a short-lived process (see :func:`_small_pages`).
+_MODEL_COMMANDS = frozenset({"score", "generate"})
 
 
 def _small_pages() -> None:
     """Stop NumPy advising transparent huge pages for new arrays in this process (unless the
-    user set ``NUMPY_MADVISE_HUGEPAGE``). A command that fills hundreds of MB once pays for
-    every first touch, and on machines where the kernel compacts memory to find huge pages a
-    first touch of them costs several times more (measured: 0.34-0.62 s against 0.08-0.11 s
-    per 256 MiB; ``fastgram score`` of a 353 MB ARPA file 3.5-3.8 s against 3.3-3.4 s) than
-    their fewer TLB misses save in one pass. Long-lived library users keep NumPy's default."""
+    user set ``NUMPY_MADVISE_HUGEPAGE``). Reading a model fills hundreds of MB once, and on
+    machines where the kernel compacts memory to find huge pages a first touch of them costs
+    several times more than their fewer TLB misses save in one pass (measured: 0.34-0.62 s
+    against 0.08-0.11 s per 256 MiB; ``fastgram score`` of a 353 MB ARPA file 4.2-4.7 s against
+    3.5-3.6 s, ``fastgram generate`` from it 7.5-8.0 s against 6.5-6.9 s). Counting keeps them:
+    its tables are updated at random for as long as the input lasts (bigrams of 10^8 tokens
+    2.1-2.6 s with huge pages, 2.8-3.0 s without), and estimation measured the same either way."""
     if "NUMPY_MADVISE_HUGEPAGE" in os.environ:
         return
     setter = getattr(getattr(np, "_core", None), "multiarray", None)
@@ -525,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _, run = _COMMANDS[args.command]
-    if args.command in _FILE_COMMANDS:
+    if args.command in _MODEL_COMMANDS:
         _small_pages()
     try:
         with _io.sigterm_as_exception(), _compile.compile_notice():
