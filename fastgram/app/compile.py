@@ -39,7 +39,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-import numba
 import numpy as np
 from numba.core import event as _event
 
@@ -429,7 +428,11 @@ def idle_cpus(interval_s: float = 0.2) -> float | None:
 
 
 def _worker_init() -> None:
-    numba.set_num_threads(1)  # tiny inputs: the other processes need the CPUs more
+    """Nothing to set: a worker keeps Numba's thread count, because wrappers choose a parallel
+    path by shape and thread count (attention's calls above its serial limit), and a worker on
+    one thread would never compile the launchers and chunk planners the checking process then
+    needs (measured: 1.5 s of compiling left for ``fastgram check`` itself). The inputs are
+    tiny, so the threads cost the other workers little."""
 
 
 def warm_up(tasks: Sequence[Task], *, jobs: int | None = None, stream=None, notice: str | None = None) -> list[str]:
