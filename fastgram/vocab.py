@@ -521,10 +521,11 @@ class WordVocab:
     def words(self) -> tuple:
         if self._cache is None or len(self._cache) != self._n:
             data, off = self.concatenated()
-            raw = data.tobytes()
-            self._cache = tuple(
-                raw[a:b].decode("utf-8", "surrogateescape") for a, b in zip(off[:-1].tolist(), off[1:].tolist())
-            )
+            n = self._n
+            # one decode of the words joined by newlines (no word holds one, and a newline ends
+            # any unfinished UTF-8 sequence, so each word decodes as it would alone)
+            joined = np.insert(data, off[1:], 10)  # a newline after each word
+            self._cache = tuple(joined.tobytes().decode("utf-8", "surrogateescape").split("\n")[:n])
         return self._cache
 
     def concatenated(self) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,8 @@ ARPA_DECIMALS = 7
 
 @kernel
 def _put_fixed(out, k, x):
-    """Write ``x`` with ``ARPA_DECIMALS`` decimals, trailing zeros trimmed; return the new end."""
+    """Write ``x`` with ``ARPA_DECIMALS`` decimals, trailing zeros trimmed; return the new end.
+    The digits are written in place, right to left (no scratch array: two calls a line)."""
     scale = 10**ARPA_DECIMALS
     v = np.int64(np.round(abs(x) * scale))
     if v == 0:
@@ -25,18 +26,15 @@ def _put_fixed(out, k, x):
         k += 1
     ip = v // scale
     fp = v - ip * scale
-    # integer part
-    digits = np.empty(20, np.uint8)
-    nd = 0
-    while True:
-        digits[nd] = 48 + ip % 10
+    nd = 1  # digits of the integer part
+    t = ip
+    while t >= 10:
+        t //= 10
         nd += 1
-        ip //= 10
-        if ip == 0:
-            break
     for j in range(nd - 1, -1, -1):
-        out[k] = digits[j]
-        k += 1
+        out[k + j] = 48 + ip % 10
+        ip //= 10
+    k += nd
     if fp:
         out[k] = 46  # "."
         k += 1

@@ -223,13 +223,10 @@ class NGramLM:
         )
         arrays = _est.kneser_ney(rows, counts, order, V, prune, fallback)
         if words is None:
-            names = list(SPECIAL_WORDS) + [str(int(t)) for t in token_ids[3:]]
+            names = list(SPECIAL_WORDS) + list(map(str, token_ids[3:].tolist()))
             ids = token_ids
-        elif vocab is not None:
-            names = list(SPECIAL_WORDS) + [words[int(t)] for t in token_ids[3:]]
-            ids = None
-        else:
-            names = list(SPECIAL_WORDS) + [words[int(t)] for t in token_ids[3:]]
+        else:  # a word corpus (a vocabulary's ids, or sentences)
+            names = list(SPECIAL_WORDS) + list(map(words.__getitem__, token_ids[3:].tolist()))
             ids = None
         return cls(
             order,
