@@ -34,6 +34,7 @@ def write_arpa(path, order, words, rows, prob, backoff) -> None:
     float32 resolution), by :func:`fastgram.kernels.lm.arpa_lines` a block of rows at a time.
     """
     arena, offsets = word_arena(words)
+    out = np.empty(0, np.uint8)  # one text buffer for every block (grown when a block needs more)
     with atomic_output(path) as tmp:
         with open(tmp, "wb") as f:
             head = ["\\data\\\n"] + [f"ngram {n}={len(rows[n - 1])}\n" for n in range(1, order + 1)] + ["\n"]
@@ -47,7 +48,8 @@ def write_arpa(path, order, words, rows, prob, backoff) -> None:
                     sizes = np.zeros(32, np.int64)
                     parallel_for(_k.block_sizes, 32, (R, offsets, bounds, sizes))
                     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-                    out = np.empty(int(sizes.sum()), np.uint8)
+                    if out.size < sizes.sum():
+                        out = np.empty(int(sizes.sum()), np.uint8)
                     lengths = np.zeros(32, np.int64)
                     args = (R, p, b, n < order, arena, offsets, bounds, starts, out, lengths)
                     parallel_for(_k.arpa_blocks, 32, args)
