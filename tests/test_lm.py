@@ -622,3 +622,30 @@ def test_streaming_arpa_reader_equals_the_whole_file_parse(tmp_path, monkeypatch
         for a, b in zip(ours, theirs):
             np.testing.assert_array_equal(a, b)
     assert [len(g) for g in streamed[2]] == lm.sizes
+
+
+def _newline_blocks_by_numpy(buf, lo, hi, chunk):
+    """The contract of :func:`fastgram.lm.arpa._newline_blocks`, one block at a time."""
+    out = []
+    for s0 in range(lo, hi, chunk):
+        at = np.flatnonzero(buf[s0 : min(s0 + chunk, hi)] == 10) + s0
+        after = np.append(buf, 10)[at + 1]  # the end of the file counts as a break
+        breaks = np.flatnonzero((at + 1 >= len(buf)) | (after == 10) | (after == 92))
+        first = (int(at[breaks[0]]), int(breaks[0]) + 1) if len(breaks) else (-1, 0)
+        out.append((len(at), int(at[0]) if len(at) else -1, *first))
+    return out
+
+
+def test_newline_blocks_count_eight_bytes_at_a_time_exactly(monkeypatch):
+    rng = np.random.default_rng(7)
+    alphabet = np.array([10, 10, 92, 32, 97, 98, 0, 255], np.uint8)  # newlines, headers, other bytes
+    for _ in range(400):
+        chunk = int(rng.integers(1, 40))
+        monkeypatch.setattr(arpa_module, "PARSE_CHUNK", chunk)
+        n = int(rng.integers(0, 150))
+        offset = int(rng.integers(0, 8))  # any alignment of the buffer
+        buf = rng.choice(alphabet, n + 8)[offset : offset + n]
+        lo = int(rng.integers(0, n + 1))
+        hi = int(rng.integers(lo, n + 1))
+        got = arpa_module._newline_blocks(buf, lo, hi)
+        assert list(zip(*(x.tolist() for x in got[1:]))) == _newline_blocks_by_numpy(buf, lo, hi, chunk)

@@ -357,26 +357,82 @@ def section_end(buf, pos, m):
     return min(pos, L)
 
 
+_ONES = np.uint64(0x0101010101010101)
+_LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+
+
 @kernel
-def newline_blocks(w_lo, w_hi, buf, starts, stops, counts, first_newline, first_break, break_rank):
+def _byte_flags(v, byte):
+    """The high bit of each byte of ``v`` set where that byte equals ``byte`` (``byte`` times
+    :data:`_ONES`), exactly: no borrow reaches a neighbouring byte."""
+    y = v ^ byte
+    return ~(((y & _LOW7) + _LOW7) | y | _LOW7)
+
+
+@kernel
+def _is_break_at(buf, i):
+    """Whether the newline at ``i`` ends a section: a blank line, a ``\\`` header or the end."""
+    return i + 1 >= buf.shape[0] or buf[i + 1] == 10 or buf[i + 1] == 92
+
+
+@kernel
+def newline_blocks(w_lo, w_hi, buf, words, w0, starts, stops, counts, first_newline, first_break, break_rank):
     """Per block ``buf[starts[b]:stops[b]]`` in parallel: its newlines (``counts[b]``), the
     first of them (``first_newline[b]``, -1 for none), and the first newline followed by a
     blank line, a ``\\`` header or the end of the file (``first_break[b]``, -1 for none;
-    ``break_rank[b]`` its rank among the block's newlines)."""
-    L = buf.shape[0]
+    ``break_rank[b]`` its rank among the block's newlines).
+
+    ``words`` is ``buf`` from byte ``w0`` on as uint64 (8-byte aligned): the newlines are
+    counted 8 bytes at a time (exact per-byte flags, :func:`_byte_flags`), and only a block
+    that may hold a break (one a section ends in) is scanned byte by byte for where.
+    """
+    nl = np.uint64(10) * _ONES
+    bs = np.uint64(92) * _ONES
+    top = np.uint64(0x8000000000000000)
     for b in range(w_lo, w_hi):
+        lo, hi = starts[b], stops[b]
         c = 0
-        fn = -1
-        fb = -1
-        fr = 0
-        for i in range(starts[b], stops[b]):
+        maybe = False
+        i = lo
+        while i < hi and (i < w0 or (i - w0) % 8 != 0):
             if buf[i] == 10:
                 c += 1
-                if fn < 0:
-                    fn = i
-                if fb < 0 and (i + 1 >= L or buf[i + 1] == 10 or buf[i + 1] == 92):
-                    fb = i
-                    fr = c
+                maybe |= _is_break_at(buf, i)
+            i += 1
+        j = (i - w0) // 8
+        while j < words.shape[0] and w0 + 8 * j + 8 <= hi:
+            v = words[j]
+            tn = _byte_flags(v, nl)
+            if tn:
+                c += np.int64(((tn >> np.uint64(7)) * _ONES) >> np.uint64(56))
+                tb = _byte_flags(v, bs)
+                if tn & ((tn | tb) >> np.uint64(8)):
+                    maybe = True
+                elif tn & top:
+                    maybe |= _is_break_at(buf, w0 + 8 * j + 7)
+            j += 1
+        i = max(i, w0 + 8 * j)
+        while i < hi:
+            if buf[i] == 10:
+                c += 1
+                maybe |= _is_break_at(buf, i)
+            i += 1
+        fn = -1
+        for i in range(lo, hi):
+            if buf[i] == 10:
+                fn = i
+                break
+        fb = -1
+        fr = 0
+        if maybe:
+            k = 0
+            for i in range(lo, hi):
+                if buf[i] == 10:
+                    k += 1
+                    if _is_break_at(buf, i):
+                        fb = i
+                        fr = k
+                        break
         counts[b] = c
         first_newline[b] = fn
         first_break[b] = fb

@@ -105,7 +105,9 @@ def _newline_blocks(buf, lo, hi):
     starts = np.arange(lo, hi, PARSE_CHUNK, dtype=np.int64)
     stops = np.minimum(starts + PARSE_CHUNK, hi)
     out = [np.zeros(len(starts), np.int64) for _ in range(4)]
-    parallel_for(_k.newline_blocks, len(starts), (buf, starts, stops, *out))
+    w0 = min(-buf.__array_interface__["data"][0] % 8, len(buf))  # the first 8-byte aligned byte
+    words = buf[w0 : w0 + (len(buf) - w0) // 8 * 8].view(np.uint64)
+    parallel_for(_k.newline_blocks, len(starts), (buf, words, w0, starts, stops, *out))
     return (starts, *out)
 
 
