@@ -353,8 +353,13 @@ def kneser_ney(rows, counts, order, V, prune, fallback):
     for n in range(1, N + 1):
         k = K[n]
         m = int(np.count_nonzero(~k["marked"]))
-        rows_out = np.empty((m, n), np.uint32)
-        prob, backoff, u = np.empty(m), np.empty(m), np.empty(m)
+        if m == len(k["rows"]) and k["rows"].dtype == np.uint32:
+            # nothing pruned: every row stays where it is (dest[i] == i), so the level's own
+            # rows, p and u take the results in place (3 arrays fewer to allocate and touch)
+            rows_out, prob, u, backoff = k["rows"], k["p"], k["u"], np.empty(m)
+        else:
+            rows_out = np.empty((m, n), np.uint32)
+            prob, backoff, u = np.empty(m), np.empty(m), np.empty(m)
         nxt = gammas[n + 1] if n < N else np.zeros(0)
         dest = _k.kept_positions(k["marked"])
         args = (k["rows"], k["p"], k["u"], k["marked"], dest, nxt, n < N, EOS, UNK, rows_out, prob, backoff, u)
