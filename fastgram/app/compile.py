@@ -427,14 +427,6 @@ def idle_cpus(interval_s: float = 0.2) -> float | None:
         return None
 
 
-def _worker_init() -> None:
-    """Nothing to set: a worker keeps Numba's thread count, because wrappers choose a parallel
-    path by shape and thread count (attention's calls above its serial limit), and a worker on
-    one thread would never compile the launchers and chunk planners the checking process then
-    needs (measured: 1.5 s of compiling left for ``fastgram check`` itself). The inputs are
-    tiny, so the threads cost the other workers little."""
-
-
 def warm_up(tasks: Sequence[Task], *, jobs: int | None = None, stream=None, notice: str | None = None) -> list[str]:
     """Run ``tasks`` in ``jobs`` parallel processes (1: in this process), printing progress.
 
@@ -472,7 +464,10 @@ def warm_up(tasks: Sequence[Task], *, jobs: int | None = None, stream=None, noti
 def _warm_up_pool(ordered: list[Task], jobs: int, progress: _Progress) -> list[str]:
     context = multiprocessing.get_context("spawn")
     failed = []
-    pool = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_init)
+    # Workers keep Numba's thread count: wrappers choose a parallel path by shape and thread
+    # count (attention above its serial limit), and a worker on one thread would never compile
+    # the launchers and chunk planners that fastgram check then needs (1.5 s left to it).
+    pool = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context)
     try:
         futures = {}
         for task in ordered:  # submitted longest first; the pool starts them in this order

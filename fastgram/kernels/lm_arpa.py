@@ -61,6 +61,12 @@ def _is_space(c):
 
 
 @kernel
+def _is_break(c):
+    """A byte that ends a word: a space, tab, CR or the newline."""
+    return c == 32 or c == 9 or c == 13 or c == 10
+
+
+@kernel
 def _parse_float(buf, a, b):
     """The decimal number ``buf[a:b]`` (``[-+]digits[.digits][e[-+]digits]``, inf/nan not
     accepted); ``(value, ok)``."""
@@ -107,6 +113,18 @@ def _parse_float(buf, a, b):
     else:
         value = mant * 10.0**scale if scale >= -300 else (mant * 10.0**-300) * 10.0 ** (scale + 300)
     return (-value if neg else value), True
+
+
+@kernel
+def _value(buf, a, b):
+    """The log10 probability or backoff ``buf[a:b]``: ``(value, 0)``, or ``(0, ERR_NUMBER)``
+    for a malformed number and ``(0, ERR_FINITE)`` for one that is not finite."""
+    v, ok = _parse_float(buf, a, b)
+    if not ok:
+        return 0.0, ERR_NUMBER
+    if not np.isfinite(v):
+        return 0.0, ERR_FINITE
+    return v, 0
 
 
 @kernel
@@ -175,13 +193,9 @@ def parse_section(buf, pos, n, m, slots, word_start, word_end, ids, prob, backof
             while j < end and not _is_space(buf[j]):
                 j += 1
             if field == 0 or field == n + 1:
-                v, ok = _parse_float(buf, a, j)
-                if not ok:
-                    err[0] = ERR_NUMBER
-                    err[1] = pos
-                    return pos
-                if not np.isfinite(v):
-                    err[0] = ERR_FINITE
+                v, code = _value(buf, a, j)
+                if code:
+                    err[0] = code
                     err[1] = pos
                     return pos
                 if field == 0:
@@ -475,9 +489,8 @@ def unigram_chunks(w_lo, w_hi, buf, starts, first_line, word_start, word_end, pr
                     word_start[i] = a
                     word_end[i] = j
                 elif field == 0 or field == 2:
-                    v, ok = _parse_float(buf, a, j)
-                    if not ok or not np.isfinite(v):
-                        bad = ERR_NUMBER if not ok else ERR_FINITE
+                    v, bad = _value(buf, a, j)
+                    if bad:
                         break
                     if field == 0:
                         prob[i] = v
@@ -496,11 +509,6 @@ def unigram_chunks(w_lo, w_hi, buf, starts, first_line, word_start, word_end, pr
             while j < stop and buf[j] != 10:
                 j += 1
             pos = j + 1
-
-
-@kernel
-def _is_break(c):
-    return c == 32 or c == 9 or c == 13 or c == 10
 
 
 @kernel
@@ -568,12 +576,8 @@ def parse_chunks(w_lo, w_hi, buf, starts, first_line, n, index, arena, ids, prob
                     while j < stop and not _is_break(buf[j]):
                         j += 1
                     if field == 0 or field == n + 1:
-                        v, ok = _parse_float(buf, a, j)
-                        if not ok:
-                            bad = ERR_NUMBER
-                            break
-                        if not np.isfinite(v):
-                            bad = ERR_FINITE
+                        v, bad = _value(buf, a, j)
+                        if bad:
                             break
                         if field == 0:
                             prob[i] = v
