@@ -111,6 +111,7 @@ __all__ = [
     "even_bounds",
     "parallel_for",
     "prefetch",
+    "store8",
 ]
 
 #: Compile every kernel serially and uncached (``FASTGRAM_SERIAL=1``; see the module docstring).
@@ -286,7 +287,7 @@ def kernel(fn=None, *, parallel: bool = False, fastmath: bool = False):
     return wrap(fn) if fn is not None else wrap
 
 
-# --- memory hints -------------------------------------------------------------------------
+# --- memory hints and stores --------------------------------------------------------------
 
 
 @intrinsic
@@ -317,6 +318,33 @@ def prefetch(typingctx, arr, i):
         return context.get_dummy_value()
 
     return types.none(arr, i), codegen
+
+
+@intrinsic
+def store8(typingctx, out, k, x):
+    """``store8(out, k, x)``: write the 8 bytes of the uint64 ``x`` (little-endian) at
+    ``out[k:k + 8]`` of a 1-D C-contiguous uint8 array in one unaligned store, as a text writer
+    copies a short word packed in an integer. No bounds check: the caller proves
+    ``0 <= k`` and ``k + 8 <= out.shape[0]``."""
+    if not (
+        isinstance(out, types.Array)
+        and out.ndim == 1
+        and out.layout == "C"
+        and out.dtype == types.uint8
+        and isinstance(k, types.Integer)
+        and isinstance(x, types.Integer)
+    ):
+        raise TypingError("store8(out, k, x): out must be a 1-D C-contiguous uint8 array, k and x integers")
+
+    def codegen(context, builder, signature, llargs):
+        ary = context.make_array(signature.args[0])(context, builder, llargs[0])
+        index = context.cast(builder, llargs[1], signature.args[1], types.intp)
+        value = context.cast(builder, llargs[2], signature.args[2], types.uint64)
+        ptr = builder.gep(ary.data, [index], inbounds=True)
+        builder.store(value, builder.bitcast(ptr, ir.IntType(64).as_pointer()), align=1)
+        return context.get_dummy_value()
+
+    return types.none(out, k, x), codegen
 
 
 # --- the parallel launcher --------------------------------------------------------------------

@@ -292,3 +292,19 @@ def test_prefetch_is_a_hint_that_never_faults_nor_changes_results():
 
     with pytest.raises(numba.core.errors.TypingError, match="1-D or 2-D"):
         cube(np.zeros((2, 2, 2)))
+
+
+def test_store8_writes_eight_little_endian_bytes_at_any_offset():
+    @numba.njit
+    def put(out, k, x):
+        _jit.store8(out, k, x)
+
+    x = np.uint64(0x0807060504030201)
+    for k in range(9):  # every alignment, up to the last offset with room
+        out = np.zeros(17, np.uint8)
+        put(out, k, x)
+        expect = np.zeros(17, np.uint8)
+        expect[k : k + 8] = np.arange(1, 9)
+        assert out.tolist() == expect.tolist(), k
+    with pytest.raises(numba.core.errors.TypingError, match="uint8"):
+        put(np.zeros(16, np.int64), 0, x)

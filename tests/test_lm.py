@@ -287,6 +287,57 @@ def test_arpa_round_trip(tmp_path, section_scan):
     assert not list(tmp_path.glob(".*tmp"))
 
 
+def _arpa_value(x: float) -> str:
+    """The writer's number format as a specification: round(|x| 10^7) half to even, 7 decimals,
+    trailing zeros and a bare point dropped."""
+    v = int(np.rint(abs(x) * 10**7))
+    if v == 0:
+        return "0"
+    text = f"{v // 10**7}.{v % 10**7:07d}".rstrip("0").rstrip(".")
+    return ("-" if x < 0 else "") + text
+
+
+def test_arpa_text_is_the_specified_format(tmp_path):
+    # words of every length around the writer's 8- and 15-byte packing (multi-byte UTF-8 too),
+    # values at the rounding and trimming edges, and 1000 random rows of each order
+    rng = np.random.default_rng(7)
+    words = ["<unk>", "<s>", "</s>", "a", "é" * 4, "x" * 7, "y" * 8, "z" * 15, "q" * 16, "r" * 17,
+             "ω" * 12, "s" * 24, "t" * 31, "u" * 40, "v" * 200]  # fmt: skip
+    edges = [0.0, -0.0, -1e-8, -5e-8, -5.1e-8, -0.5, -1.0, -10.0, -99.0, -123456.7, -1.25e-5, -0.1234567,
+             -0.12345675, 2.5, -3.0000001, -9.9999999, -99999999999.0]  # fmt: skip
+    rows, prob, backoff = [], [], []
+    for n in (1, 2, 3):
+        m = 1000
+        R = rng.integers(0, len(words), size=(m, n)).astype(np.uint32)
+        p = np.round(-rng.exponential(2.0, m), int(rng.integers(0, 9)))
+        p[: len(edges)] = edges
+        b = np.where(rng.random(m) < 0.3, 0.0, rng.normal(0, 0.5, m))
+        b[: len(edges)] = edges[::-1]
+        rows.append(R)
+        prob.append(p)
+        backoff.append(b)
+    path = tmp_path / "spec.arpa"
+    arpa_module.write_arpa(path, 3, words, rows, prob, backoff)
+    expect = ["\\data\\"] + [f"ngram {n}=1000" for n in (1, 2, 3)] + [""]
+    for n in (1, 2, 3):
+        expect.append(f"\\{n}-grams:")
+        for R, p, b in zip(rows[n - 1], prob[n - 1], backoff[n - 1]):
+            line = _arpa_value(p) + "\t" + " ".join(words[w] for w in R[::-1])
+            expect.append(line + ("\t" + _arpa_value(b) if n < 3 else ""))
+        expect.append("")
+    expect.append("\\end\\")
+    assert path.read_text(encoding="utf-8").split("\n") == expect + [""]
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -2e11])
+def test_arpa_writer_refuses_values_it_cannot_format(tmp_path, bad):
+    prob = [np.array([-1.0, bad, -0.5])]
+    with pytest.raises(ValueError, match=r"prob of 1-gram 1 is .*finite and below 1e\+11"):
+        arpa_module.write_arpa(tmp_path / "bad.arpa", 1, ["<unk>", "<s>", "</s>"], [np.arange(3).reshape(3, 1)],
+                               prob, [np.zeros(3)])  # fmt: skip
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
 def test_token_model_arpa_is_decimal(tmp_path):
     stream = np.array([10, 11, 0, 11, 10, 0, 12], np.uint16)
     lm = NGramLM.estimate(stream, 2, separator=0, discount_fallback=True)

@@ -5,19 +5,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastgram._jit import kernel
+from fastgram._jit import kernel, store8
 
-#: Decimal places of the ARPA values written by :func:`arpa_lines` (absolute error <= 5e-8,
+#: Decimal places of the ARPA values written by :func:`arpa_blocks` (absolute error <= 5e-8,
 #: below the float32 resolution of values around 1).
 ARPA_DECIMALS = 7
 
 
+#: "00" .. "99": the two ASCII digits of each number below 100, for :func:`_put_fixed`.
+_DIGIT_PAIRS = np.frombuffer(b"".join(b"%02d" % i for i in range(100)), np.uint8).copy()
+
+
 @kernel
 def _put_fixed(out, k, x):
-    """Write ``x`` with ``ARPA_DECIMALS`` decimals, trailing zeros trimmed; return the new end.
-    The digits are written in place, right to left (no scratch array: two calls a line)."""
-    scale = 10**ARPA_DECIMALS
-    v = np.int64(np.round(abs(x) * scale))
+    """Write ``x`` with ``ARPA_DECIMALS`` (7) decimals, trailing zeros trimmed; return the new end.
+
+    ``v = round(|x| 10^7)`` (half to even) is written as its integer part, then, unless it is
+    a whole number, ``.`` and its 7 decimals less their trailing zeros. The decimals are
+    written whole, two digits a table lookup, and the end moves back over the trimmed zeros
+    (bytes past the returned end are scratch the next write overwrites). Writes at most 22
+    bytes, for ``|x| < 9.2e11`` (the writer checks that).
+    """
+    scale = 10_000_000  # 10**ARPA_DECIMALS
+    v = np.int64(np.rint(abs(x) * scale))
     if v == 0:
         out[k] = 48  # "0"
         return k + 1
@@ -26,27 +36,81 @@ def _put_fixed(out, k, x):
         k += 1
     ip = v // scale
     fp = v - ip * scale
-    nd = 1  # digits of the integer part
-    t = ip
-    while t >= 10:
-        t //= 10
-        nd += 1
-    for j in range(nd - 1, -1, -1):
-        out[k + j] = 48 + ip % 10
-        ip //= 10
-    k += nd
+    if ip < 10:
+        out[k] = 48 + ip
+        k += 1
+    else:
+        nd = 1  # digits of the integer part
+        t = ip
+        while t >= 10:
+            t //= 10
+            nd += 1
+        for j in range(nd - 1, -1, -1):
+            out[k + j] = 48 + ip % 10
+            ip //= 10
+        k += nd
     if fp:
         out[k] = 46  # "."
-        k += 1
-        nf = ARPA_DECIMALS
-        while fp % 10 == 0:
+        a = fp // 1_000_000  # digit 1, then pairs 2-3, 4-5, 6-7
+        r = fp - a * 1_000_000
+        b = r // 10_000
+        r -= b * 10_000
+        c = r // 100
+        d = r - c * 100
+        out[k + 1] = 48 + a
+        out[k + 2] = _DIGIT_PAIRS[2 * b]
+        out[k + 3] = _DIGIT_PAIRS[2 * b + 1]
+        out[k + 4] = _DIGIT_PAIRS[2 * c]
+        out[k + 5] = _DIGIT_PAIRS[2 * c + 1]
+        out[k + 6] = _DIGIT_PAIRS[2 * d]
+        out[k + 7] = _DIGIT_PAIRS[2 * d + 1]
+        nf = 7
+        while fp % 10 == 0:  # trailing zeros: at most 6, as fp > 0
             fp //= 10
             nf -= 1
-        for j in range(nf - 1, -1, -1):
-            out[k + j] = 48 + fp % 10
-            fp //= 10
-        k += nf
+        k += 1 + nf
     return k
+
+
+#: Bytes of a word kept inline in its :func:`word_slots` entry (byte 15 holds the length).
+SLOT_BYTES = 15
+#: Length byte of a :func:`word_slots` entry whose word is in the long-word table.
+LONG_WORD = 255
+
+
+@kernel
+def word_slots(arena, offsets, slots, long_text):
+    """Each word's bytes in a form a writer copies 8 bytes at a time: ``slots`` ``(V, 2)``
+    uint64 and ``long_text`` (uint64, ``ceil(len / 8)`` entries per word longer than
+    :data:`SLOT_BYTES` bytes).
+
+    A short word is packed little-endian into ``slots[w]`` with its length in the top byte of
+    ``slots[w, 1]`` (one 16-byte read gives it whole). A long word's top byte is
+    :data:`LONG_WORD`, its length the low 32 bits of ``slots[w, 1]``, and ``slots[w, 0]`` the
+    index of its first entry in ``long_text``, where it is packed 8 bytes an entry.
+    """
+    p = 0
+    for w in range(slots.shape[0]):
+        a = offsets[w]
+        length = offsets[w + 1] - 1 - a  # arena: each word followed by a newline
+        if length <= SLOT_BYTES:
+            lo = np.uint64(0)
+            hi = np.uint64(length) << np.uint64(56)
+            for c in range(min(length, 8)):
+                lo |= np.uint64(arena[a + c]) << np.uint64(8 * c)
+            for c in range(8, length):
+                hi |= np.uint64(arena[a + c]) << np.uint64(8 * (c - 8))
+            slots[w, 0] = lo
+            slots[w, 1] = hi
+        else:
+            slots[w, 0] = p
+            slots[w, 1] = (np.uint64(LONG_WORD) << np.uint64(56)) | np.uint64(length)
+            for c0 in range(0, length, 8):
+                x = np.uint64(0)
+                for c in range(min(8, length - c0)):
+                    x |= np.uint64(arena[a + c0 + c]) << np.uint64(8 * c)
+                long_text[p] = x
+                p += 1
 
 
 ERR_NUMBER, ERR_WORDS, ERR_UNKNOWN, ERR_TRUNCATED, ERR_DUPLICATE, ERR_FINITE = 1, 2, 3, 4, 5, 6
@@ -599,22 +663,34 @@ def parse_chunks(w_lo, w_hi, buf, starts, first_line, n, index, arena, ids, prob
 
 
 @kernel
-def arpa_blocks(w_lo, w_hi, rows, prob, backoff, with_backoff, arena, offsets, bounds, starts, out, lengths):
-    """:func:`arpa_lines` of the row blocks ``bounds[b]:bounds[b + 1]`` in parallel, block ``b``
-    written from ``out[starts[b]]`` (room for its words plus 66 bytes a row); ``lengths[b]``
-    the bytes written."""
+def arpa_blocks(w_lo, w_hi, rows, prob, backoff, with_backoff, slots, long_text, bounds, starts, out, lengths):
+    """The ARPA lines (``prob<TAB>w1 ... wn[<TAB>backoff]``, words in reading order) of the row
+    blocks ``bounds[b]:bounds[b + 1]``, block ``b`` written from ``out[starts[b]]`` (room for
+    its words plus :data:`ROW_ROOM` bytes a row, :func:`block_sizes`); ``lengths[b]`` the
+    bytes written. Words are copied 8 bytes a store from their :func:`word_slots` entries
+    (a short word: two stores; a long one: one per 8 bytes of ``long_text``), so a store
+    reaches at most 15 bytes past a word's end, inside the row's room.
+    """
+    n = rows.shape[1]
     for b in range(w_lo, w_hi):
         k = starts[b]
         for i in range(bounds[b], bounds[b + 1]):
             k = _put_fixed(out, k, prob[i])
             out[k] = 9
             k += 1
-            n = rows.shape[1]
             for j in range(n - 1, -1, -1):
                 w = rows[i, j]
-                for c in range(offsets[w], offsets[w + 1] - 1):
-                    out[k] = arena[c]
-                    k += 1
+                hi = slots[w, 1]
+                length = np.int64(hi >> np.uint64(56))
+                if length <= SLOT_BYTES:
+                    store8(out, k, slots[w, 0])
+                    store8(out, k + 8, hi)
+                else:
+                    length = np.int64(hi & np.uint64(0xFFFFFFFF))
+                    p = np.int64(slots[w, 0])
+                    for c in range((length + 7) // 8):
+                        store8(out, k + 8 * c, long_text[p + c])
+                k += length
                 out[k] = 32 if j else (9 if with_backoff else 10)
                 k += 1
             if with_backoff:
@@ -624,9 +700,14 @@ def arpa_blocks(w_lo, w_hi, rows, prob, backoff, with_backoff, arena, offsets, b
         lengths[b] = k - starts[b]
 
 
+#: Bytes a row may take besides its words' bytes: two numbers of at most 22 bytes, n <= 8
+#: separators and a newline, and the 16-byte stores of a short word reaching past it.
+ROW_ROOM = 66
+
+
 @kernel
 def block_sizes(w_lo, w_hi, rows, offsets, bounds, sizes):
-    """Room :func:`arpa_blocks` needs per block: the words' bytes and 66 bytes a row."""
+    """Room :func:`arpa_blocks` needs per block: the words' bytes and :data:`ROW_ROOM` bytes a row."""
     n = rows.shape[1]
     for b in range(w_lo, w_hi):
         total = np.int64(0)
@@ -634,5 +715,5 @@ def block_sizes(w_lo, w_hi, rows, offsets, bounds, sizes):
             for j in range(n):
                 w = rows[i, j]
                 total += offsets[w + 1] - offsets[w]
-            total += 66
+            total += ROW_ROOM
         sizes[b] = total

@@ -12,8 +12,11 @@ from fastgram._jit import num_threads, parallel_for
 from fastgram.kernels import lm_arpa as _k
 
 SPECIAL_WORDS = ("<unk>", "<s>", "</s>")
-#: Rows formatted per kernel call when writing.
-WRITE_BLOCK = 1 << 22
+#: Rows formatted per block when writing: the block's text (about 30 MB at most) is formatted
+#: into one reused buffer and written out while it is still in the cache.
+WRITE_BLOCK = 1 << 18
+#: Largest magnitude of a value the writer formats (7 decimals of it fit an int64).
+MAX_ARPA_VALUE = 1e11
 
 
 def word_arena(words) -> tuple[np.ndarray, np.ndarray]:
@@ -31,9 +34,29 @@ def write_arpa(path, order, words, rows, prob, backoff) -> None:
 
     ``rows[n-1]`` are reversed n-grams of model ids (``(m, n)``), ``words`` the model's words.
     Values are written with 7 decimals, trailing zeros trimmed (absolute error <= 5e-8, below
-    float32 resolution), by :func:`fastgram.kernels.lm.arpa_lines` a block of rows at a time.
+    float32 resolution), by :func:`fastgram.kernels.lm_arpa.arpa_blocks`, :data:`WRITE_BLOCK`
+    rows at a time in 32 parallel pieces. Extra memory: the words twice (``16 V`` bytes of
+    words packed 8 bytes at a time besides their text) and one block's text.
+
+    Raises
+    ------
+    ValueError
+        A probability or backoff that is not finite or is larger in magnitude than
+        :data:`MAX_ARPA_VALUE` (nothing is written).
     """
+    for n in range(1, order + 1):
+        for name, values in (("prob", prob[n - 1]), ("backoff", backoff[n - 1])):
+            if len(values) and not np.abs(values).max() < MAX_ARPA_VALUE:
+                bad = int(np.flatnonzero(~(np.abs(values) < MAX_ARPA_VALUE))[0])
+                raise ValueError(
+                    f"{name} of {n}-gram {bad:,} is {values[bad]!r}: ARPA values must be finite and below "
+                    f"{MAX_ARPA_VALUE:g} in magnitude"
+                )
     arena, offsets = word_arena(words)
+    lengths = np.diff(offsets) - 1  # (V,) bytes of each word
+    slots = np.empty((len(words), 2), np.uint64)  # (V, 2): short words packed, length in byte 15
+    long_text = np.empty(int(((lengths + 7) // 8)[lengths > _k.SLOT_BYTES].sum()), np.uint64)
+    _k.word_slots(arena, offsets, slots, long_text)
     out = np.empty(0, np.uint8)  # one text buffer for every block (grown when a block needs more)
     with atomic_output(path) as tmp:
         with open(tmp, "wb") as f:
@@ -44,16 +67,16 @@ def write_arpa(path, order, words, rows, prob, backoff) -> None:
                 R, p, b = rows[n - 1], prob[n - 1], backoff[n - 1]
                 for lo in range(0, len(R), WRITE_BLOCK):
                     hi = min(lo + WRITE_BLOCK, len(R))
-                    bounds = np.linspace(lo, hi, 33).astype(np.int64)  # 32 blocks formatted in parallel
+                    bounds = np.linspace(lo, hi, 33).astype(np.int64)  # 32 pieces formatted in parallel
                     sizes = np.zeros(32, np.int64)
                     parallel_for(_k.block_sizes, 32, (R, offsets, bounds, sizes))
                     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
                     if out.size < sizes.sum():
                         out = np.empty(int(sizes.sum()), np.uint8)
-                    lengths = np.zeros(32, np.int64)
-                    args = (R, p, b, n < order, arena, offsets, bounds, starts, out, lengths)
+                    written = np.zeros(32, np.int64)
+                    args = (R, p, b, n < order, slots, long_text, bounds, starts, out, written)
                     parallel_for(_k.arpa_blocks, 32, args)
-                    for s0, k in zip(starts.tolist(), lengths.tolist()):
+                    for s0, k in zip(starts.tolist(), written.tolist()):
                         f.write(out[s0 : s0 + k].data)
                 f.write(b"\n")
             f.write(b"\\end\\\n")
