@@ -93,24 +93,30 @@ def level_sizes(rows, lcp, bos, sizes):
 
 
 @kernel
-def level_groups(rows, counts, lcp, bos, off, first_row, raw, ext, parent, last_kept):
-    """Fill, per order n (flat arrays from ``off[n]``): the first row of each kept group, its raw
-    count (sum of the rows' counts), its continuation count (the order-(n+1) groups inside) and
-    its suffix's index in order n - 1 (-1 for unigrams). ``last_kept[n]``: whether the group of
-    the last row is kept (lmplz's last n-gram in suffix order)."""
+def level_groups(rows, counts, lcp, bos, reserved, off, row_off, level_rows, raw, ext, parent, last_kept):
+    """Fill, per order n (flat arrays from ``off[n]``; ``reserved`` slots left at the start of
+    order 1 for the caller): each kept group's n ids (``level_rows``, order n from
+    ``row_off[n]``, n ids a group), its raw count (sum of the rows' counts), its continuation
+    count (the order-(n+1) groups inside) and its suffix's index in order n - 1 (-1 for
+    unigrams). ``last_kept[n]``: whether the group of the last row is kept (lmplz's last n-gram
+    in suffix order)."""
     m, N = rows.shape
     cur = np.full(N + 1, -1, np.int64)
     nxt = np.zeros(N + 1, np.int64)
+    nxt[1] = reserved
     for i in range(m):
         for n in range(1, N + 1):
             if n == N or lcp[i] < n:
                 if _padding(rows, i, n, bos):
                     cur[n] = -1
                 else:
-                    j = off[n] + nxt[n]
+                    local = nxt[n]
+                    j = off[n] + local
                     cur[n] = j
                     nxt[n] += 1
-                    first_row[j] = i
+                    base = row_off[n] + local * n
+                    for c in range(n):
+                        level_rows[base + c] = rows[i, c]
                     raw[j] = 0
                     ext[j] = 0
                     parent[j] = cur[n - 1] - off[n - 1] if n > 1 else -1
@@ -220,7 +226,10 @@ def finish(
     w_lo, w_hi, rows, p, u, marked, dest, gamma_next, has_next, eos, unk, out_rows, out_prob, out_backoff, out_u
 ):
     """The kept n-grams among rows ``w_lo <= i < w_hi``: rows, log10 p (at most 0), log10 backoff
-    (0 for no context), u, at their output rows ``dest`` (:func:`kept_positions`)."""
+    (0 for no context), u, at their output rows ``dest`` (:func:`kept_positions`).
+
+    With nothing marked (``dest[i] == i``) the outputs may be the inputs themselves (``rows``,
+    ``p``, ``u``, and ``gamma_next`` as ``out_backoff``): row i is read before it is written."""
     n = rows.shape[1]
     for i in range(w_lo, w_hi):
         if marked[i]:

@@ -249,93 +249,124 @@ def find_in(table: np.ndarray, queries: np.ndarray, first_col: int, slots=None) 
     return out
 
 
-def _levels(rows, counts, N):
-    """Every order's kept n-grams from the sorted reversed N-grams (stage 3).
+def _levels(counted, N, prune):
+    """Every order's kept n-grams from the sorted reversed N-grams (stages 3 and 4's statistics).
 
-    Returns per order n (dict index n): ``rows`` (m_n, n), ``raw``, ``ext`` (continuation
-    counts), ``parent`` (index of the suffix in order n - 1) and ``last_kept``.
+    ``counted`` is the list ``[rows (m, N), counts (m,)]`` from :func:`count_padded`; it is
+    emptied, so the counted arrays are freed as soon as the orders are built. Returns per order
+    n (index n - 1) a dict: ``rows`` (m_n, n) uint32, ``adj`` (adjusted counts: raw for order
+    N and for n-grams starting with ``<s>``, else continuation counts), ``parent`` (index of
+    the suffix in order n - 1), ``marked`` (pruned) and ``t`` (the counts of adjusted counts
+    1-4 the discounts come from). The orders' rows share one buffer, as do their ``adj`` and
+    their ``parent``: about ``4n + 17`` bytes per n-gram.
     """
+    rows, counts = counted
+    counted.clear()
     m = rows.shape[0]
     lcp = np.zeros(m, np.int8)
     if m:
         parallel_for(_k.common_prefix, m, (rows, lcp))
     sizes = np.zeros(N + 1, np.int64)
     _k.level_sizes(rows, lcp, BOS, sizes)
+    sizes[1] += 2  # unigrams <unk> and <s> (never a suffix of an N-gram) with count 0
     off = np.zeros(N + 1, np.int64)  # off[n]: start of order n in the flat arrays (n = 1..N)
     off[2:] = np.cumsum(sizes[1:N])
+    row_off = np.zeros(N + 1, np.int64)  # the same for the rows, n ids an n-gram
+    row_off[2:] = np.cumsum(sizes[1:N] * np.arange(1, N))
     total = int(sizes.sum())
-    first_row = np.empty(total, np.int64)
+    level_rows = np.empty(int(row_off[N] + N * sizes[N]), np.uint32)
     raw = np.empty(total, np.int64)
     ext = np.empty(total, np.int64)
     parent = np.empty(total, np.int64)
     last_kept = np.zeros(N + 1, np.bool_)
-    _k.level_groups(rows, counts, lcp, BOS, off, first_row, raw, ext, parent, last_kept)
-    del lcp
-    levels = {}
+    _k.level_groups(rows, counts, lcp, BOS, 2, off, row_off, level_rows, raw, ext, parent, last_kept)
+    del rows, counts, lcp
+    level_rows[:2] = (UNK, BOS)
+    raw[:2] = ext[:2] = 0
+    parent[:2] = -1
+    levels = []
     for n in range(1, N + 1):
         sl = slice(off[n], off[n] + sizes[n])
-        levels[n] = dict(
-            rows=np.ascontiguousarray(rows[first_row[sl], :n]),
-            raw=raw[sl],
-            ext=ext[sl],
-            parent=parent[sl],
-            last_kept=bool(last_kept[n]),
-        )
-    # unigrams <unk> and <s> (never a suffix of an N-gram) with count 0
-    one = levels[1]
-    one["rows"] = np.concatenate([np.array([[UNK], [BOS]], rows.dtype), one["rows"]])
-    for name in ("raw", "ext"):
-        one[name] = np.concatenate([np.zeros(2, np.int64), one[name]])
-    one["parent"] = np.concatenate([[-1, -1], one["parent"]])
-    if N > 1:
-        levels[2]["parent"] = levels[2]["parent"] + 2
-    return levels
-
-
-def kneser_ney(rows, counts, order, V, prune, fallback):
-    """The model's arrays from the sorted reversed N-grams (``rows`` (m, N), ``counts`` (m,)).
-
-    Returns a dict of per-order lists (index n-1): ``rows`` (reversed, sorted, uint32),
-    ``prob``, ``backoff`` (log10, float64), ``u`` (float64), and ``discounts`` (N, 3).
-    """
-    N = order
-    K = _levels(rows, counts, N)
-    discounts = np.zeros((N, 3))
-    for n in range(1, N + 1):
-        k = K[n]
-        R, raw = k["rows"], k["raw"]
+        R = level_rows[row_off[n] : row_off[n] + n * sizes[n]].reshape(-1, n)
+        r, adj = raw[sl], ext[sl]  # adj is written over the continuation counts
         firstw = R[:, n - 1]
-        adj = raw if n == N else np.where(firstw == BOS, raw, k["ext"])
+        if n == N:
+            adj[:] = r
+        else:
+            at_bos = firstw == BOS
+            adj[at_bos] = r[at_bos]
         stat = np.minimum(adj, 5)
-        if n < N and len(R) and k["last_kept"]:
-            stat[-1] = min(raw[-1], 5)  # lmplz: the last n-gram in suffix order enters its statistics raw
-        marked = raw <= prune[n - 1]
+        if n < N and len(R) and last_kept[n]:
+            stat[-1] = min(r[-1], 5)  # lmplz: the last n-gram in suffix order enters its statistics raw
+        marked = r <= prune[n - 1]
         if n == 1:
             marked &= firstw > EOS  # <unk>, <s>, </s> are never pruned
         t = np.bincount(stat, minlength=6)[1:5]
-        discounts[n - 1] = discounts_of(t, fallback, n)
-        k["adj"], k["marked"] = adj, marked
+        levels.append(dict(rows=R, adj=adj, parent=parent[sl], marked=marked, t=t))
+    return levels
+
+
+def _contexts(levels, n):
+    """``(ctx, C)``: each order-n n-gram's context (its first n - 1 ids, forward) as an index into
+    order n - 1, and the number of contexts."""
+    R = levels[n - 1]["rows"]
+    if n == 1:
+        return np.zeros(len(R), np.int64), 1
+    ctx = find_in(levels[n - 2]["rows"], R, 1)
+    if (ctx < 0).any():  # pragma: no cover - an internal invariant
+        raise RuntimeError(f"internal error: a {n}-gram's context is missing from order {n - 1}")
+    return ctx, len(levels[n - 2]["rows"])
+
+
+def kneser_ney(counted, order, V, prune, fallback):
+    """The model's arrays from the sorted reversed N-grams ``counted = [rows (m, N), counts (m,)]``.
+
+    ``counted`` is emptied (the arrays are freed as soon as they are used). Returns a dict of
+    per-order lists (index n-1): ``rows`` (reversed, sorted, uint32), ``prob``, ``backoff``
+    (log10, float64), ``u`` (float64), and ``discounts`` (N, 3).
+
+    Memory: besides the model itself (``4n + 24`` bytes an n-gram), the orders' adjusted counts,
+    parents and pruning marks (17 bytes an n-gram) and one order's contexts and weights at a
+    time; order n - 1 is finished (log10, backoffs from order n's weights, written in place when
+    nothing is pruned) as soon as order n is interpolated.
+    """
+    N = order
+    K = _levels(counted, N, prune)
+    discounts = np.array([discounts_of(K[n - 1]["t"], fallback, n) for n in range(1, N + 1)], np.float64)
+    discounts = discounts.reshape(N, 3)
+    out = dict(rows=[None] * N, prob=[None] * N, backoff=[None] * N, u=[None] * N, discounts=discounts)
+
+    def finish(n, gamma_next):
+        """Order n's output arrays; ``gamma_next`` (order n + 1's weights per context, one per
+        order-n n-gram) becomes its backoffs."""
+        k = K[n - 1]
+        m = int(np.count_nonzero(~k["marked"]))
+        if m == len(k["rows"]):
+            # nothing pruned: every row stays where it is (dest[i] == i), so the level's own
+            # rows, p and u, and order n + 1's weights, take the results in place
+            rows_out, prob, u = k["rows"], k["p"], k["u"]
+            backoff = gamma_next if n < N else np.empty(m)
+        else:
+            rows_out = np.empty((m, n), np.uint32)
+            prob, backoff, u = np.empty(m), np.empty(m), np.empty(m)
+        dest = _k.kept_positions(k["marked"])
+        args = (k["rows"], k["p"], k["u"], k["marked"], dest, gamma_next, n < N, EOS, UNK, rows_out, prob, backoff, u)
+        parallel_for(_k.finish, len(dest), args)
+        out["rows"][n - 1], out["prob"][n - 1], out["backoff"][n - 1], out["u"][n - 1] = rows_out, prob, backoff, u
+        K[n - 1] = None  # the adjusted counts, parents and marks of order n are no longer needed
 
     # stage 5: contexts, denominators, interpolation weights; stage 6: interpolation
-    out = dict(rows=[], prob=[], backoff=[], u=[], discounts=discounts)
-    gammas = {}
     p_lower = np.zeros(0)
     for n in range(1, N + 1):
-        k = K[n]
+        k = K[n - 1]
         R, adj, marked = k["rows"], k["adj"], k["marked"]
-        if n == 1:
-            ctx = np.zeros(len(R), np.int64)
-            C = 1
-        else:
-            ctx = find_in(K[n - 1]["rows"], R, 1)
-            if (ctx < 0).any():  # pragma: no cover - an internal invariant
-                raise RuntimeError(f"internal error: a {n}-gram's context is missing from order {n - 1}")
-            C = len(K[n - 1]["rows"])
+        ctx, C = _contexts(K, n)
         D = np.concatenate([[0.0], discounts[n - 1]])
-        denom, mass = np.zeros(C), np.zeros(C)
-        _k.context_sums(adj, marked, ctx, D, denom, mass)
+        denom, gamma = np.zeros(C), np.zeros(C)
+        _k.context_sums(adj, marked, ctx, D, denom, gamma)  # gamma holds the mass for now
         with np.errstate(invalid="ignore", divide="ignore"):
-            gamma = np.where(denom > 0, mass / denom, np.nan)
+            np.divide(gamma, denom, out=gamma)
+        gamma[denom <= 0] = np.nan
         u, p = np.empty(len(R)), np.empty(len(R))
         if n == 1:
             V_uniform = int(np.count_nonzero(~marked)) - 1
@@ -347,26 +378,10 @@ def kneser_ney(rows, counts, order, V, prune, fallback):
             p[R[:, 0] == BOS] = 1.0
         else:
             parallel_for(_k.interpolate, len(adj), (adj, ctx, k["parent"], D, denom, gamma, p_lower, 0.0, u, p))
-        gammas[n] = gamma
+        del ctx, denom
         k["p"], k["u"] = p, u
+        if n > 1:
+            finish(n - 1, gamma)  # after order n read p of order n - 1
         p_lower = p
-    for n in range(1, N + 1):
-        k = K[n]
-        m = int(np.count_nonzero(~k["marked"]))
-        if m == len(k["rows"]) and k["rows"].dtype == np.uint32:
-            # nothing pruned: every row stays where it is (dest[i] == i), so the level's own
-            # rows, p and u take the results in place (3 arrays fewer to allocate and touch)
-            rows_out, prob, u, backoff = k["rows"], k["p"], k["u"], np.empty(m)
-        else:
-            rows_out = np.empty((m, n), np.uint32)
-            prob, backoff, u = np.empty(m), np.empty(m), np.empty(m)
-        nxt = gammas[n + 1] if n < N else np.zeros(0)
-        dest = _k.kept_positions(k["marked"])
-        args = (k["rows"], k["p"], k["u"], k["marked"], dest, nxt, n < N, EOS, UNK, rows_out, prob, backoff, u)
-        parallel_for(_k.finish, len(dest), args)
-        out["rows"].append(rows_out)
-        out["prob"].append(prob)
-        out["backoff"].append(backoff)
-        out["u"].append(u)
-        del K[n]["p"]
+    finish(N, np.zeros(0))
     return out

@@ -210,7 +210,7 @@ class NGramLM:
         n_sentences = _count_sentences(tokens, separator)
         if n_sentences == 0:
             raise ValueError("corpus: no sentences to estimate a model from")
-        rows, counts = _est.count_padded(
+        counted = _est.count_padded(
             tokens,
             lookup,
             separator,
@@ -221,7 +221,8 @@ class NGramLM:
             chunk_tokens=chunk_tokens,
             close_last=vocab is None,
         )
-        arrays = _est.kneser_ney(rows, counts, order, V, prune, fallback)
+        counted = list(counted)  # kneser_ney empties the list: the counts are freed once used
+        arrays = _est.kneser_ney(counted, order, V, prune, fallback)
         if words is None:
             names = list(SPECIAL_WORDS) + list(map(str, token_ids[3:].tolist()))
             ids = token_ids
