@@ -93,40 +93,41 @@ def level_sizes(rows, lcp, bos, sizes):
 
 
 @kernel
-def level_groups(rows, counts, lcp, bos, reserved, off, row_off, level_rows, raw, ext, parent, last_kept):
-    """Fill, per order n (flat arrays from ``off[n]``; ``reserved`` slots left at the start of
-    order 1 for the caller): each kept group's n ids (``level_rows``, order n from
-    ``row_off[n]``, n ids a group), its raw count (sum of the rows' counts), its continuation
-    count (the order-(n+1) groups inside) and its suffix's index in order n - 1 (-1 for
-    unigrams). ``last_kept[n]``: whether the group of the last row is kept (lmplz's last n-gram
-    in suffix order)."""
+def level_groups(rows, counts, lcp, bos, n, reserved, level_rows, raw, ext, parent):
+    """Order n's kept groups (rows sharing their first n ids, padding groups excluded): the
+    group's n ids (``level_rows`` (m_n, n)), its raw count (the sum of its rows' counts), its
+    continuation count (the order-(n+1) groups inside) and its suffix's index in order n - 1
+    (-1 for unigrams). Order 1 starts after ``reserved`` slots the caller fills (and order 2's
+    suffix indices count them). One pass over the rows; O(m + m_n n). Returns whether the
+    group of the last row is kept (lmplz's last n-gram in suffix order)."""
     m, N = rows.shape
-    cur = np.full(N + 1, -1, np.int64)
-    nxt = np.zeros(N + 1, np.int64)
-    nxt[1] = reserved
+    j = -1  # this order's current group, -1 inside a padding group
+    k = reserved if n == 1 else 0  # this order's next group
+    up = -1  # order n - 1's current group
+    k_up = reserved if n == 2 else 0  # order n - 1's next group
     for i in range(m):
-        for n in range(1, N + 1):
-            if n == N or lcp[i] < n:
-                if _padding(rows, i, n, bos):
-                    cur[n] = -1
-                else:
-                    local = nxt[n]
-                    j = off[n] + local
-                    cur[n] = j
-                    nxt[n] += 1
-                    base = row_off[n] + local * n
-                    for c in range(n):
-                        level_rows[base + c] = rows[i, c]
-                    raw[j] = 0
-                    ext[j] = 0
-                    parent[j] = cur[n - 1] - off[n - 1] if n > 1 else -1
-            j = cur[n]
-            if j >= 0:
-                raw[j] += counts[i]
-                if n < N and lcp[i] < n + 1:
-                    ext[j] += 1
-    for n in range(1, N + 1):
-        last_kept[n] = cur[n] >= 0
+        if n > 1 and lcp[i] < n - 1:
+            if _padding(rows, i, n - 1, bos):
+                up = -1
+            else:
+                up = k_up
+                k_up += 1
+        if n == N or lcp[i] < n:
+            if _padding(rows, i, n, bos):
+                j = -1
+            else:
+                j = k
+                k += 1
+                for c in range(n):
+                    level_rows[j, c] = rows[i, c]
+                raw[j] = 0
+                ext[j] = 0
+                parent[j] = up if n > 1 else -1
+        if j >= 0:
+            raw[j] += counts[i]
+            if n < N and lcp[i] < n + 1:
+                ext[j] += 1
+    return j >= 0
 
 
 _H1 = np.uint64(0x9E3779B97F4A7C15)

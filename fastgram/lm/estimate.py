@@ -257,8 +257,8 @@ def _levels(counted, N, prune):
     n (index n - 1) a dict: ``rows`` (m_n, n) uint32, ``adj`` (adjusted counts: raw for order
     N and for n-grams starting with ``<s>``, else continuation counts), ``parent`` (index of
     the suffix in order n - 1), ``marked`` (pruned) and ``t`` (the counts of adjusted counts
-    1-4 the discounts come from). The orders' rows share one buffer, as do their ``adj`` and
-    their ``parent``: about ``4n + 17`` bytes per n-gram.
+    1-4 the discounts come from): ``4n + 17`` bytes an n-gram, each order its own arrays.
+    Time O(m N): one pass over the sorted rows per order.
     """
     rows, counts = counted
     counted.clear()
@@ -269,40 +269,29 @@ def _levels(counted, N, prune):
     sizes = np.zeros(N + 1, np.int64)
     _k.level_sizes(rows, lcp, BOS, sizes)
     sizes[1] += 2  # unigrams <unk> and <s> (never a suffix of an N-gram) with count 0
-    off = np.zeros(N + 1, np.int64)  # off[n]: start of order n in the flat arrays (n = 1..N)
-    off[2:] = np.cumsum(sizes[1:N])
-    row_off = np.zeros(N + 1, np.int64)  # the same for the rows, n ids an n-gram
-    row_off[2:] = np.cumsum(sizes[1:N] * np.arange(1, N))
-    total = int(sizes.sum())
-    level_rows = np.empty(int(row_off[N] + N * sizes[N]), np.uint32)
-    raw = np.empty(total, np.int64)
-    ext = np.empty(total, np.int64)
-    parent = np.empty(total, np.int64)
-    last_kept = np.zeros(N + 1, np.bool_)
-    _k.level_groups(rows, counts, lcp, BOS, 2, off, row_off, level_rows, raw, ext, parent, last_kept)
-    del rows, counts, lcp
-    level_rows[:2] = (UNK, BOS)
-    raw[:2] = ext[:2] = 0
-    parent[:2] = -1
     levels = []
     for n in range(1, N + 1):
-        sl = slice(off[n], off[n] + sizes[n])
-        R = level_rows[row_off[n] : row_off[n] + n * sizes[n]].reshape(-1, n)
-        r, adj = raw[sl], ext[sl]  # adj is written over the continuation counts
+        R = np.empty((sizes[n], n), np.uint32)
+        raw, adj, parent = np.empty(sizes[n], np.int64), np.empty(sizes[n], np.int64), np.empty(sizes[n], np.int64)
+        last_kept = _k.level_groups(rows, counts, lcp, BOS, n, 2, R, raw, adj, parent)
+        if n == 1:
+            R[:2, 0] = (UNK, BOS)
+            raw[:2] = adj[:2] = 0
+            parent[:2] = -1
         firstw = R[:, n - 1]
-        if n == N:
-            adj[:] = r
+        if n == N:  # adjusted counts: raw for order N and n-grams starting with <s>, else continuation
+            adj = raw
         else:
             at_bos = firstw == BOS
-            adj[at_bos] = r[at_bos]
+            adj[at_bos] = raw[at_bos]
         stat = np.minimum(adj, 5)
-        if n < N and len(R) and last_kept[n]:
-            stat[-1] = min(r[-1], 5)  # lmplz: the last n-gram in suffix order enters its statistics raw
-        marked = r <= prune[n - 1]
+        if n < N and len(R) and last_kept:
+            stat[-1] = min(raw[-1], 5)  # lmplz: the last n-gram in suffix order enters its statistics raw
+        marked = raw <= prune[n - 1]
         if n == 1:
             marked &= firstw > EOS  # <unk>, <s>, </s> are never pruned
         t = np.bincount(stat, minlength=6)[1:5]
-        levels.append(dict(rows=R, adj=adj, parent=parent[sl], marked=marked, t=t))
+        levels.append(dict(rows=R, adj=adj, parent=parent, marked=marked, t=t))
     return levels
 
 
