@@ -165,9 +165,10 @@ class NGramLM:
         -----
         Memory: the counting stage is bounded by ``max_memory`` (sorted runs spill to
         ``tmp_dir``), one uint64 key word per N-gram up to 64 bits and 2-4 words beyond (word
-        5-grams). Then the sorted N-grams (about ``4N + 8`` bytes each) and every
-        lower order's n-grams (about ``40 + 4n`` bytes each while estimating) must fit in
-        memory. See :mod:`fastgram.lm.estimate`.
+        5-grams). Then what must fit in memory is the sorted N-grams (about ``4N + 8`` bytes
+        each) while the orders are grouped, then the model itself (``4n + 24`` bytes per
+        n-gram: ids, log10 p, backoff and u) and, per order until it is finished, its adjusted
+        counts, parents and pruning marks (17 bytes per n-gram). See :mod:`fastgram.lm.estimate`.
 
         ``<unk>``: a corpus has no unknown words (the vocabulary is what occurs); ``<unk>``
         gets the interpolation mass ``gamma / V`` of the unigrams, as in lmplz, and scoring
