@@ -21,8 +21,9 @@ The stages are lmplz's (see :mod:`fastgram.reference.lm` for the formulas):
 
 Memory: what must fit is the sorted N-grams (``N`` 4-byte ids plus an 8-byte count each)
 while the orders are grouped, then the model (``4n + 24`` bytes an n-gram) and, per order
-until it is finished, its adjusted counts, parents and pruning marks (17 bytes an n-gram). Counting is bounded by ``max_memory`` (sorted runs spill to disk) for every key
-space: :class:`fastgram.counting.NGramCounter` packs an N-gram into one uint64 word while
+until it is finished, its adjusted counts, parents and pruning marks (17 bytes an n-gram).
+Counting is bounded by ``max_memory`` (sorted runs spill to disk) for every key space:
+:class:`fastgram.counting.NGramCounter` packs an N-gram into one uint64 word while
 ``(V + 1)**N <= 2**64`` and into 2-4 words beyond (word 5-grams).
 """
 
