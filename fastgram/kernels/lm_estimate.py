@@ -96,16 +96,22 @@ def level_sizes(rows, lcp, bos, sizes):
 def level_groups(rows, counts, lcp, bos, n, reserved, level_rows, raw, ext, parent):
     """Order n's kept groups (rows sharing their first n ids, padding groups excluded): the
     group's n ids (``level_rows`` (m_n, n)), its raw count (the sum of its rows' counts), its
-    continuation count (the order-(n+1) groups inside) and its suffix's index in order n - 1
-    (-1 for unigrams). Order 1 starts after ``reserved`` slots the caller fills (and order 2's
-    suffix indices count them). One pass over the rows; O(m + m_n n). Returns whether the
-    group of the last row is kept (lmplz's last n-gram in suffix order)."""
+    continuation count (``ext``, the order-(n+1) groups inside; not written for n = N) and its
+    suffix's index in order n - 1 (-1 for unigrams). Order 1 starts after ``reserved`` slots
+    the caller fills (and order 2's suffix indices count them). One pass over the rows;
+    O(m + m_n n). Returns whether the group of the last row is kept (lmplz's last n-gram in
+    suffix order).
+
+    For n = N >= 2, ``level_rows`` and ``raw`` may be ``rows`` and ``counts`` themselves (the
+    kept rows compacted in place): group ``j`` is written while row ``i >= j`` is read, and
+    row ``i``'s count is read before anything is written."""
     m, N = rows.shape
     j = -1  # this order's current group, -1 inside a padding group
     k = reserved if n == 1 else 0  # this order's next group
     up = -1  # order n - 1's current group
     k_up = reserved if n == 2 else 0  # order n - 1's next group
     for i in range(m):
+        count = counts[i]
         if n > 1 and lcp[i] < n - 1:
             if _padding(rows, i, n - 1, bos):
                 up = -1
@@ -121,10 +127,11 @@ def level_groups(rows, counts, lcp, bos, n, reserved, level_rows, raw, ext, pare
                 for c in range(n):
                     level_rows[j, c] = rows[i, c]
                 raw[j] = 0
-                ext[j] = 0
+                if n < N:
+                    ext[j] = 0
                 parent[j] = up if n > 1 else -1
         if j >= 0:
-            raw[j] += counts[i]
+            raw[j] += count
             if n < N and lcp[i] < n + 1:
                 ext[j] += 1
     return j >= 0
@@ -198,7 +205,8 @@ def context_sums(adj, marked, ctx, D, denom, mass):
 @kernel
 def interpolate(w_lo, w_hi, adj, ctx, parent, D, denom, gamma, p_lower, uniform, u, p):
     """``u = (a - D(a)) / denom(ctx)``; ``p = u + gamma(ctx) * lower`` (``p_lower[parent]``, or
-    ``uniform`` when ``parent`` is empty: the unigrams)."""
+    ``uniform`` when ``parent`` is empty: the unigrams). ``u`` may be ``p`` itself when u is
+    not kept (``p[i]`` is written after ``u[i]``)."""
     unigrams = parent.shape[0] == 0
     for i in range(w_lo, w_hi):
         c = ctx[i]
@@ -224,10 +232,11 @@ def kept_positions(marked):
 
 @kernel
 def finish(
-    w_lo, w_hi, rows, p, u, marked, dest, gamma_next, has_next, eos, unk, out_rows, out_prob, out_backoff, out_u
+    w_lo, w_hi, rows, p, u, marked, dest, gamma_next, has_next, eos, unk, out_rows, out_prob, out_backoff, keep_u, out_u
 ):
     """The kept n-grams among rows ``w_lo <= i < w_hi``: rows, log10 p (at most 0), log10 backoff
-    (0 for no context), u, at their output rows ``dest`` (:func:`kept_positions`).
+    (0 for no context) and, with ``keep_u``, u, at their output rows ``dest``
+    (:func:`kept_positions`); without it ``u`` and ``out_u`` are not read.
 
     With nothing marked (``dest[i] == i``) the outputs may be the inputs themselves (``rows``,
     ``p``, ``u``, and ``gamma_next`` as ``out_backoff``): row i is read before it is written."""
@@ -245,4 +254,5 @@ def finish(
             if g > 0.0 and np.isfinite(g):
                 b = np.log10(g)
         out_backoff[d] = b
-        out_u[d] = u[i]
+        if keep_u:
+            out_u[d] = u[i]

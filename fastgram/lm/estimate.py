@@ -20,8 +20,9 @@ The stages are lmplz's (see :mod:`fastgram.reference.lm` for the formulas):
    the group index from stage 3.
 
 Memory: what must fit is the sorted N-grams (``N`` 4-byte ids plus an 8-byte count each)
-while the orders are grouped, then the model (``4n + 24`` bytes an n-gram) and, per order
-until it is finished, its adjusted counts, parents and pruning marks (17 bytes an n-gram).
+while the orders are grouped (order N is then compacted into them), then the model (``4n +
+24`` bytes an n-gram, ``4n + 16`` without u) and, per order until it is finished, its adjusted
+counts, parents and pruning marks (13 bytes an n-gram).
 Counting is bounded by ``max_memory`` (sorted runs spill to disk) for every key space:
 :class:`fastgram.counting.NGramCounter` packs an N-gram into one uint64 word while
 ``(V + 1)**N <= 2**64`` and into 2-4 words beyond (word 5-grams).
@@ -95,6 +96,8 @@ def check_fallback(discount_fallback):
 # ---------------------------------------------------------------------------------------------
 
 
+#: Most n-grams of one order (row indices, parents and hash slots are int32).
+MAX_ROWS = (1 << 31) - 2
 #: Largest id range numbered with a dense table (int64 per id); sparser ids are sorted instead.
 DENSE_IDS = 1 << 24
 
@@ -242,7 +245,7 @@ def hash_index(table: np.ndarray) -> np.ndarray:
 
 def find_in(table: np.ndarray, queries: np.ndarray, first_col: int, slots=None) -> np.ndarray:
     """Index in ``table`` (m, k) of each ``queries[i, first_col:first_col + k]``, or -1 (hashed)."""
-    out = np.empty(len(queries), np.int64)
+    out = np.empty(len(queries), np.int32)
     if len(queries):
         if slots is None:
             slots = hash_index(table)
@@ -257,8 +260,9 @@ def _levels(counted, N, prune):
     emptied, so the counted arrays are freed as soon as the orders are built. Returns per order
     n (index n - 1) a dict: ``rows`` (m_n, n) uint32, ``adj`` (adjusted counts: raw for order
     N and for n-grams starting with ``<s>``, else continuation counts), ``parent`` (index of
-    the suffix in order n - 1), ``marked`` (pruned) and ``t`` (the counts of adjusted counts
-    1-4 the discounts come from): ``4n + 17`` bytes an n-gram, each order its own arrays.
+    the suffix in order n - 1, int32), ``marked`` (pruned) and ``t`` (the counts of adjusted
+    counts 1-4 the discounts come from): ``4n + 13`` bytes an n-gram, each order its own arrays
+    (order N's rows and raw counts are the counted arrays, compacted in place and shrunk).
     Time O(m N): one pass over the sorted rows per order.
     """
     rows, counts = counted
@@ -270,11 +274,28 @@ def _levels(counted, N, prune):
     sizes = np.zeros(N + 1, np.int64)
     _k.level_sizes(rows, lcp, BOS, sizes)
     sizes[1] += 2  # unigrams <unk> and <s> (never a suffix of an N-gram) with count 0
+    if sizes.max() > MAX_ROWS:
+        n = int(np.argmax(sizes))
+        raise ValueError(f"{n}-grams: {int(sizes[n]):,} distinct, more than one order can hold ({MAX_ROWS:,})")
     levels = []
     for n in range(1, N + 1):
-        R = np.empty((sizes[n], n), np.uint32)
-        raw, adj, parent = np.empty(sizes[n], np.int64), np.empty(sizes[n], np.int64), np.empty(sizes[n], np.int64)
-        last_kept = _k.level_groups(rows, counts, lcp, BOS, n, 2, R, raw, adj, parent)
+        parent = np.empty(sizes[n], np.int32)
+        in_place = rows.dtype == np.uint32 and counts.dtype == np.int64 and rows.flags.c_contiguous
+        if n == N >= 2 and in_place and rows.flags.writeable and counts.flags.writeable and counts.flags.c_contiguous:
+            # order N: every kept row is its own group, compacted in place into the counted
+            # arrays (the lower orders are already built from them)
+            adj = np.empty(0, np.int64)
+            last_kept = _k.level_groups(rows, counts, lcp, BOS, n, 2, rows, counts, adj, parent)
+            try:  # shrink them in place (NumPy refuses while any other reference exists)
+                rows.resize((sizes[n], N))
+                counts.resize(sizes[n])
+            except ValueError:
+                pass  # the slices below keep the whole buffers
+            R, raw = rows[: sizes[n]], counts[: sizes[n]]
+        else:
+            R = np.empty((sizes[n], n), np.uint32)
+            raw, adj = np.empty(sizes[n], np.int64), np.empty(sizes[n] if n < N else 0, np.int64)
+            last_kept = _k.level_groups(rows, counts, lcp, BOS, n, 2, R, raw, adj, parent)
         if n == 1:
             R[:2, 0] = (UNK, BOS)
             raw[:2] = adj[:2] = 0
@@ -301,22 +322,24 @@ def _contexts(levels, n):
     order n - 1, and the number of contexts."""
     R = levels[n - 1]["rows"]
     if n == 1:
-        return np.zeros(len(R), np.int64), 1
+        return np.zeros(len(R), np.int32), 1
     ctx = find_in(levels[n - 2]["rows"], R, 1)
     if (ctx < 0).any():  # pragma: no cover - an internal invariant
         raise RuntimeError(f"internal error: a {n}-gram's context is missing from order {n - 1}")
     return ctx, len(levels[n - 2]["rows"])
 
 
-def kneser_ney(counted, order, V, prune, fallback):
+def kneser_ney(counted, order, V, prune, fallback, keep_u=True):
     """The model's arrays from the sorted reversed N-grams ``counted = [rows (m, N), counts (m,)]``.
 
     ``counted`` is emptied (the arrays are freed as soon as they are used). Returns a dict of
     per-order lists (index n-1): ``rows`` (reversed, sorted, uint32), ``prob``, ``backoff``
-    (log10, float64), ``u`` (float64), and ``discounts`` (N, 3).
+    (log10, float64), ``u`` (float64; ``None`` without ``keep_u``, which saves 8 bytes an
+    n-gram), and ``discounts`` (N, 3).
 
-    Memory: besides the model itself (``4n + 24`` bytes an n-gram), the orders' adjusted counts,
-    parents and pruning marks (17 bytes an n-gram) and one order's contexts and weights at a
+    Memory: besides the model itself (``4n + 24`` bytes an n-gram, ``4n + 16`` without
+    ``keep_u``), the orders' adjusted counts, parents and pruning marks (13 bytes an n-gram)
+    until each is finished, and one order's contexts and weights at a
     time; order n - 1 is finished (log10, backoffs from order n's weights, written in place when
     nothing is pruned) as soon as order n is interpolated.
     """
@@ -338,11 +361,12 @@ def kneser_ney(counted, order, V, prune, fallback):
             backoff = gamma_next if n < N else np.empty(m)
         else:
             rows_out = np.empty((m, n), np.uint32)
-            prob, backoff, u = np.empty(m), np.empty(m), np.empty(m)
+            prob, backoff, u = np.empty(m), np.empty(m), np.empty(m if keep_u else 0)
         dest = _k.kept_positions(k["marked"])
-        args = (k["rows"], k["p"], k["u"], k["marked"], dest, gamma_next, n < N, EOS, UNK, rows_out, prob, backoff, u)
-        parallel_for(_k.finish, len(dest), args)
-        out["rows"][n - 1], out["prob"][n - 1], out["backoff"][n - 1], out["u"][n - 1] = rows_out, prob, backoff, u
+        args = (k["rows"], k["p"], k["u"], k["marked"], dest, gamma_next, n < N, EOS, UNK, rows_out, prob, backoff)
+        parallel_for(_k.finish, len(dest), (*args, keep_u, u))
+        out["rows"][n - 1], out["prob"][n - 1], out["backoff"][n - 1] = rows_out, prob, backoff
+        out["u"][n - 1] = u if keep_u else None
         K[n - 1] = None  # the adjusted counts, parents and marks of order n are no longer needed
 
     # stage 5: contexts, denominators, interpolation weights; stage 6: interpolation
@@ -357,10 +381,11 @@ def kneser_ney(counted, order, V, prune, fallback):
         with np.errstate(invalid="ignore", divide="ignore"):
             np.divide(gamma, denom, out=gamma)
         gamma[denom <= 0] = np.nan
-        u, p = np.empty(len(R)), np.empty(len(R))
+        p = np.empty(len(R))
+        u = np.empty(len(R)) if keep_u else p  # without keep_u the kernels write u into p first
         if n == 1:
             V_uniform = int(np.count_nonzero(~marked)) - 1
-            args = (adj, ctx, np.zeros(0, np.int64), D, denom, gamma, p_lower, 1.0 / V_uniform, u, p)
+            args = (adj, ctx, np.zeros(0, np.int32), D, denom, gamma, p_lower, 1.0 / V_uniform, u, p)
             parallel_for(_k.interpolate, len(adj), args)
             u[R[:, 0] == UNK] = 0.0
             p[R[:, 0] == UNK] = gamma[0] / V_uniform
@@ -374,4 +399,6 @@ def kneser_ney(counted, order, V, prune, fallback):
             finish(n - 1, gamma)  # after order n read p of order n - 1
         p_lower = p
     finish(N, np.zeros(0))
+    if not keep_u:
+        out["u"] = None
     return out
