@@ -953,6 +953,7 @@ def fam_lm(run: Run, data, narrow: bool) -> None:
         ),
         prune=data.draw(mostly(st.none(), st.sampled_from([[0, 1], [0, 0, 2], [-1], "x", [0, 2**70]]))),
         separator=data.draw(mostly(st.none(), int_arg(0, 6))),
+        keep_u=data.draw(mostly(st.just(True), st.sampled_from([False, 1, "x", None]))),
     )
     model = run.call("NGramLM.estimate", lm.estimate, corpus, order, **kw)
     if model is RAISED:

@@ -587,6 +587,33 @@ def test_estimate_files_text_and_tokens(tmp_path):
         NGramLM.estimate_files(path, 3, separator=0)
 
 
+def test_estimate_files_keeps_words_as_bytes_and_u_on_request(tmp_path):
+    sentences = random_sentences(17, 200, 30) + ["caf\u00e9 na\u00efve \u00e9"]
+    path = tmp_path / "train.txt"
+    path.write_text("\n".join(sentences) + "\n", encoding="utf-8")
+    full = NGramLM.estimate(sentences, 4, prune=[0, 0, 1], discount_fallback=True)
+    lean = NGramLM.estimate_files(path, 4, prune=[0, 0, 1], discount_fallback=True, keep_u=False)
+    assert lean._words is None and lean.vocab_size == full.vocab_size  # no str built yet
+    lean.write_arpa(tmp_path / "lean.arpa")
+    full.write_arpa(tmp_path / "full.arpa")
+    assert (tmp_path / "lean.arpa").read_bytes() == (tmp_path / "full.arpa").read_bytes()
+    assert lean._words is None and lean.words == full.words and lean.to_dict() == full.to_dict()
+    assert lean._u is None  # derived from the probabilities and backoffs when asked
+    for derived, kept in zip(lean.u()[1:], full.u()[1:]):  # (generation draws unigrams from p)
+        np.testing.assert_allclose(derived, kept, rtol=1e-9, atol=1e-15)
+    assert lean.generate(5, 10, seed=1) == full.generate(5, 10, seed=1)
+    with pytest.raises(TypeError, match="keep_u must be True or False"):
+        NGramLM.estimate(sentences, 2, keep_u="no")
+
+
+def test_an_order_too_large_for_int32_rows_is_refused(monkeypatch):
+    from fastgram.lm import estimate as estimate_module
+
+    monkeypatch.setattr(estimate_module, "MAX_ROWS", 10)
+    with pytest.raises(ValueError, match=r"2-grams: \d+ distinct, more than one order can hold \(10\)"):
+        NGramLM.estimate(random_sentences(3, 50, 8), 2, discount_fallback=True)
+
+
 def test_word_vocab_stream(tmp_path):
     from fastgram.vocab import WordVocab
 

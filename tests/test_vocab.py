@@ -302,6 +302,22 @@ def test_words_that_are_not_utf8_round_trip(tmp_path):
     assert [raw[a:b].tobytes() for a, b in zip(offsets[:-1], offsets[1:])] == ref_vocab(data)
 
 
+@pytest.mark.parametrize("ids", [[5, 0, 3, 3], [], [0, 1, 2, 3, 4, 5], [4]])
+def test_concatenated_selects_words_by_id(ids):
+    v = WordVocab.from_text(b"caf\xc3\xa9 \xff\xfe na\xefve\n")
+    raw, offsets = v.concatenated(np.array(ids, np.int64))
+    assert len(offsets) == len(ids) + 1 and offsets[0] == 0 and offsets[-1] == len(raw)
+    got = [raw[a:b].tobytes().decode("utf-8", "surrogateescape") for a, b in zip(offsets[:-1], offsets[1:])]
+    assert got == [v.words[i] for i in ids]
+
+
+@pytest.mark.parametrize("ids", [[6], [-1], [[0, 1]]])
+def test_concatenated_refuses_ids_outside_the_vocabulary(ids):
+    v = WordVocab.from_text("a b c\n")
+    with pytest.raises(ValueError, match=r"ids: must be a 1-D array of ids in \[0, 6\)"):
+        v.concatenated(np.array(ids))
+
+
 def test_many_words_grow_the_table(rng):
     # 60,000 distinct words of up to 12 bytes: the table, the offsets and the arena grow many times.
     words = np.unique(rng.integers(0, 10**12, 60_000)).astype(str)

@@ -277,11 +277,12 @@ def _run_lm(args) -> int:
     start = time.perf_counter()
     stage = _Stages(args.progress)
     stage("estimating")
+    arpa = args.output.endswith(".arpa")  # ARPA holds no u: 8 bytes an n-gram less to hold
     model = NGramLM.estimate_files(
-        paths, args.order, dtype=args.dtype, separator=args.separator, **_model_options(args)
+        paths, args.order, dtype=args.dtype, separator=args.separator, keep_u=not arpa, **_model_options(args)
     )
     stage("writing")
-    if args.output.endswith(".arpa"):
+    if arpa:
         model.write_arpa(args.output)
     else:
         model.save(args.output)

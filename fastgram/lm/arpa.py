@@ -19,20 +19,37 @@ WRITE_BLOCK = 1 << 18
 MAX_ARPA_VALUE = 1e11
 
 
-def word_arena(words) -> tuple[np.ndarray, np.ndarray]:
-    """The words' UTF-8 bytes, each followed by a newline, and their start offsets (V + 1)."""
-    data = ("\n".join(words) + "\n").encode("utf-8", "surrogateescape")
-    arena = np.frombuffer(data, np.uint8)
-    ends = np.flatnonzero(arena == 10) + 1
+def pack_words(words) -> tuple[np.ndarray, np.ndarray]:
+    """``(data, offsets)``: the words' UTF-8 bytes end to end (uint8) and where each starts
+    (int64 ``(V + 1,)``); one encode of them all."""
+    joined = np.frombuffer(("\n".join(words) + "\n").encode("utf-8", "surrogateescape"), np.uint8)
+    newline = joined == 10
+    ends = np.flatnonzero(newline) + 1
     if len(ends) != len(words):
         raise ValueError("words must not contain newlines")
-    return arena, np.concatenate([[0], ends]).astype(np.int64)
+    offsets = np.zeros(len(words) + 1, np.int64)
+    offsets[1:] = ends - np.arange(1, len(words) + 1)
+    return joined[~newline], offsets
+
+
+def is_packed(words) -> bool:
+    """Words given as ``(data, offsets)`` arrays (see :func:`pack_words`) rather than str."""
+    return isinstance(words, tuple) and len(words) == 2 and all(isinstance(x, np.ndarray) for x in words)
+
+
+def word_arena(words) -> tuple[np.ndarray, np.ndarray]:
+    """The words (str, or packed) with a newline after each, and their start offsets (V + 1):
+    the layout the writing kernels read."""
+    data, offsets = words if is_packed(words) else pack_words(words)
+    V = len(offsets) - 1
+    return np.insert(data, offsets[1:], 10), offsets + np.arange(V + 1)
 
 
 def write_arpa(path, order, words, rows, prob, backoff) -> None:
     """Write an ARPA file: ``\\data\\``, counts, then each order's n-grams in suffix order.
 
-    ``rows[n-1]`` are reversed n-grams of model ids (``(m, n)``), ``words`` the model's words.
+    ``rows[n-1]`` are reversed n-grams of model ids (``(m, n)``), ``words`` the model's words
+    (str, or packed as :func:`pack_words` gives).
     Values are written with 7 decimals, trailing zeros trimmed (absolute error <= 5e-8, below
     float32 resolution), by :func:`fastgram.kernels.lm_arpa.arpa_blocks`, :data:`WRITE_BLOCK`
     rows at a time in 32 parallel pieces. Extra memory: the words twice (``16 V`` bytes of
@@ -46,7 +63,7 @@ def write_arpa(path, order, words, rows, prob, backoff) -> None:
     """
     for n in range(1, order + 1):
         for name, values in (("prob", prob[n - 1]), ("backoff", backoff[n - 1])):
-            if len(values) and not np.abs(values).max() < MAX_ARPA_VALUE:
+            if len(values) and not -MAX_ARPA_VALUE < values.min() <= values.max() < MAX_ARPA_VALUE:  # NaN fails
                 bad = int(np.flatnonzero(~(np.abs(values) < MAX_ARPA_VALUE))[0])
                 raise ValueError(
                     f"{name} of {n}-gram {bad:,} is {values[bad]!r}: ARPA values must be finite and below "
@@ -54,9 +71,10 @@ def write_arpa(path, order, words, rows, prob, backoff) -> None:
                 )
     arena, offsets = word_arena(words)
     lengths = np.diff(offsets) - 1  # (V,) bytes of each word
-    slots = np.empty((len(words), 2), np.uint64)  # (V, 2): short words packed, length in byte 15
+    slots = np.empty((len(offsets) - 1, 2), np.uint64)  # (V, 2): short words packed, length in byte 15
     long_text = np.empty(int(((lengths + 7) // 8)[lengths > _k.SLOT_BYTES].sum()), np.uint64)
     _k.word_slots(arena, offsets, slots, long_text)
+    del arena  # the slots hold the words now
     out = np.empty(0, np.uint8)  # one text buffer for every block (grown when a block needs more)
     with atomic_output(path) as tmp:
         with open(tmp, "wb") as f:

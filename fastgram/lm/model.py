@@ -91,7 +91,10 @@ class NGramLM:
 
     def __init__(self, order, words, rows, prob, backoff, *, token_ids=None, discounts=None, u=None):
         self.order = _est.check_order(order)
-        self.words = list(words)
+        if _arpa.is_packed(words):  # (data, offsets): Python strings only when asked for
+            self._words, self._packed = None, (np.asarray(words[0], np.uint8), np.asarray(words[1], np.int64))
+        else:
+            self._words, self._packed = list(words), None
         self.rows = [np.ascontiguousarray(r, dtype=np.uint32) for r in rows]
         self.prob = [np.ascontiguousarray(p, dtype=np.float64) for p in prob]
         self.backoff = [np.ascontiguousarray(b, dtype=np.float64) for b in backoff]
@@ -120,6 +123,7 @@ class NGramLM:
         max_memory=None,
         tmp_dir=None,
         chunk_tokens=None,
+        keep_u=True,
     ) -> "NGramLM":
         """Estimate an interpolated modified Kneser-Ney model exactly as ``lmplz -o order``.
 
@@ -153,6 +157,11 @@ class NGramLM:
             Budget of the counting stage (sorted runs beyond it spill under ``tmp_dir``).
         chunk_tokens : int, optional
             Tokens per counting chunk (default 16 Mi).
+        keep_u : bool, default True
+            Keep the uninterpolated probabilities of the estimate (:meth:`u`, 8 bytes an n-gram,
+            what :meth:`generate` and :meth:`save` use). ``False`` (``fastgram lm`` writing
+            ARPA): they are not kept, and :meth:`u` derives them from the log10 probabilities
+            and backoffs when asked (equal to rounding).
 
         Raises
         ------
@@ -167,34 +176,20 @@ class NGramLM:
         ``tmp_dir``), one uint64 key word per N-gram up to 64 bits and 2-4 words beyond (word
         5-grams). Then what must fit in memory is the sorted N-grams (about ``4N + 8`` bytes
         each) while the orders are grouped, then the model itself (``4n + 24`` bytes per
-        n-gram: ids, log10 p, backoff and u) and, per order until it is finished, its adjusted
-        counts, parents and pruning marks (17 bytes per n-gram). See :mod:`fastgram.lm.estimate`.
+        n-gram: ids, log10 p, backoff and u; ``4n + 16`` with ``keep_u=False``) and, per order
+        until it is finished, its adjusted counts, parents and pruning marks (13 bytes per
+        n-gram). A stream that only the estimation holds (:meth:`estimate_files`' ids and
+        vocabulary) is freed once counted, and a text model keeps its words as UTF-8 bytes
+        until :attr:`words` is first read. See :mod:`fastgram.lm.estimate`.
 
         ``<unk>``: a corpus has no unknown words (the vocabulary is what occurs); ``<unk>``
         gets the interpolation mass ``gamma / V`` of the unigrams, as in lmplz, and scoring
         maps every word the model does not know to it.
         """
-        order = _est.check_order(order)
-        prune = _est.check_prune(prune, order)
-        fallback = _est.check_fallback(discount_fallback)
-        chunk_tokens = _checks.require_int(chunk_tokens or _est.CHUNK_TOKENS, "chunk_tokens", min=1)
+        options = _options(order, prune, discount_fallback, max_memory, tmp_dir, chunk_tokens, keep_u)
         words = None
         if vocab is not None:
-            tokens = _checks.as_token_stream(corpus, "corpus")
-            separator = 2
-            bad = _checks.first_out_of_range(tokens, len(vocab))
-            if bad is not None:
-                raise ValueError(
-                    f"corpus: id {bad[1]:,} at position {bad[0]:,} is outside the vocabulary of {len(vocab):,} words"
-                )
-            for special, name in ((0, "<unk>"), (1, "<s>")):
-                hit = np.flatnonzero(tokens == special) if tokens.shape[0] else []
-                if len(hit):
-                    raise ValueError(
-                        f"corpus: {name} (id {special}) at position {int(hit[0]):,}; lmplz does not take "
-                        "<s>, </s> or <unk> as words (encode with skip_symbols=True to drop them)"
-                    )
-            words = list(vocab.words)
+            tokens, separator, words = _vocab_stream(corpus, vocab), _est.EOS, vocab
         elif isinstance(corpus, (list, tuple)) and (
             len(corpus) == 0 or isinstance(corpus[0], str) or not np.isscalar(corpus[0])
         ):
@@ -205,12 +200,32 @@ class NGramLM:
                 _checks.check_token_range(tokens, int(np.iinfo(tokens.dtype).max) + 1, name="corpus")
             if separator is not None:  # one the stream's dtype can hold, or it never occurs
                 separator = _checks.check_separator(separator, int(np.iinfo(tokens.dtype).max) + 1)
+        held = [tokens, words]
+        del tokens, words
+        return cls._from_stream(held, separator, **options)
+
+    @classmethod
+    def _from_stream(cls, held, separator, *, order, prune, fallback, max_memory, tmp_dir, chunk_tokens, keep_u):
+        """The model of ``held = [tokens, words]`` (emptied, so that a stream and vocabulary
+        nobody else holds are freed once counted and named). ``words``: None (a token model),
+        a :class:`fastgram.vocab.WordVocab` (``tokens`` its ids, sentences ended by ``</s>``)
+        or a list of str (the names of the stream's ids)."""
+        tokens, words = held
+        held.clear()
         lookup, token_ids = _est.vocabulary(tokens, separator, chunk_tokens)
         V = len(token_ids)
         _est.check_key_space(V + 1, order)
         n_sentences = _count_sentences(tokens, separator)
         if n_sentences == 0:
             raise ValueError("corpus: no sentences to estimate a model from")
+        close_last = not isinstance(words, WordVocab)
+        if words is None:
+            names, ids = list(SPECIAL_WORDS) + list(map(str, token_ids[3:].tolist())), token_ids
+        elif isinstance(words, WordVocab):  # the model's words as bytes: no Python strings
+            names, ids = words.concatenated(np.concatenate([np.arange(3), token_ids[3:]])), None
+        else:
+            names, ids = list(SPECIAL_WORDS) + list(map(words.__getitem__, token_ids[3:].tolist())), None
+        del words  # a vocabulary is no longer needed
         counted = _est.count_padded(
             tokens,
             lookup,
@@ -220,16 +235,11 @@ class NGramLM:
             max_memory=max_memory,
             tmp_dir=tmp_dir,
             chunk_tokens=chunk_tokens,
-            close_last=vocab is None,
+            close_last=close_last,
         )
+        del tokens, lookup  # the stream is freed here unless the caller holds it
         counted = list(counted)  # kneser_ney empties the list: the counts are freed once used
-        arrays = _est.kneser_ney(counted, order, V, prune, fallback)
-        if words is None:
-            names = list(SPECIAL_WORDS) + list(map(str, token_ids[3:].tolist()))
-            ids = token_ids
-        else:  # a word corpus (a vocabulary's ids, or sentences)
-            names = list(SPECIAL_WORDS) + list(map(words.__getitem__, token_ids[3:].tolist()))
-            ids = None
+        arrays = _est.kneser_ney(counted, order, V, prune, fallback, keep_u)
         return cls(
             order,
             names,
@@ -265,9 +275,11 @@ class NGramLM:
         if dtype is None:
             if separator is not None:
                 raise ValueError("separator is for raw token files (dtype=...); text files end sentences at newlines")
+            options = _options(order, **options)
             vocab = WordVocab()  # built while encoding: one pass over the text
-            stream = vocab.encode_files(files, oov="add", skip_symbols=skip_symbols)
-            return cls.estimate(stream, order, vocab=vocab, **options)
+            held = [_vocab_stream(vocab.encode_files(files, oov="add", skip_symbols=skip_symbols), vocab), vocab]
+            del vocab  # only `held` holds the ids and the vocabulary: freed once used
+            return cls._from_stream(held, _est.EOS, **options)
         dt = _io.token_dtype(dtype)
         arrays = [np.memmap(f, dtype=dt, mode="r") if os.path.getsize(f) else np.zeros(0, dt) for f in files]
         if len(arrays) == 1:
@@ -326,7 +338,7 @@ class NGramLM:
 
     def write_arpa(self, path) -> None:
         """Write the model as an ARPA file (atomically: a temporary file renamed at the end)."""
-        _arpa.write_arpa(path, self.order, self.words, self.rows, self.prob, self.backoff)
+        _arpa.write_arpa(path, self.order, self.packed_words(), self.rows, self.prob, self.backoff)
 
     # -- binary files -----------------------------------------------------------------------
 
@@ -425,7 +437,24 @@ class NGramLM:
     @property
     def vocab_size(self) -> int:
         """Words of the model, ``<unk>``, ``<s>`` and ``</s>`` included."""
-        return len(self.words)
+        return len(self._words) if self._words is not None else len(self._packed[1]) - 1
+
+    @property
+    def words(self) -> list:
+        """The word of each model id (list of str; decoded on first use when the model was
+        estimated from text, which keeps its words as UTF-8 bytes until then)."""
+        if self._words is None:
+            data, off = self._packed
+            joined = np.insert(data, off[1:-1], 10)  # a newline between words (none holds one)
+            self._words = joined.tobytes().decode("utf-8", "surrogateescape").split("\n") if len(off) > 1 else []
+        return self._words
+
+    def packed_words(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(data, offsets)``: the UTF-8 bytes of word ``i`` are ``data[offsets[i]:offsets[i + 1]]``
+        (uint8, int64 ``(V + 1,)``; the model's own arrays, not to be modified)."""
+        if self._packed is None:
+            self._packed = _arpa.pack_words(self._words)
+        return self._packed
 
     def ngrams(self, n: int) -> np.ndarray:
         """Forward n-grams of order ``n`` as model ids ``(m, n)``, in the model's (suffix) order."""
@@ -537,7 +566,7 @@ class NGramLM:
             size = np.zeros(N + 1, np.int64)
             for n in range(2, N + 1):
                 size[n] = counts[n - 1] + counts[n - 1] // 2 + 1 if counts[n - 1] else 0
-            if size.max() >= _NODE_LIMIT or len(self.words) >= _NODE_LIMIT:
+            if size.max() >= _NODE_LIMIT or self.vocab_size >= _NODE_LIMIT:
                 raise ValueError(f"the model is too large to score: {size.max()} slots in one order")
             base = np.zeros(N + 1, np.int64)
             base[2:] = np.cumsum(size[2:]) - size[2:]
@@ -561,6 +590,42 @@ class NGramLM:
         if self._u is None:
             self._u = _gen.derive_u(self)
         return self._u
+
+
+def _options(
+    order, prune=None, discount_fallback=None, max_memory=None, tmp_dir=None, chunk_tokens=None, keep_u=True
+) -> dict:
+    """:meth:`NGramLM.estimate`'s options, checked (``ValueError``/``TypeError`` naming each)."""
+    order = _est.check_order(order)
+    if not isinstance(keep_u, (bool, np.bool_)):
+        raise TypeError(f"keep_u must be True or False, got {type(keep_u).__name__}")
+    return dict(
+        keep_u=bool(keep_u),
+        order=order,
+        prune=_est.check_prune(prune, order),
+        fallback=_est.check_fallback(discount_fallback),
+        max_memory=max_memory,
+        tmp_dir=tmp_dir,
+        chunk_tokens=_checks.require_int(chunk_tokens or _est.CHUNK_TOKENS, "chunk_tokens", min=1),
+    )
+
+
+def _vocab_stream(corpus, vocab) -> np.ndarray:
+    """``corpus`` as the id stream of ``vocab`` (checked: ids in range, no ``<unk>`` or ``<s>``)."""
+    tokens = _checks.as_token_stream(corpus, "corpus")
+    bad = _checks.first_out_of_range(tokens, len(vocab))
+    if bad is not None:
+        raise ValueError(
+            f"corpus: id {bad[1]:,} at position {bad[0]:,} is outside the vocabulary of {len(vocab):,} words"
+        )
+    for special, name in ((0, "<unk>"), (1, "<s>")):
+        hit = np.flatnonzero(tokens == special) if tokens.shape[0] else []
+        if len(hit):
+            raise ValueError(
+                f"corpus: {name} (id {special}) at position {int(hit[0]):,}; lmplz does not take "
+                "<s>, </s> or <unk> as words (encode with skip_symbols=True to drop them)"
+            )
+    return tokens
 
 
 def _sentences_to_stream(corpus):
