@@ -155,11 +155,11 @@ def count_block_wide(view: np.ndarray, n: int, V: int, sep: int, gstart: np.ndar
     ucounts = np.empty(total, np.int64)
     args = (buf, starts, bounds, bits, m, tmp, stack, cnt, ucounts, nuniq)
     parallel_chunks(_kw.sort_wide, even_bounds(T, T), args)
-    del tmp, stack
+    del tmp, stack, args
     distinct = _kw.emit_wide(buf, ucounts, starts, nuniq)
-    if distinct < total // 2:  # give the unused rows back; otherwise keep views
-        return buf[:distinct].copy(), ucounts[:distinct].copy()
-    return buf[:distinct], ucounts[:distinct]
+    held = [buf, ucounts]
+    del buf, ucounts
+    return trimmed(held, distinct)
 
 
 def merge_pair(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -173,9 +173,25 @@ def merge_pair(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray
     counts = np.empty(size, np.int64)
     merge = _k.merge_runs if a[0].ndim == 1 else _kw.merge_wide
     m = merge(a[0], a[1], b[0], b[1], keys, counts)
-    if m < size // 2:  # give the unused tail back; otherwise keep views (no second pass)
-        return keys[:m].copy(), counts[:m].copy()
-    return keys[:m], counts[:m]
+    held = [keys, counts]
+    del keys, counts
+    return trimmed(held, m)
+
+
+def trimmed(arrays: list, m: int) -> tuple:
+    """The first ``m`` rows of each array of ``arrays`` (a list the caller empties to us: it
+    must hold no other reference), the rest given back to the system at once: shrunk in place
+    (``realloc``, no copy), or, when NumPy refuses because some view exists, copied if under
+    half is used and else viewed."""
+    out = []
+    while arrays:
+        a = arrays.pop(0)
+        try:
+            a.resize((m,) + a.shape[1:])
+        except ValueError:
+            a = a[:m].copy() if m < len(a) // 2 else a[:m]
+        out.append(a)
+    return tuple(out)
 
 
 def merge_all(runs: list, words: int = 1) -> tuple[np.ndarray, np.ndarray]:

@@ -80,7 +80,8 @@ LONG_WORD = 255
 
 @kernel
 def word_slots(arena, offsets, slots, long_text):
-    """Each word's bytes in a form a writer copies 8 bytes at a time: ``slots`` ``(V, 2)``
+    """Each word's bytes (``arena[offsets[w]:offsets[w + 1]]``, the words end to end) in a form
+    a writer copies 8 bytes at a time: ``slots`` ``(V, 2)``
     uint64 and ``long_text`` (uint64, ``ceil(len / 8)`` entries per word longer than
     :data:`SLOT_BYTES` bytes).
 
@@ -92,7 +93,7 @@ def word_slots(arena, offsets, slots, long_text):
     p = 0
     for w in range(slots.shape[0]):
         a = offsets[w]
-        length = offsets[w + 1] - 1 - a  # arena: each word followed by a newline
+        length = offsets[w + 1] - a  # the words end to end
         if length <= SLOT_BYTES:
             lo = np.uint64(0)
             hi = np.uint64(length) << np.uint64(56)
@@ -707,13 +708,14 @@ ROW_ROOM = 66
 
 @kernel
 def block_sizes(w_lo, w_hi, rows, offsets, bounds, sizes):
-    """Room :func:`arpa_blocks` needs per block: the words' bytes and :data:`ROW_ROOM` bytes a row."""
+    """Room :func:`arpa_blocks` needs per block: the words' bytes and one more each (the words
+    end to end in ``offsets``), and :data:`ROW_ROOM` bytes a row."""
     n = rows.shape[1]
     for b in range(w_lo, w_hi):
         total = np.int64(0)
         for i in range(bounds[b], bounds[b + 1]):
             for j in range(n):
                 w = rows[i, j]
-                total += offsets[w + 1] - offsets[w]
+                total += offsets[w + 1] - offsets[w] + 1
             total += ROW_ROOM
         sizes[b] = total

@@ -206,7 +206,8 @@ def context_sums(adj, marked, ctx, D, denom, mass):
 def interpolate(w_lo, w_hi, adj, ctx, parent, D, denom, gamma, p_lower, uniform, u, p):
     """``u = (a - D(a)) / denom(ctx)``; ``p = u + gamma(ctx) * lower`` (``p_lower[parent]``, or
     ``uniform`` when ``parent`` is empty: the unigrams). ``u`` may be ``p`` itself when u is
-    not kept (``p[i]`` is written after ``u[i]``)."""
+    not kept (``p[i]`` is written after ``u[i]``), and ``p`` may be ``adj``'s memory (``adj[i]``
+    is read first)."""
     unigrams = parent.shape[0] == 0
     for i in range(w_lo, w_hi):
         c = ctx[i]
@@ -218,10 +219,19 @@ def interpolate(w_lo, w_hi, adj, ctx, parent, D, denom, gamma, p_lower, uniform,
 
 
 @kernel
+def small_counts(adj, t):
+    """``t[k - 1]`` += the number of entries of ``adj`` equal to ``k``, for k = 1..4."""
+    for i in range(adj.shape[0]):
+        a = adj[i]
+        if 1 <= a <= 4:
+            t[a - 1] += 1
+
+
+@kernel
 def kept_positions(marked):
-    """``dest`` (m,) int64: the output row of each kept (unmarked) row, a running count."""
+    """``dest`` (m,) int32: the output row of each kept (unmarked) row, a running count."""
     m = marked.shape[0]
-    dest = np.empty(m, np.int64)
+    dest = np.empty(m, np.int32)
     k = 0
     for i in range(m):
         dest[i] = k
@@ -236,15 +246,17 @@ def finish(
 ):
     """The kept n-grams among rows ``w_lo <= i < w_hi``: rows, log10 p (at most 0), log10 backoff
     (0 for no context) and, with ``keep_u``, u, at their output rows ``dest``
-    (:func:`kept_positions`); without it ``u`` and ``out_u`` are not read.
+    (:func:`kept_positions`; empty when nothing is marked: row i goes to row i); without
+    ``keep_u``, ``u`` and ``out_u`` are not read.
 
     With nothing marked (``dest[i] == i``) the outputs may be the inputs themselves (``rows``,
     ``p``, ``u``, and ``gamma_next`` as ``out_backoff``): row i is read before it is written."""
     n = rows.shape[1]
+    identity = dest.shape[0] == 0
     for i in range(w_lo, w_hi):
         if marked[i]:
             continue
-        d = dest[i]
+        d = i if identity else np.int64(dest[i])
         for c in range(n):
             out_rows[d, c] = rows[i, c]
         out_prob[d] = min(0.0, np.log10(p[i]))
