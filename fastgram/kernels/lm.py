@@ -53,6 +53,8 @@ def find_rows(w_lo, w_hi, table, queries, out):
         out[i] = lo if found else -1
 
 
+#: The node of a row the search never reaches (uint32 all ones: a parent part no key spells).
+NO_NODE = np.uint32(0xFFFFFFFF)
 #: An empty slot of the scoring index (no key is all ones: a node id is below 2**32 - 1).
 EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
 _M1 = np.uint64(0x9E3779B97F4A7C15)
@@ -110,8 +112,8 @@ def index_insert(w_lo, w_hi, flat, row_off, nrows, val_off, prob, backoff, base,
     """Orders ``2 + w_lo .. 1 + w_hi`` of the scoring index: each order's slots set empty, then
     every row whose first ``n - 1`` words are a row one order down inserted (linear probing from
     the hash of its words) with the key ``parent row << 32 | last word`` until
-    :func:`index_relink`. ``node[val_off[n] + r]`` = its slot (-1: no such parent, the search
-    never reaches it). Rows go in groups of :data:`INSERT_GROUP` whose home slots are
+    :func:`index_relink`. ``node[val_off[n] + r]`` = its slot (uint32; :data:`NO_NODE`: no such
+    parent, the search never reaches it). Rows go in groups of :data:`INSERT_GROUP` whose home slots are
     prefetched first, so their cache misses overlap. O(rows of the orders)."""
     homes = np.empty(INSERT_GROUP, np.int64)
     parents = np.empty(INSERT_GROUP, np.int64)
@@ -134,7 +136,7 @@ def index_insert(w_lo, w_hi, flat, row_off, nrows, val_off, prob, backoff, base,
                 prefetch(index, b + homes[r - g])
             for r in range(g, g_hi):
                 v = val_off[n] + r
-                node[v] = -1
+                node[v] = NO_NODE
                 if parents[r - g] < 0:
                     continue
                 s = homes[r - g]
@@ -153,7 +155,7 @@ def index_insert(w_lo, w_hi, flat, row_off, nrows, val_off, prob, backoff, base,
 def index_relink(w_lo, w_hi, val_off, base, size, index, node):
     """Keys of orders ``3 + w_lo .. 2 + w_hi``: the parent's row becomes the parent's slot (its
     node), so a search needs no rows, only the slot it found one order down. A parent the
-    search never reaches (node -1) gives the parent part ``2**32 - 1``, which no search
+    search never reaches (:data:`NO_NODE`) gives the parent part ``2**32 - 1``, which no search
     spells: its children are unreachable too. Slots go in groups of :data:`INSERT_GROUP` whose
     parents' nodes are prefetched first."""
     for n in range(w_lo + 3, w_hi + 3):

@@ -575,7 +575,7 @@ class NGramLM:
             flat, row_off, _ = self.tables()
             prob = _one_buffer(self.prob, np.float64)
             backoff = _one_buffer(self.backoff, np.float64)
-            node = np.empty(len(prob), np.int64)
+            node = np.empty(len(prob), np.uint32)  # slots are below _NODE_LIMIT
             if N >= 2:
                 args = (flat, row_off, nrows, val_off, prob, backoff, base, size, index, values, node)
                 parallel_for(_k.index_insert, N - 1, args)
