@@ -453,7 +453,35 @@ class WordVocab:
         if joined is None:  # bytes among them, or a str that is not UTF-8: entry by entry
             words = [_as_bytes(w, f"words: entry {i}") for i, w in enumerate(words)]
             joined = b"\n".join(words)
-        head = [_as_bytes(w) for w in words[:3]]
+        self._add_joined(joined, len(words), [_as_bytes(w) for w in words[:3]], lambda: words)
+
+    @classmethod
+    def from_concatenated(cls, data, offsets) -> "WordVocab":
+        """The vocabulary of words given as :meth:`concatenated` returns them (``data`` uint8,
+        ``offsets`` ``(V + 1,)``; checked as the constructor checks a list): no Python strings."""
+        data, offsets = np.asarray(data), np.asarray(offsets)
+        if data.dtype != np.uint8 or data.ndim != 1:
+            raise TypeError(f"data must be a 1-D uint8 array, got {data.dtype} of {data.ndim} dimensions")
+        if (
+            offsets.ndim != 1
+            or offsets.dtype.kind not in "iu"
+            or len(offsets) < 1
+            or offsets[0] != 0
+            or offsets[-1] != len(data)
+            or (np.diff(offsets) < 0).any()
+        ):
+            raise ValueError("offsets must be non-decreasing from 0 to len(data)")
+        joined = np.insert(data, offsets[1:-1].astype(np.int64), 10).tobytes()  # a newline between words
+        vocab = cls()
+        n = len(offsets) - 1
+        head = [data[offsets[i] : offsets[i + 1]].tobytes() for i in range(min(n, 3))]
+        vocab._add_joined(joined, n, head, lambda: joined.split(b"\n") if n else [])
+        return vocab
+
+    def _add_joined(self, joined: bytes, n: int, head: list, entries) -> None:
+        """Add the ``n`` words of ``joined`` (separated by newlines), whose first three entries
+        (bytes) are ``head``; ``entries()`` lists them all (str or bytes) for the messages of a
+        check that fails."""
         if head != [w.encode() for w in SPECIAL_WORDS]:
             got = [w.decode("utf-8", "surrogateescape") for w in head]
             raise ValueError(f"words: must start with {', '.join(SPECIAL_WORDS)}, got {got}")
@@ -462,17 +490,18 @@ class WordVocab:
         # or trailing newline; a special word among the rest as a lost or repeated word.
         if (
             any(bytes([d]) in joined for d in WORD_DELIMITERS)
-            or joined.count(b"\n") != max(len(words) - 1, 0)
+            or joined.count(b"\n") != max(n - 1, 0)
             or b"\n\n" in joined
-            or (len(words) > 3 and joined.endswith(b"\n"))
+            or (n > 3 and joined.endswith(b"\n"))
         ):
-            self._diagnose(words)
+            self._diagnose(entries())
         joined = np.frombuffer(joined, np.uint8)[len(b"<unk>\n<s>\n</s>\n") :]
-        self._reserve(len(words), joined.size)
+        self._reserve(n, joined.size)
         ids = self._run(joined, _kw.OOV_ADD, True, "words")
-        if self._n != len(words):
+        if self._n != n:
+            words = entries()
             self._diagnose(words)
-            got = ids[ids != EOS] if len(words) > 3 else ids
+            got = ids[ids != EOS] if n > 3 else ids
             first = int(np.flatnonzero(got != np.arange(3, 3 + got.size))[0]) + 3
             raise ValueError(f"words: entry {first} ({_show(_as_bytes(words[first]))}) is a duplicate")
 

@@ -279,6 +279,9 @@ def test_arpa_round_trip(tmp_path, section_scan):
     path = tmp_path / "m.arpa"
     lm.write_arpa(path)
     back = NGramLM.read_arpa(path)
+    test = random_sentences(5, 40, 35)  # some words unknown to the model
+    np.testing.assert_allclose(back.score(test).log10, lm.score(test).log10, rtol=0, atol=1e-5)
+    assert back._words is None  # scored through its packed words: no Python strings yet
     assert back.sizes == lm.sizes and back.words == lm.words
     for a, b in zip(lm.prob + lm.backoff, back.prob + back.backoff):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)  # float32 text
@@ -541,7 +544,7 @@ def test_repr_and_views():
     assert lm.ngrams(2).shape == (lm.sizes[1], 2)
     assert os.path.basename(__file__) == "test_lm.py"
     order, words, grams, prob, back = read_arpa_model(lm)
-    assert order == 2 and words[:3] == ["<unk>", "<s>", "</s>"]
+    assert order == 2 and arpa_module.unpack_words(words) == lm.words and lm.words[:3] == ["<unk>", "<s>", "</s>"]
 
 
 def read_arpa_model(lm, tmp="/tmp"):
@@ -695,7 +698,9 @@ def test_streaming_arpa_reader_equals_the_whole_file_parse(tmp_path, monkeypatch
     lm.write_arpa(path)
     streamed = arpa_module._Stream(str(path)).read()  # no fallback: it raises if it cannot
     whole = arpa_module._parse(str(path), np.fromfile(path, np.uint8))
-    assert streamed[:2] == whole[:2]
+    assert streamed[0] == whole[0]
+    for a, b in zip(streamed[1], whole[1]):  # the packed words
+        np.testing.assert_array_equal(a, b)
     for ours, theirs in zip(streamed[2:], whole[2:]):
         for a, b in zip(ours, theirs):
             np.testing.assert_array_equal(a, b)

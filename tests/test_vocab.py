@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import _kenlm
 import numpy as np
 import pytest
@@ -117,6 +119,40 @@ def test_lone_surrogates_stay_two_characters(tmp_path):
 
 def test_old_string_format_still_loads():
     assert Vocab.from_json('{"kind": "chars", "chars": "abc", "unk": null}') == Vocab.from_text("abc")
+
+
+@pytest.mark.parametrize(
+    "words",
+    [[*SPECIAL_WORDS, "x", "y", "日本", "caf\u00e9"], list(SPECIAL_WORDS), [*SPECIAL_WORDS, "a", "a"],
+     [*SPECIAL_WORDS, "a b"], [*SPECIAL_WORDS, ""], [*SPECIAL_WORDS, "<s>"], ["<s>", "<unk>", "</s>"],
+     ["<unk>", "<s>"], ["<unk>\n<s>", "</s>"], []],
+)  # fmt: skip
+def test_from_concatenated_is_the_vocabulary_of_the_list(words):
+    data = np.frombuffer("".join(words).encode(), np.uint8)
+    offsets = np.concatenate([[0], np.cumsum([len(w.encode()) for w in words])]).astype(np.int64)
+    try:
+        want = WordVocab(words)
+    except ValueError as e:
+        with pytest.raises(ValueError, match=re.escape(str(e))):
+            WordVocab.from_concatenated(data, offsets)
+        return
+    got = WordVocab.from_concatenated(data, offsets)
+    assert got == want and got.words == tuple(words)
+
+
+@pytest.mark.parametrize(
+    "data, offsets, exc, match",
+    [
+        (np.zeros(3, np.int32), [0, 3], TypeError, "data must be a 1-D uint8 array"),
+        (np.zeros(3, np.uint8), [0, 2], ValueError, "offsets must be non-decreasing from 0 to len"),
+        (np.zeros(3, np.uint8), [1, 3], ValueError, "offsets must be non-decreasing from 0 to len"),
+        (np.zeros(3, np.uint8), [0, 2, 1, 3], ValueError, "offsets must be non-decreasing from 0 to len"),
+        (np.zeros(3, np.uint8), [], ValueError, "offsets must be non-decreasing from 0 to len"),
+    ],
+)
+def test_from_concatenated_checks_its_arrays(data, offsets, exc, match):
+    with pytest.raises(exc, match=match):
+        WordVocab.from_concatenated(data, np.array(offsets, np.int64))
 
 
 @pytest.mark.parametrize(

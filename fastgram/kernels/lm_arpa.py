@@ -309,14 +309,12 @@ def parse_section(buf, pos, n, m, slots, word_start, word_end, ids, prob, backof
 
 @kernel
 def gather_words(buf, word_start, word_end, out):
-    """The words' bytes, each followed by a newline, into ``out``; returns the length."""
+    """The words' bytes ``buf[word_start[w]:word_end[w]]`` end to end into ``out``; returns the length."""
     k = 0
     for w in range(word_start.shape[0]):
         for b in range(word_start[w], word_end[w]):
             out[k] = buf[b]
             k += 1
-        out[k] = 10
-        k += 1
     return k
 
 

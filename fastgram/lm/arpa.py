@@ -20,6 +20,13 @@ WRITE_BLOCK = 1 << 16
 MAX_ARPA_VALUE = 1e11
 
 
+def unpack_words(words) -> list[str]:
+    """The str of each word of packed ``(data, offsets)`` (one decode of them all)."""
+    data, offsets = words
+    joined = np.insert(data, offsets[1:-1], 10)  # a newline between words (none holds one)
+    return joined.tobytes().decode("utf-8", "surrogateescape").split("\n") if len(offsets) > 1 else []
+
+
 def pack_words(words) -> tuple[np.ndarray, np.ndarray]:
     """``(data, offsets)``: the words' UTF-8 bytes end to end (uint8) and where each starts
     (int64 ``(V + 1,)``); one encode of them all."""
@@ -197,37 +204,45 @@ def _model_ids(path, buf, word_start, word_end, ids, p, b):
     """The unigram section in model ids: ``<unk>``, ``<s>``, ``</s>`` first (``<unk>`` added
     with log10 probability -100 when absent, as KenLM does), then the other words in file order.
 
-    Returns ``(words, remap, ids, p, b)``: the words by model id, ``remap[line] = model id``,
-    and the section's ids (remapped), probabilities and backoffs.
+    Returns ``(words, remap, ids, p, b)``: the words by model id packed (``(data, offsets)``,
+    :func:`pack_words`' layout; no Python strings), ``remap[line] = model id``, and the
+    section's ids (remapped), probabilities and backoffs.
     """
-    arena = np.empty(int((word_end - word_start).sum()) + len(word_start), np.uint8)
-    k = _k.gather_words(buf, word_start, word_end, arena)
-    names = arena[:k].tobytes().decode("utf-8", "surrogateescape").split("\n")[: len(word_start)]
+    lengths = word_end - word_start  # (V,) bytes of each line's word
     special_at = []
-    for special in SPECIAL_WORDS:  # one scan of the names each
-        try:
-            special_at.append(names.index(special))
-        except ValueError:
-            if special != "<unk>":
-                raise ValueError(f"{path}: the unigrams lack {special}") from None
-            names.append("<unk>")
-            special_at.append(len(names) - 1)
-            ids = np.concatenate([ids, np.array([[len(names) - 1]], ids.dtype)])
+    for special in SPECIAL_WORDS:  # the first line holding each
+        word = np.frombuffer(special.encode(), np.uint8)
+        at = np.flatnonzero(lengths == len(word))
+        for j, c in enumerate(word.tolist()):
+            at = at[buf[word_start[at] + j] == c]
+        if len(at):
+            special_at.append(int(at[0]))
+        elif special != "<unk>":
+            raise ValueError(f"{path}: the unigrams lack {special}")
+        else:  # a line past the section: <unk> itself, added at the end
+            special_at.append(len(lengths))
+            ids = np.concatenate([ids, np.array([[len(lengths)]], ids.dtype)])
             p = np.concatenate([p, [-100.0]])
             b = np.concatenate([b, [0.0]])
-    is_other = np.ones(len(names), bool)
+    V = len(ids)
+    is_other = np.ones(V, bool)
     is_other[special_at] = False
-    others = np.flatnonzero(is_other)
-    remap = np.empty(len(names), np.int64)
-    remap[special_at] = [0, 1, 2]
-    remap[others] = 3 + np.arange(len(others))
-    words, done = list(SPECIAL_WORDS), 0
-    for at in sorted(special_at):  # the other words in file order, by slices (no loop per word)
-        words += names[done:at]
-        done = at + 1
-    words += names[done:]
+    order = np.concatenate([special_at, np.flatnonzero(is_other)]).astype(np.int64)  # line of each model id
+    remap = np.empty(V, np.int64)
+    remap[order] = np.arange(V)
+    starts = np.concatenate([word_start, [0]])[order]  # an added <unk> is written below
+    ends = np.concatenate([word_end, [0]])[order]
+    data = np.empty(int((ends - starts).sum()) + 5, np.uint8)
+    k = _k.gather_words(buf, starts, ends, data)
+    offsets = np.zeros(V + 1, np.int64)
+    np.cumsum(ends - starts, out=offsets[1:])
+    if special_at[0] == len(lengths):  # model id 0, <unk>: the first five bytes
+        data[5 : k + 5] = data[:k].copy()
+        data[:5] = np.frombuffer(b"<unk>", np.uint8)
+        offsets[1:] += 5
+        k += 5
     ids[:] = remap[ids]  # in place: the unigrams stay in the rows' buffer
-    return words, remap, ids, p, b
+    return (data[:k], offsets), remap, ids, p, b
 
 
 class _Sections:
@@ -279,8 +294,9 @@ def _word_index(buf, word_start, word_end, remap, error):
 def read_arpa(path):
     """Parse an ARPA file: ``(order, words, ngrams, prob, backoff)``.
 
-    ``words`` are in the order of the unigram section with ``<unk>``, ``<s>``, ``</s>`` moved
-    to ids 0, 1, 2 (``<unk>`` is added with log10 probability -100 when absent, as KenLM does);
+    ``words`` (packed ``(data, offsets)``, see :func:`pack_words`) are in the order of the
+    unigram section with ``<unk>``, ``<s>``, ``</s>`` moved to ids 0, 1, 2 (``<unk>`` is added
+    with log10 probability -100 when absent, as KenLM does);
     ``ngrams[n-1]`` are forward n-grams of those ids (uint32 views ``[:, ::-1]`` of reversed
     rows, all orders in one buffer), ``prob``/``backoff`` float64 (views of one buffer each).
     The sections are parsed by :mod:`fastgram.kernels.lm_arpa` (the file is read whole:

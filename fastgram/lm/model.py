@@ -297,7 +297,10 @@ class NGramLM:
     def word_vocab(self):
         """A :class:`fastgram.vocab.WordVocab` whose ids are this model's ids."""
         if self._vocab is None:
-            self._vocab = WordVocab(self.words)
+            if self._words is None:  # from the packed words: no Python strings
+                self._vocab = WordVocab.from_concatenated(*self._packed)
+            else:
+                self._vocab = WordVocab(self._words)
         return self._vocab
 
     def score_files(self, paths, *, dtype=None, separator=None):
@@ -332,8 +335,10 @@ class NGramLM:
             probs.append(prob[n] if perm is None else prob[n][perm])
             backs.append(backoff[n] if perm is None else backoff[n][perm])
         token_ids = None
-        if all(w.isdigit() and w.isascii() for w in words[3:]):
-            token_ids = np.array([-1, -1, -1] + [int(w) for w in words[3:]], np.int64)
+        data, offsets = words
+        rest = data[offsets[3] :]
+        if ((rest >= ord("0")) & (rest <= ord("9"))).all():  # every word after </s> is digits
+            token_ids = np.array([-1, -1, -1] + [int(w) for w in _arpa.unpack_words(words)[3:]], np.int64)
         return cls(order, words, rows, probs, backs, token_ids=token_ids)
 
     def write_arpa(self, path) -> None:
@@ -444,9 +449,7 @@ class NGramLM:
         """The word of each model id (list of str; decoded on first use when the model was
         estimated from text, which keeps its words as UTF-8 bytes until then)."""
         if self._words is None:
-            data, off = self._packed
-            joined = np.insert(data, off[1:-1], 10)  # a newline between words (none holds one)
-            self._words = joined.tobytes().decode("utf-8", "surrogateescape").split("\n") if len(off) > 1 else []
+            self._words = _arpa.unpack_words(self._packed)
         return self._words
 
     def packed_words(self) -> tuple[np.ndarray, np.ndarray]:
