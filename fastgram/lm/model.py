@@ -269,7 +269,9 @@ class NGramLM:
         Notes
         -----
         Text: the vocabulary is built in one pass and the id stream (4 bytes per word) is held in
-        memory; a last line without a newline gets no ``</s>``, as in lmplz.
+        memory until it is counted; a last line without a newline gets no ``</s>``, as in lmplz.
+        Several token files are joined in memory (their dtype's bytes per token) until counted;
+        one is memory-mapped.
         """
         files = _io.expand_paths(paths)
         if dtype is None:
@@ -287,12 +289,15 @@ class NGramLM:
         if separator is None:
             raise ValueError("several raw token files need separator= (the boundary put between them)")
         separator = _checks.check_separator(separator, int(np.iinfo(dt).max) + 1)
+        options = _options(order, **options)
         joined = []
         for i, a in enumerate(arrays):
             if i:
                 joined.append(np.array([separator], dt))
             joined.append(a)
-        return cls.estimate(np.concatenate(joined), order, separator=separator, **options)
+        held = [np.concatenate(joined), None]  # unsigned ids: nothing more to check
+        del joined, arrays  # the joined stream is freed once counted
+        return cls._from_stream(held, separator, **options)
 
     def word_vocab(self):
         """A :class:`fastgram.vocab.WordVocab` whose ids are this model's ids."""
