@@ -156,7 +156,7 @@ class NGramLM:
         max_memory : int or str, optional
             Budget of the counting stage (sorted runs beyond it spill under ``tmp_dir``).
         chunk_tokens : int, optional
-            Tokens per counting chunk (default 4 Mi).
+            Tokens per counting chunk (default 16 Mi).
         keep_u : bool, default True
             Keep the uninterpolated probabilities of the estimate (:meth:`u`, 8 bytes an n-gram,
             what :meth:`generate` and :meth:`save` use). ``False`` (``fastgram lm`` writing
