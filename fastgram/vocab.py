@@ -459,16 +459,16 @@ class WordVocab:
     def from_concatenated(cls, data, offsets) -> "WordVocab":
         """The vocabulary of words given as :meth:`concatenated` returns them (``data`` uint8,
         ``offsets`` ``(V + 1,)``; checked as the constructor checks a list): no Python strings."""
-        data, offsets = np.asarray(data), np.asarray(offsets)
-        if data.dtype != np.uint8 or data.ndim != 1:
-            raise TypeError(f"data must be a 1-D uint8 array, got {data.dtype} of {data.ndim} dimensions")
+        if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 1:
+            got = f"{data.dtype} of {data.ndim} dimensions" if isinstance(data, np.ndarray) else type(data).__name__
+            raise TypeError(f"data must be a 1-D uint8 array, got {got}")
+        offsets = as_int_array(offsets, "offsets")
         if (
             offsets.ndim != 1
-            or offsets.dtype.kind not in "iu"
             or len(offsets) < 1
             or offsets[0] != 0
             or offsets[-1] != len(data)
-            or (np.diff(offsets) < 0).any()
+            or (offsets[1:] < offsets[:-1]).any()
         ):
             raise ValueError("offsets must be non-decreasing from 0 to len(data)")
         joined = np.insert(data, offsets[1:-1].astype(np.int64), 10).tobytes()  # a newline between words
@@ -568,9 +568,10 @@ class WordVocab:
         if ids is None or (len(ids) == self._n and np.array_equal(ids, np.arange(self._n))):
             off = self._offsets[: self._n + 1].copy()
             return self._arena[: off[-1]].copy(), off
-        ids = np.asarray(ids, np.int64)
+        ids = as_int_array(ids, "ids")
         if ids.ndim != 1 or (len(ids) and (ids.min() < 0 or ids.max() >= self._n)):
             raise ValueError(f"ids: must be a 1-D array of ids in [0, {self._n})")
+        ids = ids.astype(np.int64, copy=False)
         start = self._offsets[ids]
         lengths = self._offsets[ids + 1] - start
         off = np.zeros(len(ids) + 1, np.int64)

@@ -703,6 +703,21 @@ def fam_vocab(run: Run, data, narrow: bool) -> None:
         if js is not RAISED:
             w = run.call("WordVocab.from_json", fg.WordVocab.from_json, js)
             run.expect("WordVocab.from_json", w is RAISED or list(w.words) == list(v.words), "round trip", js)
+        ids = data.draw(
+            st.one_of(st.none(), arrays(run, _dtypes(narrow, "int"), shapes(1, 1, 8), -2, v.size + 2), wild())
+        )
+        packed = run.call("WordVocab.concatenated", v.concatenated, ids)
+        if packed is not RAISED:
+            w = run.call("WordVocab.from_concatenated", fg.WordVocab.from_concatenated, *packed)
+            if ids is None:
+                run.expect("WordVocab.from_concatenated", w is RAISED or w == v, "round trip", packed)
+        junk = data.draw(st.one_of(arrays(run, _dtypes(narrow, "int"), shapes(1, 1, 8), -2, 300), wild()))
+        run.call(
+            "WordVocab.from_concatenated",
+            fg.WordVocab.from_concatenated,
+            junk,
+            data.draw(st.one_of(wild(), st.just([0]))),
+        )
     else:
         cls = fg.Vocab if target == "vocab_json" else fg.WordVocab
         good = (fg.Vocab("abc") if cls is fg.Vocab else fg.WordVocab(["<unk>", "<s>", "</s>", "x", "y"])).to_json()

@@ -148,11 +148,14 @@ def test_from_concatenated_is_the_vocabulary_of_the_list(words):
         (np.zeros(3, np.uint8), [1, 3], ValueError, "offsets must be non-decreasing from 0 to len"),
         (np.zeros(3, np.uint8), [0, 2, 1, 3], ValueError, "offsets must be non-decreasing from 0 to len"),
         (np.zeros(3, np.uint8), [], ValueError, "offsets must be non-decreasing from 0 to len"),
+        (np.zeros(3, np.uint8), np.array([0, 2, 1, 3], np.uint64), ValueError, "offsets must be non-decreasing"),
+        (np.zeros(3, np.uint8), [0.0, 3.0], TypeError, "offsets must be an array of integers"),
+        ([1, 2, 3], [0, 3], TypeError, "data must be a 1-D uint8 array, got list"),
     ],
 )
 def test_from_concatenated_checks_its_arrays(data, offsets, exc, match):
     with pytest.raises(exc, match=match):
-        WordVocab.from_concatenated(data, np.array(offsets, np.int64))
+        WordVocab.from_concatenated(data, offsets)
 
 
 @pytest.mark.parametrize(
