@@ -339,20 +339,21 @@ class _Stream:
         self.eof = False
 
     def fill(self, pos: int, at_least: int) -> int:
-        """Drop ``buf[:pos]`` and read until ``at_least`` bytes follow it (or the file ends);
-        returns the new position of the byte that was at ``pos`` (0)."""
+        """Drop ``buf[:pos]`` and read until the window is full (at least ``at_least`` bytes
+        after ``buf[pos]``, :data:`STREAM_BLOCK` in all, or the file ends); returns the new
+        position of the byte that was at ``pos`` (0). The window is reallocated only when it
+        cannot hold that: a refill that keeps a partial line reuses it."""
         keep = self.size - pos
-        need = max(at_least, STREAM_BLOCK)
-        if len(self.buf) < keep + need:
-            grown = np.empty(keep + need, np.uint8)
+        if len(self.buf) < max(keep + at_least, STREAM_BLOCK):
+            grown = np.empty(max(keep + at_least, STREAM_BLOCK), np.uint8)
             grown[:keep] = self.buf[pos : self.size]
             self.buf = grown
         elif keep:
             self.buf[:keep] = self.buf[pos : self.size].copy()
         self.size = keep
         view = memoryview(self.buf)
-        while not self.eof and self.size < keep + need:
-            got = self.file.readinto(view[self.size : keep + need])
+        while not self.eof and self.size < len(self.buf):
+            got = self.file.readinto(view[self.size :])
             if not got:
                 self.eof = True
             self.size += got or 0
@@ -420,7 +421,7 @@ class _Stream:
             done = 0
             while done < m:
                 if self.size - pos < STREAM_BLOCK // 2 and not self.eof:
-                    pos = self.fill(pos, STREAM_BLOCK)
+                    pos = self.fill(pos, STREAM_BLOCK // 2)  # fits the window: no new one
                 buf = self.window()
                 if pos >= self.size or buf[pos] in (10, 92):
                     raise _Unusual("short section")
