@@ -361,6 +361,35 @@ def _as_bytes(text, name: str = "text") -> bytes:
     raise TypeError(f"{name} must be str or bytes, got {type(text).__name__}")
 
 
+def is_packed(words) -> bool:
+    """Words given as ``(data, offsets)`` arrays (:func:`pack_words`' layout) rather than str."""
+    return isinstance(words, tuple) and len(words) == 2 and all(isinstance(x, np.ndarray) for x in words)
+
+
+def pack_words(words) -> tuple[np.ndarray, np.ndarray]:
+    """``(data, offsets)``: the words' UTF-8 bytes end to end (uint8) and where each starts
+    (int64 ``(V + 1,)``), the layout of :meth:`WordVocab.concatenated`; one encode of them all."""
+    joined = np.frombuffer(("\n".join(words) + "\n").encode("utf-8", "surrogateescape"), np.uint8)
+    newline = joined == 10
+    ends = np.flatnonzero(newline) + 1
+    if len(ends) != len(words):
+        raise ValueError("words must not contain newlines")
+    offsets = np.zeros(len(words) + 1, np.int64)
+    offsets[1:] = ends - np.arange(1, len(words) + 1)
+    return joined[~newline], offsets
+
+
+def _newline_joined(data: np.ndarray, offsets: np.ndarray) -> bytes:
+    """The packed words with a newline between each two (none holds one)."""
+    return np.insert(data, offsets[1:-1].astype(np.int64), 10).tobytes()
+
+
+def unpack_words(data: np.ndarray, offsets: np.ndarray) -> list[str]:
+    """The str of each packed word (one decode of them all: a newline ends any unfinished UTF-8
+    sequence, so each word decodes as it would alone)."""
+    return _newline_joined(data, offsets).decode("utf-8", "surrogateescape").split("\n") if len(offsets) > 1 else []
+
+
 def _joined_words(words: list) -> bytes | None:
     """``"\\n".join(words)`` as UTF-8 when every entry is a str that encodes (else None)."""
     try:
@@ -471,7 +500,7 @@ class WordVocab:
             or (offsets[1:] < offsets[:-1]).any()
         ):
             raise ValueError("offsets must be non-decreasing from 0 to len(data)")
-        joined = np.insert(data, offsets[1:-1].astype(np.int64), 10).tobytes()  # a newline between words
+        joined = _newline_joined(data, offsets)
         vocab = cls()
         n = len(offsets) - 1
         head = [data[offsets[i] : offsets[i + 1]].tobytes() for i in range(min(n, 3))]
@@ -549,12 +578,7 @@ class WordVocab:
     @property
     def words(self) -> tuple:
         if self._cache is None or len(self._cache) != self._n:
-            data, off = self.concatenated()
-            n = self._n
-            # one decode of the words joined by newlines (no word holds one, and a newline ends
-            # any unfinished UTF-8 sequence, so each word decodes as it would alone)
-            joined = np.insert(data, off[1:], 10)  # a newline after each word
-            self._cache = tuple(joined.tobytes().decode("utf-8", "surrogateescape").split("\n")[:n])
+            self._cache = tuple(unpack_words(*self.concatenated()))
         return self._cache
 
     def concatenated(self, ids=None) -> tuple[np.ndarray, np.ndarray]:
@@ -562,22 +586,22 @@ class WordVocab:
         (copies; uint8 and int64 ``(V + 1,)``), for writing many words without Python strings.
 
         With ``ids`` (int array, each in ``[0, V)``), the words of those ids in that order:
-        ``offsets`` has ``len(ids) + 1`` entries. Time O(V + bytes); ids other than
-        ``0, 1, ..., V - 1`` take 8 bytes per byte of the selected words while they are gathered.
+        ``offsets`` has ``len(ids) + 1`` entries. Time and memory O(len(ids) + their bytes).
         """
+        if ids is not None:
+            ids = as_int_array(ids, "ids")
+            if ids.ndim != 1 or (len(ids) and (ids.min() < 0 or ids.max() >= self._n)):
+                raise ValueError(f"ids: must be a 1-D array of ids in [0, {self._n})")
         if ids is None or (len(ids) == self._n and np.array_equal(ids, np.arange(self._n))):
             off = self._offsets[: self._n + 1].copy()
             return self._arena[: off[-1]].copy(), off
-        ids = as_int_array(ids, "ids")
-        if ids.ndim != 1 or (len(ids) and (ids.min() < 0 or ids.max() >= self._n)):
-            raise ValueError(f"ids: must be a 1-D array of ids in [0, {self._n})")
         ids = ids.astype(np.int64, copy=False)
-        start = self._offsets[ids]
-        lengths = self._offsets[ids + 1] - start
+        start, end = self._offsets[ids], self._offsets[ids + 1]
         off = np.zeros(len(ids) + 1, np.int64)
-        np.cumsum(lengths, out=off[1:])
-        at = np.repeat(start - off[:-1], lengths) + np.arange(off[-1])  # (bytes,) source of each byte
-        return self._arena[at], off
+        np.cumsum(end - start, out=off[1:])
+        data = np.empty(int(off[-1]), np.uint8)
+        _kw.gather_words(self._arena, start, end, data)
+        return data, off
 
     def __getitem__(self, word) -> int:
         """The id of ``word`` (str or bytes); ``KeyError`` when it is not in the vocabulary."""

@@ -14,9 +14,11 @@ from fastgram import reference as ref
 from fastgram.kernels import lm as lm_kernels
 from fastgram.lm import NGramLM
 from fastgram.lm import arpa as arpa_module
+from fastgram.lm import estimate as estimate_module
 from fastgram.lm import score as score_module
 from fastgram.lm.arpa import read_arpa
 from fastgram.reference.lm import DEFAULT_FALLBACK
+from fastgram.vocab import unpack_words
 
 TOY0 = ["a a b a", "b a a b"]
 
@@ -544,7 +546,7 @@ def test_repr_and_views():
     assert lm.ngrams(2).shape == (lm.sizes[1], 2)
     assert os.path.basename(__file__) == "test_lm.py"
     order, words, grams, prob, back = read_arpa_model(lm)
-    assert order == 2 and arpa_module.unpack_words(words) == lm.words and lm.words[:3] == ["<unk>", "<s>", "</s>"]
+    assert order == 2 and unpack_words(*words) == lm.words and lm.words[:3] == ["<unk>", "<s>", "</s>"]
 
 
 def read_arpa_model(lm, tmp="/tmp"):
@@ -610,8 +612,6 @@ def test_estimate_files_keeps_words_as_bytes_and_u_on_request(tmp_path):
 
 
 def test_an_order_too_large_for_int32_rows_is_refused(monkeypatch):
-    from fastgram.lm import estimate as estimate_module
-
     monkeypatch.setattr(estimate_module, "MAX_ROWS", 10)
     with pytest.raises(ValueError, match=r"2-grams: \d+ distinct, more than one order can hold \(10\)"):
         NGramLM.estimate(random_sentences(3, 50, 8), 2, discount_fallback=True)

@@ -307,17 +307,6 @@ def parse_section(buf, pos, n, m, slots, word_start, word_end, ids, prob, backof
     return pos
 
 
-@kernel
-def gather_words(buf, word_start, word_end, out):
-    """The words' bytes ``buf[word_start[w]:word_end[w]]`` end to end into ``out``; returns the length."""
-    k = 0
-    for w in range(word_start.shape[0]):
-        for b in range(word_start[w], word_end[w]):
-            out[k] = buf[b]
-            k += 1
-    return k
-
-
 #: Words of at most this many bytes are held inside their index slot (see :func:`compact_words`).
 INLINE_BYTES = 8
 #: The length field of a slot saying "longer than 254 bytes: compare the arena's bytes".

@@ -39,6 +39,7 @@ __all__ = [
     "rehash",
     "last_newline",
     "first_newline",
+    "gather_words",
     "S_POS",
     "S_OUT",
     "S_WORDS",
@@ -207,3 +208,14 @@ def first_newline(buf):
         if buf[i] == 10:
             return i
     return -1
+
+
+@kernel
+def gather_words(buf, word_start, word_end, out):
+    """The words' bytes ``buf[word_start[w]:word_end[w]]`` end to end into ``out``; returns the length."""
+    k = 0
+    for w in range(word_start.shape[0]):
+        for b in range(word_start[w], word_end[w]):
+            out[k] = buf[b]
+            k += 1
+    return k

@@ -10,6 +10,8 @@ import numpy as np
 from fastgram._io import atomic_output
 from fastgram._jit import num_threads, parallel_for
 from fastgram.kernels import lm_arpa as _k
+from fastgram.kernels import words as _kw
+from fastgram.vocab import is_packed, pack_words
 
 SPECIAL_WORDS = ("<unk>", "<s>", "</s>")
 #: Rows formatted per block when writing: the block's text (about 8 MB at most) is formatted
@@ -20,36 +22,11 @@ WRITE_BLOCK = 1 << 16
 MAX_ARPA_VALUE = 1e11
 
 
-def unpack_words(words) -> list[str]:
-    """The str of each word of packed ``(data, offsets)`` (one decode of them all)."""
-    data, offsets = words
-    joined = np.insert(data, offsets[1:-1], 10)  # a newline between words (none holds one)
-    return joined.tobytes().decode("utf-8", "surrogateescape").split("\n") if len(offsets) > 1 else []
-
-
-def pack_words(words) -> tuple[np.ndarray, np.ndarray]:
-    """``(data, offsets)``: the words' UTF-8 bytes end to end (uint8) and where each starts
-    (int64 ``(V + 1,)``); one encode of them all."""
-    joined = np.frombuffer(("\n".join(words) + "\n").encode("utf-8", "surrogateescape"), np.uint8)
-    newline = joined == 10
-    ends = np.flatnonzero(newline) + 1
-    if len(ends) != len(words):
-        raise ValueError("words must not contain newlines")
-    offsets = np.zeros(len(words) + 1, np.int64)
-    offsets[1:] = ends - np.arange(1, len(words) + 1)
-    return joined[~newline], offsets
-
-
-def is_packed(words) -> bool:
-    """Words given as ``(data, offsets)`` arrays (see :func:`pack_words`) rather than str."""
-    return isinstance(words, tuple) and len(words) == 2 and all(isinstance(x, np.ndarray) for x in words)
-
-
 def write_arpa(path, order, words, rows, prob, backoff) -> None:
     """Write an ARPA file: ``\\data\\``, counts, then each order's n-grams in suffix order.
 
     ``rows[n-1]`` are reversed n-grams of model ids (``(m, n)``), ``words`` the model's words
-    (str, or packed as :func:`pack_words` gives).
+    (str, or packed as :func:`fastgram.vocab.pack_words` gives).
     Values are written with 7 decimals, trailing zeros trimmed (absolute error <= 5e-8, below
     float32 resolution), by :func:`fastgram.kernels.lm_arpa.arpa_blocks`, :data:`WRITE_BLOCK`
     rows at a time in 32 parallel pieces. Extra memory: the words twice (``16 V`` bytes of
@@ -205,7 +182,7 @@ def _model_ids(path, buf, word_start, word_end, ids, p, b):
     with log10 probability -100 when absent, as KenLM does), then the other words in file order.
 
     Returns ``(words, remap, ids, p, b)``: the words by model id packed (``(data, offsets)``,
-    :func:`pack_words`' layout; no Python strings), ``remap[line] = model id``, and the
+    :func:`fastgram.vocab.pack_words`' layout; no Python strings), ``remap[line] = model id``, and the
     section's ids (remapped), probabilities and backoffs.
     """
     lengths = word_end - word_start  # (V,) bytes of each line's word
@@ -233,7 +210,7 @@ def _model_ids(path, buf, word_start, word_end, ids, p, b):
     starts = np.concatenate([word_start, [0]])[order]  # an added <unk> is written below
     ends = np.concatenate([word_end, [0]])[order]
     data = np.empty(int((ends - starts).sum()) + 5, np.uint8)
-    k = _k.gather_words(buf, starts, ends, data)
+    k = _kw.gather_words(buf, starts, ends, data)
     offsets = np.zeros(V + 1, np.int64)
     np.cumsum(ends - starts, out=offsets[1:])
     if special_at[0] == len(lengths):  # model id 0, <unk>: the first five bytes
@@ -294,7 +271,7 @@ def _word_index(buf, word_start, word_end, remap, error):
 def read_arpa(path):
     """Parse an ARPA file: ``(order, words, ngrams, prob, backoff)``.
 
-    ``words`` (packed ``(data, offsets)``, see :func:`pack_words`) are in the order of the
+    ``words`` (packed ``(data, offsets)``, see :func:`fastgram.vocab.pack_words`) are in the order of the
     unigram section with ``<unk>``, ``<s>``, ``</s>`` moved to ids 0, 1, 2 (``<unk>`` is added
     with log10 probability -100 when absent, as KenLM does);
     ``ngrams[n-1]`` are forward n-grams of those ids (uint32 views ``[:, ::-1]`` of reversed

@@ -35,6 +35,7 @@ import numpy as np
 from fastgram import _checks
 from fastgram._jit import parallel_for
 from fastgram.counting import NGramCounter
+from fastgram.counting._runs import trimmed
 from fastgram.kernels import lm_estimate as _k
 
 UNK, BOS, EOS = 0, 1, 2
@@ -284,18 +285,14 @@ def _levels(counted, N, prune):
     levels = []
     for n in range(1, N + 1):
         parent = np.empty(sizes[n], np.int32)
-        in_place = rows.dtype == np.uint32 and counts.dtype == np.int64 and rows.flags.c_contiguous
-        if n == N >= 2 and in_place and rows.flags.writeable and counts.flags.writeable and counts.flags.c_contiguous:
+        if n == N >= 2 and _compactable(rows, np.uint32) and _compactable(counts, np.int64):
             # order N: every kept row is its own group, compacted in place into the counted
-            # arrays (the lower orders are already built from them)
+            # arrays (the lower orders are already built from them), which are then trimmed
             adj = np.empty(0, np.int64)
             last_kept = _k.level_groups(rows, counts, lcp, BOS, n, 2, rows, counts, adj, parent)
-            try:  # shrink them in place (NumPy refuses while any other reference exists)
-                rows.resize((sizes[n], N))
-                counts.resize(sizes[n])
-            except ValueError:
-                pass  # the slices below keep the whole buffers
-            R, raw = rows[: sizes[n]], counts[: sizes[n]]
+            held = [rows, counts]
+            del rows, counts
+            R, raw = trimmed(held, int(sizes[n]))
         else:
             R = np.empty((sizes[n], n), np.uint32)
             raw, adj = np.empty(sizes[n], np.int64), np.empty(sizes[n] if n < N else 0, np.int64)
@@ -321,6 +318,11 @@ def _levels(counted, N, prune):
             marked &= firstw > EOS  # <unk>, <s>, </s> are never pruned
         levels.append(dict(rows=R, adj=adj, parent=parent, marked=marked, t=t))
     return levels
+
+
+def _compactable(a: np.ndarray, dtype) -> bool:
+    """Whether order N's level can be written into ``a`` itself (the level's dtype, writable)."""
+    return a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
 
 
 def _contexts(levels, n):
@@ -387,9 +389,9 @@ def kneser_ney(counted, order, V, prune, fallback, keep_u=True):
         with np.errstate(invalid="ignore", divide="ignore"):
             np.divide(gamma, denom, out=gamma)
         gamma[denom <= 0] = np.nan
-        # p takes the adjusted counts' memory (each is read before its p is written); without
-        # keep_u the kernel writes u into p first
-        p = adj.view(np.float64) if adj.dtype == np.int64 and adj.flags.c_contiguous else np.empty(len(R))
+        # p takes the adjusted counts' memory (int64, each read before its p is written);
+        # without keep_u the kernel writes u into p first
+        p = adj.view(np.float64)
         u = np.empty(len(R)) if keep_u else p
         if n == 1:
             V_uniform = int(np.count_nonzero(~marked)) - 1

@@ -15,7 +15,7 @@ from fastgram.lm import estimate as _est
 from fastgram.lm import generate as _gen
 from fastgram.lm import score as _score
 from fastgram.lm.words import split_words
-from fastgram.vocab import WordVocab
+from fastgram.vocab import WordVocab, is_packed, pack_words, unpack_words
 
 FORMAT = "fastgram.NGramLM"
 FORMAT_VERSION = 1
@@ -91,7 +91,7 @@ class NGramLM:
 
     def __init__(self, order, words, rows, prob, backoff, *, token_ids=None, discounts=None, u=None):
         self.order = _est.check_order(order)
-        if _arpa.is_packed(words):  # (data, offsets): Python strings only when asked for
+        if is_packed(words):  # (data, offsets): Python strings only when asked for
             self._words, self._packed = None, (np.asarray(words[0], np.uint8), np.asarray(words[1], np.int64))
         else:
             self._words, self._packed = list(words), None
@@ -343,7 +343,7 @@ class NGramLM:
         data, offsets = words
         rest = data[offsets[3] :]
         if ((rest >= ord("0")) & (rest <= ord("9"))).all():  # every word after </s> is digits
-            token_ids = np.array([-1, -1, -1] + [int(w) for w in _arpa.unpack_words(words)[3:]], np.int64)
+            token_ids = np.array([-1, -1, -1] + [int(w) for w in unpack_words(*words)[3:]], np.int64)
         return cls(order, words, rows, probs, backs, token_ids=token_ids)
 
     def write_arpa(self, path) -> None:
@@ -454,14 +454,14 @@ class NGramLM:
         """The word of each model id (list of str; decoded on first use when the model was
         estimated from text, which keeps its words as UTF-8 bytes until then)."""
         if self._words is None:
-            self._words = _arpa.unpack_words(self._packed)
+            self._words = unpack_words(*self._packed)
         return self._words
 
     def packed_words(self) -> tuple[np.ndarray, np.ndarray]:
         """``(data, offsets)``: the UTF-8 bytes of word ``i`` are ``data[offsets[i]:offsets[i + 1]]``
         (uint8, int64 ``(V + 1,)``; the model's own arrays, not to be modified)."""
         if self._packed is None:
-            self._packed = _arpa.pack_words(self._words)
+            self._packed = pack_words(self._words)
         return self._packed
 
     def ngrams(self, n: int) -> np.ndarray:
