@@ -692,12 +692,20 @@ class WordVocab:
     def encode_files(
         self, paths, *, chunk_tokens: int = _io.CHUNK_TOKENS, oov: str = "unk", skip_symbols: bool = False
     ) -> np.ndarray:
-        """The id streams of text files concatenated (each file as :meth:`iter_file_ids`)."""
-        parts = [
-            ids
-            for path in _io.expand_paths(paths)
-            for ids in self.iter_file_ids(path, chunk_tokens=chunk_tokens, oov=oov, skip_symbols=skip_symbols)
-        ]
+        """The id streams of text files concatenated (each file as :meth:`iter_file_ids`).
+
+        Each file's lines are sentences of their own: a file whose last line has no newline gets
+        a ``2`` closing it when another file follows (its words would otherwise run into the
+        next file's first line). Only the last file's unterminated line stays open, as lmplz
+        reads the end of its input.
+        """
+        files = _io.expand_paths(paths)
+        parts = []
+        for i, path in enumerate(files):
+            before = len(parts)
+            parts.extend(self.iter_file_ids(path, chunk_tokens=chunk_tokens, oov=oov, skip_symbols=skip_symbols))
+            if i + 1 < len(files) and len(parts) > before and parts[-1][-1] != EOS:
+                parts.append(np.array([EOS], dtype=np.uint32))
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.uint32)
 
     def decode(self, ids) -> str:

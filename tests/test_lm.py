@@ -571,6 +571,16 @@ def test_estimate_files_text_and_tokens(tmp_path):
     assert lm.to_dict() == NGramLM.estimate(sentences, 3, discount_fallback=True).to_dict()
     scores = lm.score_files(path)
     np.testing.assert_allclose(scores.log10, lm.score(sentences).log10, atol=1e-12)
+    # several text files: each file's lines are sentences, a missing final newline included
+    parts = [sentences[:70], sentences[70:71], sentences[71:]]
+    paths = [tmp_path / f"part{i}.txt" for i in range(3)]
+    for p, part in zip(paths, parts):
+        p.write_text("\n".join(part))  # no final newline
+    lm = NGramLM.estimate_files(paths, 3, discount_fallback=True)
+    whole = tmp_path / "whole.txt"
+    whole.write_text("\n".join(sentences))  # the same sentences, only the last unterminated
+    assert lm.to_dict() == NGramLM.estimate_files(whole, 3, discount_fallback=True).to_dict()
+    np.testing.assert_allclose(lm.score_files(paths).log10, lm.score(sentences).log10, atol=1e-12)
     # raw token files: one is memory-mapped, several are joined at the separator
     rng = np.random.default_rng(14)
     a, b = (rng.integers(0, 20, size=500).astype(np.uint16) for _ in range(2))

@@ -415,6 +415,17 @@ def test_files_in_order_and_globs(tmp_path):
     assert WordVocab.from_files(_write(tmp_path / "e.txt", b"")).words == SPECIAL_WORDS
 
 
+def test_a_file_without_a_final_newline_does_not_run_into_the_next(tmp_path):
+    """Each file's lines are its own: an unterminated last line is closed when a file follows;
+    only the last file's stays open (lmplz's end of input)."""
+    files = [_write(tmp_path / "1.txt", b"b a"), _write(tmp_path / "2.txt", b"\n"), _write(tmp_path / "3.txt", b"c a")]
+    v = WordVocab.from_files(files)
+    assert v.encode_files(files).tolist() == [3, 4, 2, 2, 5, 4]
+    assert v.encode_files(files[::-1]).tolist() == [5, 4, 2, 2, 3, 4]
+    blank = _write(tmp_path / "4.txt", b"a \t ")  # an unterminated line of spaces has no words to close
+    assert v.encode_files([files[0], blank, files[2]]).tolist() == [3, 4, 2, 4, 2, 5, 4]
+
+
 def test_explicit_words_and_json_round_trip(tmp_path):
     v = WordVocab([*SPECIAL_WORDS, "x", b"y", "日本"])
     assert v.words[3:] == ("x", "y", "日本") and len(v) == 6 and v.size == 6
