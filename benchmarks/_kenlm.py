@@ -165,6 +165,16 @@ def run_lmplz(
     return out
 
 
+def query_stdout(model_path, text_path, *options: str) -> str:
+    """What KenLM's ``query`` prints on stdout for ``text_path`` (``options``: e.g. ``"-v", "sentence"``)."""
+    argv = [_require("query"), *options, str(model_path)]
+    with open(text_path, "rb") as src:
+        proc = subprocess.run(argv, stdin=src, capture_output=True)
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr.decode(errors='replace')}")
+    return proc.stdout.decode("utf-8", "surrogateescape")
+
+
 def run_query(model_path, text_path) -> dict:
     """Score ``text_path`` with KenLM's ``query`` and parse what it prints.
 
@@ -173,11 +183,6 @@ def run_query(model_path, text_path) -> dict:
     "oovs": int, "tokens": int}``. ``query`` scores each line that ends in a newline (a last
     line without one is not in the totals).
     """
-    argv = [_require("query"), str(model_path)]
-    with open(text_path, "rb") as src:
-        proc = subprocess.run(argv, stdin=src, capture_output=True)
-    if proc.returncode:
-        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr.decode(errors='replace')}")
     result = {"sentences": [], "words": []}
     keys = {
         "Perplexity including OOVs": ("perplexity", float),
@@ -185,7 +190,7 @@ def run_query(model_path, text_path) -> dict:
         "OOVs": ("oovs", int),
         "Tokens": ("tokens", int),
     }
-    for line in proc.stdout.decode("utf-8", "surrogateescape").splitlines():
+    for line in query_stdout(model_path, text_path).splitlines():
         head, sep, value = line.partition(":\t")
         if sep and head in keys:
             name, kind = keys[head]

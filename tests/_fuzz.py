@@ -974,7 +974,15 @@ def fam_lm(run: Run, data, narrow: bool) -> None:
     if model is RAISED:
         return
     probe = data.draw(st.one_of(sentences, wild()))
-    run.call("NGramLM.score", model.score, probe)
+    scores = run.call("NGramLM.score", model.score, probe)
+    if scores is not RAISED and isinstance(probe, list):
+        level = data.draw(mostly(st.sampled_from(["sentence", "word"]), wild()))
+        split = [s.split() if isinstance(s, str) else s for s in probe]
+        words = data.draw(
+            mostly(st.just(split), st.one_of(st.none(), st.just(split[:-1]), st.just(split + [[]]), wild()))
+        )
+        lines = run.call("Scores.query_lines", lambda *a: list(scores.query_lines(*a)), level, words)
+        run.expect("Scores.query_lines", lines is RAISED or len(lines) == len(scores), "a line per sentence", level)
     run.call("NGramLM.perplexity", model.perplexity, probe)
     run.call(
         "NGramLM.log10_prob",

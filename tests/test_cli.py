@@ -314,6 +314,25 @@ def test_lm_score_generate(tmp_path, capsys, suffix):
     assert all(0 < len(line.split()) <= 12 and set(line.split()) <= set(want.words) for line in lines)
 
 
+def test_score_verbosity_levels(tmp_path, capsys):
+    _lm_corpus(tmp_path)
+    model, test = tmp_path / "m.arpa", str(tmp_path / "test.txt")
+    assert main(["lm", str(tmp_path / "train.txt"), "--order", "3", "-o", str(model), "--discount-fallback"]) == 0
+    capsys.readouterr()
+    scores = NGramLM.read_arpa(model).score(["the cat sat on the log", "a bird sat"])
+    totals = list(scores.query_lines("sentence"))
+    assert main(["score", str(model), test, "-v", "sentence"]) == 0
+    assert capsys.readouterr().out == "".join(totals)
+    assert main(["score", str(model), test, "-v", "sentence", "-v", "summary"]) == 0
+    assert capsys.readouterr().out == "".join(totals) + scores.summary_text()
+    assert main(["score", str(model), test, "-v", "word", "-v", "sentence"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[-1] + "\n" for line in out] == totals and out[1].startswith("a=")
+    assert "bird=0 " in out[1]
+    with pytest.raises(SystemExit):
+        main(["score", str(model), test, "-v", "words"])
+
+
 def test_lm_token_files_with_a_separator(tmp_path, capsys):
     rng = np.random.default_rng(3)
     tokens = rng.integers(0, 40, 3000).astype(np.uint16)

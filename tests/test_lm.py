@@ -563,6 +563,65 @@ def read_arpa_model(lm, tmp="/tmp"):
 # ---------------------------------------------------------------------------------------------
 
 
+def _assert_words_match(lm, scores, words):
+    """Each sentence's words are its scored tokens (before </s>), known words by their ids."""
+    assert len(words) == len(scores)
+    table = lm.word_ids() if lm.token_ids is None else {str(t): i for i, t in enumerate(lm.token_ids) if t >= 0}
+    for s, ws in enumerate(words):
+        ids = scores.ids[scores.starts[s] : scores.starts[s + 1]].tolist()
+        assert ids[-1] == 2 and ids[:-1] == [table.get(w, 0) for w in ws]
+
+
+def test_sentence_words_read_files_as_scoring_does(tmp_path):
+    lm = NGramLM.estimate(random_sentences(21, 300, 25), 3, discount_fallback=True)
+    texts = ["w1 w2\n\nw3 zz\t w1", "w2\n", "", "  \nw4 w5\n  ", "w6"]  # unterminated lines, blanks
+    paths = []
+    for i, t in enumerate(texts):
+        paths.append(tmp_path / f"{i}.txt")
+        paths[-1].write_bytes(t.encode())
+    scores = lm.score_files(paths)
+    words = list(score_module.sentence_words(paths))
+    assert words == [["w1", "w2"], [], ["w3", "zz", "w1"], ["w2"], [], ["w4", "w5"], ["w6"]]
+    _assert_words_match(lm, scores, words)
+    tokens = NGramLM.estimate(np.array([5, 6, 9, 7, 5, 9, 6], np.uint16), 2, separator=9, discount_fallback=True)
+    parts = [np.array(p, np.uint16) for p in ([5, 6, 9, 7], [], [9, 5, 600], [6, 9])]
+    for i, p in enumerate(parts):
+        p.tofile(tmp_path / f"{i}.bin")
+    bins = [tmp_path / f"{i}.bin" for i in range(len(parts))]
+    for separator in (9, None):
+        scores = tokens.score_files(bins, dtype="uint16", separator=separator)
+        words = list(score_module.sentence_words(bins, dtype="uint16", separator=separator))
+        _assert_words_match(tokens, scores, words)
+    assert words == [["5", "6", "9", "7", "9", "5", "600", "6", "9"]]  # without a separator: one sentence
+
+
+def test_query_lines(tmp_path):
+    lm = NGramLM.estimate(random_sentences(22, 300, 25), 3, discount_fallback=True)
+    sentences = ["w1 w2 w3", "", "zz w1"]
+    scores = lm.score(sentences)
+    lines = list(scores.query_lines("sentence"))
+    assert [np.float32(line.split()[1]) for line in lines] == np.float32(scores.totals).tolist()
+    assert [line.split()[3] for line in lines] == ["0", "0", "1"] and scores.sentence_oovs.tolist() == [0, 0, 1]
+    words = [s.split() for s in sentences]
+    cells = [line.split("\t") for line in scores.query_lines("word", words)]
+    assert [c[-1] for c in cells] == lines
+    first = [c.split(" ") for c in cells[2][:-1]]
+    assert [c[0] for c in first] == ["zz=0", "w1=" + str(lm.word_ids()["w1"]), "</s>=2"]
+    assert [int(c[1]) for c in first] == scores.ngram_length[scores.starts[2] :].tolist()
+    np.testing.assert_allclose([float(c[2]) for c in first], scores.sentence(2), rtol=1e-6)
+    assert score_module._kenlm_float(-100.0) == "-100" and score_module._kenlm_float(-0.25) == "-0.25"
+    with pytest.raises(ValueError, match="level"):
+        next(scores.query_lines("words"))
+    with pytest.raises(ValueError, match="words"):
+        next(scores.query_lines("word"))
+    with pytest.raises(ValueError, match="more sentences than the 3 scored"):
+        list(scores.query_lines("word", words + [[]]))
+    with pytest.raises(TypeError, match="words"):
+        list(scores.query_lines("word", 5))
+    with pytest.raises(ValueError, match="sentence 1 has 0 words"):
+        list(scores.query_lines("word", [["w1", "w2", "w3"], ["extra"], ["zz", "w1"]]))
+
+
 def test_estimate_files_text_and_tokens(tmp_path):
     sentences = random_sentences(13, 200, 30)
     path = tmp_path / "train.txt"

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fastgram.app.cli import main
 from fastgram.lm import NGramLM
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,6 +196,49 @@ def test_query_summary_agrees(corpora, tmp_path):
     for i, (total, oov) in enumerate(q["sentences"]):
         assert scores.totals[i] == pytest.approx(total, abs=1e-4)
         assert int(scores.oov[scores.starts[i] : scores.starts[i + 1]].sum()) == oov
+
+
+def _query_lines(text: str) -> list:
+    """query's per-sentence lines: ``[(cells, total, oovs)]``, cells ``(word, id, length, log10)``."""
+    out = []
+    for line in text.splitlines():
+        fields = line.split("\t")
+        if not fields[-1].startswith("Total: "):
+            continue
+        cells = []
+        for item in fields[:-1]:
+            word, _, rest = item.rpartition("=")
+            i, length, p = rest.split(" ")
+            cells.append((word, int(i), int(length), float(p)))
+        total = fields[-1].split()
+        out.append((cells, float(total[1]), int(total[3])))
+    return out
+
+
+@_kenlm.requires_query
+@pytest.mark.parametrize("level", ["word", "sentence"])
+def test_score_lines_equal_query(corpora, tmp_path, capsys, level):
+    """``fastgram score -v word|sentence`` prints query's lines: the same words, vocabulary ids
+    (KenLM numbers the ARPA's unigrams in file order, as our models do), matched lengths and OOV
+    counts, the values within float32 rounding; the summary only when asked for."""
+    lines = corpora["source"].read_text(encoding="utf-8").split("\n")[:-1]
+    train, test = lines[:-200], lines[-200:] + ["unseenword  unseenother\tdef", ""]
+    NGramLM.estimate(train, 4).write_arpa(tmp_path / "m.arpa")
+    (tmp_path / "test.txt").write_text("\n".join(test) + "\n")
+    assert main(["score", str(tmp_path / "m.arpa"), str(tmp_path / "test.txt"), "-v", level]) == 0
+    ours = capsys.readouterr().out
+    flags = () if level == "word" else ("-v", "sentence")  # query's default is its word level + summary
+    theirs = _kenlm.query_stdout(tmp_path / "m.arpa", tmp_path / "test.txt", *flags)
+    assert ("Perplexity including OOVs:" in theirs) == (level == "word") and "Perplexity" not in ours
+    a, b = _query_lines(ours), _query_lines(theirs)
+    assert len(a) == len(b) == len(test)
+    for (cells, total, oovs), (their_cells, their_total, their_oovs) in zip(a, b):
+        assert oovs == their_oovs and total == pytest.approx(their_total, abs=1e-4)
+        assert [c[:3] for c in cells] == [c[:3] for c in their_cells]
+        np.testing.assert_allclose([c[3] for c in cells], [c[3] for c in their_cells], atol=1e-5)
+    assert a[-2][2] == 2  # the two unseen words
+    if level == "word":
+        assert [c[:2] for c in a[-2][0]][:2] == [("unseenword", 0), ("unseenother", 0)]
 
 
 @_kenlm.requires_lmplz

@@ -48,4 +48,5 @@ def test_cli_example_runs_in_an_empty_directory(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert "distinct 3-grams" in out and "Perplexity including OOVs:\t" in out and "Tokens:\t20" in out
+    assert out.count("Total: ") == 3  # a line per sentence of lines.txt
     assert sorted(os.listdir(tmp_path)) == ["bigrams.npz", "lines.arpa", "lines.txt", "trigrams.npz"]

@@ -20,7 +20,7 @@ from fastgram import __version__, _checks, _io, distributed, files, sampling
 from fastgram.app import bench, demo
 from fastgram.app import compile as _compile
 from fastgram.counting import BigramCounter, NGramCounts
-from fastgram.lm import NGramLM
+from fastgram.lm import NGramLM, sentence_words
 from fastgram.registry import check
 from fastgram.vocab import Vocab
 
@@ -319,11 +319,26 @@ def _add_score(sub) -> None:
         "score",
         help="perplexity of text under a model, as KenLM's query prints it",
         description="Score every sentence of the files (</s> included) under an ARPA or .npz model and print "
-        "KenLM query's summary: perplexity including and excluding OOVs, the OOV count and the token count.",
+        "KenLM query's summary: perplexity including and excluding OOVs, the OOV count and the token count; "
+        "with -v, query's lines for each sentence or word too.",
     )
     p.add_argument("model", metavar="MODEL", help="model.arpa or model.npz")
     p.add_argument("paths", nargs="+", metavar="FILE", help="text or token files")
     _add_corpus_kind(p, required=False)
+    p.add_argument(
+        "-v",
+        "--verbosity",
+        action="append",
+        choices=("summary", "sentence", "word"),
+        metavar="LEVEL",
+        help="what to print, as query's -v (repeatable): 'summary' (the default), 'sentence' (a line "
+        "'Total: <log10> OOV: <n>' for each sentence), 'word' (each token as 'word=id ngram_length log10' "
+        "before its sentence's total)",
+    )
+
+
+#: Lines of per-sentence output written to stdout at a time.
+SCORE_LINES_PER_WRITE = 4096
 
 
 def _run_score(args) -> int:
@@ -331,8 +346,20 @@ def _run_score(args) -> int:
     paths = _io.expand_paths(args.paths, "FILE")
     if args.dtype is None and args.separator is not None:
         raise ValueError("--separator applies to --dtype token files; text sentences end at newlines")
+    levels = set(args.verbosity or ["summary"])
     scores = model.score_files(paths, dtype=args.dtype, separator=args.separator)
-    sys.stdout.write(scores.summary_text())
+    level = "word" if "word" in levels else "sentence" if "sentence" in levels else None
+    if level is not None:
+        words = sentence_words(paths, dtype=args.dtype, separator=args.separator) if level == "word" else None
+        block = []
+        for line in scores.query_lines(level, words):
+            block.append(line)
+            if len(block) == SCORE_LINES_PER_WRITE:
+                sys.stdout.write("".join(block))
+                block = []
+        sys.stdout.write("".join(block))
+    if "summary" in levels:
+        sys.stdout.write(scores.summary_text())
     return 0
 
 

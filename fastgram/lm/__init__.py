@@ -4,6 +4,8 @@
   (:meth:`~NGramLM.write_arpa`, :meth:`~NGramLM.read_arpa`), binary ``.npz``
   (:meth:`~NGramLM.save`, :meth:`~NGramLM.load`), :meth:`~NGramLM.score` /
   :meth:`~NGramLM.perplexity` (KenLM's numbers) and :meth:`~NGramLM.generate`.
+- :class:`Scores` — per-token scores, KenLM ``query``'s summary and per-sentence lines;
+  :func:`sentence_words` reads the words of scored files back for its word-level lines.
 - :mod:`fastgram.lm.estimate` — the sort/scan pipeline; :mod:`fastgram.lm.arpa`,
   :mod:`fastgram.lm.score`, :mod:`fastgram.lm.generate`.
 
@@ -11,6 +13,6 @@ The specification is :mod:`fastgram.reference.lm`.
 """
 
 from fastgram.lm.model import NGramLM
-from fastgram.lm.score import Scores
+from fastgram.lm.score import Scores, sentence_words
 
-__all__ = ["NGramLM", "Scores"]
+__all__ = ["NGramLM", "Scores", "sentence_words"]

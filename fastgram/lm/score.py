@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from fastgram import _checks
+from fastgram import _checks, _io
 from fastgram._jit import num_threads, parallel_for
 from fastgram.kernels import lm as _k
 from fastgram.lm.words import split_words
@@ -27,10 +27,13 @@ class Scores:
         Tokens the model does not know (scored as ``<unk>``).
     ngram_length : ndarray int8 (tokens,)
         Length of the n-gram matched (KenLM's ``ngram_length``).
+    ids : ndarray uint32 (tokens,) or None
+        The model id of every token (``<unk>`` = 0 for OOVs, ``</s>`` = 2).
     """
 
-    def __init__(self, log10, starts, oov, ngram_length):
+    def __init__(self, log10, starts, oov, ngram_length, ids=None):
         self.log10, self.starts, self.oov, self.ngram_length = log10, starts, oov, ngram_length
+        self.ids = ids
 
     def __len__(self) -> int:
         return len(self.starts) - 1
@@ -42,8 +45,57 @@ class Scores:
             return np.zeros(0)
         return np.add.reduceat(self.log10, self.starts[:-1])
 
+    @property
+    def sentence_oovs(self) -> np.ndarray:
+        """OOVs of each sentence, int64 ``(sentences,)``."""
+        if len(self) == 0:
+            return np.zeros(0, np.int64)
+        return np.add.reduceat(self.oov.astype(np.int64), self.starts[:-1])
+
     def sentence(self, s: int) -> np.ndarray:
         return self.log10[self.starts[s] : self.starts[s + 1]]
+
+    def query_lines(self, level: str = "sentence", words=None):
+        """Yield KenLM ``query``'s line for each sentence, newline included.
+
+        ``level="sentence"``: ``Total: <log10> OOV: <n>``. ``level="word"``: each token as
+        ``word=id ngram_length log10`` and a tab, then the total; ``words`` (required there)
+        gives each sentence's words as str, in order (``</s>`` is added), e.g.
+        :func:`sentence_words`. Values are printed as KenLM prints its float32 values (the
+        shortest digits that read back as the float32 of ours). O(tokens) Python work at the
+        word level, O(sentences) at the sentence level.
+        """
+        if level not in ("sentence", "word"):
+            raise ValueError(f"level must be 'sentence' or 'word', got {level!r}")
+        totals = self.totals.astype(np.float32).tolist()
+        oovs = self.sentence_oovs.tolist()
+        if level == "sentence":
+            for total, n in zip(totals, oovs):
+                yield f"Total: {_kenlm_float(total)} OOV: {n}\n"
+            return
+        if words is None:
+            raise ValueError("words: the sentences' words are needed at the word level")
+        if self.ids is None:
+            raise ValueError("these scores carry no model ids (word level needs them)")
+        starts = self.starts.tolist()
+        if isinstance(words, (str, bytes)) or not hasattr(words, "__iter__"):
+            raise TypeError(f"words must be an iterable of lists of str (one per sentence), got {type(words).__name__}")
+        words = iter(words)
+        for s, (total, n) in enumerate(zip(totals, oovs)):
+            lo, hi = starts[s], starts[s + 1]
+            ws = next(words, None)
+            if ws is not None and (not isinstance(ws, (list, tuple)) or not all(isinstance(w, str) for w in ws)):
+                raise TypeError(f"words: sentence {s} must be a list of str, got {ws!r:.80}")
+            if ws is None or len(ws) != hi - lo - 1:
+                got = "none" if ws is None else len(ws)
+                raise ValueError(f"words: sentence {s} has {hi - lo - 1} words before </s> in the scores, {got} given")
+            ids = self.ids[lo:hi].tolist()
+            lengths = self.ngram_length[lo:hi].tolist()
+            probs = self.log10[lo:hi].astype(np.float32).tolist()
+            cells = [f"{w}={i} {g} {_kenlm_float(x)}\t" for w, i, g, x in zip([*ws, "</s>"], ids, lengths, probs)]
+            yield "".join(cells) + f"Total: {_kenlm_float(total)} OOV: {n}\n"
+        if next(words, None) is not None:
+            raise ValueError(f"words: more sentences than the {len(self)} scored")
 
     def summary(self) -> dict:
         """KenLM ``query``'s summary: ``perplexity``, ``perplexity_excluding_oovs``, ``oovs``, ``tokens``."""
@@ -63,6 +115,50 @@ class Scores:
             f"Perplexity excluding OOVs:\t{s['perplexity_excluding_oovs']:.6g}\n"
             f"OOVs:\t{s['oovs']}\nTokens:\t{s['tokens']}\n"
         )
+
+
+def _kenlm_float(x: float) -> str:
+    """A float32 value (given as a Python float) in its shortest round-trip digits, as KenLM
+    prints it: ``-1.1620424``, ``-100``."""
+    text = str(np.float32(x))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def sentence_words(paths, *, dtype=None, separator=None):
+    """Yield each sentence's words (list of str), as :meth:`fastgram.lm.NGramLM.score_files`
+    reads the files: text lines split as lmplz splits them (a file's unterminated last line
+    is a sentence when it has words), or the raw token ids as decimal numbers, split at
+    ``separator`` (one sentence without it; the files joined with ``separator`` between them).
+    Memory: one file at a time."""
+    files = _io.expand_paths(paths)
+    if dtype is None:
+        for path in files:
+            with open(path, "rb") as f:
+                lines = f.read().decode("utf-8", "surrogateescape").split("\n")
+            last = split_words(lines.pop())
+            for line in lines:
+                yield split_words(line)
+            if last:
+                yield last
+        return
+    dt = _io.token_dtype(dtype)
+    pending: list[str] = []
+    for i, path in enumerate(files):
+        tokens = np.fromfile(path, dtype=dt)
+        if separator is None:
+            pending.extend(map(str, tokens.tolist()))
+            continue
+        if i:
+            yield pending
+            pending = []
+        cuts = np.flatnonzero(tokens == separator)
+        lo = 0
+        for c in cuts.tolist():
+            yield pending + list(map(str, tokens[lo:c].tolist()))
+            pending, lo = [], c + 1
+        pending = pending + list(map(str, tokens[lo:].tolist()))
+    if pending:  # tokens after the last separator: a sentence (scoring closes it)
+        yield pending
 
 
 def _stream_sentences(ids: np.ndarray, is_sep: np.ndarray | None):
@@ -168,7 +264,7 @@ def score_ids(lm, ids, starts, oov=None) -> Scores:
     if len(ids):
         n_spans = max(1, min(len(starts) - 1, SPANS_PER_THREAD * num_threads()))
         parallel_for(_k.score_sentences, n_spans, (*index, lm.order, ids, starts, BOS, out, matched, n_spans))
-    return Scores(out, starts, ids == UNK if oov is None else oov, matched)
+    return Scores(out, starts, ids == UNK if oov is None else oov, matched, ids)
 
 
 def log10_prob(lm, word, context=()) -> float:
