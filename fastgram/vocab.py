@@ -801,7 +801,8 @@ class WordVocab:
             raise ValueError(f"{where} is not in the vocabulary (oov='error'; oov='unk' maps it to <unk>)")
         raise ValueError(
             f"{where} is a special word: lmplz refuses <s>, </s>, <unk> in text too "
-            "(skip_symbols=True treats them as whitespace, as lmplz --skip_symbols)"
+            "(skip_symbols=True, or the command line's --skip-symbols, treats them as whitespace, as lmplz "
+            "--skip_symbols)"
         )
 
     def _reserve(self, words: int, nbytes: int) -> None:

@@ -333,6 +333,28 @@ def test_score_verbosity_levels(tmp_path, capsys):
         main(["score", str(model), test, "-v", "words"])
 
 
+def test_skip_symbols(tmp_path, capsys):
+    (tmp_path / "train.txt").write_text("\n".join(SENTENCES) + "\n<s> the cat\n", encoding="utf-8")
+    (tmp_path / "test.txt").write_text("the <unk> cat sat\n</s>\n", encoding="utf-8")
+    model, train, test = str(tmp_path / "m.arpa"), str(tmp_path / "train.txt"), str(tmp_path / "test.txt")
+    assert main(["lm", train, "--order", "3", "-o", model, "--discount-fallback"]) == 2
+    assert "--skip-symbols" in capsys.readouterr().err
+    assert main(["lm", train, "--order", "3", "-o", model, "--discount-fallback", "--skip-symbols"]) == 0
+    lm = NGramLM.read_arpa(model)
+    want = NGramLM.estimate([*SENTENCES, "the cat"], 3, discount_fallback=True)
+    assert lm.words == want.words and lm.sizes == want.sizes
+    capsys.readouterr()
+    assert main(["score", model, test]) == 2
+    assert main(["score", model, test, "--skip-symbols", "-v", "word", "-v", "summary"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    scores = lm.score(["the cat sat", ""])
+    assert out[0].startswith("the=") and " cat=" not in out[0] and "\tcat=" in out[0]
+    assert out[-1] == f"Tokens:\t{len(scores.log10)}" and len(out) == 2 + 4
+    (tmp_path / "t.bin").write_bytes(b"\0\0")
+    assert main(["score", model, str(tmp_path / "t.bin"), "--dtype", "uint16", "--skip-symbols"]) == 2
+    assert "--skip-symbols applies to text" in capsys.readouterr().err
+
+
 def test_lm_token_files_with_a_separator(tmp_path, capsys):
     rng = np.random.default_rng(3)
     tokens = rng.integers(0, 40, 3000).astype(np.uint16)

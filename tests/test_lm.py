@@ -593,6 +593,15 @@ def test_sentence_words_read_files_as_scoring_does(tmp_path):
         words = list(score_module.sentence_words(bins, dtype="uint16", separator=separator))
         _assert_words_match(tokens, scores, words)
     assert words == [["5", "6", "9", "7", "9", "5", "600", "6", "9"]]  # without a separator: one sentence
+    (tmp_path / "s.txt").write_text("w1 <s> w2\n<unk>\nw3 </s>")
+    scores = lm.score_files(tmp_path / "s.txt", skip_symbols=True)
+    words = list(score_module.sentence_words(tmp_path / "s.txt", skip_symbols=True))
+    assert words == [["w1", "w2"], [], ["w3"]]
+    _assert_words_match(lm, scores, words)
+    with pytest.raises(ValueError, match="skip_symbols applies to text"):
+        tokens.score_files(bins, dtype="uint16", skip_symbols=True)
+    with pytest.raises(TypeError, match="skip_symbols must be a bool"):
+        lm.score_files(tmp_path / "s.txt", skip_symbols="yes")
 
 
 def test_query_lines(tmp_path):

@@ -242,6 +242,22 @@ def test_score_lines_equal_query(corpora, tmp_path, capsys, level):
 
 
 @_kenlm.requires_lmplz
+def test_skip_symbols_equals_lmplz(corpora, tmp_path, capsys):
+    """``fastgram lm --skip-symbols`` drops <s>, </s> and <unk> from the text as lmplz's
+    --skip_symbols does: the same ARPA; without it both refuse the text."""
+    text = corpora["small"].read_text(encoding="utf-8").split("\n")
+    for i in range(0, len(text) - 1, 7):
+        text[i] = f"{text[i]} <s>" if i % 3 else f"</s> {text[i]}\t<unk>"
+    path = tmp_path / "symbols.txt"
+    path.write_text("\n".join(text), encoding="utf-8")
+    arpa = _kenlm.run_lmplz(path, 3, out=tmp_path / "lmplz.arpa", memory="100M", extra=["--skip_symbols"])
+    assert main(["lm", str(path), "--order", "3", "--skip-symbols", "-o", str(tmp_path / "ours.arpa")]) == 0
+    assert max_difference(arpa, NGramLM.read_arpa(tmp_path / "ours.arpa")) < TOL
+    assert main(["lm", str(path), "--order", "3", "-o", str(tmp_path / "refused.arpa")]) == 2
+    assert "--skip-symbols" in capsys.readouterr().err and not (tmp_path / "refused.arpa").exists()
+
+
+@_kenlm.requires_lmplz
 def test_read_lmplz_arpa(corpora, tmp_path):
     arpa = _kenlm.run_lmplz(corpora["small"], 3, out=tmp_path / "l.arpa", memory="100M")
     lm = NGramLM.read_arpa(arpa)

@@ -235,6 +235,20 @@ def _add_corpus_kind(p, *, required: bool) -> None:
         metavar="ID",
         help="with --dtype: the sentence-boundary id (e.g. GPT-2's 50256); also put between files",
     )
+    p.add_argument(
+        "--skip-symbols",
+        action="store_true",
+        help="text: treat the words <s>, </s> and <unk> as whitespace (lmplz's --skip_symbols; without it "
+        "they are an error)",
+    )
+
+
+def _check_corpus_kind(args) -> None:
+    """The options of :func:`_add_corpus_kind` that apply to one kind of file only."""
+    if args.dtype is None and args.separator is not None:
+        raise ValueError("--separator applies to --dtype token files; text sentences end at newlines")
+    if args.dtype is not None and args.skip_symbols:
+        raise ValueError("--skip-symbols applies to text; token files have no words to skip")
 
 
 def _add_lm(sub) -> None:
@@ -269,8 +283,7 @@ def _model_options(args) -> dict:
 
 def _run_lm(args) -> int:
     _checks.check_order(args.order, "--order")
-    if args.dtype is None and args.separator is not None:
-        raise ValueError("--separator applies to --dtype token files; text sentences end at newlines")
+    _check_corpus_kind(args)
     paths = _io.expand_paths(args.paths, "FILE")
     if not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
         raise FileNotFoundError(f"output directory of {args.output} does not exist")
@@ -278,9 +291,11 @@ def _run_lm(args) -> int:
     stage = _Stages(args.progress)
     stage("estimating")
     arpa = args.output.endswith(".arpa")  # ARPA holds no u: 8 bytes an n-gram less to hold
-    model = NGramLM.estimate_files(
-        paths, args.order, dtype=args.dtype, separator=args.separator, keep_u=not arpa, **_model_options(args)
-    )
+    options = _model_options(args)
+    if args.dtype is None:
+        options["skip_symbols"] = args.skip_symbols
+    kind = dict(dtype=args.dtype, separator=args.separator)
+    model = NGramLM.estimate_files(paths, args.order, **kind, keep_u=not arpa, **options)
     stage("writing")
     if arpa:
         model.write_arpa(args.output)
@@ -344,13 +359,13 @@ SCORE_LINES_PER_WRITE = 4096
 def _run_score(args) -> int:
     model = _load_model(args.model)
     paths = _io.expand_paths(args.paths, "FILE")
-    if args.dtype is None and args.separator is not None:
-        raise ValueError("--separator applies to --dtype token files; text sentences end at newlines")
+    _check_corpus_kind(args)
     levels = set(args.verbosity or ["summary"])
-    scores = model.score_files(paths, dtype=args.dtype, separator=args.separator)
+    kind = dict(dtype=args.dtype, separator=args.separator, skip_symbols=args.skip_symbols)
+    scores = model.score_files(paths, **kind)
     level = "word" if "word" in levels else "sentence" if "sentence" in levels else None
     if level is not None:
-        words = sentence_words(paths, dtype=args.dtype, separator=args.separator) if level == "word" else None
+        words = sentence_words(paths, **kind) if level == "word" else None
         block = []
         for line in scores.query_lines(level, words):
             block.append(line)

@@ -274,6 +274,7 @@ class NGramLM:
         one is memory-mapped.
         """
         files = _io.expand_paths(paths)
+        _check_skip_symbols(skip_symbols, dtype)
         if dtype is None:
             if separator is not None:
                 raise ValueError("separator is for raw token files (dtype=...); text files end sentences at newlines")
@@ -308,14 +309,17 @@ class NGramLM:
                 self._vocab = WordVocab(self._words)
         return self._vocab
 
-    def score_files(self, paths, *, dtype=None, separator=None):
+    def score_files(self, paths, *, dtype=None, separator=None, skip_symbols: bool = False):
         """Scores of text files (one sentence per line) or raw token files (``dtype``, ``separator``).
 
+        Text with the words ``<s>``, ``</s>`` or ``<unk>`` raises ``ValueError`` unless
+        ``skip_symbols=True`` (they are dropped, as lmplz's ``--skip_symbols``).
         Memory: the files' ids (4 bytes per token) and the scores (about 10 bytes per token).
         """
         files = _io.expand_paths(paths)
+        _check_skip_symbols(skip_symbols, dtype)
         if dtype is None:
-            ids = self.word_vocab().encode_files(files, oov="unk")
+            ids = self.word_vocab().encode_files(files, oov="unk", skip_symbols=skip_symbols)
             ids, starts, _ = _score._stream_sentences(ids, ids == _score.EOS)
             return _score.score_ids(self, ids, starts)
         dt = _io.token_dtype(dtype)
@@ -598,6 +602,14 @@ class NGramLM:
         if self._u is None:
             self._u = _gen.derive_u(self)
         return self._u
+
+
+def _check_skip_symbols(skip_symbols, dtype) -> None:
+    """``skip_symbols`` is a bool, and only for text files."""
+    if not isinstance(skip_symbols, (bool, np.bool_)):
+        raise TypeError(f"skip_symbols must be a bool, got {type(skip_symbols).__name__}")
+    if skip_symbols and dtype is not None:
+        raise ValueError("skip_symbols applies to text files; raw token files have no words to skip")
 
 
 def _options(

@@ -10,6 +10,7 @@ from fastgram import _checks, _io
 from fastgram._jit import num_threads, parallel_for
 from fastgram.kernels import lm as _k
 from fastgram.lm.words import split_words
+from fastgram.vocab import SPECIAL_WORDS
 
 UNK, BOS, EOS = 0, 1, 2
 
@@ -124,20 +125,25 @@ def _kenlm_float(x: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def sentence_words(paths, *, dtype=None, separator=None):
+def sentence_words(paths, *, dtype=None, separator=None, skip_symbols: bool = False):
     """Yield each sentence's words (list of str), as :meth:`fastgram.lm.NGramLM.score_files`
     reads the files: text lines split as lmplz splits them (a file's unterminated last line
-    is a sentence when it has words), or the raw token ids as decimal numbers, split at
-    ``separator`` (one sentence without it; the files joined with ``separator`` between them).
-    Memory: one file at a time."""
+    is a sentence when it has words; ``skip_symbols`` drops ``<s>``, ``</s>`` and ``<unk>``),
+    or the raw token ids as decimal numbers, split at ``separator`` (one sentence without it;
+    the files joined with ``separator`` between them). Memory: one file at a time."""
     files = _io.expand_paths(paths)
     if dtype is None:
+        drop = set(SPECIAL_WORDS) if skip_symbols else ()
+
+        def words(line):
+            return [w for w in split_words(line) if w not in drop] if drop else split_words(line)
+
         for path in files:
             with open(path, "rb") as f:
                 lines = f.read().decode("utf-8", "surrogateescape").split("\n")
-            last = split_words(lines.pop())
+            last = words(lines.pop())
             for line in lines:
-                yield split_words(line)
+                yield words(line)
             if last:
                 yield last
         return
