@@ -60,6 +60,33 @@ def test_estimate_matches_reference(order, prune):
     assert_same(lm, model)
 
 
+@pytest.mark.parametrize("prune", [[1], [1, 1, 2], [2, 3]])
+def test_unigram_pruning_leaves_the_pruned_words_out_of_the_vocabulary(tmp_path, prune):
+    """lmplz prunes unigrams too: the model's vocabulary is then the kept words (as the
+    reference's), a pruned word scores as <unk> and counts as an OOV, and files round-trip."""
+    rare = [f"rare{i} w1" for i in range(40)]
+    sentences = rare[:20] + random_sentences(5, 200, 30, zipf=1.2) + rare[20:]  # pruned ids among kept ones
+    model = ref.lm_estimate([s.split() for s in sentences], 3, prune=prune, discount_fallback=True)
+    lm = NGramLM.estimate(sentences, 3, prune=prune, discount_fallback=True)
+    assert_same(lm, model)
+    assert lm.vocab_size == lm.sizes[0] and "rare3" not in lm.words
+    (tmp_path / "train.txt").write_text("\n".join(sentences) + "\n")  # the packed-words path
+    assert (
+        NGramLM.estimate_files(tmp_path / "train.txt", 3, prune=prune, discount_fallback=True).to_dict() == lm.to_dict()
+    )
+    assert lm.log10_prob("rare3", ["w1"]) == lm.log10_prob("<unk>", ["w1"])
+    assert lm.perplexity(["rare3 w1"])["oovs"] == 1
+    lm.save(tmp_path / "m.npz")
+    lm.write_arpa(tmp_path / "m.arpa")
+    for back in (NGramLM.load(tmp_path / "m.npz"), NGramLM.read_arpa(tmp_path / "m.arpa")):
+        np.testing.assert_allclose(back.score(sentences).log10, lm.score(sentences).log10, atol=1e-6)
+    assert lm.generate(50, 8, seed=1) == NGramLM.load(tmp_path / "m.npz").generate(50, 8, seed=1)
+    ids = np.array([int(w[1:]) for s in sentences for w in s.replace("rare", "w1000").split()], np.int64)
+    tokens = NGramLM.estimate(ids, 2, prune=prune[:2], discount_fallback=True)
+    assert tokens.vocab_size == tokens.sizes[0] == len(tokens.token_ids) and (tokens.token_ids[3:] >= 0).all()
+    assert tokens.log10_prob(10**9) == tokens.log10_prob(int(tokens.token_ids[3]) + 10**9)
+
+
 def test_estimate_closed_form_discounts_match_reference():
     sentences = random_sentences(3, 3000, 100000, max_len=20, zipf=1.3)
     for order in (1, 2, 3):

@@ -111,6 +111,8 @@ CASES = [
     ("artificial", 4, None, True),
     ("artificial", 5, [0, 1, 1, 2], True),
     ("artificial", 1, [0], True),
+    ("source", 3, [1, 1, 2], False),  # unigrams pruned too
+    ("artificial", 2, [2], True),
 ]
 
 

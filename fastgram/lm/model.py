@@ -15,7 +15,7 @@ from fastgram.lm import estimate as _est
 from fastgram.lm import generate as _gen
 from fastgram.lm import score as _score
 from fastgram.lm.words import split_words
-from fastgram.vocab import WordVocab, is_packed, pack_words, unpack_words
+from fastgram.vocab import WordVocab, is_packed, pack_words, select_packed, unpack_words
 
 FORMAT = "fastgram.NGramLM"
 FORMAT_VERSION = 1
@@ -240,6 +240,7 @@ class NGramLM:
         del tokens, lookup  # the stream is freed here unless the caller holds it
         counted = list(counted)  # kneser_ney empties the list: the counts are freed once used
         arrays = _est.kneser_ney(counted, order, V, prune, fallback, keep_u)
+        names, ids = _without_pruned_words(arrays["rows"], names, ids)
         return cls(
             order,
             names,
@@ -602,6 +603,28 @@ class NGramLM:
         if self._u is None:
             self._u = _gen.derive_u(self)
         return self._u
+
+
+#: Rows renumbered at a time when pruned words leave the vocabulary (a temporary of 4n bytes each).
+RENUMBER_ROWS = 1 << 20
+
+
+def _without_pruned_words(rows, names, ids):
+    """The vocabulary of the kept unigrams only, when pruning dropped some (``prune[0] > 0``):
+    every order's ``rows`` (a list, changed in place) renumbered to it and ``(names, ids)`` cut
+    to it. The kept ids keep their order, so the rows stay sorted. Words a model does not hold
+    are ``<unk>`` when scored, as in lmplz's pruned models."""
+    kept = rows[0][:, 0].copy()  # the kept unigrams' ids, ascending (a copy: the rows change below)
+    V = len(names[1]) - 1 if is_packed(names) else len(names)
+    if len(kept) == V:
+        return names, ids
+    new_id = np.zeros(V, np.uint32)
+    new_id[kept] = np.arange(len(kept), dtype=np.uint32)
+    for r in rows:
+        for lo in range(0, len(r), RENUMBER_ROWS):
+            r[lo : lo + RENUMBER_ROWS] = new_id[r[lo : lo + RENUMBER_ROWS]]
+    names = select_packed(*names, kept) if is_packed(names) else [names[i] for i in kept.tolist()]
+    return names, None if ids is None else ids[kept]
 
 
 def _check_skip_symbols(skip_symbols, dtype) -> None:
