@@ -87,6 +87,14 @@ def test_unigram_pruning_leaves_the_pruned_words_out_of_the_vocabulary(tmp_path,
     assert tokens.log10_prob(10**9) == tokens.log10_prob(int(tokens.token_ids[3]) + 10**9)
 
 
+def test_token_ids_past_int64_are_refused():
+    """A model's token ids are int64: a uint64 id of 2**63 or more would wrap to a negative one."""
+    ok = NGramLM.estimate(np.array([2**63 - 1, 5, 9, 5, 7], np.uint64), 2, separator=9, discount_fallback=True)
+    assert sorted(ok.token_ids[3:].tolist()) == [5, 7, 2**63 - 1]
+    with pytest.raises(ValueError, match=r"corpus: token id 18,446,744,073,709,551,615 at position 2"):
+        NGramLM.estimate(np.array([5, 7, 2**64 - 1], np.uint64), 2, discount_fallback=True)
+
+
 def test_estimate_closed_form_discounts_match_reference():
     sentences = random_sentences(3, 3000, 100000, max_len=20, zipf=1.3)
     for order in (1, 2, 3):

@@ -196,8 +196,10 @@ class NGramLM:
             tokens, separator, words = _sentences_to_stream(corpus)
         else:
             tokens = _checks.as_token_stream(corpus, "corpus")
-            if tokens.shape[0] and np.iinfo(tokens.dtype).min < 0:
-                _checks.check_token_range(tokens, int(np.iinfo(tokens.dtype).max) + 1, name="corpus")
+            if tokens.shape[0] and (np.iinfo(tokens.dtype).min < 0 or tokens.dtype.itemsize == 8):
+                # negative ids, and uint64 ids past int64 (the model's token ids are int64)
+                limit = min(int(np.iinfo(tokens.dtype).max), _checks.INT64_MAX) + 1
+                _checks.check_token_range(tokens, limit, name="corpus")
             if separator is not None:  # one the stream's dtype can hold, or it never occurs
                 separator = _checks.check_separator(separator, int(np.iinfo(tokens.dtype).max) + 1)
         held = [tokens, words]
