@@ -30,6 +30,46 @@ def test_generate_matches_reference(order, temperature):
     assert [ids[s, : lengths[s]].tolist() for s in range(40)] == want
 
 
+def _greedy_mixture(t, order, max_length):
+    """The text a vanishing temperature gives: at each level the largest mixture weight (a word's
+    u, or gamma to back off), from the untempered tables; None where the top two are within 5%."""
+    history, out = [1] * (order - 1), []
+    for _ in range(max_length):
+        w = None
+        for n in range(order, 0, -1):
+            h = tuple(history[len(history) - n + 1 :]) if n > 1 else ()
+            if h not in t["words"] or t["gamma"][h] < 0:
+                continue
+            weights = sorted([*t["u"][h], t["gamma"][h]], reverse=True)
+            if len(weights) > 1 and weights[1] > 0.95 * weights[0]:
+                return None
+            if t["u"][h] and max(t["u"][h]) == weights[0]:
+                w = t["words"][h][t["u"][h].index(weights[0])]
+                break
+        if w is None or w == 2:
+            return out
+        out.append(w)
+        history.append(w)
+    return out
+
+
+@pytest.mark.parametrize("temperature", [1e-3, 3e-4, 1e-300])
+def test_a_small_temperature_follows_the_largest_weights(temperature):
+    """Tempered weights are scaled per context before the power, so none underflows: a tiny
+    temperature draws the largest weight at every level (here the text is the same for every
+    seed), never the uniform fallback that an all-zero context would leave."""
+    found = 0
+    for seed in range(12):
+        lm = NGramLM.estimate(corpus(seed, n=400, vocab=8), 3, discount_fallback=True)
+        want = _greedy_mixture(gen.reference_tables(lm, 1.0), 3, 20)
+        if want is None:
+            continue
+        found += 1
+        ids, lengths = gen.generate_ids(lm, 30, 20, seed=seed, temperature=temperature)
+        assert [ids[s, : lengths[s]].tolist() for s in range(30)] == [want] * 30, seed
+    assert found >= 3
+
+
 def test_generate_from_arpa_matches_reference(lm3, tmp_path):
     lm3.write_arpa(tmp_path / "m.arpa")
     lm = NGramLM.read_arpa(tmp_path / "m.arpa")

@@ -8,9 +8,11 @@ context's words, never a pass over the vocabulary. The unigram level uses ``p(w)
 (every word but ``<s>``). Contexts the model does not have back off without a draw.
 
 ``temperature`` T tempers every mixture weight (``u ** (1/T)`` and ``gamma ** (1/T)``, the
-unigrams' ``p ** (1/T)``): T = 1 is the model, T < 1 favours the longest context's frequent
-words, T > 1 flattens. This is the tempered mixture, not ``p ** (1/T)`` renormalised over
-the vocabulary (which costs O(V) per word).
+unigrams' ``p ** (1/T)``; each context's weights scaled by their largest first, so none
+underflows): T = 1 is the model, T < 1 favours the largest weights (as T -> 0 each level takes
+its largest: the context's likeliest word, or backing off when gamma is larger), T > 1
+flattens. This is the tempered mixture, not ``p ** (1/T)`` renormalised over the vocabulary
+(which costs O(V) per word).
 
 Random numbers are counter-based (:mod:`fastgram.kernels.random`): sentence ``s`` uses stream
 ``offset + s``, so a sentence depends only on the seed and its index — the same at any thread
@@ -83,8 +85,7 @@ def tables(lm, temperature: float = 1.0) -> dict:
         order = np.lexsort((words, c))
         words, c, v = words[order], c[order], vals[keep][order]
         if inv != 1.0:
-            v = v**inv
-            gamma = gamma**inv
+            v, gamma = _tempered(v, c, gamma, inv)
         ctx_off[n] = off
         off += C
         seg_words.append(words.astype(np.uint32))
@@ -107,6 +108,19 @@ def tables(lm, temperature: float = 1.0) -> dict:
     )
     lm._gen_tables = (key, out)
     return out
+
+
+def _tempered(v, c, gamma, inv):
+    """``v ** inv`` (the words' weights, ``c`` their contexts, sorted) and ``gamma ** inv`` (one
+    per context), each context's weights first divided by their largest: the same draws
+    (only ratios within a context matter) without every weight underflowing to 0 at a small
+    temperature, which would leave nothing to draw."""
+    scale = gamma.copy()  # (C,) the largest weight of each context
+    if len(v):
+        first = np.flatnonzero(np.concatenate([[True], c[1:] != c[:-1]]))  # each context's first word
+        scale[c[first]] = np.maximum(scale[c[first]], np.maximum.reduceat(v, first))
+    scale[~(scale > 0)] = 1.0  # a context with nothing to draw
+    return (v / scale[c]) ** inv, (gamma / scale) ** inv
 
 
 def reference_tables(lm, temperature: float = 1.0) -> dict:
