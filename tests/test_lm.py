@@ -386,6 +386,11 @@ def test_token_model_arpa_is_decimal(tmp_path):
     assert back.token_ids.tolist() == lm.token_ids.tolist() == [-1, -1, -1, 10, 11, 12]
     assert "\t10 11\t" not in (tmp_path / "t.arpa").read_text()  # highest order: no backoff column
     assert "10 11" in (tmp_path / "t.arpa").read_text()
+    # digit words that are not canonical int64 ids keep a word model: no overflow, no merged ids
+    for words in (["12345678901234567890123 5", "5 5"], ["007 7 7", "7 007"], ["0 00"]):
+        NGramLM.estimate(words, 2, discount_fallback=True).write_arpa(tmp_path / "w.arpa")
+        back = NGramLM.read_arpa(tmp_path / "w.arpa")
+        assert back.token_ids is None and set(" ".join(words).split()) <= set(back.words)
 
 
 GOOD = "\\data\\\nngram 1=3\nngram 2=1\n\n\\1-grams:\n-1\t<s>\t-0.5\n-0.5\t</s>\t0\n-0.3\ta\t0\n\n\\2-grams:\n-0.2\t<s> a\n\n\\end\\\n"

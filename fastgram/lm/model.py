@@ -335,7 +335,8 @@ class NGramLM:
     def read_arpa(cls, path) -> "NGramLM":
         """Read an ARPA file (lmplz's, or any with ``<s>`` and ``</s>``); errors name the line.
 
-        Words that are all decimal digits make it a token model (``token_ids`` set).
+        Words that are all decimal numbers (``0`` to ``2**63 - 1``, no leading zeros) make it a
+        token model (``token_ids`` set), as fastgram writes a model of token ids.
         """
         order, words, grams, prob, backoff = _arpa.read_arpa(path)
         rows, probs, backs = [], [], []
@@ -346,12 +347,7 @@ class NGramLM:
             rows.append(R)
             probs.append(prob[n] if perm is None else prob[n][perm])
             backs.append(backoff[n] if perm is None else backoff[n][perm])
-        token_ids = None
-        data, offsets = words
-        rest = data[offsets[3] :]
-        if ((rest >= ord("0")) & (rest <= ord("9"))).all():  # every word after </s> is digits
-            token_ids = np.array([-1, -1, -1] + [int(w) for w in unpack_words(*words)[3:]], np.int64)
-        return cls(order, words, rows, probs, backs, token_ids=token_ids)
+        return cls(order, words, rows, probs, backs, token_ids=_decimal_token_ids(words))
 
     def write_arpa(self, path) -> None:
         """Write the model as an ARPA file (atomically: a temporary file renamed at the end)."""
@@ -605,6 +601,22 @@ class NGramLM:
         if self._u is None:
             self._u = _gen.derive_u(self)
         return self._u
+
+
+def _decimal_token_ids(words):
+    """The token ids of a model read from ARPA whose words after ``</s>`` are all canonical
+    decimal numbers within int64 (the words of a token model), else None (a word model)."""
+    data, offsets = words
+    rest = data[offsets[3] :]
+    if not ((rest >= ord("0")) & (rest <= ord("9"))).all():
+        return None
+    names = unpack_words(*words)[3:]
+    if not all(w and (w == "0" or w[0] != "0") and len(w) <= 19 for w in names):
+        return None
+    ids = [int(w) for w in names]
+    if ids and max(ids) > _checks.INT64_MAX:
+        return None
+    return np.array([-1, -1, -1] + ids, np.int64)
 
 
 #: Rows renumbered at a time when pruned words leave the vocabulary (a temporary of 4n bytes each).
