@@ -267,6 +267,13 @@ def test_separators_and_single_words_out_of_range_are_named():
         words.log10_prob(5)
     with pytest.raises(TypeError, match=r"context\[0\] must be a str for a word model"):
         words.log10_prob("a", [None])
+    with pytest.raises(TypeError, match=r"context must be a sequence of words"):
+        words.log10_prob("a", "b a")  # not its characters
+    for bad, name in [("a b", "word"), ("", "word"), ("a\tb", "word")]:
+        with pytest.raises(ValueError, match=rf"{name} must be one word"):
+            words.log10_prob(bad)
+    with pytest.raises(ValueError, match=r"context\[1\] must be one word"):
+        words.log10_prob("a", ["b", "b a"])
 
 
 def test_too_small_corpus_names_the_flag():

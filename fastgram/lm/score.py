@@ -275,6 +275,8 @@ def score_ids(lm, ids, starts, oov=None) -> Scores:
 
 def log10_prob(lm, word, context=()) -> float:
     """log10 p(word | context) for one word (words, or token ids for a token model)."""
+    if isinstance(context, (str, bytes)):
+        raise TypeError(f"context must be a sequence of words (e.g. ['the', 'cat']), not one {type(context).__name__}")
     context = list(context)
     if lm.token_ids is not None and not isinstance(word, str):
         raw = [_checks.require_int(t, f"context[{i}]", min=0) for i, t in enumerate(context)]
@@ -284,9 +286,11 @@ def log10_prob(lm, word, context=()) -> float:
         ids[past] = UNK
     else:
         for i, w in enumerate(context + [word]):
+            name = "word" if i == len(context) else f"context[{i}]"
             if not isinstance(w, str):
-                name = "word" if i == len(context) else f"context[{i}]"
                 raise TypeError(f"{name} must be a str for a word model, got {type(w).__name__} {w!r}")
+            if split_words(w) != [w] or "\n" in w:
+                raise ValueError(f"{name} must be one word (no spaces, tabs, CR, NUL or newlines), got {w!r}")
         table = lm.word_ids()
         ids = np.array([table.get(w, UNK) for w in context + [word]], np.uint32)
     hist = min(len(ids) - 1, lm.order - 1)
