@@ -113,7 +113,8 @@ def attention(
         ``H_kv``; batch axes not broadcastable; a mask not broadcastable to the scores;
         a non-finite ``scale``; an unknown ``causal_align``; a ``window`` that is not two
         integers >= -1; ``softcap`` <= 0 or not finite; ``alibi_slopes`` of a shape other
-        than ``(H,)`` or ``(..., H)`` with the output's batch axes, or not finite.
+        than ``(H,)`` or ``(..., H)`` with the output's batch axes, or not finite; NaN or
+        ``+inf`` in an additive ``mask``.
 
     Notes
     -----
@@ -197,6 +198,8 @@ def attention(
     else:
         scale = _checks.require_float(scale, "scale")
     left, right = _window(window)
+    # a side past every key is unbounded in effect: clamped, so the bounds below fit an int64
+    left, right = (min(w, S + T) for w in (left, right))
     softcap = 0.0 if softcap is None else _checks.require_float(softcap, "softcap", min=0.0, min_open=True)
 
     two_d = max(q.ndim, k.ndim, v.ndim) == 2
@@ -362,6 +365,11 @@ def _mask_operand(mask, score_shape: tuple, batch: tuple, dtype):
         kind, m = 1, np.ascontiguousarray(m).view(np.uint8)
     else:
         kind, m = 2, np.ascontiguousarray(m, dtype=dtype)
+        # -inf hides a key; NaN and +inf would make whole rows NaN: refused (O(mask) reads)
+        bad = np.isnan(m) | (m == np.inf)
+        if bad.any():
+            where = tuple(int(x) for x in np.unravel_index(int(np.argmax(bad)), m.shape))
+            raise ValueError(f"mask: {m[where]} at (squeezed) index {where}; additive masks take finite values or -inf")
     m_lead = m.shape[:-3]
     m4 = m.reshape(math.prod(m_lead), *m.shape[-3:])
     index = _batch_map(m_lead, batch)

@@ -141,6 +141,19 @@ def test_bool_mask_equals_additive_mask():
     np.testing.assert_array_equal(a, b)
 
 
+def test_additive_masks_refuse_nan_and_plus_inf():
+    rng = np.random.default_rng(9)
+    q, k, v = (rng.standard_normal((1, 2, 5, 8)).astype(np.float32) for _ in range(3))
+    for bad in (np.nan, np.inf):
+        mask = np.zeros((5, 5), np.float32)
+        mask[3, 1] = bad
+        with pytest.raises(ValueError, match=r"mask: (nan|inf) at \(squeezed\) index \(0, 0, 3, 1\)"):
+            attention(q, k, v, mask=mask)
+    mask = np.full((5, 5), -np.inf, np.float32)
+    mask[:, 0] = 0.0
+    np.testing.assert_allclose(attention(q, k, v, mask=mask), np.broadcast_to(v[:, :, :1], v.shape), rtol=1e-6)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_fully_masked_rows_are_zero_with_lse_minus_inf(dtype):
     rng = np.random.default_rng(7)

@@ -138,6 +138,9 @@ def test_window_beyond_the_keys_and_empty_windows():
     q, k, v = make(rng, 2, 2, 2, 4, 50, 8)
     # left window reaching past the first key, right window past the last: no effect
     np.testing.assert_allclose(attention(q, k, v, window=(10**6, 10**6)), attention(q, k, v), rtol=0, atol=1e-6)
+    for window in ((2**63 - 1, -1), (-1, 2**63 - 1), (2**63 - 1, 0), (3, 2**62)):  # no int64 overflow
+        check(q, k, v, window=window)
+        check(q, k, v, causal=True, window=window)
     # top-left causal with a bottom-right window (0, 0): query i sees key i + 46 <= i: nothing
     out, lse = attention(q, k, v, causal=True, window=(0, 0), return_lse=True)
     assert (out == 0).all() and (lse == -np.inf).all()

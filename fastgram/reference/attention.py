@@ -59,6 +59,7 @@ def attention(
         scores = scores - slopes * np.abs(i + S - T - j)
     allowed = np.ones(scores.shape, dtype=bool)
     left, right = (-1, -1) if window is None else window
+    left, right = min(left, S + T), min(right, S + T)  # wider than every key: no bound (and no int64 overflow)
     if left >= 0:
         allowed &= j >= i + S - T - left
     if right >= 0:
