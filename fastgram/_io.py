@@ -355,6 +355,22 @@ def raw_chunks(path: str, dtype: np.dtype, chunk_tokens: int = CHUNK_TOKENS) -> 
                 return
 
 
+def read_tokens(path: str, dtype: np.dtype) -> np.ndarray:
+    """A whole raw token file as a 1-D array: memory-mapped (read-only) when it is a regular
+    file, read into memory when it is a FIFO or other stream. Raises ``ValueError`` naming the
+    file when its size is not a multiple of the dtype's (as :func:`raw_chunks`)."""
+    size = file_size(path)
+    if size is not None:
+        if size % dtype.itemsize:
+            raise ValueError(
+                f"{path}: file size {_checks.fmt_int(size)} bytes is not a multiple of "
+                f"{dtype.name}'s {dtype.itemsize} bytes; is dtype right?"
+            )
+        return np.memmap(path, dtype=dtype, mode="r") if size else np.zeros(0, dtype)
+    parts = [chunk.copy() for chunk, _ in raw_chunks(path, dtype)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
+
 def _decode(decoder, data: bytes, offset: int, path: str, final: bool) -> str:
     pending = len(decoder.getstate()[0])
     try:

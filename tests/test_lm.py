@@ -6,6 +6,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -608,6 +609,42 @@ def read_arpa_model(lm, tmp="/tmp"):
 # ---------------------------------------------------------------------------------------------
 # files
 # ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_token_files_from_a_pipe_and_odd_sizes(tmp_path):
+    """A FIFO (e.g. /dev/stdin) is read as a stream, not taken for an empty file; a size that
+    is not whole tokens is an error naming the file."""
+    rng = np.random.default_rng(15)
+    a, b = (rng.integers(0, 30, size=400).astype(np.uint16) for _ in range(2))
+    a.tofile(tmp_path / "a.bin")
+    want = NGramLM.estimate(np.concatenate([a, [29], b]), 3, separator=29, discount_fallback=True)
+
+    def through_fifo(run):
+        fifo = tmp_path / "fifo"
+        if fifo.exists():
+            fifo.unlink()
+        os.mkfifo(fifo)
+        writer = threading.Thread(target=lambda: fifo.write_bytes(b.tobytes()))
+        writer.start()
+        try:
+            return run([tmp_path / "a.bin", fifo])
+        finally:
+            writer.join()
+
+    got = through_fifo(
+        lambda paths: NGramLM.estimate_files(paths, 3, dtype="uint16", separator=29, discount_fallback=True)
+    )
+    assert got.to_dict() == want.to_dict()
+    scores = through_fifo(lambda paths: want.score_files(paths, dtype="uint16", separator=29))
+    np.testing.assert_array_equal(scores.log10, want.score(np.concatenate([a, [29], b]), separator=29).log10)
+    (tmp_path / "odd.bin").write_bytes(b"\0\1\2")
+    for call in (
+        lambda: NGramLM.estimate_files(tmp_path / "odd.bin", 2, dtype="uint16", discount_fallback=True),
+        lambda: want.score_files(tmp_path / "odd.bin", dtype="uint16"),
+    ):
+        with pytest.raises(ValueError, match=r"odd.bin: file size 3 bytes is not a multiple of uint16's 2 bytes"):
+            call()
 
 
 def _assert_words_match(lm, scores, words):

@@ -287,7 +287,7 @@ class NGramLM:
             del vocab  # only `held` holds the ids and the vocabulary: freed once used
             return cls._from_stream(held, _est.EOS, **options)
         dt = _io.token_dtype(dtype)
-        arrays = [np.memmap(f, dtype=dt, mode="r") if os.path.getsize(f) else np.zeros(0, dt) for f in files]
+        arrays = [_io.read_tokens(f, dt) for f in files]  # regular files memory-mapped, streams read
         if len(arrays) == 1:
             return cls.estimate(arrays[0], order, separator=separator, **options)
         if separator is None:
@@ -326,7 +326,7 @@ class NGramLM:
             ids, starts, _ = _score._stream_sentences(ids, ids == _score.EOS)
             return _score.score_ids(self, ids, starts)
         dt = _io.token_dtype(dtype)
-        parts = [np.fromfile(f, dtype=dt) for f in files]
+        parts = [_io.read_tokens(f, dt) for f in files]
         if separator is not None and len(parts) > 1:
             parts = [x for i, p in enumerate(parts) for x in ((np.array([separator], dt),) if i else ()) + (p,)]
         return self.score(np.concatenate(parts) if parts else np.zeros(0, dt), separator=separator)
