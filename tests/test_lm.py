@@ -410,6 +410,10 @@ GOOD = "\\data\\\nngram 1=3\nngram 2=1\n\n\\1-grams:\n-1\t<s>\t-0.5\n-0.5\t</s>\
         ("", "line 0: empty file"),
         ("hello\n", r"line 1: expected \\data\\"),
         (GOOD.replace("ngram 2=1", "ngram 2=x"), "line 3: expected 'ngram N=count'"),
+        # counts no file of this size holds: the truncation, with nothing allocated for them
+        (GOOD.replace("ngram 2=1", "ngram 2=4000000000"), "line 12: truncated: 2-gram 2 of 4000000000"),
+        (GOOD.replace("ngram 1=3", "ngram 1=4000000000"), "line 9: truncated: 1-gram 4 of 4000000000"),
+        (GOOD.replace("ngram 2=1", "ngram 2=99999999999999999999"), "line 3: .* more 2-grams than a model holds"),
         (GOOD.replace("-0.3\ta\t0", "-0.3x\ta\t0"), "line 8: bad number"),
         (GOOD.replace("-0.2\t<s> a", "-0.2\t<s> b"), "line 11: word 'b' is not among the unigrams"),
         (GOOD.replace("-0.2\t<s> a", "-0.2\t<s>"), "line 11: expected 2 words"),

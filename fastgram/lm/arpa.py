@@ -440,6 +440,10 @@ def _run_end(buf, pos, hi, want, eof):
     return hi, seen, blocks
 
 
+#: The most n-grams of one order a file may declare (ids and index slots are 32-bit).
+MAX_COUNT = (1 << 32) - 1
+
+
 def _header(path, buf, error):
     """The ``\\data\\`` section: ``(counts per order, position after it)``."""
     text, start, pos = _skip_blank(buf, 0)
@@ -466,6 +470,8 @@ def _header(path, buf, error):
             raise error(start, f"expected 'ngram N=count', got {t[:60]!r}") from None
         if n != len(sizes) + 1 or count < 0:
             raise error(start, f"expected the count of order {len(sizes) + 1}, got {t[:60]!r}")
+        if count > MAX_COUNT:
+            raise error(start, f"{t[:60]!r}: more {n}-grams than a model holds (at most {MAX_COUNT:,} an order)")
         sizes.append(count)
     if not 1 <= len(sizes) <= 8:
         raise error(start, f"orders 1 to 8 are supported, the file has {len(sizes)}")
@@ -480,31 +486,35 @@ def _parse(path: str, buf: np.ndarray):
 
     sizes, pos = _header(path, buf, error)
     order = len(sizes)
-    V = sizes[0]
+    # A header whose counts the file cannot hold gets per-order arrays, so that its error is the
+    # truncation found where the text ends. They hold only as many rows as the rest of the file
+    # could: an order-n line takes at least 2n + 1 bytes, so the parser stops (truncated) before
+    # it fills them, and a count of 10**11 allocates nothing of its size.
+    sections = _Sections.fit(sizes, len(buf))
+    rest = len(buf) - pos
+    caps = sizes if sections is not None else [min(m, rest // (2 * n + 1) + 1) for n, m in enumerate(sizes, 1)]
+    V = caps[0]
     slots = np.full((1 << max(int(2 * V - 1).bit_length(), 4), 2), -1, np.int64)
     word_start = np.zeros(V, np.int64)
     word_end = np.zeros(V, np.int64)
     ngram_ids, probs, backs = [], [], []
     err = np.zeros(2, np.int64)
-    # A header whose counts the file cannot hold gets per-order arrays, so that its error is the
-    # truncation found where the text ends.
-    sections = _Sections.fit(sizes, len(buf))
     for n in range(1, order + 1):
         text, start, pos = _skip_blank(buf, pos)
         if text is None:
             raise error(len(buf), f"truncated: expected \\{n}-grams:")
         if text.strip() != f"\\{n}-grams:":
             raise error(start, f"expected \\{n}-grams:, got {text[:60]!r}")
-        m = sizes[n - 1]
+        m, cap = sizes[n - 1], caps[n - 1]
         if sections is not None:
             ids, p, b = sections.section(n)
         else:
-            ids = np.empty((m, n), np.uint32)
-            p = np.empty(m)
-            b = np.zeros(m)
+            ids = np.empty((cap, n), np.uint32)
+            p = np.empty(cap)
+            b = np.zeros(cap)
         end = _section_end(buf, pos, m) if n > 1 else -1
         if end < 0:  # unigrams (they build the word index), or a short section (its error)
-            pos = _k.parse_section(buf, pos, n, m, slots, word_start, word_end, ids, p, b, err)
+            pos = _k.parse_section(buf, pos, n, cap, slots, word_start, word_end, ids, p, b, err)
             code, at = int(err[0]), int(err[1])
             if n == 1 and not code:
                 words, remap, ids, p, b = _model_ids(path, buf, word_start, word_end, ids, p, b)
