@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -353,6 +355,37 @@ def test_skip_symbols(tmp_path, capsys):
     (tmp_path / "t.bin").write_bytes(b"\0\0")
     assert main(["score", model, str(tmp_path / "t.bin"), "--dtype", "uint16", "--skip-symbols"]) == 2
     assert "--skip-symbols applies to text" in capsys.readouterr().err
+
+
+def test_a_closed_stdout_ends_quietly_and_out_of_memory_is_one_line(tmp_path, monkeypatch, capsys):
+    _lm_corpus(tmp_path)
+    model = str(tmp_path / "m.arpa")
+    assert main(["lm", str(tmp_path / "train.txt"), "--order", "3", "-o", model, "--discount-fallback"]) == 0
+    argv = [
+        sys.executable,
+        "-m",
+        "fastgram.app.cli",
+        "generate",
+        model,
+        "-n",
+        "100000",
+        "--length",
+        "20",
+        "--seed",
+        "0",
+    ]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()  # as `| head -1` does
+    assert proc.wait(timeout=120) == 141 and proc.stderr.read() == b""
+    capsys.readouterr()
+
+    def exhausted(args):
+        raise MemoryError
+
+    monkeypatch.setitem(cli._COMMANDS, "score", (cli._add_score, exhausted))
+    assert main(["score", model, str(tmp_path / "test.txt")]) == 2
+    assert capsys.readouterr().err == "fastgram score: error: out of memory (see --max-memory, or a smaller input)\n"
 
 
 def test_lm_token_files_with_a_separator(tmp_path, capsys):

@@ -599,8 +599,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with _io.sigterm_as_exception(), _compile.compile_notice():
             return run(args)
+    except BrokenPipeError:  # stdout closed early (`fastgram generate ... | head -1`): quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
     except (ValueError, TypeError, OSError, ModuleNotFoundError, RuntimeError) as exc:
         print(f"fastgram {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"fastgram {args.command}: error: out of memory (see --max-memory, or a smaller input)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"fastgram {args.command}: interrupted", file=sys.stderr)
