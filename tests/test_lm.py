@@ -502,11 +502,21 @@ def _damage(path, out, **changes):
         ({"prob_2": None}, "missing field 'prob_2'"),
         ({"format": np.array("other")}, "field 'format'"),
         ({"order": np.array(9)}, "field 'order' must be an integer in 1..8"),
-        ({"version": np.array("zzz")}, "bad.npz: field 'version' must be 1, got zzz"),
-        ({"version": np.array(1.0)}, "bad.npz: field 'version' must be 1"),
+        ({"version": np.array("zzz")}, "bad.npz: field 'version' must be 1 or 2, got zzz"),
+        ({"version": np.array(1.0)}, "bad.npz: field 'version' must be 1 or 2"),
+        ({"version": np.array(3)}, "bad.npz: field 'version' must be 1 or 2"),
         ({"rows_2": np.zeros((2, 3), np.uint32)}, r"field 'rows_2' must be uint32 of shape \(m, 2\)"),
-        ({"words": np.array(["a", "b", "c"])}, "field 'words'"),
-        ({"backoff_1": np.full(3, np.nan)}, "field 'backoff_1' must be finite float64"),
+        ({"words_offsets": None}, "missing field 'words_offsets'"),
+        ({"words_offsets": np.array([0, 5, 8], np.int64)}, "field 'words_data': offsets must be non-decreasing"),
+        ({"words_data": np.zeros(3, np.int64)}, "'words_data' and 'words_offsets' must be 1-D uint8 and int64"),
+        ({"backoff_1": np.full(5, np.nan)}, "field 'backoff_1' must be finite float64"),
+        ({"prob_1": np.full(5, 0.5)}, "field 'prob_1' holds a log10 probability above 0"),
+        ({"u_2": np.full(7, -0.5)}, "field 'u_2' must be finite, non-negative"),
+        ({"u_1": np.full(5, np.inf)}, "field 'u_1' must be finite, non-negative"),
+        # version 1 stored the words as a str array; its words are checked as packed ones are
+        ({"version": np.array(1), "words": np.array(["<unk>", "<s>", "</s>", "a", "a"])}, "field 'words': .*duplicate"),
+        ({"version": np.array(1), "words": np.array(["<unk>", "<s>", "</s>", "a", "b c"])}, "field 'words'"),
+        ({"version": np.array(1), "words": np.array(["a", "b", "c", "d", "e"])}, "field 'words': .*must start with"),
     ],
 )
 def test_load_checks_fields(tmp_path, changes, match):
@@ -515,6 +525,30 @@ def test_load_checks_fields(tmp_path, changes, match):
     _damage(tmp_path / "m.npz", tmp_path / "bad.npz", **changes)
     with pytest.raises(ValueError, match=match):
         NGramLM.load(tmp_path / "bad.npz")
+
+
+def test_load_reads_version_1_and_checks_token_ids(tmp_path):
+    lm = NGramLM.estimate(TOY0, 2, discount_fallback=True)
+    lm.save(tmp_path / "m.npz")
+    v1 = {"version": np.array(1), "words": np.array(lm.words), "words_data": None, "words_offsets": None}
+    _damage(tmp_path / "m.npz", tmp_path / "v1.npz", **v1)
+    back = NGramLM.load(tmp_path / "v1.npz")
+    assert back.words == lm.words and back.to_dict() == lm.to_dict()
+    tokens = NGramLM.estimate(np.array([5, 6, 9, 7, 5, 9], np.uint16), 2, separator=9, discount_fallback=True)
+    tokens.save(tmp_path / "t.npz")
+    for bad in ([-1, -1, -1, 5, 5, 6], [-1, -1, -1, -5, 6, 7], [0, -1, -1, 5, 6, 7]):
+        _damage(tmp_path / "t.npz", tmp_path / "bad.npz", token_ids=np.array(bad, np.int64))
+        with pytest.raises(ValueError, match="field 'token_ids' must be -1 for the 3 special words"):
+            NGramLM.load(tmp_path / "bad.npz")
+
+
+def test_a_long_word_keeps_the_saved_model_small(tmp_path):
+    """Words are saved as packed bytes: one 100 KB word does not widen every other to 100 KB."""
+    sentences = random_sentences(3, 300, 40) + ["x" * 100_000 + " w1"]
+    lm = NGramLM.estimate(sentences, 2, discount_fallback=True)
+    lm.save(tmp_path / "m.npz")
+    assert os.path.getsize(tmp_path / "m.npz") < 200_000
+    assert NGramLM.load(tmp_path / "m.npz").words == lm.words
 
 
 def test_load_rejects_unsorted_rows(tmp_path):

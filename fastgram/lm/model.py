@@ -18,7 +18,9 @@ from fastgram.lm.words import split_words
 from fastgram.vocab import WordVocab, is_packed, pack_words, select_packed, unpack_words
 
 FORMAT = "fastgram.NGramLM"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: the words as a str array (loaded still); 2: the words packed
+#: How far above 0 a saved log10 probability may be (rounding of p = 1).
+LOG10_SLACK = 1e-9
 SPECIAL_WORDS = ("<unk>", "<s>", "</s>")
 
 
@@ -358,16 +360,21 @@ class NGramLM:
     def save(self, path) -> None:
         """Save as ``.npz`` (NumPy-loadable, no pickles), atomically.
 
-        Fields: ``format`` (``"fastgram.NGramLM"``), ``version``, ``order``, ``words`` (str
-        array, model id order), ``token_ids`` (int64, or absent), ``discounts`` (or absent),
-        and per order n: ``rows_n`` (uint32 (m, n), reversed n-grams sorted), ``prob_n``,
-        ``backoff_n`` (float64 log10) and ``u_n`` (float64, estimated models only).
+        Fields: ``format`` (``"fastgram.NGramLM"``), ``version`` (2), ``order``,
+        ``words_data`` and ``words_offsets`` (the words in model id order as UTF-8 bytes end
+        to end, uint8, and where each starts, int64 ``(V + 1,)``: :meth:`packed_words`),
+        ``token_ids`` (int64, or absent), ``discounts`` (or absent), and per order n:
+        ``rows_n`` (uint32 (m, n), reversed n-grams sorted), ``prob_n``, ``backoff_n``
+        (float64 log10) and ``u_n`` (float64, estimated models only). Version 1 files (the
+        words as a str array) still load.
         """
+        data, offsets = self.packed_words()
         fields = {
             "format": np.array(FORMAT),
             "version": np.array(FORMAT_VERSION),
             "order": np.array(self.order),
-            "words": np.array(self.words, dtype=str),
+            "words_data": data,
+            "words_offsets": offsets,
         }
         if self.token_ids is not None:
             fields["token_ids"] = self.token_ids
@@ -388,23 +395,22 @@ class NGramLM:
     def load(cls, path) -> "NGramLM":
         """Load a model saved by :meth:`save`, checking every field (``ValueError`` names it)."""
         path = os.fspath(path)
-        base = {"format", "version", "order", "words"}
+        base = {"format", "version", "order"}
         fields = read_npz(path, base, set(), what="NGramLM")
         if str(fields["format"]) != FORMAT:
             raise ValueError(f"{path}: field 'format' is {str(fields['format'])!r}, not {FORMAT!r}")
         version = fields["version"]
-        if version.shape != () or version.dtype.kind not in "iu" or int(version) != FORMAT_VERSION:
-            raise ValueError(f"{path}: field 'version' must be {FORMAT_VERSION}, got {fields['version']}")
+        if version.shape != () or version.dtype.kind not in "iu" or int(version) not in (1, FORMAT_VERSION):
+            raise ValueError(f"{path}: field 'version' must be 1 or {FORMAT_VERSION}, got {fields['version']}")
         if fields["order"].shape != () or fields["order"].dtype.kind not in "iu" or not 1 <= int(fields["order"]) <= 8:
             raise ValueError(f"{path}: field 'order' must be an integer in 1..8, got {fields['order']}")
         N = int(fields["order"])
         per_order = {f"{k}_{n}" for n in range(1, N + 1) for k in ("rows", "prob", "backoff")}
         optional = {"token_ids", "discounts"} | {f"u_{n}" for n in range(1, N + 1)}
-        fields = read_npz(path, base | per_order, optional, what="NGramLM")
-        words = fields["words"]
-        if words.ndim != 1 or words.dtype.kind != "U" or len(words) < 3 or tuple(words[:3]) != SPECIAL_WORDS:
-            raise ValueError(f"{path}: field 'words' must be a 1-D str array starting with <unk>, <s>, </s>")
-        V = len(words)
+        words_fields = {"words"} if int(version) == 1 else {"words_data", "words_offsets"}
+        fields = read_npz(path, base | words_fields | per_order, optional, what="NGramLM")
+        vocab = _loaded_vocab(path, fields)  # checks the words: specials first, no blanks, no repeats
+        V = len(vocab)
         rows, probs, backs, us = [], [], [], []
         for n in range(1, N + 1):
             R, p, b = fields[f"rows_{n}"], fields[f"prob_{n}"], fields[f"backoff_{n}"]
@@ -422,24 +428,33 @@ class NGramLM:
             for name, arr in ((f"prob_{n}", p), (f"backoff_{n}", b)):
                 if arr.dtype != np.float64 or arr.shape != (m,) or not np.isfinite(arr).all():
                     raise ValueError(f"{path}: field {name!r} must be finite float64 of shape ({m},)")
+            if m and p.max() > LOG10_SLACK:
+                raise ValueError(f"{path}: field 'prob_{n}' holds a log10 probability above 0 ({p.max():.6g})")
             rows.append(R)
             probs.append(p)
             backs.append(b)
             if f"u_{n}" in fields:
                 u = fields[f"u_{n}"]
-                if u.dtype != np.float64 or u.shape != (m,):
-                    raise ValueError(f"{path}: field 'u_{n}' must be float64 of shape ({m},)")
+                if u.dtype != np.float64 or u.shape != (m,) or not (np.isfinite(u).all() and (u >= 0).all()):
+                    raise ValueError(f"{path}: field 'u_{n}' must be finite, non-negative float64 of shape ({m},)")
                 us.append(u)
         if len(rows[0]) != V or not (rows[0][:, 0] == np.arange(V)).all():
             raise ValueError(f"{path}: field 'rows_1' must list every word id once")
         token_ids = fields.get("token_ids")
-        if token_ids is not None and (token_ids.dtype != np.int64 or token_ids.shape != (V,)):
-            raise ValueError(f"{path}: field 'token_ids' must be int64 of shape ({V},)")
+        if token_ids is not None:
+            if token_ids.dtype != np.int64 or token_ids.shape != (V,):
+                raise ValueError(f"{path}: field 'token_ids' must be int64 of shape ({V},)")
+            rest = token_ids[3:]
+            if (token_ids[:3] != -1).any() or (rest < 0).any() or len(np.unique(rest)) != len(rest):
+                what = "-1 for the 3 special words, then distinct ids >= 0"
+                raise ValueError(f"{path}: field 'token_ids' must be {what}")
         discounts = fields.get("discounts")
         if discounts is not None and (discounts.dtype != np.float64 or discounts.shape != (N, 3)):
             raise ValueError(f"{path}: field 'discounts' must be float64 of shape ({N}, 3)")
         u = us if len(us) == N else None
-        return cls(N, [str(w) for w in words], rows, probs, backs, token_ids=token_ids, discounts=discounts, u=u)
+        model = cls(N, vocab.concatenated(), rows, probs, backs, token_ids=token_ids, discounts=discounts, u=u)
+        model._vocab = vocab  # already built (and checked): scoring needs it
+        return model
 
     # -- views ------------------------------------------------------------------------------
 
@@ -617,6 +632,23 @@ def _decimal_token_ids(words):
     if ids and max(ids) > _checks.INT64_MAX:
         return None
     return np.array([-1, -1, -1] + ids, np.int64)
+
+
+def _loaded_vocab(path: str, fields: dict) -> WordVocab:
+    """The vocabulary of a saved model's words (version 1: a str array; 2: packed bytes),
+    checked as :class:`fastgram.vocab.WordVocab` checks words; errors name the file and field."""
+    if "words" in fields:
+        words, name = fields["words"], "words"
+        if words.ndim != 1 or words.dtype.kind != "U":
+            raise ValueError(f"{path}: field 'words' must be a 1-D str array starting with <unk>, <s>, </s>")
+    else:
+        data, offsets, name = fields["words_data"], fields["words_offsets"], "words_data"
+        if data.dtype != np.uint8 or data.ndim != 1 or offsets.dtype != np.int64 or offsets.ndim != 1:
+            raise ValueError(f"{path}: fields 'words_data' and 'words_offsets' must be 1-D uint8 and int64")
+    try:
+        return WordVocab([str(w) for w in words]) if name == "words" else WordVocab.from_concatenated(data, offsets)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{path}: field {name!r}: {exc}") from None
 
 
 #: Rows renumbered at a time when pruned words leave the vocabulary (a temporary of 4n bytes each).
