@@ -197,8 +197,10 @@ def test_bad_arguments():
         NGramLM.estimate(TOY0, 3, prune=[0, 2, 1])
     with pytest.raises(ValueError, match="prune must be >= 0"):
         NGramLM.estimate(TOY0, 3, prune=[0, -1])
-    with pytest.raises(ValueError, match=r"discount_fallback: the discount for count 1 must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"discount_fallback: the discount for count 1 must be in \(0, 1\]"):
         NGramLM.estimate(TOY0, 3, discount_fallback=[1.5])
+    with pytest.raises(ValueError, match=r"discount for count 2 must be in \(0, 2\], got 0.0"):
+        NGramLM.estimate(TOY0, 3, discount_fallback=[0.5, 0.0])  # would leave log10 -inf backoffs
     with pytest.raises(ValueError, match="no sentences"):
         NGramLM.estimate(np.zeros(0, np.uint8), 2)
     with pytest.raises(ValueError, match="<s> is not allowed as a word"):

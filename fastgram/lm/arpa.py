@@ -43,7 +43,7 @@ def write_arpa(path, order, words, rows, prob, backoff) -> None:
             if len(values) and not -MAX_ARPA_VALUE < values.min() <= values.max() < MAX_ARPA_VALUE:  # NaN fails
                 bad = int(np.flatnonzero(~(np.abs(values) < MAX_ARPA_VALUE))[0])
                 raise ValueError(
-                    f"{name} of {n}-gram {bad:,} is {values[bad]!r}: ARPA values must be finite and below "
+                    f"{name} of {n}-gram {bad:,} is {float(values[bad])}: ARPA values must be finite and below "
                     f"{MAX_ARPA_VALUE:g} in magnitude"
                 )
     arena, offsets = words if is_packed(words) else pack_words(words)

@@ -91,8 +91,8 @@ def check_fallback(discount_fallback):
         raise ValueError(f"discount_fallback takes 1 to 3 discounts (for counts 1, 2 and 3+), got {len(values)}")
     values = values + [values[-1]] * (3 - len(values))
     for k, d in enumerate(values, 1):
-        if not 0.0 <= d <= k:
-            raise ValueError(f"discount_fallback: the discount for count {k} must be in [0, {k}], got {d}")
+        if not 0.0 < d <= k:  # 0 would leave some contexts no mass to back off with (log10 -inf)
+            raise ValueError(f"discount_fallback: the discount for count {k} must be in (0, {k}], got {d}")
     return tuple(values)
 
 
