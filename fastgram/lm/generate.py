@@ -10,8 +10,8 @@ context's words, never a pass over the vocabulary. The unigram level uses ``p(w)
 ``temperature`` T tempers every mixture weight (``u ** (1/T)`` and ``gamma ** (1/T)``, the
 unigrams' ``p ** (1/T)``; each context's weights scaled by their largest first, so none
 underflows): T = 1 is the model, T < 1 favours the largest weights (as T -> 0 each level takes
-its largest: the context's likeliest word, or backing off when gamma is larger), T > 1
-flattens. This is the tempered mixture, not ``p ** (1/T)`` renormalised over the vocabulary
+its largest: the context's likeliest word, or backing off when gamma is larger; T = 0 is that
+limit, ties drawn evenly), T > 1 flattens. This is the tempered mixture, not ``p ** (1/T)`` renormalised over the vocabulary
 (which costs O(V) per word).
 
 Random numbers are counter-based (:mod:`fastgram.kernels.random`): sentence ``s`` uses stream
@@ -58,7 +58,7 @@ def tables(lm, temperature: float = 1.0) -> dict:
     key = float(temperature)
     if lm._gen_tables is not None and lm._gen_tables[0] == key:
         return lm._gen_tables[1]
-    inv = 1.0 / key
+    inv = np.inf if key == 0.0 else 1.0 / key  # 0: greedy, only each level's largest weight is left
     us = lm.u()
     N = lm.order
     ctx_off = np.zeros(N + 2, np.int64)
@@ -145,8 +145,8 @@ def generate_ids(lm, n: int, max_length: int, *, seed, temperature: float = 1.0,
     seed = _checks.require_int(seed, "seed", min=0, max=(1 << 64) - 1)
     offset = _checks.require_int(offset, "offset", min=0)
     temperature = _checks.require_float(temperature, "temperature")
-    if not temperature > 0 or not np.isfinite(temperature):
-        raise ValueError(f"temperature must be positive and finite, got {temperature}")
+    if not temperature >= 0 or not np.isfinite(temperature):
+        raise ValueError(f"temperature must be >= 0 and finite (0: greedy), got {temperature}")
     _checks.check_result_size((n, max_length), 4, "max_length")
     t = tables(lm, temperature)
     flat, row_off, nrows = lm.tables()
