@@ -104,6 +104,28 @@ def sigterm_as_exception():
         signal.signal(signal.SIGTERM, previous)
 
 
+def check_output(path, inputs=()) -> str:
+    """``path`` as a str once it can be written: its directory exists and is writable, it is
+    not a directory, and it is none of ``inputs`` (writing it would destroy one). Raises
+    ``FileNotFoundError``, ``IsADirectoryError``, ``PermissionError`` or ``ValueError``; a
+    command calls it before its work, not at the rename after it."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"output directory {directory} does not exist")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"output {path} is a directory: name a file in it")
+    if not os.access(directory, os.W_OK):
+        raise PermissionError(f"output {path}: its directory {directory} is not writable")
+    if os.path.exists(path):
+        for name in inputs:
+            if os.path.exists(name) and os.path.samefile(path, name):
+                raise ValueError(f"output {path} is also an input ({name}): writing it would destroy the input")
+    return path
+
+
 @contextlib.contextmanager
 def atomic_output(path):
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
@@ -121,14 +143,8 @@ def atomic_output(path):
     >>> open(out).read()
     'done'
     """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-    path = os.fspath(path)
+    path = check_output(path)
     directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"output directory {directory} does not exist")
-    if os.path.isdir(path):  # before the work, not at the rename after it
-        raise IsADirectoryError(f"output {path} is a directory: name a file in it")
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
     with sigterm_as_exception():
         try:

@@ -357,6 +357,17 @@ def test_skip_symbols(tmp_path, capsys):
     assert "--skip-symbols applies to text" in capsys.readouterr().err
 
 
+def test_an_output_that_is_an_input_is_refused_before_the_work(tmp_path, capsys):
+    _lm_corpus(tmp_path)
+    train = tmp_path / "train.txt"
+    before = train.read_bytes()
+    assert main(["lm", str(train), "--order", "3", "-o", str(train), "--discount-fallback"]) == 2
+    assert main(["count", str(train), "--text", "-o", str(train)]) == 2
+    assert capsys.readouterr().err.count("is also an input") == 2 and train.read_bytes() == before
+    assert main(["lm", str(train), "--order", "3", "-o", str(tmp_path / "M.ARPA"), "--discount-fallback"]) == 0
+    assert (tmp_path / "M.ARPA").read_text().startswith("\\data\\")  # .ARPA is ARPA too
+
+
 def test_a_closed_stdout_ends_quietly_and_out_of_memory_is_one_line(tmp_path, monkeypatch, capsys):
     _lm_corpus(tmp_path)
     model = str(tmp_path / "m.arpa")

@@ -41,6 +41,23 @@ def test_atomic_output_errors(tmp_path):
             raise AssertionError("the block must not run: the work would be lost at the rename")
 
 
+def test_check_output_before_the_work(tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("a b\n")
+    link = tmp_path / "link.txt"
+    os.symlink(src, link)
+    assert _io.check_output(tmp_path / "new.npz", [src]) == str(tmp_path / "new.npz")
+    for out in (src, link):  # the same file, by its name or through a link
+        with pytest.raises(ValueError, match=r"is also an input .*would destroy the input"):
+            _io.check_output(out, [src])
+    if os.geteuid() != 0:  # root writes anywhere
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        with pytest.raises(PermissionError, match="is not writable"):
+            _io.check_output(ro / "x.npz")
+
+
 def test_temporary_directory_removed_on_error(tmp_path):
     with pytest.raises(RuntimeError, match="boom"):
         with _io.temporary_directory("x-", tmp_path) as d:

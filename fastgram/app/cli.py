@@ -120,6 +120,7 @@ def _run_count(args) -> int:
         return _count_to_store(args, paths, vocab)
     if args.scheduler is not None or args.workers is not None:
         raise ValueError("--scheduler and --workers need --out-dir DIR (a directory every worker can write)")
+    _io.check_output(args.output, paths)
     start = time.perf_counter()
     counts = files.count_files(
         paths,
@@ -285,12 +286,11 @@ def _run_lm(args) -> int:
     _checks.check_order(args.order, "--order")
     _check_corpus_kind(args)
     paths = _io.expand_paths(args.paths, "FILE")
-    if not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
-        raise FileNotFoundError(f"output directory of {args.output} does not exist")
+    _io.check_output(args.output, paths)
     start = time.perf_counter()
     stage = _Stages(args.progress)
     stage("estimating")
-    arpa = args.output.endswith(".arpa")  # ARPA holds no u: 8 bytes an n-gram less to hold
+    arpa = args.output.lower().endswith(".arpa")  # ARPA holds no u: 8 bytes an n-gram less to hold
     options = _model_options(args)
     if args.dtype is None:
         options["skip_symbols"] = args.skip_symbols

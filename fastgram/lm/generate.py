@@ -11,8 +11,8 @@ context's words, never a pass over the vocabulary. The unigram level uses ``p(w)
 unigrams' ``p ** (1/T)``; each context's weights scaled by their largest first, so none
 underflows): T = 1 is the model, T < 1 favours the largest weights (as T -> 0 each level takes
 its largest: the context's likeliest word, or backing off when gamma is larger; T = 0 is that
-limit, ties drawn evenly), T > 1 flattens. This is the tempered mixture, not ``p ** (1/T)`` renormalised over the vocabulary
-(which costs O(V) per word).
+limit, ties drawn evenly), T > 1 flattens. This is the tempered mixture, not ``p ** (1/T)``
+renormalised over the vocabulary (which costs O(V) per word).
 
 Random numbers are counter-based (:mod:`fastgram.kernels.random`): sentence ``s`` uses stream
 ``offset + s``, so a sentence depends only on the seed and its index — the same at any thread
