@@ -192,6 +192,22 @@ def test_generate_from_counts(tmp_path, capsys):
     assert line.startswith("ab") and len(line) == 12
 
 
+def test_generated_chains_are_one_line_each_and_unseen_starts_are_named(tmp_path, capsys):
+    out = _count_text(tmp_path, "a\r\nb\u2028c\x0bd\x0ce\x1c\n" * 30)
+    capsys.readouterr()
+    assert main(["generate", str(out), "-n", "4", "--length", "60", "--seed", "1"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 4  # no line separator of any reader inside a chain
+    (tmp_path / "x.txt").write_text("zab", encoding="utf-8")
+    assert main(["count", str(tmp_path / "x.txt"), "--text", "--vocab", "bytes", "-o", str(tmp_path / "x.npz")]) == 0
+    capsys.readouterr()
+    assert main(["generate", str(tmp_path / "x.npz"), "-n", "1", "--length", "5", "--start", "aq"]) == 2
+    assert "--start: its last token (byte 0x71) never occurs in the counts" in capsys.readouterr().err
+    assert (
+        main(["generate", str(tmp_path / "x.npz"), "-n", "1", "--length", "5", "--start", "aq", "--smoothing", "1"])
+        == 0
+    )
+
+
 def test_generate_from_sparse_gpt2_sized_counts(tmp_path, capsys, rng):
     tokens = rng.integers(0, 50_257, 5_000).astype(np.uint16)
     tokens.tofile(tmp_path / "train.bin")

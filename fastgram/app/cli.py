@@ -470,17 +470,24 @@ def _run_generate(args) -> int:
     # add-k smoothing needs the dense table (bigram_probs says so over its budget)
     table = sampling.bigram_probs(counts, args.smoothing) if args.smoothing else counts
     sampler = sampling.Sampler(table)
+    rows = (counts.keys // np.uint64(V)).astype(np.int64)
+    followers = np.bincount(rows, weights=counts.counts, minlength=V)
     if args.start is not None:
         if vocab is None:
             raise ValueError("--start needs a vocabulary saved with the counts (count --text files)")
         prompt = np.asarray(vocab.encode(args.start)).reshape(-1)
         if prompt.size == 0:
             raise ValueError("--start must not be empty")
-        starts = np.full(n, int(prompt[-1]), np.int64)
+        last = int(prompt[-1])
+        if followers[last] == 0 and not args.smoothing:
+            token = f"byte 0x{last:02X}" if vocab.byte_level else repr(vocab.decode([last]))
+            raise ValueError(
+                f"--start: its last token ({token}) never occurs in the counts, so nothing follows it; end "
+                "--start with one that does, or pass --smoothing K"
+            )
+        starts = np.full(n, last, np.int64)
     else:
         prompt = None
-        rows = (counts.keys // np.uint64(V)).astype(np.int64)
-        followers = np.bincount(rows, weights=counts.counts, minlength=V)
         # start tokens: stream n (chains use streams 0 .. n - 1)
         starts = sampling.multinomial(followers.astype(np.float64), n, seed=seed, offset=n)
     tokens = sampling.generate(sampler, starts, length, seed=seed, temperature=args.temperature)
@@ -490,8 +497,13 @@ def _run_generate(args) -> int:
             text = " ".join(str(int(t)) for t in ids)
         else:
             text = (args.start if prompt is not None else "") + vocab.decode(ids)
-        print(text.replace("\n", " "))
+        print(text.translate(_ONE_LINE))
     return 0
+
+
+#: Characters that end a line for some readers (str.splitlines), written as spaces so that each
+#: generated chain is one line of output.
+_ONE_LINE = str.maketrans(dict.fromkeys("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029", " "))
 
 
 def _warm_up(command: str, names=None) -> None:
