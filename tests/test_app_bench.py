@@ -3,6 +3,7 @@ when pytest is missing. Nothing here is timed."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -133,3 +134,18 @@ def test_missing_pytest_on_the_command_line(tmp_path):
 
 def test_default_dir_in_a_clone_is_the_top_level_benchmarks():
     assert bench.default_benchmark_dir() == ROOT / "benchmarks"
+
+
+def test_results_files_are_checked_by_name(tmp_path):
+    good = {"benchmarks": [{"name": "a", "group": "g", "stats": {"median": 2.0}, "extra_info": {"role": "kernel"}}]}
+    (tmp_path / "good.json").write_text(json.dumps(good))
+    assert bench.speedup_rows(bench.load_results(tmp_path / "good.json"))[0]["times"] == {"kernel": 2.0}
+    for name, text, match in [
+        ("list.json", "[]", "no 'benchmarks' list"),
+        ("int.json", '{"benchmarks": 5}', "no 'benchmarks' list"),
+        ("entry.json", '{"benchmarks": [{"name": "a"}]}', r"benchmarks\[0\] lacks a name, stats.median"),
+        ("text.json", "not json", "not a JSON file"),
+    ]:
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match=rf"{name}: .*{match}"):
+            bench.load_results(tmp_path / name)

@@ -104,6 +104,26 @@ def run_benchmarks(
         return json.loads(out.read_text())
 
 
+def load_results(path) -> dict:
+    """A pytest-benchmark JSON file (``--json``'s), checked for what :func:`speedup_rows` reads:
+    ``ValueError`` naming the file when it is not JSON or not of that shape."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a JSON file ({exc})") from None
+    benchmarks = data.get("benchmarks") if isinstance(data, dict) else None
+    if not isinstance(benchmarks, list):
+        raise ValueError(f"{path}: not pytest-benchmark results (no 'benchmarks' list)")
+    for i, b in enumerate(benchmarks):
+        ok = isinstance(b, dict) and isinstance(b.get("name"), str) and isinstance(b.get("stats"), dict)
+        median = b.get("stats", {}).get("median") if ok else None
+        if not ok or not isinstance(median, (int, float)) or not isinstance(b.get("extra_info", {}), dict):
+            raise ValueError(f"{path}: benchmarks[{i}] lacks a name, stats.median or a dict of extra_info")
+    return data
+
+
 def speedup_rows(data: dict) -> list[dict]:
     """One row per benchmark group: ``{"group", "kernel", <role>: time..., "ratios": {...}}``.
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import json
 import os
 import sys
 import time
@@ -194,8 +193,7 @@ def _add_bench(sub) -> None:
 
 def _run_bench(args) -> int:
     if args.from_json:
-        with open(args.from_json) as f:
-            data = json.load(f)
+        data = bench.load_results(_io.check_path(args.from_json))
     else:
         data = bench.run_benchmarks(args.dir, select=args.select, json_path=args.json, smoke=args.smoke)
     rows = bench.speedup_rows(data)
