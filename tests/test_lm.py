@@ -199,6 +199,14 @@ def test_bad_arguments():
         NGramLM.estimate(TOY0, 3, prune=[0, -1])
     with pytest.raises(ValueError, match=r"discount_fallback: the discount for count 1 must be in \(0, 1\]"):
         NGramLM.estimate(TOY0, 3, discount_fallback=[1.5])
+    with pytest.raises(ValueError, match=r"corpus: sentence 1 holds a newline"):
+        NGramLM.estimate(["a b", "a\nb"], 2, discount_fallback=True)
+    with pytest.raises(ValueError, match=r"corpus: the word '\\ud800' is not text UTF-8 can hold"):
+        NGramLM.estimate(["a \ud800"], 2, discount_fallback=True)
+    with pytest.raises(ValueError, match="chunk_tokens must be >= 1, got 0"):
+        NGramLM.estimate(["a b"], 2, discount_fallback=True, chunk_tokens=0)
+    with pytest.raises(TypeError, match=r"sentences: a list must hold sentences .*1-D array"):
+        NGramLM.estimate(np.array([1, 2, 9, 2], np.uint16), 2, separator=9, discount_fallback=True).score([1, 2])
     with pytest.raises(ValueError, match=r"discount for count 2 must be in \(0, 2\], got 0.0"):
         NGramLM.estimate(TOY0, 3, discount_fallback=[0.5, 0.0])  # would leave log10 -inf backoffs
     with pytest.raises(ValueError, match="no sentences"):

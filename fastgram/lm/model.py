@@ -695,7 +695,9 @@ def _options(
         fallback=_est.check_fallback(discount_fallback),
         max_memory=max_memory,
         tmp_dir=tmp_dir,
-        chunk_tokens=_checks.require_int(chunk_tokens or _est.CHUNK_TOKENS, "chunk_tokens", min=1),
+        chunk_tokens=_checks.require_int(
+            _est.CHUNK_TOKENS if chunk_tokens is None else chunk_tokens, "chunk_tokens", min=1
+        ),
     )
 
 
@@ -717,20 +719,35 @@ def _vocab_stream(corpus, vocab) -> np.ndarray:
     return tokens
 
 
+def _encodable(word: str) -> bool:
+    try:
+        word.encode("utf-8", "surrogateescape")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def _sentences_to_stream(corpus):
     """A list of str or of int sequences as ``(stream, separator, words)``."""
     if len(corpus) and isinstance(corpus[0], str):
         ids: dict[str, int] = {}
         out = []
-        for line in corpus:
+        for i, line in enumerate(corpus):
             if not isinstance(line, str):
                 raise TypeError(f"corpus: every sentence must be a str, got {type(line).__name__}")
+            if "\n" in line:
+                raise ValueError(f"corpus: sentence {i:,} holds a newline (one sentence per str): {line[:60]!r}")
             for w in split_words(line):
                 if w in SPECIAL_WORDS:
                     raise ValueError(f"corpus: {w} is not allowed as a word (lmplz treats it as a special word)")
                 out.append(ids.setdefault(w, len(ids) + 1))
             out.append(0)
         words = ["<sep>"] + list(ids)
+        try:  # every word must have UTF-8 bytes (ARPA and saved models store them)
+            "\n".join(words).encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError as exc:
+            bad = next(w for w in words if not _encodable(w))
+            raise ValueError(f"corpus: the word {bad!r} is not text UTF-8 can hold ({exc.reason})") from None
         return np.array(out, np.int64), 0, words
     pieces = []
     for s in corpus:

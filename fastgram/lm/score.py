@@ -238,6 +238,11 @@ def model_ids(lm, sentences, separator=None):
         oov = ids == UNK
         return ids, np.array(starts, np.int64), oov
     if isinstance(sentences, (list, tuple)):
+        if not all(hasattr(s, "__len__") for s in sentences):
+            raise TypeError(
+                "sentences: a list must hold sentences (str, or sequences of token ids such as [[5, 6], [7]]); "
+                "give a 1-D array for one stream of ids"
+            )
         parts = [lm.encode_tokens(np.asarray(s) if len(s) else np.zeros(0, np.int64)) for s in sentences]
         ids = (
             np.concatenate([np.concatenate([p, np.array([EOS], np.uint32)]) for p in parts])
