@@ -431,6 +431,10 @@ GOOD = "\\data\\\nngram 1=3\nngram 2=1\n\n\\1-grams:\n-1\t<s>\t-0.5\n-0.5\t</s>\
         (GOOD.replace("\\end\\\n", ""), r"expected \\end\\ \(file truncated\)"),
         (GOOD.replace("\\2-grams:", "\\3-grams:"), r"line 10: expected \\2-grams:"),
         (GOOD.replace("-0.5\t</s>\t0", "-0.5\ta\t0"), "line 8: unigram 'a' appears twice"),
+        (
+            GOOD.replace("ngram 2=1", "ngram 2=2").replace("<s> a\n", "<s> a\n-0.1\t<s> a\n"),
+            "the 2-gram '<s> a' appears twice",
+        ),
         (GOOD.replace("ngram 2=1", "ngram 2=2"), "line 12: truncated: 2-gram 2 of 2 expected"),
         (GOOD.replace("ngram 2=1", "ngram 2=2").replace("<s> a\n", "<s> a\n\n-0.1\ta </s>\n"), "line 12: truncated"),
     ],

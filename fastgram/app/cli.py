@@ -224,7 +224,8 @@ def _add_corpus_kind(p, *, required: bool) -> None:
         "--text",
         dest="words",
         action="store_true",
-        help="UTF-8 text, one sentence per line, words split at spaces and tabs (lmplz's convention; default)",
+        help="text, one sentence per line, words split at spaces, tabs, CR and NUL; read as bytes, UTF-8 not "
+        "checked (lmplz's convention; default)",
     )
     kind.add_argument("--dtype", choices=list(_io.TOKEN_DTYPES), help="raw token files of this dtype")
     p.add_argument(
@@ -344,9 +345,9 @@ def _add_score(sub) -> None:
         action="append",
         choices=("summary", "sentence", "word"),
         metavar="LEVEL",
-        help="what to print, as query's -v (repeatable): 'summary' (the default), 'sentence' (a line "
-        "'Total: <log10> OOV: <n>' for each sentence), 'word' (each token as 'word=id ngram_length log10' "
-        "before its sentence's total)",
+        help="what to print (repeatable): 'summary' (the default), 'sentence' (a line 'Total: <log10> OOV: "
+        "<n>' for each sentence, as query -v sentence), 'word' (each token as 'word=id ngram_length log10' "
+        "before its sentence's total, as query prints by default)",
     )
 
 

@@ -136,7 +136,7 @@ class NGramLM:
               sentences split at ``separator`` (without one, the stream is one sentence);
             - with ``vocab`` (a :class:`fastgram.vocab.WordVocab`): an id stream from
               ``vocab.encode``, each sentence ended by ``</s>`` (id 2);
-            - a list of str: one sentence per item, words split at spaces and tabs;
+            - a list of str: one sentence per item, words split at spaces, tabs, CR and NUL;
             - a list of int sequences: one sentence per item.
             Each sentence gets lmplz's context: ``<s>`` * (order - 1) before it and ``</s>``
             after it. A trailing separator does not start an empty sentence; two separators
@@ -345,7 +345,13 @@ class NGramLM:
         for n in range(order):
             R, perm, repeated = _sort_reversed(grams[n])
             if repeated:
-                raise ValueError(f"{os.fspath(path)}: a {n + 1}-gram appears twice")
+                same = np.flatnonzero((R[1:] == R[:-1]).all(axis=1))[0]
+                data, offsets = words
+                text = " ".join(
+                    data[offsets[w] : offsets[w + 1]].tobytes().decode("utf-8", "surrogateescape")
+                    for w in R[same][::-1].tolist()
+                )
+                raise ValueError(f"{os.fspath(path)}: the {n + 1}-gram {text!r} appears twice")
             rows.append(R)
             probs.append(prob[n] if perm is None else prob[n][perm])
             backs.append(backoff[n] if perm is None else backoff[n][perm])
