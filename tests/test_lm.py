@@ -690,6 +690,8 @@ def test_token_files_from_a_pipe_and_odd_sizes(tmp_path):
     assert got.to_dict() == want.to_dict()
     scores = through_fifo(lambda paths: want.score_files(paths, dtype="uint16", separator=29))
     np.testing.assert_array_equal(scores.log10, want.score(np.concatenate([a, [29], b]), separator=29).log10)
+    with pytest.raises(ValueError, match="separator must be >= 0"):
+        want.score_files([tmp_path / "a.bin", tmp_path / "a.bin"], dtype="uint16", separator=-1)
     (tmp_path / "odd.bin").write_bytes(b"\0\1\2")
     for call in (
         lambda: NGramLM.estimate_files(tmp_path / "odd.bin", 2, dtype="uint16", discount_fallback=True),

@@ -328,6 +328,8 @@ class NGramLM:
             ids, starts, _ = _score._stream_sentences(ids, ids == _score.EOS)
             return _score.score_ids(self, ids, starts)
         dt = _io.token_dtype(dtype)
+        if separator is not None:  # before it is put between the files
+            separator = _checks.check_separator(separator, int(np.iinfo(dt).max) + 1)
         parts = [_io.read_tokens(f, dt) for f in files]
         if separator is not None and len(parts) > 1:
             parts = [x for i, p in enumerate(parts) for x in ((np.array([separator], dt),) if i else ()) + (p,)]
