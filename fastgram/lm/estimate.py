@@ -236,7 +236,7 @@ def discounts_of(t, fallback, n: int):
     if fallback is None:
         raise ValueError(
             f"{problem}; to use fallback discounts (0.5 1 1.5 by default) pass discount_fallback=True "
-            f"(lmplz's --discount_fallback), or deduplicate the corpus"
+            f"(fastgram lm --discount-fallback; lmplz's --discount_fallback), or deduplicate the corpus"
         )
     return tuple(fallback)
 

@@ -293,7 +293,7 @@ class NGramLM:
         if len(arrays) == 1:
             return cls.estimate(arrays[0], order, separator=separator, **options)
         if separator is None:
-            raise ValueError("several raw token files need separator= (the boundary put between them)")
+            raise ValueError("several raw token files need separator= (--separator: the boundary put between them)")
         separator = _checks.check_separator(separator, int(np.iinfo(dt).max) + 1)
         options = _options(order, **options)
         joined = []
