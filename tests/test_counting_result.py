@@ -154,6 +154,16 @@ def test_wide_save_load_round_trip(tmp_path):
             assert f["keys"].shape == (len(c), c.words) and f["keys"].dtype == np.uint64
 
 
+def test_load_refuses_an_unknown_format(tmp_path):
+    c = wide_counts()
+    c.save(tmp_path / "c.npz")
+    with np.load(tmp_path / "c.npz") as f:
+        fields = {k: f[k] for k in f.files}
+    np.savez(tmp_path / "future.npz", **{**fields, "format": np.int64(2)})
+    with pytest.raises(ValueError, match=r"future.npz: field 'format'"):
+        NGramCounts.load(tmp_path / "future.npz")
+
+
 def _write(path, keys, counts=None, n=5, vocab_size=V_WIDE):
     keys = np.asarray(keys)
     np.savez(

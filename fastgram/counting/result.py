@@ -414,6 +414,8 @@ class NGramCounts:
         fields = _io.read_npz(path, required, {"vocab", "format"}, "n-gram counts file")
         if fields["kind"].shape != () or str(fields["kind"]) != "ngrams":
             raise ValueError(f"{path}: not a fastgram n-gram counts file (field 'kind' is {fields['kind']!r})")
+        if "format" in fields:  # written since format 1; older files have none
+            _io.scalar_field(path, fields, "format", 1, 1)
         n = _io.scalar_field(path, fields, "n", 1, 8)
         V = _io.scalar_field(path, fields, "vocab_size", 1, _checks.MAX_VOCAB)
         sep = _io.scalar_field(path, fields, "separator", -1, V - 1)
