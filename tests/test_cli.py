@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -349,6 +350,14 @@ def test_score_verbosity_levels(tmp_path, capsys):
     assert "bird=0 " in out[1]
     with pytest.raises(SystemExit):
         main(["score", str(model), test, "-v", "words"])
+    if hasattr(os, "mkfifo"):  # a stream (e.g. /dev/stdin) is read twice at the word level: spooled
+        fifo = tmp_path / "fifo"
+        os.mkfifo(fifo)
+        writer = threading.Thread(target=lambda: fifo.write_bytes((tmp_path / "test.txt").read_bytes()))
+        writer.start()
+        assert main(["score", str(model), str(fifo), "-v", "word", "-v", "sentence"]) == 0
+        writer.join()
+        assert capsys.readouterr().out.splitlines() == out
 
 
 def test_skip_symbols(tmp_path, capsys):

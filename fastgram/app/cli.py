@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import shutil
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -360,21 +362,32 @@ def _run_score(args) -> int:
     paths = _io.expand_paths(args.paths, "FILE")
     _check_corpus_kind(args)
     levels = set(args.verbosity or ["summary"])
-    kind = dict(dtype=args.dtype, separator=args.separator, skip_symbols=args.skip_symbols)
-    scores = model.score_files(paths, **kind)
     level = "word" if "word" in levels else "sentence" if "sentence" in levels else None
-    if level is not None:
-        words = sentence_words(paths, **kind) if level == "word" else None
-        block = []
-        for line in scores.query_lines(level, words):
-            block.append(line)
-            if len(block) == SCORE_LINES_PER_WRITE:
-                sys.stdout.write("".join(block))
-                block = []
-        sys.stdout.write("".join(block))
+    kind = dict(dtype=args.dtype, separator=args.separator, skip_symbols=args.skip_symbols)
+    with tempfile.TemporaryDirectory(prefix="fastgram-score-") as spool:
+        if level == "word":  # the words are read again after scoring: a stream is kept in a file
+            paths = [p if _io.file_size(p) is not None else _spooled(p, spool, i) for i, p in enumerate(paths)]
+        scores = model.score_files(paths, **kind)
+        if level is not None:
+            words = sentence_words(paths, **kind) if level == "word" else None
+            block = []
+            for line in scores.query_lines(level, words):
+                block.append(line)
+                if len(block) == SCORE_LINES_PER_WRITE:
+                    sys.stdout.write("".join(block))
+                    block = []
+            sys.stdout.write("".join(block))
     if "summary" in levels:
         sys.stdout.write(scores.summary_text())
     return 0
+
+
+def _spooled(path: str, directory: str, i: int) -> str:
+    """A copy of the stream ``path`` (e.g. /dev/stdin) in ``directory``, to be read twice."""
+    copy = os.path.join(directory, f"{i}.in")
+    with open(path, "rb") as src, open(copy, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    return copy
 
 
 def _add_generate(sub) -> None:
