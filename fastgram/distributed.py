@@ -232,6 +232,16 @@ class _Serial:
         return out
 
 
+#: Worker task states in which a task's function may still be running.
+_RUNNING_STATES = frozenset({"executing", "long-running", "cancelled", "resumed"})
+
+
+def _running(keys: list, dask_worker=None) -> list:
+    """On a worker (``Client.run``): those of ``keys`` whose function may still be running."""
+    tasks = dask_worker.state.tasks
+    return [k for k in keys if k in tasks and tasks[k].state in _RUNNING_STATES]
+
+
 class _Dask:
     def __init__(self, client, progress: bool):
         workers = client.scheduler_info().get("workers", {})
@@ -266,14 +276,20 @@ class _Dask:
 
     def _drain(self, keys: set, timeout: float = 60.0) -> None:
         """Wait until no task of ``keys`` is still running (a cancelled task that already started
-        finishes on its worker): the caller then removes what they wrote, with none writing."""
+        finishes on its worker): the caller then removes what they wrote, with none writing.
+
+        The workers are asked, not the scheduler: the scheduler forgets a cancelled task at once,
+        while its worker keeps the task (state ``cancelled``) until the thread running it ends."""
         deadline = time.monotonic() + timeout
+        keys = sorted(keys)
         while time.monotonic() < deadline:
-            try:
-                busy = {str(k) for ks in self.client.processing().values() for k in ks}
-            except Exception:  # the scheduler is gone: nothing runs for us any more
+            if self.client.status != "running":  # the cluster is gone: nothing runs for us any more
                 return
-            if not busy & keys:
+            try:
+                running = self.client.run(_running, keys)
+            except Exception:  # a worker too busy to answer in time, or just leaving: ask again
+                running = {"?": [None]}
+            if not any(running.values()):
                 return
             time.sleep(0.05)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -119,6 +120,27 @@ def test_worker_killed_mid_run(client, tmp_path):
     assert all(os.path.exists(m) for m in markers)  # a worker really died in each stage
     _same(store, ref)
     assert not [f for f in os.listdir(store.path) if f.endswith(".tmp") or f.startswith(".")]
+
+
+def _slow_write(spec):
+    """A task that fails at once, or writes its file after a while (as a reduce task does)."""
+    path, delay = spec
+    if path is None:
+        raise ValueError("a task failed")
+    time.sleep(delay)
+    with open(path, "w") as f:
+        f.write("written")
+    return path
+
+
+def test_a_failed_map_waits_for_its_cancelled_running_tasks(client, tmp_path):
+    """The scheduler forgets a cancelled task at once while its worker still runs it; map must
+    return only when none runs, so that the caller's cleanup is not followed by late writes."""
+    executor = distributed._Dask(client, progress=False)
+    late = tmp_path / "late.txt"
+    with pytest.raises(ValueError, match="a task failed"):
+        executor.map(_slow_write, [(str(late), 1.5), (None, 0.3)], "test")
+    assert late.exists()  # the running task had finished when map raised
 
 
 def test_bad_shard_fails_the_count(client, tmp_path, monkeypatch):
