@@ -177,7 +177,7 @@ def map_task(spec: dict) -> dict:
     n, V, sep = spec["n"], spec["V"], spec["separator"]
     path = spec["path"]
     tokens = 0
-    with NGramCounter(n, V, separator=sep, max_memory=spec["max_memory"]) as counter:
+    with NGramCounter(n, V, separator=sep, max_memory=spec["max_memory"], tmp_dir=spec.get("tmp_dir")) as counter:
         for ids, pos in _task_chunks(spec):
             _checks.check_token_range(ids, V, name=path, offset=pos)
             counter.update(ids)
@@ -328,8 +328,19 @@ def count_to_store(
     progress: bool,
     out,
     client=None,
+    tmp_dir=None,
 ) -> NGramStore:
-    """The counts of ``files`` (checked by ``count_files``) written as a store in ``out``."""
+    """The counts of ``files`` (checked by ``count_files``) written as a store in ``out``.
+
+    Paths are made absolute first: workers started elsewhere resolve them as this process does.
+    ``tmp_dir``: where the map tasks spill beyond ``max_memory`` (default: the system's)."""
+    files = [os.path.abspath(p) for p in files]
+    if tmp_dir is not None:
+        if not isinstance(tmp_dir, (str, os.PathLike)):
+            raise TypeError(f"tmp_dir must be a str or os.PathLike, got {type(tmp_dir).__name__}")
+        if not os.path.isdir(tmp_dir):
+            raise FileNotFoundError(f"tmp_dir {os.fspath(tmp_dir)} is not a directory")
+        tmp_dir = os.path.abspath(tmp_dir)
     sizes = [_io.file_size(p) for p in files]
     if None in sizes:
         raise ValueError(f"{files[sizes.index(None)]}: out= counts regular files only (not FIFOs or streams)")
@@ -378,6 +389,7 @@ def count_to_store(
     separator = _checks.check_separator(separator, V)
     space = V**n
     out, created = prepare_output(out)
+    out = os.path.abspath(out)
     work = os.path.join(out, f".runs-{uuid.uuid4().hex[:10]}")
     try:
         with _io.sigterm_as_exception():
@@ -385,8 +397,9 @@ def count_to_store(
             # 2. map
             specs = [
                 spec(
-                    *t, n=n, V=V, separator=separator, max_memory=max_memory, run=os.path.join(work, f"run-{i:06d}.bin")
-                )
+                    *t, n=n, V=V, separator=separator, max_memory=max_memory, tmp_dir=tmp_dir,
+                    run=os.path.join(work, f"run-{i:06d}.bin"),
+                )  # fmt: skip
                 for i, t in enumerate(plan)
             ]
             runs = executor.map(map_task, specs, "count")

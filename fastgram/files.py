@@ -208,7 +208,7 @@ def count_files(
     if out is not None:
         return distributed.count_to_store(
             files, n, dtype=dtype, vocab=vocab, vocab_size=vocab_size, separator=separator, min_count=min_count,
-            max_memory=budget, chunk_tokens=chunk_tokens, progress=progress, out=out, client=client,
+            max_memory=budget, chunk_tokens=chunk_tokens, progress=progress, out=out, client=client, tmp_dir=tmp_dir,
         )  # fmt: skip
     sizes = [_io.file_size(p) for p in files]
     if None in sizes and dtype is not None and vocab_size is None:

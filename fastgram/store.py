@@ -459,7 +459,10 @@ class NGramStore:
                 continue
             if k < len(part):
                 kth = np.partition(part.counts, len(part) - k)[len(part) - k]
-                idx = np.flatnonzero(part.counts >= kth)
+                above = np.flatnonzero(part.counts > kth)
+                # ties at the k-th count: the smallest keys first (a partition's keys ascend)
+                ties = np.flatnonzero(part.counts == kth)[: k - len(above)]
+                idx = np.concatenate([above, ties])
             else:
                 idx = np.arange(len(part))
             cand_k.append(part.keys[idx])
@@ -531,7 +534,10 @@ class NGramStore:
         partition bounds of the input with the most partitions; each output partition is a
         k-way merge of the matching key ranges of the inputs, read in blocks.
         """
-        others = [others] if isinstance(others, NGramStore) else list(others)
+        if isinstance(others, NGramStore):
+            others = [others]
+        elif not isinstance(others, (list, tuple)):
+            raise TypeError(f"others must be an NGramStore or a list of them, got {type(others).__name__}")
         for o in others:
             if not isinstance(o, NGramStore):
                 raise TypeError(f"others must be NGramStore objects, got {type(o).__name__}")

@@ -130,6 +130,57 @@ def test_store_api_matches_counts(tmp_path):
     assert "partitions=7" in repr(store)
 
 
+def test_top_of_ties_holds_k_candidates_a_partition(tmp_path, monkeypatch):
+    counts = fg.count_ngrams(np.arange(20_000) % 5000, 2, vocab_size=5000)  # 5,000 bigrams seen 4 times, one 3 times
+    store = NGramStore.from_counts(counts, tmp_path / "s", partitions=10)
+    seen = []
+    real = np.concatenate
+    monkeypatch.setattr(
+        np, "concatenate", lambda parts, *a, **k: seen.append(sum(map(len, parts))) or real(parts, *a, **k)
+    )
+    got_ng, got_c = store.top(3)
+    monkeypatch.undo()
+    ref_ng, ref_c = counts.top(3)
+    assert np.array_equal(got_ng, ref_ng) and np.array_equal(got_c, ref_c)
+    assert max(seen) <= 3 * 10 + 1  # k candidates a partition, not every tie
+
+
+def test_merge_refuses_other_vocabularies_and_non_stores(tmp_path):
+    text = [tmp_path / "a.txt", tmp_path / "b.txt"]
+    text[0].write_text("abcabcabc")
+    text[1].write_text("xyzxyzxyz")
+    a, b = (fg.count_files(t, 2, vocab=fg.Vocab.from_text(t.read_text()), out=tmp_path / t.stem) for t in text)
+    assert a.vocab_size == b.vocab_size
+    with pytest.raises(ValueError, match="different vocabularies"):
+        a.merge(b, out=tmp_path / "m")
+    with pytest.raises(ValueError, match="different vocabularies"):
+        a.load().merge(b.load())
+    with pytest.raises(TypeError, match="others must be an NGramStore or a list of them, got NGramCounts"):
+        a.merge(a.load(), out=tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+
+
+def test_out_takes_absolute_paths_and_tmp_dir(tmp_path, monkeypatch):
+    paths = _shards(tmp_path, [3000, 2000], 50, seed=4)
+    monkeypatch.chdir(tmp_path)
+    spills = tmp_path / "spills"
+    spills.mkdir()
+    made = []
+    real = distributed.NGramCounter
+
+    def spy(*args, **kwargs):
+        made.append(kwargs.get("tmp_dir"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(distributed, "NGramCounter", spy)
+    store = fg.count_files([os.path.basename(p) for p in paths], 2, dtype="uint16", out="rel", tmp_dir="spills")
+    assert made and set(made) == {str(spills)}  # absolute, as a worker elsewhere needs it
+    assert store.path == str(tmp_path / "rel") or os.path.samefile(store.path, tmp_path / "rel")
+    with pytest.raises(FileNotFoundError, match="tmp_dir nowhere is not a directory"):
+        fg.count_files(paths, 2, dtype="uint16", out="rel2", tmp_dir="nowhere")
+    assert not (tmp_path / "rel2").exists()
+
+
 def test_empty_store(tmp_path):
     empty = fg.count_ngrams(np.zeros(0, np.uint8), 2, vocab_size=5)
     store = NGramStore.from_counts(empty, tmp_path / "e", partitions=4)

@@ -159,7 +159,7 @@ def _count_to_store(args, paths, vocab) -> int:
     options = dict(
         dtype=args.dtype, text=args.text, vocab=vocab, vocab_size=args.vocab_size, separator=args.separator,
         min_count=args.min_count, max_memory=args.max_memory, chunk_tokens=args.chunk_tokens,
-        progress=args.progress, out=args.out_dir,
+        progress=args.progress, out=args.out_dir, tmp_dir=args.tmp_dir,
     )  # fmt: skip
     start = time.perf_counter()
     if args.scheduler is None and args.workers is None:

@@ -55,10 +55,13 @@ def ids_dtype(V: int) -> np.dtype:
 
 
 def check_compatible(a, b) -> None:
-    """Raise ``ValueError`` unless two counts share ``n``, ``vocab_size`` and ``separator``."""
+    """Raise ``ValueError`` unless two counts share ``n``, ``vocab_size`` and ``separator``, and
+    their vocabularies where both have one (the same ids must mean the same tokens)."""
     for attr in ("n", "vocab_size", "separator"):
         if getattr(a, attr) != getattr(b, attr):
             raise ValueError(f"cannot merge counts with {attr}={getattr(a, attr)} and {attr}={getattr(b, attr)}")
+    if a.vocab is not None and b.vocab is not None and a.vocab.to_json() != b.vocab.to_json():
+        raise ValueError("cannot merge counts of different vocabularies (their ids name different tokens)")
 
 
 class NGramCounts:
