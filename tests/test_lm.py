@@ -692,6 +692,13 @@ def test_token_files_from_a_pipe_and_odd_sizes(tmp_path):
     np.testing.assert_array_equal(scores.log10, want.score(np.concatenate([a, [29], b]), separator=29).log10)
     with pytest.raises(ValueError, match="separator must be >= 0"):
         want.score_files([tmp_path / "a.bin", tmp_path / "a.bin"], dtype="uint16", separator=-1)
+    # a token model reads text only of decimal ids: a raw token file taken for text is refused
+    with pytest.raises(ValueError, match=r"a.bin: byte 0x.. at offset .*pass dtype="):
+        want.score_files(tmp_path / "a.bin")
+    (tmp_path / "ids.txt").write_text(" ".join(map(str, a[:50].tolist())) + "\n")
+    np.testing.assert_allclose(
+        want.score_files(tmp_path / "ids.txt").log10, want.score([a[:50].tolist()]).log10, atol=1e-12
+    )
     (tmp_path / "odd.bin").write_bytes(b"\0\1\2")
     for call in (
         lambda: NGramLM.estimate_files(tmp_path / "odd.bin", 2, dtype="uint16", discount_fallback=True),

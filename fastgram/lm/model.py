@@ -324,6 +324,8 @@ class NGramLM:
         files = _io.expand_paths(paths)
         _check_skip_symbols(skip_symbols, dtype)
         if dtype is None:
+            if self.token_ids is not None:
+                _check_decimal_text(files)
             ids = self.word_vocab().encode_files(files, oov="unk", skip_symbols=skip_symbols)
             ids, starts, _ = _score._stream_sentences(ids, ids == _score.EOS)
             return _score.score_ids(self, ids, starts)
@@ -679,6 +681,26 @@ def _without_pruned_words(rows, names, ids):
             r[lo : lo + RENUMBER_ROWS] = new_id[r[lo : lo + RENUMBER_ROWS]]
     names = select_packed(*names, kept) if is_packed(names) else [names[i] for i in kept.tolist()]
     return names, None if ids is None else ids[kept]
+
+
+#: Bytes of text that a token model's words (decimal ids) are made of, with the delimiters.
+_DECIMAL_TEXT = np.zeros(256, bool)
+_DECIMAL_TEXT[list(b"0123456789 \t\r\n\0")] = True
+
+
+def _check_decimal_text(files) -> None:
+    """A token model scores text only of decimal ids: any other byte means a raw token file
+    read as text (every token an OOV), which is refused with the option that reads it."""
+    for path in files:
+        if _io.file_size(path) is None:  # a stream can be read once: no look ahead
+            continue
+        data = np.fromfile(path, np.uint8)
+        bad = np.flatnonzero(~_DECIMAL_TEXT[data])
+        if len(bad):
+            raise ValueError(
+                f"{path}: byte 0x{int(data[bad[0]]):02X} at offset {int(bad[0]):,}, but this model's words are "
+                "token ids: for a raw token file pass dtype= (fastgram score --dtype); text must be decimal ids"
+            )
 
 
 def _check_skip_symbols(skip_symbols, dtype) -> None:
