@@ -322,8 +322,8 @@ def test_lm_score_generate(tmp_path, capsys, suffix):
     printed = capsys.readouterr().out
     summary = got.score(["the cat sat on the log", "a bird sat"]).summary()
     assert printed == (
-        f"Perplexity including OOVs:\t{summary['perplexity']:.6g}\n"
-        f"Perplexity excluding OOVs:\t{summary['perplexity_excluding_oovs']:.6g}\n"
+        f"Perplexity including OOVs:\t{summary['perplexity']!r}\n"
+        f"Perplexity excluding OOVs:\t{summary['perplexity_excluding_oovs']!r}\n"
         f"OOVs:\t1\nTokens:\t{summary['tokens']}\n"
     )
     assert summary["tokens"] == 11  # 6 + 3 words, and </s> twice

@@ -613,7 +613,8 @@ def test_score_token_stream_and_oov():
     assert s.summary()["oovs"] == 1 and s.summary()["tokens"] == 9
     pieces = lm.score([[3, 4, 99], [5], [], [7]])
     np.testing.assert_array_equal(pieces.log10, s.log10)
-    assert "Perplexity including OOVs:\t" in s.summary_text()
+    assert f"Perplexity including OOVs:\t{s.summary()['perplexity']!r}\n" in s.summary_text()  # query's digits
+    assert lm.score([]).summary_text().startswith("Perplexity including OOVs:\tNaN\nPerplexity excluding OOVs:\tNaN\n")
     order2 = lm.score(np.array([3, 4], np.uint16))
     assert lm.log10_prob(4, [3]) <= 0 and order2.log10.shape == (3,)
 

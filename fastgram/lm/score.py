@@ -109,13 +109,20 @@ class Scores:
         return {"perplexity": including, "perplexity_excluding_oovs": excluding, "oovs": oovs, "tokens": tokens}
 
     def summary_text(self) -> str:
-        """The summary lines exactly as KenLM's ``query`` prints them."""
+        """The summary lines as KenLM's ``query`` prints them: perplexities in their shortest
+        round-trip digits (``NaN`` without tokens); the digits past about the seventh differ
+        from query's, whose sums are of float32 values."""
         s = self.summary()
         return (
-            f"Perplexity including OOVs:\t{s['perplexity']:.6g}\n"
-            f"Perplexity excluding OOVs:\t{s['perplexity_excluding_oovs']:.6g}\n"
+            f"Perplexity including OOVs:\t{_double_text(s['perplexity'])}\n"
+            f"Perplexity excluding OOVs:\t{_double_text(s['perplexity_excluding_oovs'])}\n"
             f"OOVs:\t{s['oovs']}\nTokens:\t{s['tokens']}\n"
         )
+
+
+def _double_text(x: float) -> str:
+    """A float64 as query prints one: shortest round-trip digits, ``NaN``, ``inf``."""
+    return "NaN" if math.isnan(x) else repr(float(x))
 
 
 def _kenlm_float(x: float) -> str:
