@@ -23,8 +23,10 @@ Conventions every suite follows (``fastgram bench`` relies on them to build its 
 from __future__ import annotations
 
 import os
+import sys
 import time
 
+import numba
 import numpy as np
 import pytest
 
@@ -39,6 +41,10 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     """Record Numba's threading layer: a parallel launch costs 5x more under ``workqueue`` than
     under TBB, which moves every small parallel case."""
     machine_info["numba_threading_layer"] = threading_layer()
+    machine_info["versions"] = {m.__name__: m.__version__ for m in (np, numba)}  # of the run, for --from-json
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        machine_info["versions"]["torch"] = torch.__version__
 
 
 def size(full: int, smoke: int) -> int:

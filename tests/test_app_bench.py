@@ -149,3 +149,18 @@ def test_results_files_are_checked_by_name(tmp_path):
         (tmp_path / name).write_text(text)
         with pytest.raises(ValueError, match=rf"{name}: .*{match}"):
             bench.load_results(tmp_path / name)
+
+
+def test_machine_line_is_the_results_machine():
+    data = {"machine_info": {"cpu": {"brand_raw": "Some CPU", "count": 64}, "python_version": "3.12.1",
+                             "numba_threading_layer": "tbb", "versions": {"numpy": "9.9", "numba": "8.8"}}}  # fmt: skip
+    assert (
+        bench.machine_line(data) == "Some CPU, 64 cores, Python 3.12.1, numpy 9.9, numba 8.8, Numba threading layer tbb"
+    )
+    older = bench.machine_line({"machine_info": {"cpu": {"brand_raw": "Old CPU", "count": 8}}})
+    assert older.startswith("Old CPU, 8 cores,") and "(installed here)" in older
+
+
+def test_no_matching_benchmark_is_named():
+    with pytest.raises(ValueError, match="no benchmark matches -k 'no_such_case_anywhere'"):
+        bench.run_benchmarks(select="no_such_case_anywhere", smoke=True)

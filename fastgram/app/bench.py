@@ -98,8 +98,11 @@ def run_benchmarks(
         env = dict(os.environ)
         if smoke:
             env["FASTGRAM_BENCH_SCALE"] = "smoke"
-        status = subprocess.run(cmd, env=env, cwd=bench_dir.parent).returncode
-        if status not in (0, 5) or not out.exists():
+        # pytest's own report goes to stderr: stdout carries only the table the caller prints
+        status = subprocess.run(cmd, env=env, cwd=bench_dir.parent, stdout=_stderr_fd()).returncode
+        if status == 5:  # pytest: nothing collected
+            raise ValueError(f"no benchmark matches -k {select!r}" if select else f"no benchmarks in {bench_dir}")
+        if status != 0 or not out.exists():
             raise RuntimeError(f"the benchmark run failed (pytest exit status {status})")
         return json.loads(out.read_text())
 
@@ -122,6 +125,14 @@ def load_results(path) -> dict:
         if not ok or not isinstance(median, (int, float)) or not isinstance(b.get("extra_info", {}), dict):
             raise ValueError(f"{path}: benchmarks[{i}] lacks a name, stats.median or a dict of extra_info")
     return data
+
+
+def _stderr_fd():
+    """This process's stderr as a file descriptor for a child's stdout (None when it has none)."""
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def speedup_rows(data: dict) -> list[dict]:
@@ -156,14 +167,18 @@ def machine_line(data: dict) -> str:
     """Machine and versions the results came from, for the README."""
     info = data.get("machine_info", {})
     cpu = info.get("cpu", {}).get("brand_raw") or platform.processor() or "unknown CPU"
-    cores = os.cpu_count()
-    versions = []
-    for name in ("numpy", "numba", "torch"):
-        try:
-            module = __import__(name)
-            versions.append(f"{name} {module.__version__}")
-        except ImportError:
-            pass
+    cores = info.get("cpu", {}).get("count") or os.cpu_count()
+    recorded = info.get("versions")  # the run's own versions (results since they were recorded)
+    if isinstance(recorded, dict):
+        versions = [f"{name} {v}" for name, v in recorded.items()]
+    else:  # an older results file: this environment's, said so
+        versions = []
+        for name in ("numpy", "numba", "torch"):
+            try:
+                module = __import__(name)
+                versions.append(f"{name} {module.__version__} (installed here)")
+            except ImportError:
+                pass
     py = info.get("python_version") or platform.python_version()
     layer = info.get("numba_threading_layer")
     threads = f", Numba threading layer {layer}" if layer else ""
