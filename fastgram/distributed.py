@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 import uuid
 
@@ -397,7 +398,12 @@ def count_to_store(
             # 2. map
             specs = [
                 spec(
-                    *t, n=n, V=V, separator=separator, max_memory=max_memory, tmp_dir=tmp_dir,
+                    *t,
+                    n=n,
+                    V=V,
+                    separator=separator,
+                    max_memory=max_memory,
+                    tmp_dir=tmp_dir,
                     run=os.path.join(work, f"run-{i:06d}.bin"),
                 )  # fmt: skip
                 for i, t in enumerate(plan)
@@ -448,6 +454,32 @@ def _rmtree(path: str) -> None:
     os.rmdir(path)
 
 
+#: The most worker processes a local cluster is started with (a larger cluster has a scheduler).
+MAX_LOCAL_WORKERS = 4 * (os.cpu_count() or 1)
+
+
+def _connect(Client, scheduler: str, timeout: float):
+    """``Client(scheduler)``, or ``OSError`` naming the address when no Dask scheduler answers
+    within ``timeout`` (plus a grace second). The connection runs in a thread with a deadline:
+    a peer that accepts and then says nothing (or speaks another protocol, e.g. the dashboard's
+    HTTP) holds Dask's handshake past its own timeout, or fails it with an arbitrary error."""
+    result: dict = {}
+
+    def connect():
+        try:
+            result["client"] = Client(scheduler, timeout=timeout)
+        except BaseException as exc:  # noqa: BLE001 - reported below, whatever it is
+            result["error"] = exc
+
+    thread = threading.Thread(target=connect, name="fastgram-dask-connect", daemon=True)
+    thread.start()
+    thread.join(timeout + 1.0)
+    if "client" in result:
+        return result["client"]
+    why = "no answer" if thread.is_alive() else f"{type(result['error']).__name__}: {result['error']}"
+    raise OSError(f"no Dask scheduler answered at {scheduler} within {timeout:g} s ({why})")
+
+
 @contextlib.contextmanager
 def dask_client(scheduler: str | None = None, workers: int | None = None, timeout: float = 5.0):
     """A ``dask.distributed.Client``: connected to ``scheduler`` (an address such as
@@ -467,15 +499,10 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, timeou
         if scheduler is not None:
             if not isinstance(scheduler, str) or not scheduler:
                 raise TypeError(f"scheduler must be an address string, got {scheduler!r}")
-            try:
-                client = Client(scheduler, timeout=timeout)
-            except (OSError, TimeoutError) as exc:
-                raise OSError(
-                    f"no Dask scheduler answered at {scheduler} within {timeout:g} s ({type(exc).__name__}: {exc})"
-                ) from None
+            client = _connect(Client, scheduler, timeout)
             stack.callback(client.close)
         else:
-            workers = _checks.require_int(workers, "workers", min=1)
+            workers = _checks.require_int(workers, "workers", min=1, max=MAX_LOCAL_WORKERS)
             cluster = stack.enter_context(
                 LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
             )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import threading
 import time
 
 import numpy as np
@@ -207,3 +208,36 @@ def test_cli_unreachable_scheduler(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
     assert cli.main(["count", *paths, "--dtype", "uint16", "-o", str(tmp_path / "x.npz"), "--workers", "2"]) == 2
     assert "--scheduler and --workers need --out-dir" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("reply", [b"", b"HTTP/1.0 200 OK\r\n\r\nnot dask"])
+def test_a_peer_that_is_not_a_scheduler_fails_within_the_timeout(reply):
+    """A port that accepts and says nothing (or speaks HTTP, e.g. the dashboard's) held Dask's
+    handshake forever or read its text as a frame length; the connection has a deadline."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    held = []
+
+    def serve():
+        conn, _ = server.accept()
+        held.append(conn)
+        if reply:
+            conn.sendall(reply * 64)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    start = time.monotonic()
+    try:
+        with pytest.raises(OSError, match=f"no Dask scheduler answered at tcp://127.0.0.1:{port} within 1 s"):
+            with distributed.dask_client(f"tcp://127.0.0.1:{port}", timeout=1.0):
+                pass
+        assert time.monotonic() - start < 10
+    finally:
+        for c in held:
+            c.close()
+        server.close()
+    with pytest.raises(ValueError, match="workers must be <= "):
+        with distributed.dask_client(workers=distributed.MAX_LOCAL_WORKERS + 1):
+            pass

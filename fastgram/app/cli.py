@@ -155,7 +155,7 @@ def _run_count(args) -> int:
 def _count_to_store(args, paths, vocab) -> int:
     """``fastgram count --out-dir``: in this process, or on Dask (``--scheduler``/``--workers``)."""
     if args.workers is not None:
-        _checks.require_int(args.workers, "--workers", min=1)
+        _checks.require_int(args.workers, "--workers", min=1, max=distributed.MAX_LOCAL_WORKERS)
     options = dict(
         dtype=args.dtype, text=args.text, vocab=vocab, vocab_size=args.vocab_size, separator=args.separator,
         min_count=args.min_count, max_memory=args.max_memory, chunk_tokens=args.chunk_tokens,
