@@ -5,12 +5,14 @@ Three kinds, as in the notebook, in byte-level models and in KenLM:
 - ``Vocab.from_text(text)``: the sorted unique characters of a text (the notebook's ``stoi`` /
   ``itos``), optionally with an unknown character that stands for anything else;
 - ``Vocab.bytes()``: the 256 byte values of the UTF-8 encoding;
-- ``WordVocab.from_files(paths)``: words as lmplz reads them (one sentence per line, words
-  between runs of spaces and tabs), with ``<unk>`` = 0, ``<s>`` = 1, ``</s>`` = 2.
+- ``WordVocab.from_files(paths)``: words as lmplz reads them (one sentence per line, ending at
+  ``\\n``; words separated by runs of space, tab, ``\\r`` and NUL; the text taken as bytes, UTF-8
+  not checked), with ``<unk>`` = 0, ``<s>`` = 1, ``</s>`` = 2.
 
 Encoding never loops over characters or words in Python: characters are encoded to UTF-32 once
 and mapped through a lookup table; words are split and looked up by one Numba pass over the
-bytes (:mod:`fastgram.kernels.words`). A 100 MB text encodes in seconds either way.
+bytes (:mod:`fastgram.kernels.words`). Building a word vocabulary from 100 MB of text and
+encoding it took about half a second on 2 cores (0.45 s, ``benchmarks/RESULTS.md``).
 
 Saved vocabularies are JSON (``{"kind": "chars" | "bytes" | "words", ...}``);
 :func:`vocab_from_json` reads any of them.
