@@ -274,6 +274,7 @@ class NGramStore:
         self.partitions = doc["partitions"]
         self._distinct = doc["distinct"]
         self._total = doc["total"]
+        self._verified: set[int] = set()  # partitions whose contents were checked
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -416,9 +417,14 @@ class NGramStore:
         whole store), checked: keys strictly increasing within ``[lo, hi)``, counts >= 1 and
         summing to the manifest's ``total``."""
         i = _checks.require_int(i, "i", min=0, max=len(self.partitions) - 1)
-        p = self.partitions[i]
-        fpath = self._file(i)
-        keys, counts = read_run(fpath, p["distinct"])
+        keys, counts = read_run(self._file(i), self.partitions[i]["distinct"])
+        self._check_contents(i, keys, counts)
+        return self._counts(keys, counts)
+
+    def _check_contents(self, i: int, keys: np.ndarray, counts: np.ndarray) -> None:
+        """``ValueError`` naming partition ``i``'s file unless its keys strictly increase within
+        ``[lo, hi)`` and its counts are >= 1 and sum to the manifest's total."""
+        p, fpath = self.partitions[i], self._file(i)
         if len(keys):
             if np.any(keys[1:] <= keys[:-1]):
                 raise ValueError(f"{fpath}: field 'keys' is not strictly increasing")
@@ -430,7 +436,17 @@ class NGramStore:
             raise ValueError(
                 f"{fpath}: field 'counts' sums to {int(counts.sum()):,}, not the manifest's total {p['total']:,}"
             )
-        return self._counts(keys, counts)
+        self._verified.add(i)
+
+    def _mapped(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Partition ``i``'s keys and counts memory-mapped, its contents checked the first time
+        (O(m) once per store object; nothing loaded whole)."""
+        m = self.partitions[i]["distinct"]
+        keys = np.memmap(self._file(i), np.dtype("<u8"), mode="r", shape=(m,))
+        counts = np.memmap(self._file(i), np.dtype("<i8"), mode="r", shape=(m,), offset=8 * m)
+        if i not in self._verified:
+            self._check_contents(i, keys, counts)
+        return keys, counts
 
     def __iter__(self) -> Iterator[NGramCounts]:
         """The partitions in key order, each an :class:`~fastgram.NGramCounts` (one in memory at a time)."""
@@ -474,8 +490,10 @@ class NGramStore:
     def lookup(self, ngrams) -> np.ndarray:
         """Counts of the given n-grams (0 for unseen), shape ``(q,)``.
 
-        Memory-maps the partitions the queries fall in: O(q log m), nothing loaded whole.
-        Raises ``ValueError`` for a wrong shape or an id outside ``[0, V)``.
+        Memory-maps the partitions the queries fall in: O(q log m), nothing loaded whole, after
+        an O(m) check of each partition's contents the first time this store object reads it.
+        Raises ``ValueError`` for a wrong shape or an id outside ``[0, V)``, or for a partition
+        whose file was tampered with.
         """
         q = self._counts(_runs.EMPTY_KEYS, _runs.EMPTY_COUNTS).pack(ngrams)
         out = np.zeros(len(q), np.int64)
@@ -487,8 +505,7 @@ class NGramStore:
             if m == 0:
                 continue
             sel = np.flatnonzero(where == i)
-            keys = np.memmap(self._file(int(i)), np.dtype("<u8"), mode="r", shape=(m,))
-            counts = np.memmap(self._file(int(i)), np.dtype("<i8"), mode="r", shape=(m,), offset=8 * m)
+            keys, counts = self._mapped(int(i))
             pos = np.minimum(np.searchsorted(keys, q[sel]), m - 1)
             hit = keys[pos] == q[sel]
             out[sel] = np.where(hit, counts[pos], 0)
@@ -543,6 +560,10 @@ class NGramStore:
                 raise TypeError(f"others must be NGramStore objects, got {type(o).__name__}")
             check_compatible(self, o)
         stores = [self, *others]
+        for s in stores:  # what is merged must hold (a merge of a tampered store would look sound)
+            for j in range(len(s.partitions)):
+                if j not in s._verified:
+                    s._mapped(j)
         layout = max(stores, key=lambda s: len(s.partitions))
         out, created = prepare_output(out)
         try:

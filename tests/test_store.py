@@ -279,6 +279,15 @@ def test_tampered_partition(tmp_path, tamper, match):
     store = NGramStore.open(path)  # sizes still agree: the content is checked when read
     with pytest.raises(ValueError, match=match):
         store.load()
+    queries = store.partition(0).ngrams[:1] if store.partitions[0]["distinct"] else None
+    other = NGramStore.open(path)
+    with pytest.raises(ValueError, match=match):  # a lookup into the partition checks it first
+        other.lookup(NGramStore.open(path)._counts(keys[2:3], counts[2:3]).ngrams)
+    with pytest.raises(ValueError, match=match):  # and a merge checks every input partition
+        NGramStore.open(path).merge([], out=tmp_path / "merged")
+    assert not (tmp_path / "merged").exists()
+    if queries is not None:  # an untouched partition still answers
+        assert other.lookup(queries)[0] >= 1
 
 
 def test_incomplete_and_bad_output(tmp_path):
