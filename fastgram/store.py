@@ -300,11 +300,13 @@ class NGramStore:
         mpath = os.path.join(path, MANIFEST)
         if not os.path.exists(mpath):
             raise FileNotFoundError(f"{path}: no {MANIFEST} (not an n-gram store, or its count did not finish)")
+        if not os.path.isfile(mpath):
+            raise ValueError(f"{mpath}: not a file")
         try:
             with open(mpath, encoding="utf-8") as f:
                 doc = json.load(f)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{mpath}: not valid JSON ({exc})") from None
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise ValueError(f"{mpath}: not valid JSON ({type(exc).__name__}: {exc})") from None
         return cls(path, cls._check_manifest(path, mpath, doc))
 
     @staticmethod
@@ -313,7 +315,7 @@ class NGramStore:
             raise ValueError(f"{mpath}: must hold a JSON object, got {type(doc).__name__}")
         if doc.get("kind") != KIND:
             raise ValueError(f"{mpath}: field 'kind' must be {KIND!r}, got {doc.get('kind')!r}")
-        if doc.get("format") != FORMAT_VERSION:
+        if type(doc.get("format")) is not int or doc.get("format") != FORMAT_VERSION:  # True == 1: refused
             raise ValueError(f"{mpath}: field 'format' is {doc.get('format')!r}; this fastgram reads {FORMAT_VERSION}")
         n = _int_field(mpath, doc, "n", 1, 8)
         V = _int_field(mpath, doc, "vocab_size", 1, _checks.MAX_VOCAB)

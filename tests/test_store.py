@@ -211,6 +211,8 @@ def _edit_manifest(change):
     [
         (lambda d: d.update(kind="other"), r"manifest.json: field 'kind'"),
         (lambda d: d.update(format=2), r"manifest.json: field 'format' is 2"),
+        (lambda d: d.update(format=True), r"manifest.json: field 'format' is True"),
+        (lambda d: d.update(format=1.0), r"manifest.json: field 'format' is 1.0"),
         (lambda d: d.update(n=9), r"manifest.json: field 'n' is 9"),
         (lambda d: d.update(n="3"), r"manifest.json: field 'n' must be an integer"),
         (lambda d: d.update(vocab_size=0), r"manifest.json: field 'vocab_size'"),
@@ -239,6 +241,13 @@ def test_corrupted_manifest(tmp_path, change, match):
 def test_corrupted_files(tmp_path):
     path = _corrupt(tmp_path, lambda p, s: (p / MANIFEST).write_text('{"kind": '))
     with pytest.raises(ValueError, match=r"manifest.json: not valid JSON"):
+        NGramStore.open(path)
+    (path / MANIFEST).write_text("[" * 100_000 + "]" * 100_000)  # nesting past Python's recursion
+    with pytest.raises(ValueError, match=r"manifest.json: not valid JSON"):
+        NGramStore.open(path)
+    (path / MANIFEST).unlink()
+    (path / MANIFEST).mkdir()
+    with pytest.raises(ValueError, match=r"manifest.json: not a file"):
         NGramStore.open(path)
     (tmp_path / "t").mkdir()
     path = _corrupt(tmp_path / "t", lambda p, s: None)
