@@ -78,13 +78,18 @@ def _raise_terminated(signum, frame):
 
 
 @contextlib.contextmanager
-def sigterm_as_exception():
+def sigterm_as_exception(redeliver: bool = True):
     """Turn SIGTERM into :class:`Terminated` for the duration of the block.
 
     Only where it is safe and not the caller's choice: in the main thread, and only when
     SIGTERM still has its default action (a handler the application installed is left alone).
-    Nested uses are fine. The signal is handled between Python bytecodes, so a long kernel
-    call finishes its current chunk first.
+    Nested uses are fine (the outermost one acts). The signal is handled between Python
+    bytecodes, so a long kernel call finishes its current chunk first.
+
+    ``redeliver``: when :class:`Terminated` leaves the block, the default action is restored
+    and the signal sent again, so that after the block's cleanups the process ends as SIGTERM
+    ends it (status -15 / 143), not with a traceback of a fastgram exception. The command line
+    passes False: it reports the signal itself.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -100,6 +105,11 @@ def sigterm_as_exception():
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
+    except Terminated:
+        signal.signal(signal.SIGTERM, previous)
+        if redeliver:
+            os.kill(os.getpid(), signal.SIGTERM)  # the default action: the process ends here
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
 

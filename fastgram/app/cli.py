@@ -621,7 +621,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "lm":
         _return_freed_memory()
     try:
-        with _io.sigterm_as_exception(), _compile.compile_notice():
+        with _io.sigterm_as_exception(redeliver=False), _compile.compile_notice():
             return run(args)
     except BrokenPipeError:  # stdout closed early (`fastgram generate ... | head -1`): quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
