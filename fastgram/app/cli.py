@@ -278,6 +278,8 @@ def _add_lm(sub) -> None:
 def _model_options(args) -> dict:
     fallback = args.discount_fallback
     if fallback is not None:
+        if len(fallback) > 3:
+            raise ValueError(f"--discount-fallback takes 1 to 3 discounts (counts 1, 2 and 3+), got {len(fallback)}")
         fallback = True if len(fallback) == 0 else fallback
     _io.parse_memory(args.max_memory, "--max-memory")
     return {"prune": args.prune, "discount_fallback": fallback, "max_memory": args.max_memory, "tmp_dir": args.tmp_dir}
@@ -487,7 +489,10 @@ def _run_generate(args) -> int:
     if args.start is not None:
         if vocab is None:
             raise ValueError("--start needs a vocabulary saved with the counts (count --text files)")
-        prompt = np.asarray(vocab.encode(args.start)).reshape(-1)
+        try:
+            prompt = np.asarray(vocab.encode(args.start)).reshape(-1)
+        except ValueError as exc:
+            raise ValueError(f"--start: {exc}") from None
         if prompt.size == 0:
             raise ValueError("--start must not be empty")
         last = int(prompt[-1])

@@ -312,6 +312,12 @@ class NGramCounts:
         -------
         ndarray of int64, shape (q,)
 
+        Raises
+        ------
+        ValueError
+            For a wrong shape, or an id outside ``[0, vocab_size)`` (no n-gram of these counts
+            can hold it: a query of another vocabulary, refused rather than answered 0).
+
         Notes
         -----
         O(q log m) by binary search in the sorted keys.
