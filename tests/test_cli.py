@@ -207,6 +207,13 @@ def test_generated_chains_are_one_line_each_and_unseen_starts_are_named(tmp_path
         main(["generate", str(tmp_path / "x.npz"), "-n", "1", "--length", "5", "--start", "aq", "--smoothing", "1"])
         == 0
     )
+    chars = _count_text(tmp_path, "abcab\n")
+    capsys.readouterr()
+    assert main(["generate", str(chars), "-n", "1", "--length", "3", "--start", "xy"]) == 2
+    assert "--start: text: character 'x'" in capsys.readouterr().err
+    argv = ["lm", str(tmp_path / "t.txt"), "--order", "2", "-o", str(tmp_path / "m.arpa"), "--discount-fallback"]
+    assert main([*argv, "0.3", "0.6", "0.9", "0.1"]) == 2
+    assert "--discount-fallback takes 1 to 3 discounts" in capsys.readouterr().err
 
 
 def test_generate_from_sparse_gpt2_sized_counts(tmp_path, capsys, rng):
