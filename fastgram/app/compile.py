@@ -378,7 +378,7 @@ class _Progress:
                 running = dict(self.running)
             if running and quiet >= self.heartbeat_s:
                 now = time.monotonic()
-                shown = ", ".join(f"{w} ({now - t:.0f} s)" for w, t in sorted(running.items(), key=lambda kv: kv[1]))
+                shown = ", ".join(f"{w} ({now - t:.1f} s)" for w, t in sorted(running.items(), key=lambda kv: kv[1]))
                 self.say(f"  still compiling: {shown}")
 
     def close(self) -> None:
@@ -539,7 +539,9 @@ class _CompileListener(_event.Listener):
         module = getattr(fn, "__module__", "") or ""
         if not module.startswith("fastgram."):
             return None
-        kind = ",".join(str(getattr(a, "dtype", a)) for a in ev.data.get("args", ())[:1])
+        args = ev.data.get("args", ())
+        arrays = [a for a in args if hasattr(a, "dtype")]  # the first array's dtype tells builds apart
+        kind = str(arrays[0].dtype) if arrays else (str(args[0]) if args else "")
         return f"{module.rsplit('.', 1)[-1]}.{fn.__qualname__}({kind})"
 
     def on_start(self, ev) -> None:
