@@ -389,6 +389,18 @@ def test_skip_symbols(tmp_path, capsys):
     assert "--skip-symbols applies to text" in capsys.readouterr().err
 
 
+def test_words_that_are_not_utf8_are_written_as_their_bytes(tmp_path):
+    (tmp_path / "t.txt").write_bytes(b"a \xff b\nb a\n" * 5)
+    model = tmp_path / "m.arpa"
+    assert main(["lm", str(tmp_path / "t.txt"), "--order", "2", "-o", str(model), "--discount-fallback"]) == 0
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}  # a strict UTF-8 stdout, as under LANG=en_US.UTF-8
+    for argv in (["score", str(model), str(tmp_path / "t.txt"), "-v", "word"], ["generate", str(model), "-n", "40"]):
+        out = subprocess.run([sys.executable, "-m", "fastgram.app.cli", *argv, "--seed", "1"] if argv[0] == "generate"
+                             else [sys.executable, "-m", "fastgram.app.cli", *argv], capture_output=True, env=env)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert b"\xff" in out.stdout
+
+
 def test_an_output_that_is_an_input_is_refused_before_the_work(tmp_path, capsys):
     _lm_corpus(tmp_path)
     train = tmp_path / "train.txt"

@@ -554,6 +554,12 @@ def test_load_reads_version_1_and_checks_token_ids(tmp_path):
         _damage(tmp_path / "t.npz", tmp_path / "bad.npz", token_ids=np.array(bad, np.int64))
         with pytest.raises(ValueError, match="field 'token_ids' must be -1 for the 3 special words"):
             NGramLM.load(tmp_path / "bad.npz")
+    _damage(tmp_path / "t.npz", tmp_path / "bad.npz", token_ids=np.array([-1, -1, -1, 5, 6, 8], np.int64))
+    with pytest.raises(ValueError, match="field 'token_ids' does not match the words"):
+        NGramLM.load(tmp_path / "bad.npz")  # a word model with ids would turn into a token model
+    _damage(tmp_path / "t.npz", tmp_path / "bad.npz", discounts=np.full((2, 3), np.nan))
+    with pytest.raises(ValueError, match="field 'discounts' must be finite"):
+        NGramLM.load(tmp_path / "bad.npz")
 
 
 def test_a_long_word_keeps_the_saved_model_small(tmp_path):
@@ -696,6 +702,8 @@ def test_token_files_from_a_pipe_and_odd_sizes(tmp_path):
     # a token model reads text only of decimal ids: a raw token file taken for text is refused
     with pytest.raises(ValueError, match=r"a.bin: byte 0x.. at offset .*pass dtype="):
         want.score_files(tmp_path / "a.bin")
+    (tmp_path / "words.txt").write_text("foo 5 +7\n")  # text that is not ids: OOVs, as query scores them
+    assert want.score_files(tmp_path / "words.txt").summary()["oovs"] == 2
     (tmp_path / "ids.txt").write_text(" ".join(map(str, a[:50].tolist())) + "\n")
     np.testing.assert_allclose(
         want.score_files(tmp_path / "ids.txt").log10, want.score([a[:50].tolist()]).log10, atol=1e-12
@@ -764,7 +772,21 @@ def test_query_lines(tmp_path):
     assert [c[0] for c in first] == ["zz=0", "w1=" + str(lm.word_ids()["w1"]), "</s>=2"]
     assert [int(c[1]) for c in first] == scores.ngram_length[scores.starts[2] :].tolist()
     np.testing.assert_allclose([float(c[2]) for c in first], scores.sentence(2), rtol=1e-6)
-    assert score_module._kenlm_float(-100.0) == "-100" and score_module._kenlm_float(-0.25) == "-0.25"
+    # KenLM's layout (query's own output): positional from 1e-6 to 1e21, no ".0", no "e+"
+    for x, text in [
+        (-100.0, "-100"),
+        (-0.25, "-0.25"),
+        (-2.3039123e-05, "-0.000023039123"),
+        (-1524919.1, "-1524919.1"),
+    ]:
+        assert score_module._kenlm_float(x) == text
+    for x, text in [
+        (10.0, "10"),
+        (1.8196906291073256e80, "1.8196906291073256e80"),
+        (31.02520436705392, "31.02520436705392"),
+    ]:
+        assert score_module._double_text(x) == text
+    assert score_module._kenlm_float(-1e-7) == "-1e-7" and score_module._double_text(float("nan")) == "NaN"
     with pytest.raises(ValueError, match="level"):
         next(scores.query_lines("words"))
     with pytest.raises(ValueError, match="words"):

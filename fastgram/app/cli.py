@@ -618,6 +618,8 @@ def _return_freed_memory() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fastgram`` command; returns the exit status."""
+    if hasattr(sys.stdout, "reconfigure"):  # words that are not UTF-8 are written as their bytes
+        sys.stdout.reconfigure(errors="surrogateescape")
     parser = build_parser()
     args = parser.parse_args(argv)
     _, run = _COMMANDS[args.command]

@@ -458,9 +458,13 @@ class NGramLM:
             if (token_ids[:3] != -1).any() or (rest < 0).any() or len(np.unique(rest)) != len(rest):
                 what = "-1 for the 3 special words, then distinct ids >= 0"
                 raise ValueError(f"{path}: field 'token_ids' must be {what}")
+            if vocab.words[3:] != tuple(map(str, rest.tolist())):
+                raise ValueError(f"{path}: field 'token_ids' does not match the words (a token model's are its ids)")
         discounts = fields.get("discounts")
-        if discounts is not None and (discounts.dtype != np.float64 or discounts.shape != (N, 3)):
-            raise ValueError(f"{path}: field 'discounts' must be float64 of shape ({N}, 3)")
+        if discounts is not None and (
+            discounts.dtype != np.float64 or discounts.shape != (N, 3) or not np.isfinite(discounts).all()
+        ):
+            raise ValueError(f"{path}: field 'discounts' must be finite float64 of shape ({N}, 3)")
         u = us if len(us) == N else None
         model = cls(N, vocab.concatenated(), rows, probs, backs, token_ids=token_ids, discounts=discounts, u=u)
         model._vocab = vocab  # already built (and checked): scoring needs it
@@ -683,23 +687,24 @@ def _without_pruned_words(rows, names, ids):
     return names, None if ids is None else ids[kept]
 
 
-#: Bytes of text that a token model's words (decimal ids) are made of, with the delimiters.
-_DECIMAL_TEXT = np.zeros(256, bool)
-_DECIMAL_TEXT[list(b"0123456789 \t\r\n\0")] = True
+#: Control bytes no text holds (all but tab, newline, vertical tab, form feed and CR), and a
+#: raw token file nearly always does (any id whose low or high byte is below 0x20).
+_BINARY = np.zeros(256, bool)
+_BINARY[[b for b in range(32) if b not in b"\t\n\v\f\r"]] = True
 
 
 def _check_decimal_text(files) -> None:
-    """A token model scores text only of decimal ids: any other byte means a raw token file
-    read as text (every token an OOV), which is refused with the option that reads it."""
+    """A token model given a raw token file as text would score every token as an OOV: a
+    control byte (which text does not hold) is refused with the option that reads the file."""
     for path in files:
         if _io.file_size(path) is None:  # a stream can be read once: no look ahead
             continue
         data = np.fromfile(path, np.uint8)
-        bad = np.flatnonzero(~_DECIMAL_TEXT[data])
+        bad = np.flatnonzero(_BINARY[data])
         if len(bad):
             raise ValueError(
-                f"{path}: byte 0x{int(data[bad[0]]):02X} at offset {int(bad[0]):,}, but this model's words are "
-                "token ids: for a raw token file pass dtype= (fastgram score --dtype); text must be decimal ids"
+                f"{path}: byte 0x{int(data[bad[0]]):02X} at offset {int(bad[0]):,} is not text, and this model's "
+                "words are token ids: for a raw token file pass dtype= (fastgram score --dtype)"
             )
 
 

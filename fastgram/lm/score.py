@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -82,6 +83,12 @@ class Scores:
         if isinstance(words, (str, bytes)) or not hasattr(words, "__iter__"):
             raise TypeError(f"words must be an iterable of lists of str (one per sentence), got {type(words).__name__}")
         words = iter(words)
+        # whole arrays to Python once (a per-sentence slice costs more than its few tokens)
+        cell_tail = [
+            f" {g} {_kenlm_float(x)}\t"
+            for g, x in zip(self.ngram_length.tolist(), self.log10.astype(np.float32).tolist())
+        ]
+        ids = self.ids.tolist()
         for s, (total, n) in enumerate(zip(totals, oovs)):
             lo, hi = starts[s], starts[s + 1]
             ws = next(words, None)
@@ -90,11 +97,8 @@ class Scores:
             if ws is None or len(ws) != hi - lo - 1:
                 got = "none" if ws is None else len(ws)
                 raise ValueError(f"words: sentence {s} has {hi - lo - 1} words before </s> in the scores, {got} given")
-            ids = self.ids[lo:hi].tolist()
-            lengths = self.ngram_length[lo:hi].tolist()
-            probs = self.log10[lo:hi].astype(np.float32).tolist()
-            cells = [f"{w}={i} {g} {_kenlm_float(x)}\t" for w, i, g, x in zip([*ws, "</s>"], ids, lengths, probs)]
-            yield "".join(cells) + f"Total: {_kenlm_float(total)} OOV: {n}\n"
+            cells = [f"{w}={i}{t}" for w, i, t in zip(ws, ids[lo : hi - 1], cell_tail[lo : hi - 1])]
+            yield "".join(cells) + f"</s>={ids[hi - 1]}{cell_tail[hi - 1]}Total: {_kenlm_float(total)} OOV: {n}\n"
         if next(words, None) is not None:
             raise ValueError(f"words: more sentences than the {len(self)} scored")
 
@@ -120,16 +124,39 @@ class Scores:
         )
 
 
+def _shortest(v) -> str:
+    """``v`` (a NumPy float32 or float64) in its shortest round-trip digits, laid out as KenLM
+    prints numbers (double-conversion's ``ToShortest``): positional while the decimal
+    exponent is in [-6, 21) (``-0.000023039123``, ``-1524919.1``, ``10``), else ``1.5e80`` /
+    ``1e-7``; ``NaN``, ``inf``, ``-inf``."""
+    if not np.isfinite(v):
+        return "NaN" if np.isnan(v) else ("inf" if v > 0 else "-inf")
+    if v == 0:
+        return "-0" if np.signbit(v) else "0"
+    mantissa, exp = np.format_float_scientific(v, unique=True, trim="-").split("e")
+    sign, exp = ("-" if mantissa[0] == "-" else ""), int(exp)
+    digits = mantissa.lstrip("-").replace(".", "")
+    if not -6 <= exp < 21:
+        return f"{sign}{digits[0]}{'.' + digits[1:] if len(digits) > 1 else ''}e{exp}"
+    point = exp + 1  # digits before the decimal point
+    if point <= 0:
+        return f"{sign}0.{'0' * -point}{digits}"
+    if point >= len(digits):
+        return sign + digits + "0" * (point - len(digits))
+    return f"{sign}{digits[:point]}.{digits[point:]}"
+
+
 def _double_text(x: float) -> str:
-    """A float64 as query prints one: shortest round-trip digits, ``NaN``, ``inf``."""
-    return "NaN" if math.isnan(x) else repr(float(x))
+    """A float64 as query prints one (the summary's perplexities)."""
+    return _shortest(np.float64(x))
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _kenlm_float(x: float) -> str:
-    """A float32 value (given as a Python float) in its shortest round-trip digits, as KenLM
-    prints it: ``-1.1620424``, ``-100``."""
-    text = str(np.float32(x))
-    return text[:-2] if text.endswith(".0") else text
+    """A float32 value (given as a Python float) as KenLM prints its float32 values:
+    ``-1.1620424``, ``-100``, ``-0.000023039123``. Cached: a file of short lines repeats few
+    values many times."""
+    return _shortest(np.float32(x))
 
 
 def sentence_words(paths, *, dtype=None, separator=None, skip_symbols: bool = False):
