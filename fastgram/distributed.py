@@ -49,7 +49,7 @@ from fastgram.store import (
     search_run,
     write_manifest,
     write_partition,
-    write_run,
+    write_run_blocks,
 )
 
 __all__ = ["count_to_store", "dask_client", "TASK_TOKENS", "PARTITION_ENTRIES", "SAMPLE_KEYS"]
@@ -187,11 +187,11 @@ def map_task(spec: dict) -> dict:
             for other, ids, pos in _lookahead(spec, n - 1):
                 _checks.check_token_range(ids, V, name=other, offset=pos)
                 counter.update(ids)
-        result = counter.result()
-    keys, counts = result.keys, result.counts
-    write_run(spec["run"], keys, counts)
-    m = len(keys)
-    sample = keys[(np.arange(min(m, SAMPLE_KEYS)) * m) // max(1, min(m, SAMPLE_KEYS))].copy()
+        # written as merged, block by block: a task (a whole text file) never holds its result
+        m = write_run_blocks(spec["run"], counter.result_blocks())
+    keys = np.memmap(spec["run"], np.dtype("<u8"), mode="r", shape=(m,)) if m else np.zeros(0, np.uint64)
+    sample = np.array(keys[(np.arange(min(m, SAMPLE_KEYS)) * m) // max(1, min(m, SAMPLE_KEYS))], np.uint64)
+    del keys
     return {"run": spec["run"], "distinct": m, "tokens": tokens, "sample": sample}
 
 
@@ -373,7 +373,7 @@ def count_to_store(
             after += [(files[j], 0, sizes[j]) for j in range(fi + 1, len(files)) if sizes[j]]
         return dict(
             path=files[fi], dtype=dtype, vocab=vocab, start=start, stop=stop, size=sizes[fi], after=after,
-            chunk_tokens=min(chunk_tokens, max(1, stop - start)), host_slots=executor.host_slots, **extra,
+            chunk_tokens=min(chunk_tokens, task_tokens, max(1, stop - start)), host_slots=executor.host_slots, **extra,
         )  # fmt: skip
 
     if raw:

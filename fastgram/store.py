@@ -93,6 +93,30 @@ def write_run(path: str, keys: np.ndarray, counts: np.ndarray) -> None:
         raise
 
 
+def write_run_blocks(path: str, blocks) -> int:
+    """:func:`write_run` of ``(keys, counts)`` blocks in key order, never holding more than one
+    (the counts go to a side file, appended after the keys); returns the entries written."""
+    tmp = f"{path}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
+    side = tmp + ".counts"
+    m = 0
+    try:
+        with open(tmp, "wb") as f, open(side, "w+b") as g:
+            for keys, counts in blocks:
+                np.ascontiguousarray(keys, "<u8").tofile(f)
+                np.ascontiguousarray(counts, "<i8").tofile(g)
+                m += len(keys)
+            g.seek(0)
+            shutil.copyfileobj(g, f, 1 << 20)
+        os.unlink(side)
+        os.replace(tmp, path)
+    except BaseException:
+        for name in (tmp, side):
+            if os.path.exists(name):
+                os.unlink(name)
+        raise
+    return m
+
+
 def read_run(path: str, m: int, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Keys and counts ``[start, stop)`` of a run of ``m`` entries written by :func:`write_run`."""
     stop = m if stop is None else stop

@@ -290,12 +290,22 @@ def _merge_flat(keys, counts, starts, min_count, out_keys, out_counts):
 
 
 def merge_sources(sources: list, block: int, min_count: int, words: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """K-way merge of sorted runs read ``block`` entries at a time, pruned by ``min_count``.
+    """K-way merge of sorted runs read ``block`` entries at a time, pruned by ``min_count``:
+    :func:`iter_merge`'s blocks joined (memory: its buffers plus the output)."""
+    kept = list(iter_merge(sources, block, min_count, words))
+    if not kept:
+        return empty_keys(words), EMPTY_COUNTS
+    return np.concatenate([k for k, _ in kept]), np.concatenate([c for _, c in kept])
+
+
+def iter_merge(sources: list, block: int, min_count: int, words: int = 1):
+    """Yield the merged, pruned ``(keys, counts)`` of sorted runs in key order, a block at a time.
 
     Each step merges every buffered key up to the smallest "last buffered key" among the runs
     that still have data to read: all occurrences of those keys are in the buffers, so their
-    sums are final. The buffers are allocated once. Memory: ``len(sources) * block * 32``
-    bytes plus the output (``8 (words + 1)`` per entry instead of 16 for keys of ``words`` words).
+    sums are final. The buffers are allocated once. Memory: ``len(sources) * block * 32`` bytes
+    (``8 (words + 1)`` per entry instead of 16 for keys of ``words`` words); each yielded block is
+    new arrays of at most ``len(sources) * block`` entries.
     """
     k = len(sources)
     shape = (k * block,) if words == 1 else (k * block, words)
@@ -304,7 +314,6 @@ def merge_sources(sources: list, block: int, min_count: int, words: int = 1) -> 
     out_keys = np.empty(shape, np.uint64)
     out_counts = np.empty(k * block, np.int64)
     bufs = [s.read(block) for s in sources]
-    kept_k, kept_c = [], []
     while any(len(b[0]) for b in bufs):
         pending = [b[0][-1] for b, s in zip(bufs, sources) if not s.done and len(b[0])]
         if words == 1:
@@ -327,14 +336,10 @@ def merge_sources(sources: list, block: int, min_count: int, words: int = 1) -> 
             rest.append((keys[cut:], counts[cut:]))
         kk, cc = _merge_flat(flat_keys, flat_counts, starts, min_count, out_keys, out_counts)
         if len(kk):
-            kept_k.append(kk)
-            kept_c.append(cc)
+            yield kk, cc
         bufs = []
         for (keys, counts), s in zip(rest, sources):
             if len(keys) < block // 2 and not s.done:
                 more_k, more_c = s.read(block - len(keys))
                 keys, counts = np.concatenate([keys, more_k]), np.concatenate([counts, more_c])
             bufs.append((keys, counts))
-    if not kept_k:
-        return empty_keys(words), EMPTY_COUNTS
-    return np.concatenate(kept_k), np.concatenate(kept_c)

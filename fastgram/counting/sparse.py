@@ -226,6 +226,24 @@ class NGramCounter:
         self.tokens += other_counts.tokens
         return self
 
+    def result_blocks(self, min_count: int = 1):
+        """Yield the counts so far as ``(keys, counts)`` blocks in key order, pruned to
+        ``min_count``: what :meth:`result` holds, without holding it (with spilled runs, each
+        block is a bounded merge step; without, the one in-memory result)."""
+        min_count = _checks.require_min_count(min_count)
+        self._flush_edges()
+        if not self._spilled:
+            yield _runs.prune_runs(*_runs.merge_all(self._runs, self.words), min_count)
+            return
+        sources = [_runs.RunReader(stem, length, self.words) for stem, length in self._spilled]
+        sources += [_runs.MemoryRun(*run) for run in self._runs]
+        yield from _runs.iter_merge(sources, self._merge_block(len(sources)), min_count, self.words)
+
+    def _merge_block(self, sources: int) -> int:
+        """Entries read from each of ``sources`` runs at a time, within the memory budget."""
+        budget = self.max_memory or (256 << 20)
+        return max(4096, budget // (8 * self._entry_bytes * sources))
+
     def result(self, min_count: int = 1) -> NGramCounts:
         """The counts so far, pruned to n-grams seen at least ``min_count`` times.
 
@@ -239,9 +257,7 @@ class NGramCounter:
         else:
             sources = [_runs.RunReader(stem, length, self.words) for stem, length in self._spilled]
             sources += [_runs.MemoryRun(*run) for run in self._runs]
-            budget = self.max_memory or (256 << 20)
-            block = max(4096, budget // (8 * self._entry_bytes * len(sources)))
-            keys, counts = _runs.merge_sources(sources, block, min_count, self.words)
+            keys, counts = _runs.merge_sources(sources, self._merge_block(len(sources)), min_count, self.words)
         return NGramCounts(
             keys,
             counts,
