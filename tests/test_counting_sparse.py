@@ -193,6 +193,10 @@ def test_spill_equals_in_memory(n, no_temp_left):
         want = whole.prune(min_count)
         np.testing.assert_array_equal(got.keys, want.keys)
         np.testing.assert_array_equal(got.counts, want.counts)
+        blocks = list(counter.result_blocks(min_count))  # the same, a bounded block at a time
+        assert len(blocks) > 1
+        np.testing.assert_array_equal(np.concatenate([k for k, _ in blocks]), want.keys)
+        np.testing.assert_array_equal(np.concatenate([c for _, c in blocks]), want.counts)
     counter.close()
     assert os.listdir(no_temp_left) == []
     got = count_ngrams(tokens, n, 3000, max_memory=1 << 18, tmp_dir=no_temp_left)

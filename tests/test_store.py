@@ -10,7 +10,7 @@ import pytest
 
 import fastgram as fg
 from fastgram import distributed
-from fastgram.store import MANIFEST, NGramStore
+from fastgram.store import MANIFEST, NGramStore, read_run, write_run, write_run_blocks
 
 
 def _shards(tmp_path, lengths, V, seed, dtype=np.uint16, zipf=False):
@@ -337,3 +337,16 @@ def test_a_store_refuses_wide_keys_clearly(tmp_path):
     wide = fg.count_ngrams(np.array([1, 2, 3, 4, 5], np.uint32), 5, vocab_size=1_000_000)
     with pytest.raises(ValueError, match=r"a store holds n-grams whose key fits one 64-bit word .* need 2 words"):
         NGramStore.from_counts(wide, tmp_path / "s")
+
+
+def test_write_run_blocks_equals_write_run(tmp_path):
+    rng = np.random.default_rng(7)
+    keys = np.unique(rng.integers(0, 1 << 40, 5000).astype(np.uint64))
+    counts = rng.integers(1, 9, len(keys)).astype(np.int64)
+    write_run(str(tmp_path / "a.bin"), keys, counts)
+    blocks = [(keys[lo : lo + 700], counts[lo : lo + 700]) for lo in range(0, len(keys), 700)]
+    assert write_run_blocks(str(tmp_path / "b.bin"), iter(blocks)) == len(keys)
+    assert (tmp_path / "a.bin").read_bytes() == (tmp_path / "b.bin").read_bytes()
+    got = read_run(str(tmp_path / "b.bin"), len(keys))
+    assert np.array_equal(got[0], keys) and np.array_equal(got[1], counts)
+    assert sorted(os.listdir(tmp_path)) == ["a.bin", "b.bin"]  # no side file left
