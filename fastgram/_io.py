@@ -397,6 +397,27 @@ def read_tokens(path: str, dtype: np.dtype) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, dtype)
 
 
+def join_token_files(files: list, dtype: np.dtype, separator: int | None) -> np.ndarray:
+    """Raw token files as one stream (each read by :func:`read_tokens`): with a ``separator``,
+    one stands between two files unless the stream so far already ends with it (a shard that
+    closes its last sentence), so no empty sentence appears at a file's edge; an empty file adds
+    nothing. Without one the files are concatenated. Memory: the stream (one file alone stays
+    memory-mapped)."""
+    arrays = [read_tokens(f, dtype) for f in files]
+    if len(arrays) == 1:
+        return arrays[0]
+    pieces, open_end = [], False
+    boundary = None if separator is None else np.array([separator], dtype)
+    for a in arrays:
+        if not len(a):
+            continue
+        if open_end:
+            pieces.append(boundary)
+        pieces.append(a)
+        open_end = boundary is not None and int(a[-1]) != separator
+    return np.concatenate(pieces) if pieces else np.zeros(0, dtype)
+
+
 def _decode(decoder, data: bytes, offset: int, path: str, final: bool) -> str:
     pending = len(decoder.getstate()[0])
     try:

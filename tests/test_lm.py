@@ -829,6 +829,16 @@ def test_estimate_files_text_and_tokens(tmp_path):
     )
     joined = np.concatenate([a, [0], b]).astype(np.uint16)
     assert two.to_dict() == NGramLM.estimate(joined, 3, separator=0, discount_fallback=True).to_dict()
+    # shards that end their last sentence (as GPT-2 shards end with 50256) get no second
+    # separator between them: no empty sentence at each edge
+    closed = [np.concatenate([x[x != 0], [0]]).astype(np.uint16) for x in (a, b)]
+    for i, x in enumerate(closed):
+        x.tofile(tmp_path / f"closed{i}.bin")
+    shards = [tmp_path / "closed0.bin", tmp_path / "closed1.bin"]
+    whole = np.concatenate(closed)
+    got = NGramLM.estimate_files(shards, 3, dtype="uint16", separator=0, discount_fallback=True)
+    assert got.to_dict() == NGramLM.estimate(whole, 3, separator=0, discount_fallback=True).to_dict()
+    assert len(got.score_files(shards, dtype="uint16", separator=0)) == 2 == len(got.score(whole, separator=0))
     np.testing.assert_allclose(
         two.score_files(tmp_path / "b.bin", dtype="uint16", separator=0).log10, two.score(b, separator=0).log10
     )

@@ -235,7 +235,8 @@ def _add_corpus_kind(p, *, required: bool) -> None:
         type=int,
         default=None,
         metavar="ID",
-        help="with --dtype: the sentence-boundary id (e.g. GPT-2's 50256); also put between files",
+        help="with --dtype: the sentence-boundary id (e.g. GPT-2's 50256); also put between files (unless "
+        "a file already ends with it)",
     )
     p.add_argument(
         "--skip-symbols",

@@ -267,7 +267,8 @@ class NGramLM:
         paths : str, os.PathLike or list of them
             Text files (``dtype=None``) are read with :class:`fastgram.vocab.WordVocab`; raw
             token files (``dtype="uint16"`` etc.) are memory-mapped (one file) or joined with
-            ``separator`` between them (several).
+            ``separator`` between them (several; none is added after a file that already ends
+            with it, so a shard's edge makes no empty sentence).
         options
             As :meth:`estimate` (``prune``, ``discount_fallback``, ``max_memory``...).
 
@@ -289,21 +290,14 @@ class NGramLM:
             del vocab  # only `held` holds the ids and the vocabulary: freed once used
             return cls._from_stream(held, _est.EOS, **options)
         dt = _io.token_dtype(dtype)
-        arrays = [_io.read_tokens(f, dt) for f in files]  # regular files memory-mapped, streams read
-        if len(arrays) == 1:
-            return cls.estimate(arrays[0], order, separator=separator, **options)
+        if len(files) == 1:  # memory-mapped (a stream: read)
+            return cls.estimate(_io.read_tokens(files[0], dt), order, separator=separator, **options)
         if separator is None:
             raise ValueError("several raw token files need separator= (--separator: the boundary put between them)")
         separator = _checks.check_separator(separator, int(np.iinfo(dt).max) + 1)
         options = _options(order, **options)
-        joined = []
-        for i, a in enumerate(arrays):
-            if i:
-                joined.append(np.array([separator], dt))
-            joined.append(a)
-        held = [np.concatenate(joined), None]  # unsigned ids: nothing more to check
-        del joined, arrays  # the joined stream is freed once counted
-        return cls._from_stream(held, separator, **options)
+        held = [_io.join_token_files(files, dt, separator), None]  # unsigned ids: nothing more to check
+        return cls._from_stream(held, separator, **options)  # the joined stream is freed once counted
 
     def word_vocab(self):
         """A :class:`fastgram.vocab.WordVocab` whose ids are this model's ids."""
@@ -332,10 +326,7 @@ class NGramLM:
         dt = _io.token_dtype(dtype)
         if separator is not None:  # before it is put between the files
             separator = _checks.check_separator(separator, int(np.iinfo(dt).max) + 1)
-        parts = [_io.read_tokens(f, dt) for f in files]
-        if separator is not None and len(parts) > 1:
-            parts = [x for i, p in enumerate(parts) for x in ((np.array([separator], dt),) if i else ()) + (p,)]
-        return self.score(np.concatenate(parts) if parts else np.zeros(0, dt), separator=separator)
+        return self.score(_io.join_token_files(files, dt, separator), separator=separator)
 
     @classmethod
     def read_arpa(cls, path) -> "NGramLM":

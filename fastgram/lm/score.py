@@ -164,7 +164,8 @@ def sentence_words(paths, *, dtype=None, separator=None, skip_symbols: bool = Fa
     reads the files: text lines split as lmplz splits them (a file's unterminated last line
     is a sentence when it has words; ``skip_symbols`` drops ``<s>``, ``</s>`` and ``<unk>``),
     or the raw token ids as decimal numbers, split at ``separator`` (one sentence without it;
-    the files joined with ``separator`` between them). Memory: one file at a time."""
+    the files joined as :func:`fastgram._io.join_token_files` joins them). Memory: one text
+    file at a time; token files joined."""
     files = _io.expand_paths(paths)
     if dtype is None:
         drop = set(SPECIAL_WORDS) if skip_symbols else ()
@@ -181,24 +182,17 @@ def sentence_words(paths, *, dtype=None, separator=None, skip_symbols: bool = Fa
             if last:
                 yield last
         return
-    dt = _io.token_dtype(dtype)
-    pending: list[str] = []
-    for i, path in enumerate(files):
-        tokens = np.fromfile(path, dtype=dt)
-        if separator is None:
-            pending.extend(map(str, tokens.tolist()))
-            continue
-        if i:
-            yield pending
-            pending = []
-        cuts = np.flatnonzero(tokens == separator)
-        lo = 0
-        for c in cuts.tolist():
-            yield pending + list(map(str, tokens[lo:c].tolist()))
-            pending, lo = [], c + 1
-        pending = pending + list(map(str, tokens[lo:].tolist()))
-    if pending:  # tokens after the last separator: a sentence (scoring closes it)
-        yield pending
+    tokens = _io.join_token_files(files, _io.token_dtype(dtype), separator)  # as score_files joins them
+    if separator is None:
+        if len(tokens):
+            yield list(map(str, tokens.tolist()))
+        return
+    lo = 0
+    for c in np.flatnonzero(tokens == separator).tolist():
+        yield list(map(str, tokens[lo:c].tolist()))
+        lo = c + 1
+    if lo < len(tokens):  # tokens after the last separator: a sentence (scoring closes it)
+        yield list(map(str, tokens[lo:].tolist()))
 
 
 def _stream_sentences(ids: np.ndarray, is_sep: np.ndarray | None):
