@@ -90,6 +90,17 @@ def test_count_errors_leave_no_output(tmp_path, capsys):
     ]:
         assert main(["count", str(tmp_path / "ok.bin"), "--dtype", "uint8", *bad, "-o", str(out)]) == 2
         assert message in capsys.readouterr().err
+    ok = str(tmp_path / "ok.bin")
+    for argv, message in [  # the flags' names, before any work
+        (["--tmp-dir", str(tmp_path / "nowhere"), "-o", str(out)], "--tmp-dir " + str(tmp_path / "nowhere")),
+        (["--out-dir", ok], f"--out-dir {ok} is not an empty directory"),
+        (["--out-dir", str(tmp_path)], "is not an empty directory"),
+        (["--out-dir", str(tmp_path / "no" / "store")], "its parent directory does not exist"),
+    ]:
+        assert main(["count", ok, "--dtype", "uint8", *argv]) == 2
+        assert message in capsys.readouterr().err
+    argv = ["lm", ok, "--dtype", "uint8", "--order", "2", "-o", str(tmp_path / "m.arpa"), "--tmp-dir", "nowhere"]
+    assert main(argv) == 2 and "--tmp-dir nowhere is not a directory" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["bad.txt", "odd.bin", "ok.bin"]
 
 

@@ -116,6 +116,7 @@ def _run_count(args) -> int:
     if args.vocab_size is not None:
         _checks.check_vocab_size(args.vocab_size, "--vocab-size")
     paths = _io.expand_paths(args.paths, "PATH")
+    _check_tmp_dir(args)
     vocab = _text_vocab(args, paths)
     if args.out_dir is not None:
         return _count_to_store(args, paths, vocab)
@@ -152,8 +153,19 @@ def _run_count(args) -> int:
     return 0
 
 
+def _check_tmp_dir(args) -> None:
+    """``--tmp-dir``, checked before the work with the flag's name."""
+    if args.tmp_dir is not None and not os.path.isdir(args.tmp_dir):
+        raise FileNotFoundError(f"--tmp-dir {args.tmp_dir} is not a directory")
+
+
 def _count_to_store(args, paths, vocab) -> int:
     """``fastgram count --out-dir``: in this process, or on Dask (``--scheduler``/``--workers``)."""
+    out = args.out_dir
+    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
+        raise FileExistsError(f"--out-dir {out} is not an empty directory; a store is written into a new or empty one")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+        raise FileNotFoundError(f"--out-dir {out}: its parent directory does not exist")
     if args.workers is not None:
         _checks.require_int(args.workers, "--workers", min=1, max=distributed.MAX_LOCAL_WORKERS)
     options = dict(
@@ -291,6 +303,7 @@ def _run_lm(args) -> int:
     _check_corpus_kind(args)
     paths = _io.expand_paths(args.paths, "FILE")
     _io.check_output(args.output, paths)
+    _check_tmp_dir(args)
     start = time.perf_counter()
     stage = _Stages(args.progress)
     stage("estimating")
