@@ -106,8 +106,8 @@ def sigterm_as_exception(redeliver: bool = True):
     try:
         yield
     except Terminated:
-        signal.signal(signal.SIGTERM, previous)
         if redeliver:
+            signal.signal(signal.SIGTERM, previous)
             os.kill(os.getpid(), signal.SIGTERM)  # the default action: the process ends here
         raise
     finally:
@@ -346,6 +346,15 @@ def _read_full(f, view: memoryview) -> int:
     return got
 
 
+def _check_whole_tokens(path: str, size: int | None, dtype: np.dtype) -> None:
+    """``ValueError`` naming the file when a regular file's ``size`` is not whole tokens."""
+    if size is not None and size % dtype.itemsize:
+        raise ValueError(
+            f"{path}: file size {_checks.fmt_int(size)} bytes is not a multiple of "
+            f"{dtype.name}'s {dtype.itemsize} bytes; is dtype right?"
+        )
+
+
 def raw_chunks(path: str, dtype: np.dtype, chunk_tokens: int = CHUNK_TOKENS) -> Iterator[tuple[np.ndarray, int]]:
     """``(ids, bytes read)`` of a raw token file, ``chunk_tokens`` ids at a time.
 
@@ -354,11 +363,7 @@ def raw_chunks(path: str, dtype: np.dtype, chunk_tokens: int = CHUNK_TOKENS) -> 
     streams) or when the file changes size while it is read.
     """
     size = file_size(path)
-    if size is not None and size % dtype.itemsize:
-        raise ValueError(
-            f"{path}: file size {_checks.fmt_int(size)} bytes is not a multiple of "
-            f"{dtype.name}'s {dtype.itemsize} bytes; is dtype right?"
-        )
+    _check_whole_tokens(path, size, dtype)
     tokens = chunk_tokens if size is None else max(min(chunk_tokens, size // dtype.itemsize), 1)
     buffer = np.empty(tokens, dtype=dtype)
     raw = memoryview(buffer).cast("B")
@@ -387,11 +392,7 @@ def read_tokens(path: str, dtype: np.dtype) -> np.ndarray:
     file when its size is not a multiple of the dtype's (as :func:`raw_chunks`)."""
     size = file_size(path)
     if size is not None:
-        if size % dtype.itemsize:
-            raise ValueError(
-                f"{path}: file size {_checks.fmt_int(size)} bytes is not a multiple of "
-                f"{dtype.name}'s {dtype.itemsize} bytes; is dtype right?"
-            )
+        _check_whole_tokens(path, size, dtype)
         return np.memmap(path, dtype=dtype, mode="r") if size else np.zeros(0, dtype)
     parts = [chunk.copy() for chunk, _ in raw_chunks(path, dtype)]
     return np.concatenate(parts) if parts else np.zeros(0, dtype)

@@ -74,46 +74,44 @@ KIND = "fastgram-ngram-store"
 # ---------------------------------------------------------------------------------------------
 
 
-def write_run(path: str, keys: np.ndarray, counts: np.ndarray) -> None:
-    """Write sorted ``keys`` and their ``counts`` to ``path`` atomically.
+@contextlib.contextmanager
+def _replacing(path: str):
+    """Yield a temporary name beside ``path``, renamed onto it when the block succeeds; it (and
+    its ``.side`` companion, if the block made one) is removed however the block ends.
 
-    The temporary name is unique to this call (pid and a random part), so two attempts of one
-    task (a retry after a worker died) never write into each other's file; the last rename wins
-    and both write the same bytes.
+    The name is unique to the call (pid and a random part), so two attempts of one task (a
+    retry after a worker died) never write into each other's file; the last rename wins and
+    both write the same bytes.
     """
     tmp = f"{path}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
     try:
-        with open(tmp, "wb") as f:
-            np.ascontiguousarray(keys, "<u8").tofile(f)
-            np.ascontiguousarray(counts, "<i8").tofile(f)
+        yield tmp
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    finally:
+        for name in (tmp, tmp + ".side"):
+            if os.path.exists(name):
+                os.unlink(name)
+
+
+def write_run(path: str, keys: np.ndarray, counts: np.ndarray) -> None:
+    """Write sorted ``keys`` and then their ``counts`` to ``path`` atomically."""
+    with _replacing(path) as tmp, open(tmp, "wb") as f:
+        np.ascontiguousarray(keys, "<u8").tofile(f)
+        np.ascontiguousarray(counts, "<i8").tofile(f)
 
 
 def write_run_blocks(path: str, blocks) -> int:
     """:func:`write_run` of ``(keys, counts)`` blocks in key order, never holding more than one
     (the counts go to a side file, appended after the keys); returns the entries written."""
-    tmp = f"{path}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
-    side = tmp + ".counts"
     m = 0
-    try:
-        with open(tmp, "wb") as f, open(side, "w+b") as g:
+    with _replacing(path) as tmp:
+        with open(tmp, "wb") as f, open(tmp + ".side", "w+b") as side:
             for keys, counts in blocks:
                 np.ascontiguousarray(keys, "<u8").tofile(f)
-                np.ascontiguousarray(counts, "<i8").tofile(g)
+                np.ascontiguousarray(counts, "<i8").tofile(side)
                 m += len(keys)
-            g.seek(0)
-            shutil.copyfileobj(g, f, 1 << 20)
-        os.unlink(side)
-        os.replace(tmp, path)
-    except BaseException:
-        for name in (tmp, side):
-            if os.path.exists(name):
-                os.unlink(name)
-        raise
+            side.seek(0)
+            shutil.copyfileobj(side, f, 1 << 20)
     return m
 
 

@@ -341,11 +341,7 @@ class NGramLM:
             R, perm, repeated = _sort_reversed(grams[n])
             if repeated:
                 same = np.flatnonzero((R[1:] == R[:-1]).all(axis=1))[0]
-                data, offsets = words
-                text = " ".join(
-                    data[offsets[w] : offsets[w + 1]].tobytes().decode("utf-8", "surrogateescape")
-                    for w in R[same][::-1].tolist()
-                )
+                text = " ".join(unpack_words(*select_packed(*words, R[same][::-1])))
                 raise ValueError(f"{os.fspath(path)}: the {n + 1}-gram {text!r} appears twice")
             rows.append(R)
             probs.append(prob[n] if perm is None else prob[n][perm])
@@ -684,13 +680,18 @@ _BINARY = np.zeros(256, bool)
 _BINARY[[b for b in range(32) if b not in b"\t\n\v\f\r"]] = True
 
 
+#: Bytes of a text file :func:`_check_decimal_text` looks at (a token file shows itself at once).
+TEXT_SNIFF_BYTES = 1 << 16
+
+
 def _check_decimal_text(files) -> None:
     """A token model given a raw token file as text would score every token as an OOV: a
-    control byte (which text does not hold) is refused with the option that reads the file."""
+    control byte (which text does not hold) among a file's first bytes is refused with the
+    option that reads the file. Reads :data:`TEXT_SNIFF_BYTES` of each, not the whole."""
     for path in files:
         if _io.file_size(path) is None:  # a stream can be read once: no look ahead
             continue
-        data = np.fromfile(path, np.uint8)
+        data = np.fromfile(path, np.uint8, count=TEXT_SNIFF_BYTES)
         bad = np.flatnonzero(_BINARY[data])
         if len(bad):
             raise ValueError(
