@@ -47,6 +47,7 @@ import fastgram as fg
 from fastgram import reference
 from fastgram.app import cli as fastgram_cli
 from fastgram.kernels.random import first_words
+from fastgram.lm import sentence_words
 
 ALLOWED = (TypeError, ValueError)
 PATH_ALLOWED = (TypeError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError, NotADirectoryError)
@@ -867,6 +868,18 @@ def fam_files(run: Run, data, narrow: bool) -> None:
         out = run.call(fn.__name__, fn, path, n, allowed=PATH_ALLOWED, names_file=path if plain else None, **kw)
         if out is not RAISED:
             _check_counts(run, fn.__name__, out, raw, **kw)
+        if "lm" in _GOOD and data.draw(st.booleans()):  # scoring the same bytes, and query's word lines
+            model = _GOOD["lm"][1](_GOOD["lm"][0])
+            skip = data.draw(st.booleans())
+            scores = run.call(
+                "NGramLM.score_files", model.score_files, path, skip_symbols=skip, allowed=PATH_ALLOWED, names_file=path
+            )
+            if scores is not RAISED:
+                words = sentence_words(path, skip_symbols=skip)
+                lines = run.call("Scores.query_lines", lambda: list(scores.query_lines("word", words)))
+                run.expect(
+                    "sentence_words", lines is not RAISED and len(lines) == len(scores), "a line a sentence", raw
+                )
         if data.draw(st.booleans()):
             run.call(
                 "Vocab.from_text",
