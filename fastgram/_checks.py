@@ -77,7 +77,7 @@ def require_float(
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    value = float(value)
+    value = to_float(value, name)
     if not np.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
     lo = "(" if min_open else "["
@@ -90,18 +90,44 @@ def require_float(
     return value
 
 
+def to_float(value, name: str) -> float:
+    """``float(value)``; an integer past the float range is a ``ValueError`` naming ``name``."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{name} must be finite, got an integer of {len(str(abs(int(value))))} digits") from None
+
+
 def as_int_array(x, name: str) -> np.ndarray:
     """``x`` as an integer ndarray without copying an ndarray (memmaps stay memmaps).
 
     Lists and other sequences are converted with :func:`numpy.asarray`. Booleans, floats and
     other kinds raise ``TypeError``.
     """
-    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    arr = x if isinstance(x, np.ndarray) else _as_rectangular(x, name)
     if arr.dtype.kind not in "iu":
         if arr.dtype.kind == "f" and arr.size == 0 and not isinstance(x, np.ndarray):
             return np.zeros(0, dtype=np.uint8)  # an empty list
         raise TypeError(f"{name} must be an array of integers, got dtype {arr.dtype}")
     return arr
+
+
+def _as_rectangular(x, name: str) -> np.ndarray:
+    """:func:`numpy.asarray` of a sequence; ragged nesting is a ``ValueError`` naming ``name``."""
+    try:
+        return np.asarray(x)
+    except ValueError:
+        raise ValueError(f"{name} must be a rectangular array (every row the same length)") from None
+
+
+def _holds_bool(seq) -> bool:
+    """Whether a (nested) list or tuple holds a bool (``np.asarray`` would make it 0 or 1)."""
+    return any(_holds_bool(x) if isinstance(x, (list, tuple)) else isinstance(x, (bool, np.bool_)) for x in seq)
+
+
+def ndim_of(x, name: str) -> int:
+    """``numpy.ndim(x)``; ragged nesting is a ``ValueError`` naming ``name``."""
+    return x.ndim if isinstance(x, np.ndarray) else _as_rectangular(x, name).ndim
 
 
 def as_token_stream(x, name: str = "tokens") -> np.ndarray:
@@ -418,7 +444,9 @@ def per_row_arg(
         if integer and clip is not None:
             one = builtins.min(one, clip)
         return np.full(rows, one, np.int64 if integer else np.float64)
-    arr = np.asarray(value)
+    arr = value if isinstance(value, np.ndarray) else _as_rectangular(value, name)
+    if not isinstance(value, np.ndarray) and _holds_bool(value):
+        raise TypeError(f"{name} must be a number or an array of numbers, got a bool in {value!r}")
     if integer and (arr.dtype.kind not in "iu"):
         raise TypeError(f"{name} must be an integer or an array of integers, got dtype {arr.dtype}")
     if not integer and (arr.dtype.kind not in "iuf" or arr.dtype.kind == "b"):

@@ -150,9 +150,16 @@ def _preload_tbb() -> bool:
 
 
 def _choose_threading_layer() -> None:
-    """TBB where it loads, else ``workqueue``, unless the user chose a layer or an order."""
+    """TBB where it loads, else ``workqueue``, unless the user chose a layer or an order.
+
+    A user's choice that may pick TBB (``tbb``, ``threadsafe``, or a priority list naming
+    ``tbb``) still gets pip's runtime preloaded, without which Numba's TBB layer cannot load.
+    """
     chosen = (os.environ.get("NUMBA_THREADING_LAYER") or str(numba.config.THREADING_LAYER)).strip().lower()
-    if (chosen and chosen != "default") or os.environ.get("NUMBA_THREADING_LAYER_PRIORITY"):
+    priority = os.environ.get("NUMBA_THREADING_LAYER_PRIORITY", "").lower().split()
+    if (chosen and chosen != "default") or priority:
+        if chosen in ("tbb", "threadsafe") or (chosen in ("", "default") and "tbb" in priority):
+            _preload_tbb()
         return
     numba.config.THREADING_LAYER = "tbb" if _preload_tbb() else "workqueue"
 

@@ -21,12 +21,10 @@ from fastgram.kernels import attention, counting, sampling_logits
 
 
 def _run(code: str, **env) -> subprocess.CompletedProcess:
+    """``code`` in a fresh interpreter, ``env`` over this one's environment (None: unset)."""
+    merged = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **env},
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300, env=merged
     )
 
 
@@ -74,6 +72,16 @@ def test_default_layer_is_tbb_when_the_extra_is_installed():
     if os.environ.get("NUMBA_THREADING_LAYER"):
         pytest.skip("the user chose a threading layer")
     result = _run(_LAYER)
+    assert result.stdout.split() == ["tbb", "True"], result.stderr[-2000:]
+
+
+@pytest.mark.skipif(not _HAS_TBB, reason="the tbb extra is not installed")
+@pytest.mark.parametrize(
+    "env", [{"NUMBA_THREADING_LAYER": "tbb"}, {"NUMBA_THREADING_LAYER_PRIORITY": "tbb omp workqueue"}]
+)
+def test_a_user_choice_of_tbb_gets_the_runtime_preloaded(env):
+    """Numba's TBB layer links against pip's runtime only once fastgram has loaded it."""
+    result = _run(_LAYER, **{"NUMBA_THREADING_LAYER": None, "NUMBA_THREADING_LAYER_PRIORITY": None, **env})
     assert result.stdout.split() == ["tbb", "True"], result.stderr[-2000:]
 
 

@@ -201,6 +201,31 @@ def test_rows_give_the_same_draws_in_any_batch(rng, threads):
     np.testing.assert_array_equal(sample_logits(swapped, top_k=50, top_p=0.9, seed=5, num_samples=4), full)
 
 
+def _median_of_three_killer(n: int, k: int) -> np.ndarray:
+    """Distinct values on which quickselect with a median-of-three pivot, asked for the k-th
+    largest, peels off two values a round (O(n^2) without a fallback)."""
+    work, val = np.arange(n), np.full(n, -1, np.int64)
+    lo, hi, want, s = 0, n - 1, n - k, 0
+    while lo + 2 < want and (lo + hi) // 2 > lo + 1:
+        mid = (lo + hi) // 2
+        val[work[lo]], val[work[mid]] = s, s + 1
+        s += 2
+        work[lo + 1], work[mid] = work[mid], work[lo + 1]
+        lo += 2
+    rest = val < 0
+    val[rest] = s + np.arange(rest.sum())
+    return val
+
+
+@pytest.mark.parametrize("k", [30, 700])  # the selection path's candidates, and the full row
+def test_top_k_on_quickselect_adversarial_rows(k):
+    """The introselect fallback (a merge sort after 2 log2 n + 8 rounds) keeps the draw exact."""
+    V = 5_000
+    val = _median_of_three_killer(V, k).astype(np.float64)
+    assert _sel.kth_largest(val, k, np.empty(V)) == np.sort(val)[-k]
+    _same((-20.0 + 20.0 * val / V)[None, :], n=9, top_k=k)
+
+
 def test_selection_constants_are_sane():
     assert _sel.BLOCK == 64 and _sel.MARGIN < 1e-6 and _sel.D_MIN < -600
 
@@ -260,6 +285,16 @@ L3 = np.zeros((2, 3))
          r"logits must be finite, got inf at \[1, 0\]"),
         (lambda: sample_logits(np.array([[0.0, 1.0], [-np.inf, -np.inf]]), top_k=1, seed=0), ValueError,
          r"logits: row 1 is all -inf"),
+        (lambda: sample_logits(L3, temperature=10**400, seed=0), ValueError,
+         r"temperature must be finite, got an integer of 401 digits"),
+        (lambda: sample_logits(L3, logit_bias={1: -10**400}, seed=0), ValueError,
+         r"logit_bias\[1\] must be finite, got an integer of 401 digits"),
+        (lambda: sample_logits(L3, temperature=[True, 2.0], seed=0), TypeError,
+         r"temperature must be a number or an array of numbers, got a bool"),
+        (lambda: sample_logits(L3, history=[[1, [2]], [0]], repetition_penalty=2.0, seed=0), ValueError,
+         r"history\[0\] must be a rectangular array"),
+        (lambda: sample_logits(L3, history=[[1, 2], [[0]]], repetition_penalty=2.0, seed=0), ValueError,
+         r"history\[1\] must be a sequence of ids \(1-D\), got shape \(1, 1\)"),
     ],
 )  # fmt: skip
 def test_bad_input_raises_naming_the_argument(call, error, match):

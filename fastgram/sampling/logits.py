@@ -62,10 +62,13 @@ MIN_P_CAP = 1024
 
 def _history(history, B: int, V: int, lead: tuple):
     """Flat (row, id) pairs of ``history``: a (B, L) / lead + (L,) integer array or B sequences."""
-    if isinstance(history, (list, tuple)) and len(history) and np.ndim(history[0]) == 1:
+    if isinstance(history, (list, tuple)) and len(history) and _checks.ndim_of(history[0], "history[0]") == 1:
         if len(history) != B:
             raise ValueError(f"history must have one sequence per row ({B}), got {len(history)}")
-        parts = [_checks.as_int_array(h, "history").reshape(-1) for h in history]
+        parts = [_checks.as_int_array(h, f"history[{b}]") for b, h in enumerate(history)]
+        for b, h in enumerate(parts):
+            if h.ndim != 1:
+                raise ValueError(f"history[{b}] must be a sequence of ids (1-D), got shape {h.shape}")
         rows = np.repeat(np.arange(B, dtype=np.int64), [p.size for p in parts])
         ids = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         pos = np.concatenate([np.arange(p.size) for p in parts]) if parts else np.zeros(0, np.int64)
@@ -73,8 +76,9 @@ def _history(history, B: int, V: int, lead: tuple):
         arr = _checks.as_int_array(history, "history")
         if arr.ndim == 0 or arr.shape[:-1] not in ((B,), tuple(lead)):
             raise ValueError(
-                f"history must have shape ({B}, L) (one row of previous ids per row of logits) or "
-                f"{tuple(lead) + ('L',)}, got shape {arr.shape}"
+                f"history must have shape ({B}, L) (one row of previous ids per row of logits)"
+                + (f" or ({', '.join(map(str, lead))}, L)" if tuple(lead) != (B,) else "")
+                + f", got shape {arr.shape}"
             )
         L = arr.shape[-1]
         ids = arr.reshape(B, L).reshape(-1)
@@ -113,7 +117,7 @@ def _bias(logit_bias, B: int, V: int):
                 raise ValueError(f"logit_bias: token id {fmt_int(i)} is outside [0, {fmt_int(V)})")
             if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
                 raise TypeError(f"logit_bias[{i}] must be a real number, got {type(v).__name__} {v!r}")
-            v = float(v)
+            v = _checks.to_float(v, f"logit_bias[{i}]")
             if np.isnan(v) or v == np.inf:
                 raise ValueError(f"logit_bias[{i}] must be finite or -inf, got {v!r}")
             keys.append(b * V + i)
