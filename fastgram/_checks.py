@@ -206,9 +206,10 @@ def check_token_range(tokens: np.ndarray, limit: int, name: str = "tokens", offs
     bad = first_out_of_range(tokens, limit)
     if bad is not None:
         pos, value = bad
-        raise ValueError(
-            f"{name}: token id {fmt_int(value)} at position {fmt_int(pos + offset)} is outside [0, {fmt_int(limit)})"
-        )
+        where = f"{name}: token id {fmt_int(value)} at position {fmt_int(pos + offset)}"
+        if value < 0:
+            raise ValueError(f"{where} is negative (token ids are >= 0)")
+        raise ValueError(f"{where} is outside [0, {fmt_int(limit)})")
 
 
 def kernel_view(chunk: np.ndarray) -> np.ndarray:

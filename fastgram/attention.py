@@ -106,15 +106,16 @@ def attention(
     ------
     TypeError
         Integer, boolean or complex ``q``/``k``/``v``; different dtypes; an integer mask; a
-        non-real ``scale``; a non-bool ``causal``/``return_lse``.
+        non-real ``scale``, ``softcap`` or slope; a non-bool ``causal``/``return_lse``; a
+        ``window`` that is not a pair (tuple or list) of integers.
     ValueError
         An input with fewer than 2 axes; ``D`` of ``q`` and ``k`` differ (or is 0); ``S`` of
         ``k`` and ``v`` differ; ``H_kv`` of ``k`` and ``v`` differ; ``H`` not a multiple of
         ``H_kv``; batch axes not broadcastable; a mask not broadcastable to the scores;
-        a non-finite ``scale``; an unknown ``causal_align``; a ``window`` that is not two
-        integers >= -1; ``softcap`` <= 0 or not finite; ``alibi_slopes`` of a shape other
-        than ``(H,)`` or ``(..., H)`` with the output's batch axes, or not finite; NaN or
-        ``+inf`` in an additive ``mask``.
+        a non-finite ``scale``; an unknown ``causal_align``; a ``window`` side below -1;
+        ``softcap`` outside the dtype's range (float32: about 1e-38 to 1e38; 0 or less);
+        ``alibi_slopes`` of a shape other than ``(H,)`` or ``(..., H)`` with the output's batch
+        axes, or not finite; NaN or ``+inf`` in an additive ``mask``.
 
     Notes
     -----
@@ -141,13 +142,18 @@ def attention(
     ``cache[..., :S, :]`` of a C-contiguous array (a preallocated KV cache in a decode loop: the
     kernels get the whole cache and read its first ``S`` keys); otherwise each such input is
     copied once to C order in its own (not the broadcast) shape. A floating mask of a different float dtype
-    is converted to the inputs' dtype, again in its own shape. Boolean masks are read in place.
+    is converted to the inputs' dtype, again in its own shape (a value below that dtype's
+    range, such as -1e300 for float32, becomes -inf: a masked key). Boolean masks are read in place.
     Read-only ``q``, ``k`` or ``v`` (read-only memmaps, broadcast views) are read in place too,
     by a second compiled specialisation of the kernel.
 
     Masked scores are replaced by ``-inf`` (never added to), so NaN or inf in masked-out keys
     or values never reach the output. Accuracy, measured against a float64 reference: float32
-    within 1e-5 of the output's scale, float64 within 1e-12.
+    within 1e-5 of the output's scale, float64 within 1e-12. One exception: ALiBi's bias is
+    added to the scores in the inputs' dtype, so in float32 a row whose visible keys all lie
+    far from its diagonal position (thousands of keys, as with top-left ``causal`` and
+    ``T << S``) loses about ``slope * distance * 6e-8`` of relative accuracy per weight (4e-5
+    at slope 0.5 and 2,000 keys away).
 
     Examples
     --------
@@ -200,7 +206,7 @@ def attention(
     left, right = _window(window)
     # a side past every key is unbounded in effect: clamped, so the bounds below fit an int64
     left, right = (min(w, S + T) for w in (left, right))
-    softcap = 0.0 if softcap is None else _checks.require_float(softcap, "softcap", min=0.0, min_open=True)
+    softcap = 0.0 if softcap is None else _softcap(softcap, q.dtype)
 
     two_d = max(q.ndim, k.ndim, v.ndim) == 2
     score_shape = (T, S) if two_d else (*batch, H, T, S)
@@ -364,7 +370,8 @@ def _mask_operand(mask, score_shape: tuple, batch: tuple, dtype):
     if m.dtype.kind == "b":
         kind, m = 1, np.ascontiguousarray(m).view(np.uint8)
     else:
-        kind, m = 2, np.ascontiguousarray(m, dtype=dtype)
+        with np.errstate(over="ignore"):  # a value below the dtype's range is -inf: masked
+            kind, m = 2, np.ascontiguousarray(m, dtype=dtype)
         # -inf hides a key; NaN and +inf would make whole rows NaN: refused (O(mask) reads)
         bad = np.isnan(m) | (m == np.inf)
         if bad.any():
@@ -377,6 +384,17 @@ def _mask_operand(mask, score_shape: tuple, batch: tuple, dtype):
     if kind == 1:
         return kind, m4, dummy_add, index, steps
     return kind, dummy_bool, m4, index, steps
+
+
+def _softcap(softcap, dtype) -> float:
+    """``softcap`` checked against ``dtype``'s range: the kernels form ``C log2(e)`` and its
+    inverse in that dtype, so ``C`` must keep both finite (float32: about 1e-38 to 1e38)."""
+    value = _checks.require_float(softcap, "softcap")
+    big = float(np.finfo(dtype).max) / 2
+    if not 1 / big <= value <= big:
+        interval = f"[{1 / big:.3g}, {big:.3g}]"
+        raise ValueError(f"softcap must be in {interval} for {np.dtype(dtype).name} inputs, got {value!r}")
+    return value
 
 
 def _window(window) -> tuple[int, int]:

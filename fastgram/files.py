@@ -28,8 +28,8 @@ DENSE_FILE_TABLE = 512 << 20
 
 
 def _check_kind(dtype, text, vocab) -> tuple[np.dtype | None, Vocab | None]:
-    if text not in (True, False):
-        raise TypeError(f"text must be True or False, got {text!r}")
+    if not isinstance(text, (bool, np.bool_)):  # 1 == True: an int would pass a value test
+        raise TypeError(f"text must be True or False, got {type(text).__name__} {text!r}")
     if vocab is not None and not isinstance(vocab, Vocab):
         raise TypeError(f"vocab must be a fastgram.Vocab, got {type(vocab).__name__}")
     if vocab is not None and dtype is None:

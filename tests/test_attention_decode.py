@@ -125,6 +125,15 @@ def test_options_in_prefill_tiles(dtype):
         check(q, k, v, dtype, **kwargs)
 
 
+def test_softcap_at_the_ends_of_float32s_range(rng):
+    """The largest and smallest caps float32 takes give the uncapped and the saturated result."""
+    for T in (4, 20):  # the decode and the prefill path
+        q, k, v = (rng.standard_normal((1, 1, T, 8)).astype(np.float32) for _ in range(3))
+        np.testing.assert_allclose(attention(q, k, v, softcap=1.7e38), attention(q, k, v), rtol=1e-6, atol=1e-6)
+        capped = attention(q, k, v, softcap=6e-39)  # every score capped to +-6e-39: uniform weights
+        np.testing.assert_allclose(capped, np.broadcast_to(v.mean(axis=2, keepdims=True), capped.shape), atol=1e-6)
+
+
 def test_softcap_saturates_and_small_scores_are_accurate():
     rng = np.random.default_rng(4)
     q, k, v = make(rng, 1, 2, 2, 3, 600, 64)
@@ -259,8 +268,10 @@ GOOD = np.zeros((2, 4, 1, 8), np.float32)
         ({"window": (1, 2, 3)}, TypeError, r"window must be a pair"),
         ({"window": (1.5, 2)}, TypeError, r"window\[0\] must be an integer, got float 1.5"),
         ({"window": (1, True)}, TypeError, r"window\[1\] must be an integer, got bool"),
-        ({"softcap": 0.0}, ValueError, r"softcap must be in \(0.0, inf\], got 0.0"),
-        ({"softcap": -1}, ValueError, r"softcap must be in \(0.0, inf\], got -1.0"),
+        ({"softcap": 0.0}, ValueError, r"softcap must be in \[5.88e-39, 1.7e\+38\] for float32 inputs, got 0.0"),
+        ({"softcap": -1}, ValueError, r"softcap must be in \[.*\] for float32 inputs, got -1.0"),
+        ({"softcap": 3e38}, ValueError, r"softcap must be in \[.*\] for float32 inputs, got 3e\+38"),
+        ({"softcap": 1e-40}, ValueError, r"softcap must be in \[.*\] for float32 inputs, got 1e-40"),
         ({"softcap": np.inf}, ValueError, r"softcap must be finite"),
         ({"softcap": "30"}, TypeError, r"softcap must be a real number"),
         (

@@ -81,6 +81,12 @@ def test_count_errors_leave_no_output(tmp_path, capsys):
     assert "invalid UTF-8 at byte 2" in capsys.readouterr().err
     assert main(["count", str(tmp_path / "odd.bin"), "--dtype", "uint8", "--vocab", "chars", "-o", str(out)]) == 2
     assert "--vocab applies to --text files only" in capsys.readouterr().err
+    if hasattr(os, "mkfifo"):  # refused before it is opened: nothing blocks on the FIFO
+        fifo = tmp_path / "t.fifo"
+        os.mkfifo(fifo)
+        assert main(["count", str(fifo), "--dtype", "uint16", "-o", str(out)]) == 2
+        assert "t.fifo: a FIFO or stream can be read only once; give --vocab-size" in capsys.readouterr().err
+        fifo.unlink()
     (tmp_path / "ok.bin").write_bytes(b"\x00\x01")
     for bad, message in [
         (["--vocab-size", "-5"], "--vocab-size must be >= 1, got -5"),

@@ -269,7 +269,7 @@ def test_bad_order_and_key_space():
 def test_bad_ids_and_arguments():
     with pytest.raises(ValueError, match=r"tokens: token id 9 at position 2 is outside \[0, 5\)"):
         count_ngrams(np.array([1, 2, 9, 3]), 2, 5)
-    with pytest.raises(ValueError, match=r"token id -1 at position 1 is outside"):
+    with pytest.raises(ValueError, match=r"token id -1 at position 1 is negative"):
         count_ngrams(np.array([1, -1, 3]), 2)
     with pytest.raises(ValueError, match=r"chunk: token id 7 at position 5 is outside \[0, 5\)"):
         counter = NGramCounter(2, 5)

@@ -225,6 +225,7 @@ def test_id_out_of_range_gives_file_position(tmp_path):
         ({"dtype": "uint8", "min_count": 0}, ValueError, "min_count must be >= 1, got 0"),
         ({"dtype": "uint8", "vocab_size": 0}, ValueError, "vocab_size must be >= 1, got 0"),
         ({"text": "yes"}, TypeError, "text must be True or False"),
+        ({"text": 1}, TypeError, "text must be True or False, got int 1"),
     ],
 )
 def test_bad_arguments(tmp_path, kwargs, exc, match):

@@ -117,6 +117,10 @@ def _run_count(args) -> int:
         _checks.check_vocab_size(args.vocab_size, "--vocab-size")
     paths = _io.expand_paths(args.paths, "PATH")
     _check_tmp_dir(args)
+    if args.dtype is not None and args.vocab_size is None and args.out_dir is None:
+        streams = [p for p in paths if _io.file_size(p) is None]
+        if streams:  # V would need a first pass over the tokens
+            raise ValueError(f"{streams[0]}: a FIFO or stream can be read only once; give --vocab-size")
     vocab = _text_vocab(args, paths)
     if args.out_dir is not None:
         return _count_to_store(args, paths, vocab)
