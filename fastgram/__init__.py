@@ -9,7 +9,7 @@ from fastgram import reference
 from fastgram.attention import attention
 from fastgram.counting import BigramCounter, NGramCounter, NGramCounts, count_bigrams, count_ngrams
 from fastgram.files import count_file, count_files
-from fastgram.lm import NGramLM
+from fastgram.lm import NGramLM, estimate_to_arpa
 from fastgram.metrics import nll, perplexity
 from fastgram.registry import check
 from fastgram.sampling import (
@@ -28,7 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = ["check", "reference", "__version__", "count_bigrams", "BigramCounter", "count_file", "Vocab", "WordVocab"]
 __all__ += ["count_ngrams", "NGramCounts", "NGramCounter", "count_files"]
-__all__ += ["attention", "NGramLM"]
+__all__ += ["attention", "NGramLM", "estimate_to_arpa"]
 __all__ += ["NGramStore"]
 __all__ += [
     "bigram_probs",

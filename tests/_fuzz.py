@@ -880,6 +880,23 @@ def fam_files(run: Run, data, narrow: bool) -> None:
                 run.expect(
                     "sentence_words", lines is not RAISED and len(lines) == len(scores), "a line a sentence", raw
                 )
+        if "lm" in _GOOD and data.draw(st.integers(0, 3)) == 0:  # the ARPA file streamed and written whole
+            order = data.draw(st.integers(1, 4))
+            streamed, whole = run.path(".arpa"), run.path(".arpa")
+            sizes = run.call(
+                "estimate_to_arpa", fg.estimate_to_arpa, path, order, streamed, discount_fallback=True,
+                allowed=PATH_ALLOWED,
+            )  # fmt: skip
+            model = run.call(
+                "NGramLM.estimate_files", fg.NGramLM.estimate_files, path, order, discount_fallback=True,
+                allowed=PATH_ALLOWED,
+            )  # fmt: skip
+            same = (sizes is RAISED) == (model is RAISED) and not os.path.exists(streamed) == (sizes is RAISED)
+            if same and model is not RAISED:
+                model.write_arpa(whole)
+                with open(streamed, "rb") as a, open(whole, "rb") as b:
+                    same = sizes == model.sizes and a.read() == b.read()
+            run.expect("estimate_to_arpa", same, "the file of the model written whole", raw, order)
         if data.draw(st.booleans()):
             run.call(
                 "Vocab.from_text",

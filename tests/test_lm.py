@@ -11,6 +11,7 @@ import threading
 import numpy as np
 import pytest
 
+import fastgram
 from fastgram import reference as ref
 from fastgram.kernels import lm as lm_kernels
 from fastgram.lm import NGramLM
@@ -409,6 +410,94 @@ def test_token_model_arpa_is_decimal(tmp_path):
         NGramLM.estimate(words, 2, discount_fallback=True).write_arpa(tmp_path / "w.arpa")
         back = NGramLM.read_arpa(tmp_path / "w.arpa")
         assert back.token_ids is None and set(" ".join(words).split()) <= set(back.words)
+
+
+@pytest.mark.parametrize(
+    "order, kind, options",
+    [
+        (1, "text", {}),
+        (3, "text", {}),
+        (5, "text", {"prune": [0, 1, 1]}),
+        (3, "text", {"prune": [1, 1, 2]}),  # unigram pruning: the whole model renumbers its words
+        (4, "text", {"max_memory": "64K", "chunk_tokens": 97}),  # spilled runs, many chunks
+        (3, "tokens", {}),
+        (4, "tokens", {"prune": [0, 0, 1]}),
+    ],
+)
+def test_estimate_to_arpa_writes_the_file_the_whole_model_writes(tmp_path, order, kind, options):
+    if kind == "text":
+        src = tmp_path / "train.txt"
+        src.write_text("\n".join(random_sentences(order, 300, 40)) + "\n\n", encoding="utf-8")
+        files = dict(paths=src)
+    else:
+        rng = np.random.default_rng(order)
+        stream = (rng.zipf(1.3, 3000) % 60).astype(np.uint16)  # 0: the separator
+        src = tmp_path / "train.bin"
+        stream.tofile(src)
+        files = dict(paths=src, dtype="uint16", separator=0)
+    whole, streamed = tmp_path / "whole.arpa", tmp_path / "streamed.arpa"
+    model = NGramLM.estimate_files(order=order, discount_fallback=True, **files, **options)
+    model.write_arpa(whole)
+    sizes = fastgram.estimate_to_arpa(files.pop("paths"), order, streamed, discount_fallback=True, **files, **options)
+    assert sizes == model.sizes and sizes[0] == model.vocab_size
+    assert streamed.read_bytes() == whole.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([src.name, "whole.arpa", "streamed.arpa"])
+
+
+def test_estimate_to_arpa_leaves_nothing_on_error(tmp_path, monkeypatch):
+    src = tmp_path / "train.txt"
+    src.write_text("a b c\nb c d\na b\n", encoding="utf-8")
+    out = tmp_path / "m.arpa"
+    out.write_text("an older model\n")
+    with pytest.raises(ValueError, match="discount_fallback=True"):  # found after counting, before writing
+        fastgram.estimate_to_arpa(src, 3, out)
+    real = arpa_module.ArpaWriter.write_order
+
+    def fail_at_order_3(self, n, *args):
+        if n == 3:
+            raise KeyboardInterrupt
+        real(self, n, *args)
+
+    monkeypatch.setattr(arpa_module.ArpaWriter, "write_order", fail_at_order_3)
+    with pytest.raises(KeyboardInterrupt):  # orders 1 and 2 were written when it stopped
+        fastgram.estimate_to_arpa(src, 3, out, discount_fallback=True)
+    assert out.read_text() == "an older model\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.arpa", "train.txt"]
+
+
+def test_estimate_to_arpa_arguments(tmp_path):
+    src = tmp_path / "train.txt"
+    src.write_text("a b c\n", encoding="utf-8")
+    with pytest.raises(TypeError, match="no keep_u"):
+        fastgram.estimate_to_arpa(src, 2, tmp_path / "m.arpa", keep_u=True)
+    with pytest.raises(TypeError, match="output must be a str or os.PathLike, got int"):
+        fastgram.estimate_to_arpa(src, 2, 5)
+    with pytest.raises(ValueError, match="is also an input"):
+        fastgram.estimate_to_arpa(src, 2, src)
+    with pytest.raises(ValueError, match="order must be <= 8"):
+        fastgram.estimate_to_arpa(src, 9, tmp_path / "m.arpa")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.txt"]
+
+
+def test_arpa_writer_takes_the_orders_in_turn_and_whole(tmp_path):
+    words = ["<unk>", "<s>", "</s>", "a"]
+    uni = (np.arange(4, dtype=np.uint32).reshape(4, 1), np.full(4, -1.0), np.zeros(4))
+    bi = (np.array([[3, 1]], np.uint32), np.array([-0.5]), np.zeros(1))
+    path = tmp_path / "m.arpa"
+    for sizes, steps, match in [
+        ([4, 1], [(2, bi)], "order 2 written out of turn"),
+        ([4, 2], [(1, uni), (2, bi)], "2-grams: 1 rows where the header says 2"),
+        ([4, 1], [(1, uni)], "lacks its 2-grams"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            with arpa_module.ArpaWriter(path, 2, words, sizes) as writer:
+                for n, arrays in steps:
+                    writer.write_order(n, *arrays)
+        assert not list(tmp_path.iterdir())
+    with arpa_module.ArpaWriter(path, 2, words, [4, 1]) as writer:
+        writer.write_order(1, *uni)
+        writer.write_order(2, *bi)
+    assert NGramLM.read_arpa(path).sizes == [4, 1]
 
 
 GOOD = "\\data\\\nngram 1=3\nngram 2=1\n\n\\1-grams:\n-1\t<s>\t-0.5\n-0.5\t</s>\t0\n-0.3\ta\t0\n\n\\2-grams:\n-0.2\t<s> a\n\n\\end\\\n"

@@ -21,7 +21,7 @@ from fastgram import __version__, _checks, _io, distributed, files, sampling
 from fastgram.app import bench, demo
 from fastgram.app import compile as _compile
 from fastgram.counting import BigramCounter, NGramCounts
-from fastgram.lm import NGramLM, sentence_words
+from fastgram.lm import NGramLM, estimate_to_arpa, sentence_words
 from fastgram.registry import check
 from fastgram.vocab import Vocab
 
@@ -310,21 +310,22 @@ def _run_lm(args) -> int:
     _check_tmp_dir(args)
     start = time.perf_counter()
     stage = _Stages(args.progress)
-    stage("estimating")
-    arpa = args.output.lower().endswith(".arpa")  # ARPA holds no u: 8 bytes an n-gram less to hold
+    arpa = args.output.lower().endswith(".arpa")
+    stage("estimating and writing" if arpa else "estimating")
     options = _model_options(args)
     if args.dtype is None:
         options["skip_symbols"] = args.skip_symbols
     kind = dict(dtype=args.dtype, separator=args.separator)
-    model = NGramLM.estimate_files(paths, args.order, **kind, keep_u=not arpa, **options)
-    stage("writing")
-    if arpa:
-        model.write_arpa(args.output)
+    if arpa:  # each order written as it is finished: the model is never held whole
+        model_sizes = estimate_to_arpa(paths, args.order, args.output, **kind, **options)
     else:
+        model = NGramLM.estimate_files(paths, args.order, **kind, **options)
+        stage("writing")
         model.save(args.output)
+        model_sizes = model.sizes
     stage(None)
-    sizes = ", ".join(f"{n + 1}-grams {m:,}" for n, m in enumerate(model.sizes))
-    print(f"order {model.order} model of {model.vocab_size:,} words ({sizes}) in {time.perf_counter() - start:.2f} s "
+    sizes = ", ".join(f"{n + 1}-grams {m:,}" for n, m in enumerate(model_sizes))
+    print(f"order {args.order} model of {model_sizes[0]:,} words ({sizes}) in {time.perf_counter() - start:.2f} s "
           f"-> {args.output}")  # fmt: skip
     return 0
 

@@ -82,14 +82,46 @@ def _padding(rows, i, n, bos):
 
 
 @kernel
-def level_sizes(rows, lcp, bos, sizes):
-    """``sizes[n]``: the n-grams of order n (groups of rows sharing their first n ids, padding
-    groups excluded) for n = 1..N."""
+def level_stats(rows, counts, lcp, bos, eos, prune, sizes, kept, t):
+    """Every order's statistics in one pass over the sorted rows, before any order is built.
+
+    Per order n = 1..N (index n): ``sizes[n]`` the n-grams (groups of rows sharing their first
+    n ids, padding groups excluded), ``kept[n]`` those not pruned (raw count above
+    ``prune[n - 1]``; unigrams ``<unk>``, ``<s>``, ``</s>`` always kept) and ``t[n, k - 1]`` the
+    n-grams of adjusted count k = 1..4, the discounts' statistics. The adjusted count is the
+    raw count (the sum of the group's counts) for order N and for n-grams whose forward first
+    id is ``bos``, else the continuation count (the order-(n+1) groups inside); the last group
+    in suffix order enters with its raw count (as lmplz counts it). Ids at most ``eos`` are the
+    special words. O(m N) time, O(N) memory; :func:`level_groups` builds the groups counted here.
+    """
     m, N = rows.shape
-    for i in range(m):
+    raw = np.zeros(N + 1, np.int64)  # the open group's raw count, per order
+    ext = np.zeros(N + 1, np.int64)  # its continuation count
+    first = np.zeros(N + 1, np.int64)  # its forward first id
+    live = np.zeros(N + 1, np.bool_)  # whether an open group is counted (not padding)
+    for i in range(m + 1):
         for n in range(1, N + 1):
-            if (n == N or lcp[i] < n) and not _padding(rows, i, n, bos):
-                sizes[n] += 1
+            if i < m and n < N and lcp[i] >= n:
+                continue  # row i is inside order n's open group
+            if live[n]:  # close the open group
+                last = i == m and n < N
+                a = raw[n] if (n == N or first[n] == bos or last) else ext[n]
+                if 1 <= a <= 4:
+                    t[n, a - 1] += 1
+                if raw[n] > prune[n - 1] or (n == 1 and first[n] <= eos):
+                    kept[n] += 1
+            if i < m:  # open row i's group
+                live[n] = not _padding(rows, i, n, bos)
+                if live[n]:
+                    sizes[n] += 1
+                first[n] = rows[i, n - 1]
+                raw[n] = 0
+                ext[n] = 0
+        if i < m:
+            for n in range(1, N + 1):
+                raw[n] += counts[i]
+                if n < N and lcp[i] < n + 1:
+                    ext[n] += 1
 
 
 @kernel
@@ -216,15 +248,6 @@ def interpolate(w_lo, w_hi, adj, ctx, parent, D, denom, gamma, p_lower, uniform,
         lower = uniform if unigrams else p_lower[parent[i]]
         u[i] = ui
         p[i] = ui + gamma[c] * lower
-
-
-@kernel
-def small_counts(adj, t):
-    """``t[k - 1]`` += the number of entries of ``adj`` equal to ``k``, for k = 1..4."""
-    for i in range(adj.shape[0]):
-        a = adj[i]
-        if 1 <= a <= 4:
-            t[a - 1] += 1
 
 
 @kernel

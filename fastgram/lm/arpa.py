@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import tempfile
 
 import numpy as np
@@ -26,11 +28,8 @@ def write_arpa(path, order, words, rows, prob, backoff) -> None:
     """Write an ARPA file: ``\\data\\``, counts, then each order's n-grams in suffix order.
 
     ``rows[n-1]`` are reversed n-grams of model ids (``(m, n)``), ``words`` the model's words
-    (str, or packed as :func:`fastgram.vocab.pack_words` gives).
-    Values are written with 7 decimals, trailing zeros trimmed (absolute error <= 5e-8, below
-    float32 resolution), by :func:`fastgram.kernels.lm_arpa.arpa_blocks`, :data:`WRITE_BLOCK`
-    rows at a time in 32 parallel pieces. Extra memory: the words twice (``16 V`` bytes of
-    words packed 8 bytes at a time besides their text) and one block's text.
+    (str, or packed as :func:`fastgram.vocab.pack_words` gives). Every value is checked before
+    anything is written; the file is written through :class:`ArpaWriter`.
 
     Raises
     ------
@@ -39,41 +38,99 @@ def write_arpa(path, order, words, rows, prob, backoff) -> None:
         :data:`MAX_ARPA_VALUE` (nothing is written).
     """
     for n in range(1, order + 1):
-        for name, values in (("prob", prob[n - 1]), ("backoff", backoff[n - 1])):
-            if len(values) and not -MAX_ARPA_VALUE < values.min() <= values.max() < MAX_ARPA_VALUE:  # NaN fails
-                bad = int(np.flatnonzero(~(np.abs(values) < MAX_ARPA_VALUE))[0])
-                raise ValueError(
-                    f"{name} of {n}-gram {bad:,} is {float(values[bad])}: ARPA values must be finite and below "
-                    f"{MAX_ARPA_VALUE:g} in magnitude"
-                )
-    arena, offsets = words if is_packed(words) else pack_words(words)
-    lengths = np.diff(offsets)  # (V,) bytes of each word
-    slots = np.empty((len(offsets) - 1, 2), np.uint64)  # (V, 2): short words packed, length in byte 15
-    long_text = np.empty(int(((lengths + 7) // 8)[lengths > _k.SLOT_BYTES].sum()), np.uint64)
-    _k.word_slots(arena, offsets, slots, long_text)
-    out = np.empty(0, np.uint8)  # one text buffer for every block (grown when a block needs more)
-    with atomic_output(path) as tmp:
-        with open(tmp, "wb") as f:
-            head = ["\\data\\\n"] + [f"ngram {n}={len(rows[n - 1])}\n" for n in range(1, order + 1)] + ["\n"]
-            f.write("".join(head).encode())
-            for n in range(1, order + 1):
-                f.write(f"\\{n}-grams:\n".encode())
-                R, p, b = rows[n - 1], prob[n - 1], backoff[n - 1]
-                for lo in range(0, len(R), WRITE_BLOCK):
-                    hi = min(lo + WRITE_BLOCK, len(R))
-                    bounds = np.linspace(lo, hi, 33).astype(np.int64)  # 32 pieces formatted in parallel
-                    sizes = np.zeros(32, np.int64)
-                    parallel_for(_k.block_sizes, 32, (R, offsets, bounds, sizes))
-                    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-                    if out.size < sizes.sum():
-                        out = np.empty(int(sizes.sum()), np.uint8)
-                    written = np.zeros(32, np.int64)
-                    args = (R, p, b, n < order, slots, long_text, bounds, starts, out, written)
-                    parallel_for(_k.arpa_blocks, 32, args)
-                    for s0, k in zip(starts.tolist(), written.tolist()):
-                        f.write(out[s0 : s0 + k].data)
-                f.write(b"\n")
-            f.write(b"\\end\\\n")
+        _check_values(n, prob[n - 1], backoff[n - 1])
+    with ArpaWriter(path, order, words, [len(r) for r in rows]) as writer:
+        for n in range(1, order + 1):
+            writer.write_order(n, rows[n - 1], prob[n - 1], backoff[n - 1])
+
+
+def _check_values(n, prob, backoff) -> None:
+    for name, values in (("prob", prob), ("backoff", backoff)):
+        if len(values) and not -MAX_ARPA_VALUE < values.min() <= values.max() < MAX_ARPA_VALUE:  # NaN fails
+            bad = int(np.flatnonzero(~(np.abs(values) < MAX_ARPA_VALUE))[0])
+            raise ValueError(
+                f"{name} of {n}-gram {bad:,} is {float(values[bad])}: ARPA values must be finite and below "
+                f"{MAX_ARPA_VALUE:g} in magnitude"
+            )
+
+
+class ArpaWriter:
+    """An ARPA file written one order at a time, so a model need not be held whole.
+
+    ``with ArpaWriter(path, order, words, sizes) as w:`` writes the header (``sizes[n-1]``
+    n-grams of order n), then ``w.write_order(n, rows, prob, backoff)`` for n = 1..order in
+    turn; leaving the block writes ``\\end\\`` and renames the file into place. On any
+    error (SIGTERM and ``KeyboardInterrupt`` included), or if an order is missing, the
+    temporary file is removed and ``path`` is left as it was.
+
+    Values are written with 7 decimals, trailing zeros trimmed (absolute error <= 5e-8, below
+    float32 resolution), by :func:`fastgram.kernels.lm_arpa.arpa_blocks`, :data:`WRITE_BLOCK`
+    rows at a time in 32 parallel pieces. Extra memory: the words twice (``16 V`` bytes of
+    words packed 8 bytes at a time besides their text) and one block's text.
+    """
+
+    def __init__(self, path, order: int, words, sizes):
+        self.order, self.sizes = int(order), [int(m) for m in sizes]
+        self.path = path
+        arena, offsets = words if is_packed(words) else pack_words(words)
+        lengths = np.diff(offsets)  # (V,) bytes of each word
+        self._offsets = offsets
+        self._slots = np.empty((len(offsets) - 1, 2), np.uint64)  # (V, 2): short words packed, length in byte 15
+        self._long = np.empty(int(((lengths + 7) // 8)[lengths > _k.SLOT_BYTES].sum()), np.uint64)
+        _k.word_slots(arena, offsets, self._slots, self._long)
+        self._text = np.empty(0, np.uint8)  # one text buffer for every block (grown as needed)
+        self._next = 1
+
+    def __enter__(self) -> "ArpaWriter":
+        self._stack = contextlib.ExitStack()
+        with self._stack as stack:
+            tmp = stack.enter_context(atomic_output(self.path))
+            self._file = stack.enter_context(open(tmp, "wb"))
+            head = ["\\data\\\n"] + [f"ngram {n}={m}\n" for n, m in enumerate(self.sizes, 1)] + ["\n"]
+            self._file.write("".join(head).encode())
+            self._stack = stack.pop_all()
+        return self
+
+    def write_order(self, n: int, rows: np.ndarray, prob: np.ndarray, backoff: np.ndarray) -> None:
+        """Write order n's section: ``rows`` (m, n) reversed model ids, log10 ``prob`` and
+        ``backoff`` (m,). Raises ``ValueError`` for an order out of turn, a row count other
+        than the header's, or a value :func:`write_arpa` refuses."""
+        if n != self._next:
+            raise ValueError(f"order {n} written out of turn (next: {self._next})")
+        if len(rows) != self.sizes[n - 1] or len(prob) != len(rows) or len(backoff) != len(rows):
+            raise ValueError(f"{n}-grams: {len(rows):,} rows where the header says {self.sizes[n - 1]:,}")
+        _check_values(n, prob, backoff)
+        self._next += 1
+        f = self._file
+        f.write(f"\\{n}-grams:\n".encode())
+        for lo in range(0, len(rows), WRITE_BLOCK):
+            hi = min(lo + WRITE_BLOCK, len(rows))
+            bounds = np.linspace(lo, hi, 33).astype(np.int64)  # 32 pieces formatted in parallel
+            sizes = np.zeros(32, np.int64)
+            parallel_for(_k.block_sizes, 32, (rows, self._offsets, bounds, sizes))
+            starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+            if self._text.size < sizes.sum():
+                self._text = np.empty(int(sizes.sum()), np.uint8)
+            written = np.zeros(32, np.int64)
+            args = (rows, prob, backoff, n < self.order, self._slots, self._long, bounds, starts, self._text, written)
+            parallel_for(_k.arpa_blocks, 32, args)
+            for s0, k in zip(starts.tolist(), written.tolist()):
+                f.write(self._text[s0 : s0 + k].data)
+        f.write(b"\n")
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        stack, self._stack = self._stack, None
+        if exc_type is not None:
+            return stack.__exit__(exc_type, exc, tb)  # the temporary file is removed
+        try:
+            if self._next <= self.order:
+                raise ValueError(f"the ARPA file lacks its {self._next}-grams (orders 1 to {self.order} come in turn)")
+            self._file.write(b"\\end\\\n")
+        except BaseException:
+            if not stack.__exit__(*sys.exc_info()):
+                raise
+            return False
+        return stack.__exit__(None, None, None)
 
 
 def _line_of(buf: np.ndarray, pos: int) -> int:

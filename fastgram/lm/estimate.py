@@ -19,10 +19,13 @@ The stages are lmplz's (see :mod:`fastgram.reference.lm` for the formulas):
 6. *Interpolation* bottom-up: ``p = u + gamma(context) * p(suffix)``, the suffix's index being
    the group index from stage 3.
 
-Memory: what must fit is the sorted N-grams (``N`` 4-byte ids plus an 8-byte count each)
-while the orders are grouped (order N is then compacted into them), then the model (``4n +
-24`` bytes an n-gram, ``4n + 16`` without u) and, per order until it is finished, its adjusted
-counts, parents and pruning marks (13 bytes an n-gram).
+Memory: what must fit is the sorted N-grams (``N`` 4-byte ids plus an 8-byte count each, and
+one byte of common-prefix length) until order N is built into them, and the orders being
+estimated: each order is built just before it is interpolated (:class:`_Levels`) and finished
+as soon as the next one is (its ids, log10 p and backoff, ``4n + 16`` bytes an n-gram, ``4n +
+24`` with u). A model kept in memory holds every finished order; written to an ARPA file as
+it goes (``kneser_ney(..., emit=...)``, :func:`fastgram.lm.estimate_to_arpa`), at most two
+orders are held at a time.
 Counting is bounded by ``max_memory`` (sorted runs spill to disk) for every key space:
 :class:`fastgram.counting.NGramCounter` packs an N-gram into one uint64 word while
 ``(V + 1)**N <= 2**64`` and into 2-4 words beyond (word 5-grams).
@@ -258,66 +261,84 @@ def find_in(table: np.ndarray, queries: np.ndarray, first_col: int, slots=None) 
     return out
 
 
-def _levels(counted, N, prune):
-    """Every order's kept n-grams from the sorted reversed N-grams (stages 3 and 4's statistics).
+class _Levels:
+    """Every order's n-grams, built one order at a time from the sorted reversed N-grams.
 
     ``counted`` is the list ``[rows (m, N), counts (m,)]`` from :func:`count_padded`; it is
-    emptied, so the counted arrays are freed as soon as the orders are built. Returns per order
-    n (index n - 1) a dict: ``rows`` (m_n, n) uint32, ``adj`` (adjusted counts: raw for order
-    N and for n-grams starting with ``<s>``, else continuation counts), ``parent`` (index of
-    the suffix in order n - 1, int32), ``marked`` (pruned) and ``t`` (the counts of adjusted
-    counts 1-4 the discounts come from): ``4n + 13`` bytes an n-gram, each order its own arrays
-    (order N's rows and raw counts are the counted arrays, compacted in place and shrunk).
-    Time O(m N): one pass over the sorted rows per order.
+    emptied, and the counted arrays become order N's (compacted in place) when that order is
+    built, so they are held, with one byte an N-gram of common-prefix lengths, until then.
+    The constructor makes one pass over the rows for every order's statistics
+    (:func:`fastgram.kernels.lm_estimate.level_stats`): ``sizes`` and ``kept`` (index n: the
+    n-grams of order n, and those not pruned) and ``t`` (index n - 1: the counts of adjusted
+    counts 1-4 the discounts come from); :meth:`build` then makes order n's arrays, orders in
+    increasing order, each a pass over the rows: O(m N) time in all.
     """
-    rows, counts = counted
-    counted.clear()
-    m = rows.shape[0]
-    lcp = np.zeros(m, np.int8)
-    if m:
-        parallel_for(_k.common_prefix, m, (rows, lcp))
-    sizes = np.zeros(N + 1, np.int64)
-    _k.level_sizes(rows, lcp, BOS, sizes)
-    sizes[1] += 2  # unigrams <unk> and <s> (never a suffix of an N-gram) with count 0
-    if sizes.max() > MAX_ROWS:
-        n = int(np.argmax(sizes))
-        raise ValueError(f"{n}-grams: {int(sizes[n]):,} distinct, more than one order can hold ({MAX_ROWS:,})")
-    levels = []
-    for n in range(1, N + 1):
-        parent = np.empty(sizes[n], np.int32)
+
+    def __init__(self, counted, N, prune):
+        rows, counts = counted
+        counted.clear()
+        self.N, self.prune = N, prune
+        m = rows.shape[0]
+        self._lcp = np.zeros(m, np.int8)
+        if m:
+            parallel_for(_k.common_prefix, m, (rows, self._lcp))
+        sizes, kept = np.zeros(N + 1, np.int64), np.zeros(N + 1, np.int64)
+        t = np.zeros((N + 1, 4), np.int64)
+        _k.level_stats(rows, counts, self._lcp, BOS, EOS, np.asarray(prune, np.int64), sizes, kept, t)
+        sizes[1] += 2  # unigrams <unk> and <s> (never a suffix of an N-gram) with count 0, kept
+        kept[1] += 2
+        if sizes.max() > MAX_ROWS:
+            n = int(np.argmax(sizes))
+            raise ValueError(f"{n}-grams: {int(sizes[n]):,} distinct, more than one order can hold ({MAX_ROWS:,})")
+        self.sizes, self.kept, self.t = sizes, kept, t[1:]
+        self._held = [rows, counts]
+        self._next = 1
+
+    def build(self, n: int) -> dict:
+        """Order n's arrays (orders built in increasing order): ``rows`` (m_n, n) uint32,
+        ``adj`` (adjusted counts: raw for order N and for n-grams starting with ``<s>``, else
+        continuation counts; int64), ``parent`` (index of the suffix in order n - 1, int32)
+        and ``marked`` (pruned): ``4n + 13`` bytes an n-gram, and 8 more of raw counts while
+        it is built (order N's rows and raw counts are the counted arrays, compacted in place
+        and shrunk)."""
+        if n != self._next:  # pragma: no cover - an internal invariant
+            raise RuntimeError(f"internal error: order {n} built out of turn (next: {self._next})")
+        self._next += 1
+        N, size = self.N, int(self.sizes[n])
+        rows, counts = self._held
+        parent = np.empty(size, np.int32)
         if n == N >= 2 and _compactable(rows, np.uint32) and _compactable(counts, np.int64):
-            # order N: every kept row is its own group, compacted in place into the counted
-            # arrays (the lower orders are already built from them), which are then trimmed
-            adj = np.empty(0, np.int64)
-            last_kept = _k.level_groups(rows, counts, lcp, BOS, n, 2, rows, counts, adj, parent)
-            held = [rows, counts]
+            # every kept row is its own group, compacted in place into the counted arrays
+            # (the lower orders are already built from them), which are then trimmed
+            held, self._held = self._held, None
             del rows, counts
-            R, raw = trimmed(held, int(sizes[n]))
+            _k.level_groups(held[0], held[1], self._lcp, BOS, n, 2, held[0], held[1], np.empty(0, np.int64), parent)
+            R, raw = trimmed(held, size)
         else:
-            R = np.empty((sizes[n], n), np.uint32)
-            raw, adj = np.empty(sizes[n], np.int64), np.empty(sizes[n] if n < N else 0, np.int64)
-            last_kept = _k.level_groups(rows, counts, lcp, BOS, n, 2, R, raw, adj, parent)
+            R = np.empty((size, n), np.uint32)
+            raw, adj = np.empty(size, np.int64), np.empty(size if n < N else 0, np.int64)
+            _k.level_groups(rows, counts, self._lcp, BOS, n, 2, R, raw, adj, parent)
+            del rows, counts
+            if n == N:
+                self._held = None
+        if n == N:
+            self._lcp = None
         if n == 1:
             R[:2, 0] = (UNK, BOS)
             raw[:2] = adj[:2] = 0
             parent[:2] = -1
         firstw = R[:, n - 1]
-        if n == N:  # adjusted counts: raw for order N and n-grams starting with <s>, else continuation
+        if n == N:
             adj = raw
         else:
             at_bos = firstw == BOS
             adj[at_bos] = raw[at_bos]
-        t = np.zeros(4, np.int64)  # the n-grams of adjusted count 1, 2, 3, 4
-        _k.small_counts(adj, t)
-        if n < N and len(R) and last_kept:  # lmplz: the last n-gram in suffix order enters raw
-            for a, step in ((int(adj[-1]), -1), (int(raw[-1]), 1)):
-                if 1 <= a <= 4:
-                    t[a - 1] += step
-        marked = raw <= prune[n - 1]
+        marked = raw <= self.prune[n - 1]
         if n == 1:
             marked &= firstw > EOS  # <unk>, <s>, </s> are never pruned
-        levels.append(dict(rows=R, adj=adj, parent=parent, marked=marked, t=t))
-    return levels
+        if int(np.count_nonzero(~marked)) != self.kept[n]:  # pragma: no cover - an internal invariant
+            raise RuntimeError(f"internal error: the {n}-grams kept differ from their count")
+        return dict(rows=R, adj=adj, parent=parent, marked=marked)
 
 
 def _compactable(a: np.ndarray, dtype) -> bool:
@@ -337,31 +358,41 @@ def _contexts(levels, n):
     return ctx, len(levels[n - 2]["rows"])
 
 
-def kneser_ney(counted, order, V, prune, fallback, keep_u=True):
+def kneser_ney(counted, order, V, prune, fallback, keep_u=True, emit=None):
     """The model's arrays from the sorted reversed N-grams ``counted = [rows (m, N), counts (m,)]``.
 
     ``counted`` is emptied (the arrays are freed as soon as they are used). Returns a dict of
     per-order lists (index n-1): ``rows`` (reversed, sorted, uint32), ``prob``, ``backoff``
     (log10, float64), ``u`` (float64; ``None`` without ``keep_u``, which saves 8 bytes an
-    n-gram), and ``discounts`` (N, 3).
+    n-gram), and ``discounts`` (N, 3); and ``sizes``, the kept n-grams of each order, known
+    before any order is estimated.
 
-    Memory: besides the model itself (``4n + 24`` bytes an n-gram, ``4n + 16`` without
-    ``keep_u``), the orders' adjusted counts, parents and pruning marks (13 bytes an n-gram)
-    until each is finished, and one order's contexts and weights at a
-    time; order n - 1 is finished (log10, backoffs from order n's weights, written in place when
-    nothing is pruned) as soon as order n is interpolated.
+    ``emit``: called as ``emit(sizes, n, rows, prob, backoff)`` as soon as order n is finished
+    (orders in increasing order); its arrays are then dropped (the returned lists hold
+    ``None``), so an ARPA file can be written as the estimation goes.
+
+    Memory: the counted arrays (``4N + 8`` bytes, plus one of common-prefix lengths, an
+    N-gram) until order N is built into them; each order n, from when it is built until it is
+    finished (after order n + 1 is interpolated), ``4n + 17`` bytes an n-gram (ids, p, pruning
+    marks; parents only while it is interpolated) and the ``4n + 16`` of its output (in place
+    when nothing is pruned; ``4n + 24`` with ``keep_u``); and, while order n is interpolated,
+    its contexts (4 bytes an n-gram) and 16 bytes per context. Without ``emit`` every finished
+    order is kept (the model); with it, at most two orders are held at a time besides the
+    counted arrays.
     """
     N = order
-    K = _levels(counted, N, prune)
-    discounts = np.array([discounts_of(K[n - 1]["t"], fallback, n) for n in range(1, N + 1)], np.float64)
+    levels = _Levels(counted, N, prune)
+    discounts = np.array([discounts_of(levels.t[n - 1], fallback, n) for n in range(1, N + 1)], np.float64)
     discounts = discounts.reshape(N, 3)
-    out = dict(rows=[None] * N, prob=[None] * N, backoff=[None] * N, u=[None] * N, discounts=discounts)
+    sizes = [int(x) for x in levels.kept[1:]]
+    out = dict(rows=[None] * N, prob=[None] * N, backoff=[None] * N, u=[None] * N, discounts=discounts, sizes=sizes)
+    K = [None] * N
 
     def finish(n, gamma_next):
         """Order n's output arrays; ``gamma_next`` (order n + 1's weights per context, one per
         order-n n-gram) becomes its backoffs."""
         k = K[n - 1]
-        m = int(np.count_nonzero(~k["marked"]))
+        m = sizes[n - 1]
         if m == len(k["rows"]):
             # nothing pruned: every row stays where it is (dest[i] == i), so the level's own
             # rows, p and u, and order n + 1's weights, take the results in place
@@ -373,14 +404,18 @@ def kneser_ney(counted, order, V, prune, fallback, keep_u=True):
         dest = _k.kept_positions(k["marked"]) if m < len(k["rows"]) else np.zeros(0, np.int32)  # empty: i -> i
         args = (k["rows"], k["p"], k["u"], k["marked"], dest, gamma_next, n < N, EOS, UNK, rows_out, prob, backoff)
         parallel_for(_k.finish, len(k["rows"]), (*args, keep_u, u))
+        K[n - 1] = None  # the adjusted counts, parents and marks of order n are no longer needed
+        del k, dest, args, gamma_next
+        if emit is not None:
+            emit(sizes, n, rows_out, prob, backoff)
+            return
         out["rows"][n - 1], out["prob"][n - 1], out["backoff"][n - 1] = rows_out, prob, backoff
         out["u"][n - 1] = u if keep_u else None
-        K[n - 1] = None  # the adjusted counts, parents and marks of order n are no longer needed
 
     # stage 5: contexts, denominators, interpolation weights; stage 6: interpolation
     p_lower = np.zeros(0)
     for n in range(1, N + 1):
-        k = K[n - 1]
+        k = K[n - 1] = levels.build(n)
         R, adj, marked = k["rows"], k["adj"], k["marked"]
         ctx, C = _contexts(K, n)
         D = np.concatenate([[0.0], discounts[n - 1]])
@@ -395,8 +430,9 @@ def kneser_ney(counted, order, V, prune, fallback, keep_u=True):
         u = np.empty(len(R)) if keep_u else p
         if n == 1:
             V_uniform = int(np.count_nonzero(~marked)) - 1
-            args = (adj, ctx, np.zeros(0, np.int32), D, denom, gamma, p_lower, 1.0 / V_uniform, u, p)
-            parallel_for(_k.interpolate, len(adj), args)
+            unigram_args = (adj, ctx, np.zeros(0, np.int32), D, denom, gamma, p_lower, 1.0 / V_uniform, u, p)
+            parallel_for(_k.interpolate, len(adj), unigram_args)
+            del unigram_args
             u[R[:, 0] == UNK] = 0.0
             p[R[:, 0] == UNK] = gamma[0] / V_uniform
             u[R[:, 0] == BOS] = 1.0
@@ -404,9 +440,10 @@ def kneser_ney(counted, order, V, prune, fallback, keep_u=True):
         else:
             parallel_for(_k.interpolate, len(adj), (adj, ctx, k["parent"], D, denom, gamma, p_lower, 0.0, u, p))
         del ctx, denom
-        k["p"], k["u"] = p, u
+        k["p"], k["u"], k["parent"] = p, u, None
         if n > 1:
             finish(n - 1, gamma)  # after order n read p of order n - 1
+        del gamma  # order n - 1's backoffs now, or unused (unigrams)
         p_lower = p
     finish(N, np.zeros(0))
     if not keep_u:

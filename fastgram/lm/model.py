@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -176,19 +177,25 @@ class NGramLM:
         -----
         Memory: the counting stage is bounded by ``max_memory`` (sorted runs spill to
         ``tmp_dir``), one uint64 key word per N-gram up to 64 bits and 2-4 words beyond (word
-        5-grams). Then what must fit in memory is the sorted N-grams (about ``4N + 8`` bytes
-        each) while the orders are grouped, then the model itself (``4n + 24`` bytes per
-        n-gram: ids, log10 p, backoff and u; ``4n + 16`` with ``keep_u=False``) and, per order
-        until it is finished, its adjusted counts, parents and pruning marks (13 bytes per
-        n-gram). A stream that only the estimation holds (:meth:`estimate_files`' ids and
-        vocabulary) is freed once counted, and a text model keeps its words as UTF-8 bytes
-        until :attr:`words` is first read. See :mod:`fastgram.lm.estimate`.
+        5-grams). Then what must fit in memory is the sorted N-grams (about ``4N + 9`` bytes
+        each) until order N is built into them, the model itself (``4n + 24`` bytes per
+        n-gram: ids, log10 p, backoff and u; ``4n + 16`` with ``keep_u=False``) and, for the
+        order being estimated, its adjusted counts, parents and pruning marks (13 bytes per
+        n-gram); :func:`fastgram.lm.estimate_to_arpa` writes each order to an ARPA file as it
+        is finished instead of holding the model. A stream that only the estimation holds
+        (:meth:`estimate_files`' ids and vocabulary) is freed once counted, and a text model
+        keeps its words as UTF-8 bytes until :attr:`words` is first read. See :mod:`fastgram.lm.estimate`.
 
         ``<unk>``: a corpus has no unknown words (the vocabulary is what occurs); ``<unk>``
         gets the interpolation mass ``gamma / V`` of the unigrams, as in lmplz, and scoring
         maps every word the model does not know to it.
         """
         options = _options(order, prune, discount_fallback, max_memory, tmp_dir, chunk_tokens, keep_u)
+        return cls._from_corpus(corpus, separator, vocab, options)
+
+    @classmethod
+    def _from_corpus(cls, corpus, separator, vocab, options, arpa=None):
+        """:meth:`estimate` with its options checked (``arpa``: see :meth:`_from_stream`)."""
         words = None
         if vocab is not None:
             tokens, separator, words = _vocab_stream(corpus, vocab), _est.EOS, vocab
@@ -206,14 +213,20 @@ class NGramLM:
                 separator = _checks.check_separator(separator, int(np.iinfo(tokens.dtype).max) + 1)
         held = [tokens, words]
         del tokens, words
-        return cls._from_stream(held, separator, **options)
+        return cls._from_stream(held, separator, arpa=arpa, **options)
 
     @classmethod
-    def _from_stream(cls, held, separator, *, order, prune, fallback, max_memory, tmp_dir, chunk_tokens, keep_u):
+    def _from_stream(
+        cls, held, separator, *, order, prune, fallback, max_memory, tmp_dir, chunk_tokens, keep_u, arpa=None
+    ):
         """The model of ``held = [tokens, words]`` (emptied, so that a stream and vocabulary
         nobody else holds are freed once counted and named). ``words``: None (a token model),
         a :class:`fastgram.vocab.WordVocab` (``tokens`` its ids, sentences ended by ``</s>``)
-        or a list of str (the names of the stream's ids)."""
+        or a list of str (the names of the stream's ids).
+
+        ``arpa``: a path; the model is written there as an ARPA file order by order while it
+        is estimated (:class:`fastgram.lm.arpa.ArpaWriter`), never held whole, and the n-grams
+        of each order written are returned instead of a model."""
         tokens, words = held
         held.clear()
         lookup, token_ids = _est.vocabulary(tokens, separator, chunk_tokens)
@@ -243,6 +256,8 @@ class NGramLM:
         )
         del tokens, lookup  # the stream is freed here unless the caller holds it
         counted = list(counted)  # kneser_ney empties the list: the counts are freed once used
+        if arpa is not None:
+            return _estimate_into_arpa(arpa, counted, order, V, prune, fallback, names)
         arrays = _est.kneser_ney(counted, order, V, prune, fallback, keep_u)
         names, ids = _without_pruned_words(arrays["rows"], names, ids)
         return cls(
@@ -279,6 +294,11 @@ class NGramLM:
         Several token files are joined in memory (their dtype's bytes per token) until counted;
         one is memory-mapped.
         """
+        return cls._from_files(paths, order, dtype, separator, skip_symbols, options)
+
+    @classmethod
+    def _from_files(cls, paths, order, dtype, separator, skip_symbols, options, arpa=None):
+        """:meth:`estimate_files` (``arpa``: see :meth:`_from_stream`)."""
         files = _io.expand_paths(paths)
         _check_skip_symbols(skip_symbols, dtype)
         if dtype is None:
@@ -288,16 +308,16 @@ class NGramLM:
             vocab = WordVocab()  # built while encoding: one pass over the text
             held = [_vocab_stream(vocab.encode_files(files, oov="add", skip_symbols=skip_symbols), vocab), vocab]
             del vocab  # only `held` holds the ids and the vocabulary: freed once used
-            return cls._from_stream(held, _est.EOS, **options)
+            return cls._from_stream(held, _est.EOS, arpa=arpa, **options)
         dt = _io.token_dtype(dtype)
         if len(files) == 1:  # memory-mapped (a stream: read)
-            return cls.estimate(_io.read_tokens(files[0], dt), order, separator=separator, **options)
+            return cls._from_corpus(_io.read_tokens(files[0], dt), separator, None, _options(order, **options), arpa)
         if separator is None:
             raise ValueError("several raw token files need separator= (--separator: the boundary put between them)")
         separator = _checks.check_separator(separator, int(np.iinfo(dt).max) + 1)
         options = _options(order, **options)
         held = [_io.join_token_files(files, dt, separator), None]  # unsigned ids: nothing more to check
-        return cls._from_stream(held, separator, **options)  # the joined stream is freed once counted
+        return cls._from_stream(held, separator, arpa=arpa, **options)  # the stream is freed once counted
 
     def word_vocab(self):
         """A :class:`fastgram.vocab.WordVocab` whose ids are this model's ids."""
@@ -617,6 +637,60 @@ class NGramLM:
         if self._u is None:
             self._u = _gen.derive_u(self)
         return self._u
+
+
+def estimate_to_arpa(
+    paths, order: int, output, *, dtype=None, separator=None, skip_symbols: bool = False, **options
+) -> list[int]:
+    """Estimate a model from files and write it as an ARPA file, never holding it whole.
+
+    The same model and the same file as ``NGramLM.estimate_files(paths, order,
+    ...).write_arpa(output)``, but each order is written as soon as it is finished and then
+    dropped, so at most two orders are held at a time besides the counted n-grams: what
+    ``fastgram lm -o model.arpa`` runs.
+
+    Parameters
+    ----------
+    paths, order, dtype, separator, skip_symbols, options
+        As :meth:`NGramLM.estimate_files` (``keep_u`` does not apply: ARPA holds no u).
+    output : str or os.PathLike
+        The ARPA file, written atomically: a temporary file beside it, renamed when the last
+        order is written, removed on any error (SIGTERM and ``KeyboardInterrupt`` included).
+
+    Returns
+    -------
+    list of int
+        The n-grams of each order written (``[0]``: the words of the model).
+
+    Notes
+    -----
+    Memory: the counting stage as :meth:`NGramLM.estimate` (bounded by ``max_memory``); then
+    the counted N-grams (about ``4N + 9`` bytes each) until order N is built into them, and
+    the two orders being estimated (see :func:`fastgram.lm.estimate.kneser_ney`).
+    """
+    if "keep_u" in options:
+        raise TypeError("estimate_to_arpa() takes no keep_u (an ARPA file holds no u)")
+    if not isinstance(output, (str, os.PathLike)):
+        raise TypeError(f"output must be a str or os.PathLike, got {type(output).__name__}")
+    output = _io.check_output(output, _io.expand_paths(paths))
+    options = dict(options, keep_u=False)
+    return NGramLM._from_files(paths, order, dtype, separator, skip_symbols, options, arpa=output)
+
+
+def _estimate_into_arpa(path, counted, order, V, prune, fallback, words) -> list[int]:
+    """Run the estimation on ``counted`` with each order written to the ARPA file ``path``
+    when finished; the header is written once every order's size is known."""
+    with contextlib.ExitStack() as stack:
+        writer = None
+
+        def emit(sizes, n, rows, prob, backoff):
+            nonlocal writer
+            if writer is None:
+                writer = stack.enter_context(_arpa.ArpaWriter(path, order, words, sizes))
+            writer.write_order(n, rows, prob, backoff)
+
+        arrays = _est.kneser_ney(counted, order, V, prune, fallback, keep_u=False, emit=emit)
+    return arrays["sizes"]
 
 
 def _decimal_token_ids(words):
