@@ -82,7 +82,7 @@ def _padding(rows, i, n, bos):
 
 
 @kernel
-def level_stats(rows, counts, lcp, bos, eos, prune, sizes, kept, t):
+def level_stats(rows, counts, lcp, bos, eos, prune, final, state, sizes, kept, t):
     """Every order's statistics in one pass over the sorted rows, before any order is built.
 
     Per order n = 1..N (index n): ``sizes[n]`` the n-grams (groups of rows sharing their first
@@ -92,14 +92,17 @@ def level_stats(rows, counts, lcp, bos, eos, prune, sizes, kept, t):
     raw count (the sum of the group's counts) for order N and for n-grams whose forward first
     id is ``bos``, else the continuation count (the order-(n+1) groups inside); the last group
     in suffix order enters with its raw count (as lmplz counts it). Ids at most ``eos`` are the
-    special words. O(m N) time, O(N) memory; :func:`level_groups` builds the groups counted here.
+    special words.
+
+    The rows may come in consecutive blocks: ``state`` (4, N + 1) int64, zeros before the
+    first block, carries each order's open group (raw count, continuation count, forward first
+    id, whether it is counted) from one block to the next, ``lcp[0]`` is the common prefix
+    with the previous block's last row, and ``final`` (on the last block, which may be empty)
+    closes the open groups. O(m N) time; :func:`level_groups` builds the groups counted here.
     """
     m, N = rows.shape
-    raw = np.zeros(N + 1, np.int64)  # the open group's raw count, per order
-    ext = np.zeros(N + 1, np.int64)  # its continuation count
-    first = np.zeros(N + 1, np.int64)  # its forward first id
-    live = np.zeros(N + 1, np.bool_)  # whether an open group is counted (not padding)
-    for i in range(m + 1):
+    raw, ext, first, live = state[0], state[1], state[2], state[3]
+    for i in range(m + (1 if final else 0)):
         for n in range(1, N + 1):
             if i < m and n < N and lcp[i] >= n:
                 continue  # row i is inside order n's open group
@@ -111,12 +114,14 @@ def level_stats(rows, counts, lcp, bos, eos, prune, sizes, kept, t):
                 if raw[n] > prune[n - 1] or (n == 1 and first[n] <= eos):
                     kept[n] += 1
             if i < m:  # open row i's group
-                live[n] = not _padding(rows, i, n, bos)
+                live[n] = 0 if _padding(rows, i, n, bos) else 1
                 if live[n]:
                     sizes[n] += 1
                 first[n] = rows[i, n - 1]
                 raw[n] = 0
                 ext[n] = 0
+            else:
+                live[n] = 0
         if i < m:
             for n in range(1, N + 1):
                 raw[n] += counts[i]
@@ -125,23 +130,19 @@ def level_stats(rows, counts, lcp, bos, eos, prune, sizes, kept, t):
 
 
 @kernel
-def level_groups(rows, counts, lcp, bos, n, reserved, level_rows, raw, ext, parent):
+def level_groups(rows, counts, lcp, bos, n, state, level_rows, raw, ext, parent):
     """Order n's kept groups (rows sharing their first n ids, padding groups excluded): the
     group's n ids (``level_rows`` (m_n, n)), its raw count (the sum of its rows' counts), its
     continuation count (``ext``, the order-(n+1) groups inside; not written for n = N) and its
-    suffix's index in order n - 1 (-1 for unigrams). Order 1 starts after ``reserved`` slots
-    the caller fills (and order 2's suffix indices count them). One pass over the rows;
-    O(m + m_n n). Returns whether the group of the last row is kept (lmplz's last n-gram in
-    suffix order).
+    suffix's index in order n - 1 (-1 for unigrams). One pass over the rows; O(m + m_n n).
 
-    For n = N >= 2, ``level_rows`` and ``raw`` may be ``rows`` and ``counts`` themselves (the
-    kept rows compacted in place): group ``j`` is written while row ``i >= j`` is read, and
-    row ``i``'s count is read before anything is written."""
+    The rows may come in consecutive blocks (``lcp[0]``: the common prefix with the previous
+    block's last row): ``state`` (int64) carries this order's current group (-1 inside a
+    padding group), its next group, order n - 1's current group and its next group; before
+    the first block it is ``(-1, r1, -1, r2)``, where ``r1`` (order 1) or ``r2`` (order 2) is
+    the number of unigram slots the caller fills itself, else 0."""
     m, N = rows.shape
-    j = -1  # this order's current group, -1 inside a padding group
-    k = reserved if n == 1 else 0  # this order's next group
-    up = -1  # order n - 1's current group
-    k_up = reserved if n == 2 else 0  # order n - 1's next group
+    j, k, up, k_up = state[0], state[1], state[2], state[3]
     for i in range(m):
         count = counts[i]
         if n > 1 and lcp[i] < n - 1:
@@ -166,7 +167,7 @@ def level_groups(rows, counts, lcp, bos, n, reserved, level_rows, raw, ext, pare
             raw[j] += count
             if n < N and lcp[i] < n + 1:
                 ext[j] += 1
-    return j >= 0
+    state[0], state[1], state[2], state[3] = j, k, up, k_up
 
 
 _H1 = np.uint64(0x9E3779B97F4A7C15)

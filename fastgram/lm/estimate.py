@@ -8,37 +8,39 @@ The stages are lmplz's (see :mod:`fastgram.reference.lm` for the formulas):
    (last word first) so that the sorted rows are lmplz's suffix order, counted by
    :class:`fastgram.counting.NGramCounter` chunk by chunk (spilling sorted runs to disk under
    ``max_memory``).
-3. *Adjusted counts*: one pass gives the common-prefix length of adjacent sorted rows; the
-   n-grams of every lower order are the groups of rows sharing their first n words, their raw
-   counts the group sums and their continuation counts the number of (n+1)-groups inside
-   (``np.add.reduceat``), no sort.
-4. *Discounts* from ``np.bincount`` of the adjusted counts.
-5. *Initial probabilities and backoffs*: each n-gram's context is found in the sorted table of
-   the order below (binary search, :func:`fastgram.kernels.lm.find_rows`); denominators and
-   backoff mass are ``np.bincount`` over context indices.
+3. *Adjusted counts*: the counted N-grams go to scratch files (:class:`CountedNGrams`); one
+   pass over them gives every order's statistics (sizes, kept n-grams, counts of adjusted
+   counts); each order's n-grams are then built by one more pass just before the order is
+   interpolated: the groups of rows sharing their first n words (common-prefix lengths of
+   adjacent rows), their raw counts the group sums and their continuation counts the number
+   of (n+1)-groups inside, no sort.
+4. *Discounts* from the counts of adjusted counts 1-4 (lmplz's closed form).
+5. *Initial probabilities and backoffs*: each n-gram's context is found in order n - 1 through
+   a hash index of its rows; denominators and backoff mass are summed per context.
 6. *Interpolation* bottom-up: ``p = u + gamma(context) * p(suffix)``, the suffix's index being
-   the group index from stage 3.
+   the group index from stage 3; order n - 1 is finished (log10, backoffs) once order n is.
 
-Memory: what must fit is the sorted N-grams (``N`` 4-byte ids plus an 8-byte count each, and
-one byte of common-prefix length) until order N is built into them, and the orders being
-estimated: each order is built just before it is interpolated (:class:`_Levels`) and finished
-as soon as the next one is (its ids, log10 p and backoff, ``4n + 16`` bytes an n-gram, ``4n +
-24`` with u). A model kept in memory holds every finished order; written to an ARPA file as
-it goes (``kneser_ney(..., emit=...)``, :func:`fastgram.lm.estimate_to_arpa`), at most two
-orders are held at a time.
-Counting is bounded by ``max_memory`` (sorted runs spill to disk) for every key space:
+Memory: counting is bounded by ``max_memory`` (sorted runs spill to disk) for every key space:
 :class:`fastgram.counting.NGramCounter` packs an N-gram into one uint64 word while
-``(V + 1)**N <= 2**64`` and into 2-4 words beyond (word 5-grams).
+``(V + 1)**N <= 2**64`` and into 2-4 words beyond (word 5-grams); the merged counts are held
+as keys (8-32 bytes an N-gram) unless runs spilled. The counted N-grams then live on disk
+(``4N + 8`` bytes each under ``tmp_dir``), one block in memory at a time, and what must fit is
+the orders being estimated: each is built just before it is interpolated and finished as soon
+as the next one is (ids, log10 p and backoff: ``4n + 16`` bytes an n-gram, ``4n + 24`` with
+u). A model kept in memory holds every finished order; written to an ARPA file as it goes
+(``kneser_ney(..., emit=...)``, :func:`fastgram.lm.estimate_to_arpa`), at most two orders are
+held at a time.
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
 from fastgram import _checks
 from fastgram._jit import parallel_for
-from fastgram.counting import NGramCounter
-from fastgram.counting._runs import trimmed
+from fastgram.counting import NGramCounter, NGramCounts
 from fastgram.kernels import lm_estimate as _k
 
 UNK, BOS, EOS = 0, 1, 2
@@ -200,20 +202,32 @@ def _reversed_chunks(tokens, lookup, separator, order, V, chunk_tokens, close_la
         hi = lo
 
 
-def count_padded(tokens, lookup, separator, order, V, *, max_memory, tmp_dir, chunk_tokens, close_last=True):
-    """Sorted reversed N-grams of the padded sentences and their counts: ``(rows (m, N), counts)``.
+def count_padded(held, lookup, separator, order, V, *, directory, max_memory, tmp_dir, chunk_tokens, close_last=True):
+    """Count the reversed N-grams of the padded sentences of ``held = [tokens]`` (emptied, so
+    that a stream nobody else holds is freed before the counts are merged) into a
+    :class:`CountedNGrams` in ``directory``: sorted rows (lmplz's suffix order) and counts.
 
     Chunks are taken from the end of the stream backwards and written reversed, so the counter
     sees the reversed corpus and its sorted rows are in lmplz's suffix order. Every key space
     goes through :class:`fastgram.counting.NGramCounter`, bounded by ``max_memory``: one uint64
-    word per key up to 64 bits, wider keys (word 5-grams) in 2-4 words.
+    word per key up to 64 bits, wider keys (word 5-grams) in 2-4 words; the merged counts are
+    decoded and written :data:`BLOCK_ROWS` at a time.
     """
+    tokens = held.pop()
     pieces = _reversed_chunks(tokens, lookup, separator, order, V, chunk_tokens, close_last)
+    del tokens
+    counted = CountedNGrams(directory, order)
     with NGramCounter(order, V + 1, separator=V, max_memory=max_memory, tmp_dir=tmp_dir) as counter:
         for piece in pieces:
             counter.update(piece)
-        counts = counter.result()
-    return counts.ngrams, counts.counts
+        del pieces, piece  # the generator held the stream
+        for keys, counts in counter.result_blocks():
+            for lo in range(0, len(keys), BLOCK_ROWS):
+                block = NGramCounts(keys[lo : lo + BLOCK_ROWS], counts[lo : lo + BLOCK_ROWS], order, V + 1,
+                                    separator=V, validate=False)  # fmt: skip
+                counted.append(block.ngrams, block.counts)
+            del keys, counts
+    return counted
 
 
 def discounts_of(t, fallback, n: int):
@@ -261,37 +275,92 @@ def find_in(table: np.ndarray, queries: np.ndarray, first_col: int, slots=None) 
     return out
 
 
-class _Levels:
-    """Every order's n-grams, built one order at a time from the sorted reversed N-grams.
+class CountedNGrams:
+    """The sorted reversed N-grams and their counts, held in two files of a scratch directory
+    between the passes that read them (the statistics, then one pass per order).
 
-    ``counted`` is the list ``[rows (m, N), counts (m,)]`` from :func:`count_padded`; it is
-    emptied, and the counted arrays become order N's (compacted in place) when that order is
-    built, so they are held, with one byte an N-gram of common-prefix lengths, until then.
-    The constructor makes one pass over the rows for every order's statistics
-    (:func:`fastgram.kernels.lm_estimate.level_stats`): ``sizes`` and ``kept`` (index n: the
-    n-grams of order n, and those not pruned) and ``t`` (index n - 1: the counts of adjusted
-    counts 1-4 the discounts come from); :meth:`build` then makes order n's arrays, orders in
-    increasing order, each a pass over the rows: O(m N) time in all.
+    On disk ``4N + 8`` bytes an N-gram (uint32 ids, int64 counts); in memory one block of
+    :data:`BLOCK_ROWS` rows at a time. Written with :meth:`append` (blocks in order), then
+    read with :meth:`blocks` any number of times.
     """
 
-    def __init__(self, counted, N, prune):
-        rows, counts = counted
-        counted.clear()
-        self.N, self.prune = N, prune
-        m = rows.shape[0]
-        self._lcp = np.zeros(m, np.int8)
-        if m:
-            parallel_for(_k.common_prefix, m, (rows, self._lcp))
+    def __init__(self, directory: str, N: int):
+        self.N, self.m = N, 0
+        self._paths = (os.path.join(directory, "ngrams.u32"), os.path.join(directory, "counts.i64"))
+        for path in self._paths:
+            open(path, "wb").close()
+
+    def append(self, rows: np.ndarray, counts: np.ndarray) -> None:
+        """Add a block: ``rows`` (b, N) of ids, ``counts`` (b,), after the rows so far in order."""
+        for path, a in zip(self._paths, (np.asarray(rows, np.uint32), np.asarray(counts, np.int64))):
+            with open(path, "ab") as f:
+                np.ascontiguousarray(a).tofile(f)
+        self.m += len(rows)
+
+    def blocks(self, block_rows: int | None = None):
+        """Yield ``(rows (b, N) uint32, counts (b,) int64, lcp (b,) int8)`` blocks in order;
+        ``lcp[i]`` is the common prefix of row i with the row before it (0 for the first row,
+        and across a block edge, the previous block's last row)."""
+        block_rows = block_rows or BLOCK_ROWS
+        N = self.N
+        # one set of buffers, refilled: no allocation per block (the caller uses a block before
+        # asking for the next)
+        rows_buf = np.empty((min(block_rows, self.m), N), np.uint32)
+        counts_buf, lcp_buf = np.empty(len(rows_buf), np.int64), np.empty(len(rows_buf), np.int8)
+        with open(self._paths[0], "rb") as f_rows, open(self._paths[1], "rb") as f_counts:
+            last = None
+            for lo in range(0, self.m, block_rows):
+                b = min(block_rows, self.m - lo)
+                rows, counts, lcp = rows_buf[:b], counts_buf[:b], lcp_buf[:b]
+                if f_rows.readinto(rows) != rows.nbytes or f_counts.readinto(counts) != counts.nbytes:
+                    # pragma: no cover - only if the scratch files changed under us
+                    raise RuntimeError("internal error: the counted n-grams' scratch file is truncated")
+                parallel_for(_k.common_prefix, b, (rows, lcp))
+                if last is not None:
+                    same = np.flatnonzero(rows[0] != last)
+                    lcp[0] = same[0] if len(same) else N
+                last = rows[-1].copy()
+                yield rows, counts, lcp
+
+    def remove(self) -> None:
+        """Delete the files (the directory's owner removes it)."""
+        for path in self._paths:
+            if os.path.exists(path):
+                os.unlink(path)
+
+
+#: Rows of the counted N-grams in memory at a time (20 MiB of word 5-gram ids).
+BLOCK_ROWS = 1 << 20
+
+
+class _Levels:
+    """Every order's n-grams, built one order at a time from the counted N-grams.
+
+    The constructor makes one pass over ``counted`` (a :class:`CountedNGrams`) for every
+    order's statistics (:func:`fastgram.kernels.lm_estimate.level_stats`): ``sizes`` and
+    ``kept`` (index n: the n-grams of order n, and those not pruned) and ``t`` (index n - 1:
+    the counts of adjusted counts 1-4 the discounts come from); :meth:`build` then makes order
+    n's arrays, orders in increasing order, each one more pass: O(m N) time in all, one block
+    of rows in memory besides the order's arrays. The files are removed once order N is built.
+    """
+
+    def __init__(self, counted: CountedNGrams, N, prune):
+        self.N, self.prune, self.counted = N, prune, counted
         sizes, kept = np.zeros(N + 1, np.int64), np.zeros(N + 1, np.int64)
         t = np.zeros((N + 1, 4), np.int64)
-        _k.level_stats(rows, counts, self._lcp, BOS, EOS, np.asarray(prune, np.int64), sizes, kept, t)
+        state = np.zeros((4, N + 1), np.int64)
+        thresholds = np.asarray(prune, np.int64)
+        for rows, counts, lcp in counted.blocks():
+            _k.level_stats(rows, counts, lcp, BOS, EOS, thresholds, False, state, sizes, kept, t)
+        nothing = np.zeros((0, N), np.uint32)
+        _k.level_stats(nothing, np.zeros(0, np.int64), np.zeros(0, np.int8), BOS, EOS, thresholds, True, state,
+                       sizes, kept, t)  # fmt: skip
         sizes[1] += 2  # unigrams <unk> and <s> (never a suffix of an N-gram) with count 0, kept
         kept[1] += 2
         if sizes.max() > MAX_ROWS:
             n = int(np.argmax(sizes))
             raise ValueError(f"{n}-grams: {int(sizes[n]):,} distinct, more than one order can hold ({MAX_ROWS:,})")
         self.sizes, self.kept, self.t = sizes, kept, t[1:]
-        self._held = [rows, counts]
         self._next = 1
 
     def build(self, n: int) -> dict:
@@ -299,30 +368,21 @@ class _Levels:
         ``adj`` (adjusted counts: raw for order N and for n-grams starting with ``<s>``, else
         continuation counts; int64), ``parent`` (index of the suffix in order n - 1, int32)
         and ``marked`` (pruned): ``4n + 13`` bytes an n-gram, and 8 more of raw counts while
-        it is built (order N's rows and raw counts are the counted arrays, compacted in place
-        and shrunk)."""
+        it is built."""
         if n != self._next:  # pragma: no cover - an internal invariant
             raise RuntimeError(f"internal error: order {n} built out of turn (next: {self._next})")
         self._next += 1
         N, size = self.N, int(self.sizes[n])
-        rows, counts = self._held
+        R = np.empty((size, n), np.uint32)
+        raw, adj = np.empty(size, np.int64), np.empty(size if n < N else 0, np.int64)
         parent = np.empty(size, np.int32)
-        if n == N >= 2 and _compactable(rows, np.uint32) and _compactable(counts, np.int64):
-            # every kept row is its own group, compacted in place into the counted arrays
-            # (the lower orders are already built from them), which are then trimmed
-            held, self._held = self._held, None
-            del rows, counts
-            _k.level_groups(held[0], held[1], self._lcp, BOS, n, 2, held[0], held[1], np.empty(0, np.int64), parent)
-            R, raw = trimmed(held, size)
-        else:
-            R = np.empty((size, n), np.uint32)
-            raw, adj = np.empty(size, np.int64), np.empty(size if n < N else 0, np.int64)
-            _k.level_groups(rows, counts, self._lcp, BOS, n, 2, R, raw, adj, parent)
-            del rows, counts
-            if n == N:
-                self._held = None
+        state = np.array([-1, 2 if n == 1 else 0, -1, 2 if n == 2 else 0], np.int64)
+        for rows, counts, lcp in self.counted.blocks():
+            _k.level_groups(rows, counts, lcp, BOS, n, state, R, raw, adj, parent)
+        if int(state[1]) != size:  # pragma: no cover - an internal invariant (level_stats counted them)
+            raise RuntimeError(f"internal error: {int(state[1]):,} {n}-grams built of {size:,}")
         if n == N:
-            self._lcp = None
+            self.counted.remove()
         if n == 1:
             R[:2, 0] = (UNK, BOS)
             raw[:2] = adj[:2] = 0
@@ -341,11 +401,6 @@ class _Levels:
         return dict(rows=R, adj=adj, parent=parent, marked=marked)
 
 
-def _compactable(a: np.ndarray, dtype) -> bool:
-    """Whether order N's level can be written into ``a`` itself (the level's dtype, writable)."""
-    return a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
-
-
 def _contexts(levels, n):
     """``(ctx, C)``: each order-n n-gram's context (its first n - 1 ids, forward) as an index into
     order n - 1, and the number of contexts."""
@@ -359,26 +414,23 @@ def _contexts(levels, n):
 
 
 def kneser_ney(counted, order, V, prune, fallback, keep_u=True, emit=None):
-    """The model's arrays from the sorted reversed N-grams ``counted = [rows (m, N), counts (m,)]``.
-
-    ``counted`` is emptied (the arrays are freed as soon as they are used). Returns a dict of
-    per-order lists (index n-1): ``rows`` (reversed, sorted, uint32), ``prob``, ``backoff``
-    (log10, float64), ``u`` (float64; ``None`` without ``keep_u``, which saves 8 bytes an
-    n-gram), and ``discounts`` (N, 3); and ``sizes``, the kept n-grams of each order, known
-    before any order is estimated.
+    """The model's arrays from the counted N-grams (a :class:`CountedNGrams`, whose files are
+    removed once the last order is built). Returns a dict of per-order lists (index n-1):
+    ``rows`` (reversed, sorted, uint32), ``prob``, ``backoff`` (log10, float64), ``u``
+    (float64; ``None`` without ``keep_u``, which saves 8 bytes an n-gram), and ``discounts``
+    (N, 3); and ``sizes``, the kept n-grams of each order, known before any order is estimated.
 
     ``emit``: called as ``emit(sizes, n, rows, prob, backoff)`` as soon as order n is finished
     (orders in increasing order); its arrays are then dropped (the returned lists hold
     ``None``), so an ARPA file can be written as the estimation goes.
 
-    Memory: the counted arrays (``4N + 8`` bytes, plus one of common-prefix lengths, an
-    N-gram) until order N is built into them; each order n, from when it is built until it is
-    finished (after order n + 1 is interpolated), ``4n + 17`` bytes an n-gram (ids, p, pruning
-    marks; parents only while it is interpolated) and the ``4n + 16`` of its output (in place
-    when nothing is pruned; ``4n + 24`` with ``keep_u``); and, while order n is interpolated,
-    its contexts (4 bytes an n-gram) and 16 bytes per context. Without ``emit`` every finished
-    order is kept (the model); with it, at most two orders are held at a time besides the
-    counted arrays.
+    Memory: the counted N-grams stay on disk (one block of them in memory at a time); each
+    order n, from when it is built until it is finished (after order n + 1 is interpolated),
+    ``4n + 17`` bytes an n-gram (ids, p, pruning marks; parents only while it is
+    interpolated) and the ``4n + 16`` of its output (in place when nothing is pruned; ``4n +
+    24`` with ``keep_u``); and, while order n is interpolated, its contexts (4 bytes an
+    n-gram) and 16 bytes per context. Without ``emit`` every finished order is kept (the
+    model); with it, at most two orders are held at a time.
     """
     N = order
     levels = _Levels(counted, N, prune)

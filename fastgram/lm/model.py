@@ -243,22 +243,25 @@ class NGramLM:
         else:
             names, ids = list(SPECIAL_WORDS) + list(map(words.__getitem__, token_ids[3:].tolist())), None
         del words  # a vocabulary is no longer needed
-        counted = _est.count_padded(
-            tokens,
-            lookup,
-            separator,
-            order,
-            V,
-            max_memory=max_memory,
-            tmp_dir=tmp_dir,
-            chunk_tokens=chunk_tokens,
-            close_last=close_last,
-        )
-        del tokens, lookup  # the stream is freed here unless the caller holds it
-        counted = list(counted)  # kneser_ney empties the list: the counts are freed once used
-        if arpa is not None:
-            return _estimate_into_arpa(arpa, counted, order, V, prune, fallback, names)
-        arrays = _est.kneser_ney(counted, order, V, prune, fallback, keep_u)
+        stream = [tokens]
+        del tokens  # count_padded lets the stream go before it merges the counts
+        with _io.temporary_directory("fastgram-lm-", tmp_dir) as scratch:
+            counted = _est.count_padded(
+                stream,
+                lookup,
+                separator,
+                order,
+                V,
+                directory=scratch,
+                max_memory=max_memory,
+                tmp_dir=tmp_dir,
+                chunk_tokens=chunk_tokens,
+                close_last=close_last,
+            )
+            del lookup
+            if arpa is not None:
+                return _estimate_into_arpa(arpa, counted, order, V, prune, fallback, names)
+            arrays = _est.kneser_ney(counted, order, V, prune, fallback, keep_u)
         names, ids = _without_pruned_words(arrays["rows"], names, ids)
         return cls(
             order,
