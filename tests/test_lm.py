@@ -451,14 +451,14 @@ def test_estimate_to_arpa_leaves_nothing_on_error(tmp_path, monkeypatch):
     out.write_text("an older model\n")
     with pytest.raises(ValueError, match="discount_fallback=True"):  # found after counting, before writing
         fastgram.estimate_to_arpa(src, 3, out)
-    real = arpa_module.ArpaWriter.write_order
+    real = arpa_module.ArpaWriter.write
 
     def fail_at_order_3(self, n, *args):
         if n == 3:
             raise KeyboardInterrupt
         real(self, n, *args)
 
-    monkeypatch.setattr(arpa_module.ArpaWriter, "write_order", fail_at_order_3)
+    monkeypatch.setattr(arpa_module.ArpaWriter, "write", fail_at_order_3)
     with pytest.raises(KeyboardInterrupt):  # orders 1 and 2 were written when it stopped
         fastgram.estimate_to_arpa(src, 3, out, discount_fallback=True)
     assert out.read_text() == "an older model\n"
@@ -485,18 +485,25 @@ def test_arpa_writer_takes_the_orders_in_turn_and_whole(tmp_path):
     bi = (np.array([[3, 1]], np.uint32), np.array([-0.5]), np.zeros(1))
     path = tmp_path / "m.arpa"
     for sizes, steps, match in [
-        ([4, 1], [(2, bi)], "order 2 written out of turn"),
+        ([4, 1], [(2, bi)], "1-grams: 0 rows where the header says 4"),
+        ([4, 1], [(1, uni), (2, bi), (1, uni)], "order 1 written out of turn"),
+        ([4, 1], [(1, uni), (1, uni)], "1-grams: more rows than the header's 4"),
         ([4, 2], [(1, uni), (2, bi)], "2-grams: 1 rows where the header says 2"),
-        ([4, 1], [(1, uni)], "lacks its 2-grams"),
+        ([4, 1], [(1, uni)], "2-grams: 0 rows where the header says 1"),
+        ([4, 1], [(3, bi)], "order 3 written out of turn"),
     ]:
         with pytest.raises(ValueError, match=match):
             with arpa_module.ArpaWriter(path, 2, words, sizes) as writer:
                 for n, arrays in steps:
-                    writer.write_order(n, *arrays)
+                    writer.write(n, *arrays)
         assert not list(tmp_path.iterdir())
-    with arpa_module.ArpaWriter(path, 2, words, [4, 1]) as writer:
-        writer.write_order(1, *uni)
-        writer.write_order(2, *bi)
+    with arpa_module.ArpaWriter(path, 2, words, [4, 1]) as writer:  # an order in several pieces
+        writer.write(1, *(a[:1] for a in uni))
+        writer.write(1, *(a[1:] for a in uni))
+        writer.write(2, *bi)
+    whole = tmp_path / "whole.arpa"
+    arpa_module.write_arpa(whole, 2, words, [uni[0], bi[0]], [uni[1], bi[1]], [uni[2], bi[2]])
+    assert path.read_bytes() == whole.read_bytes()
     assert NGramLM.read_arpa(path).sizes == [4, 1]
 
 

@@ -130,44 +130,60 @@ def level_stats(rows, counts, lcp, bos, eos, prune, final, state, sizes, kept, t
 
 
 @kernel
-def level_groups(rows, counts, lcp, bos, n, state, level_rows, raw, ext, parent):
+def _close_group(state, adj, marked, n, N, bos, eos, threshold):
+    """Write the adjusted count and pruning mark of the open group ``state[0]`` (if counted)."""
+    j = state[0]
+    if j >= 0:
+        raw, first = state[4], state[6]
+        adj[j] = raw if (n == N or first == bos) else state[5]
+        marked[j] = raw <= threshold and not (n == 1 and first <= eos)
+
+
+@kernel
+def level_groups(rows, counts, lcp, bos, eos, n, threshold, final, state, level_rows, adj, marked, parent):
     """Order n's kept groups (rows sharing their first n ids, padding groups excluded): the
-    group's n ids (``level_rows`` (m_n, n)), its raw count (the sum of its rows' counts), its
-    continuation count (``ext``, the order-(n+1) groups inside; not written for n = N) and its
-    suffix's index in order n - 1 (-1 for unigrams). One pass over the rows; O(m + m_n n).
+    group's n ids (``level_rows`` (m_n, n)), its adjusted count (``adj``: the raw count, the
+    sum of its rows' counts, for n = N and for groups whose forward first id is ``bos``, else
+    the continuation count, the order-(n+1) groups inside), whether it is pruned (``marked``:
+    raw count at most ``threshold``, never for the unigrams of ids up to ``eos``) and its
+    suffix's index in order n - 1 (``parent``, -1 for unigrams). One pass over the rows;
+    O(m + m_n n), no array but the outputs.
 
     The rows may come in consecutive blocks (``lcp[0]``: the common prefix with the previous
-    block's last row): ``state`` (int64) carries this order's current group (-1 inside a
-    padding group), its next group, order n - 1's current group and its next group; before
-    the first block it is ``(-1, r1, -1, r2)``, where ``r1`` (order 1) or ``r2`` (order 2) is
-    the number of unigram slots the caller fills itself, else 0."""
-    m, N = rows.shape
-    j, k, up, k_up = state[0], state[1], state[2], state[3]
+    block's last row; ``final`` on the last block, which may be empty, closes the last group):
+    ``state`` (7,) int64 carries this order's current group (-1 inside a padding group), its
+    next group, order n - 1's current group and next group, and the current group's raw
+    count, continuation count and forward first id. Before the first block it is ``(-1, r1,
+    -1, r2, 0, 0, 0)``, where ``r1`` (order 1) or ``r2`` (order 2) is the number of unigram
+    slots the caller fills itself, else 0."""
+    m, N = rows.shape[0], rows.shape[1]
     for i in range(m):
         count = counts[i]
         if n > 1 and lcp[i] < n - 1:
             if _padding(rows, i, n - 1, bos):
-                up = -1
+                state[2] = -1
             else:
-                up = k_up
-                k_up += 1
+                state[2] = state[3]
+                state[3] += 1
         if n == N or lcp[i] < n:
+            _close_group(state, adj, marked, n, N, bos, eos, threshold)
             if _padding(rows, i, n, bos):
-                j = -1
+                state[0] = -1
             else:
-                j = k
-                k += 1
+                j = state[1]
+                state[0] = j
+                state[1] += 1
                 for c in range(n):
                     level_rows[j, c] = rows[i, c]
-                raw[j] = 0
-                if n < N:
-                    ext[j] = 0
-                parent[j] = up if n > 1 else -1
-        if j >= 0:
-            raw[j] += count
+                parent[j] = state[2] if n > 1 else -1
+                state[4], state[5], state[6] = 0, 0, rows[i, n - 1]
+        if state[0] >= 0:
+            state[4] += count
             if n < N and lcp[i] < n + 1:
-                ext[j] += 1
-    state[0], state[1], state[2], state[3] = j, k, up, k_up
+                state[5] += 1
+    if final:
+        _close_group(state, adj, marked, n, N, bos, eos, threshold)
+        state[0] = -1
 
 
 _H1 = np.uint64(0x9E3779B97F4A7C15)

@@ -41,7 +41,7 @@ def write_arpa(path, order, words, rows, prob, backoff) -> None:
         _check_values(n, prob[n - 1], backoff[n - 1])
     with ArpaWriter(path, order, words, [len(r) for r in rows]) as writer:
         for n in range(1, order + 1):
-            writer.write_order(n, rows[n - 1], prob[n - 1], backoff[n - 1])
+            writer.write(n, rows[n - 1], prob[n - 1], backoff[n - 1])
 
 
 def _check_values(n, prob, backoff) -> None:
@@ -55,13 +55,14 @@ def _check_values(n, prob, backoff) -> None:
 
 
 class ArpaWriter:
-    """An ARPA file written one order at a time, so a model need not be held whole.
+    """An ARPA file written as its n-grams come, so a model need not be held whole.
 
     ``with ArpaWriter(path, order, words, sizes) as w:`` writes the header (``sizes[n-1]``
-    n-grams of order n), then ``w.write_order(n, rows, prob, backoff)`` for n = 1..order in
-    turn; leaving the block writes ``\\end\\`` and renames the file into place. On any
-    error (SIGTERM and ``KeyboardInterrupt`` included), or if an order is missing, the
-    temporary file is removed and ``path`` is left as it was.
+    n-grams of order n), then ``w.write(n, rows, prob, backoff)`` appends n-grams of order n:
+    the orders in increasing order, each in one call or several, in suffix order. Leaving the
+    block writes ``\\end\\`` and renames the file into place. On any error (SIGTERM and
+    ``KeyboardInterrupt`` included), or if an order is left short, the temporary file is
+    removed and ``path`` is left as it was.
 
     Values are written with 7 decimals, trailing zeros trimmed (absolute error <= 5e-8, below
     float32 resolution), by :func:`fastgram.kernels.lm_arpa.arpa_blocks`, :data:`WRITE_BLOCK`
@@ -79,11 +80,10 @@ class ArpaWriter:
         self._long = np.empty(int(((lengths + 7) // 8)[lengths > _k.SLOT_BYTES].sum()), np.uint64)
         _k.word_slots(arena, offsets, self._slots, self._long)
         self._text = np.empty(0, np.uint8)  # one text buffer for every block (grown as needed)
-        self._next = 1
+        self._n, self._written = 0, 0  # the order being written and its rows so far
 
     def __enter__(self) -> "ArpaWriter":
-        self._stack = contextlib.ExitStack()
-        with self._stack as stack:
+        with contextlib.ExitStack() as stack:
             tmp = stack.enter_context(atomic_output(self.path))
             self._file = stack.enter_context(open(tmp, "wb"))
             head = ["\\data\\\n"] + [f"ngram {n}={m}\n" for n, m in enumerate(self.sizes, 1)] + ["\n"]
@@ -91,18 +91,33 @@ class ArpaWriter:
             self._stack = stack.pop_all()
         return self
 
-    def write_order(self, n: int, rows: np.ndarray, prob: np.ndarray, backoff: np.ndarray) -> None:
-        """Write order n's section: ``rows`` (m, n) reversed model ids, log10 ``prob`` and
-        ``backoff`` (m,). Raises ``ValueError`` for an order out of turn, a row count other
-        than the header's, or a value :func:`write_arpa` refuses."""
-        if n != self._next:
-            raise ValueError(f"order {n} written out of turn (next: {self._next})")
-        if len(rows) != self.sizes[n - 1] or len(prob) != len(rows) or len(backoff) != len(rows):
-            raise ValueError(f"{n}-grams: {len(rows):,} rows where the header says {self.sizes[n - 1]:,}")
+    def _advance(self, n: int) -> None:
+        """Close the sections before order n (each must be complete) and open order n's."""
+        while self._n < n:
+            if self._n and self._written != self.sizes[self._n - 1]:
+                raise ValueError(
+                    f"{self._n}-grams: {self._written:,} rows where the header says {self.sizes[self._n - 1]:,}"
+                )
+            if self._n:
+                self._file.write(b"\n")
+            self._n, self._written = self._n + 1, 0
+            if self._n <= self.order:
+                self._file.write(f"\\{self._n}-grams:\n".encode())
+
+    def write(self, n: int, rows: np.ndarray, prob: np.ndarray, backoff: np.ndarray) -> None:
+        """Append n-grams of order n: ``rows`` (m, n) reversed model ids, log10 ``prob`` and
+        ``backoff`` (m,). Raises ``ValueError`` for an order out of turn, more rows than the
+        header's, an order left short, or a value :func:`write_arpa` refuses."""
+        if not (self._n <= n <= self.order) or n < 1:
+            raise ValueError(f"order {n} written out of turn (writing order {self._n} of {self.order})")
+        if len(prob) != len(rows) or len(backoff) != len(rows):
+            raise ValueError(f"{n}-grams: {len(rows):,} rows, {len(prob):,} probabilities, {len(backoff):,} backoffs")
         _check_values(n, prob, backoff)
-        self._next += 1
+        self._advance(n)
+        if self._written + len(rows) > self.sizes[n - 1]:
+            raise ValueError(f"{n}-grams: more rows than the header's {self.sizes[n - 1]:,}")
+        self._written += len(rows)
         f = self._file
-        f.write(f"\\{n}-grams:\n".encode())
         for lo in range(0, len(rows), WRITE_BLOCK):
             hi = min(lo + WRITE_BLOCK, len(rows))
             bounds = np.linspace(lo, hi, 33).astype(np.int64)  # 32 pieces formatted in parallel
@@ -116,15 +131,13 @@ class ArpaWriter:
             parallel_for(_k.arpa_blocks, 32, args)
             for s0, k in zip(starts.tolist(), written.tolist()):
                 f.write(self._text[s0 : s0 + k].data)
-        f.write(b"\n")
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         stack, self._stack = self._stack, None
         if exc_type is not None:
             return stack.__exit__(exc_type, exc, tb)  # the temporary file is removed
         try:
-            if self._next <= self.order:
-                raise ValueError(f"the ARPA file lacks its {self._next}-grams (orders 1 to {self.order} come in turn)")
+            self._advance(self.order + 1)  # the last sections, each complete
             self._file.write(b"\\end\\\n")
         except BaseException:
             if not stack.__exit__(*sys.exc_info()):

@@ -331,6 +331,8 @@ class CountedNGrams:
 
 #: Rows of the counted N-grams in memory at a time (20 MiB of word 5-gram ids).
 BLOCK_ROWS = 1 << 20
+#: Rows of an order finished and handed to ``emit`` at a time (the ARPA writer's block).
+STREAM_ROWS = 1 << 16
 
 
 class _Levels:
@@ -367,35 +369,27 @@ class _Levels:
         """Order n's arrays (orders built in increasing order): ``rows`` (m_n, n) uint32,
         ``adj`` (adjusted counts: raw for order N and for n-grams starting with ``<s>``, else
         continuation counts; int64), ``parent`` (index of the suffix in order n - 1, int32)
-        and ``marked`` (pruned): ``4n + 13`` bytes an n-gram, and 8 more of raw counts while
-        it is built."""
+        and ``marked`` (pruned): ``4n + 13`` bytes an n-gram."""
         if n != self._next:  # pragma: no cover - an internal invariant
             raise RuntimeError(f"internal error: order {n} built out of turn (next: {self._next})")
         self._next += 1
         N, size = self.N, int(self.sizes[n])
         R = np.empty((size, n), np.uint32)
-        raw, adj = np.empty(size, np.int64), np.empty(size if n < N else 0, np.int64)
-        parent = np.empty(size, np.int32)
-        state = np.array([-1, 2 if n == 1 else 0, -1, 2 if n == 2 else 0], np.int64)
+        adj, marked, parent = np.empty(size, np.int64), np.empty(size, np.bool_), np.empty(size, np.int32)
+        state = np.array([-1, 2 if n == 1 else 0, -1, 2 if n == 2 else 0, 0, 0, 0], np.int64)
+        threshold = self.prune[n - 1]
         for rows, counts, lcp in self.counted.blocks():
-            _k.level_groups(rows, counts, lcp, BOS, n, state, R, raw, adj, parent)
+            _k.level_groups(rows, counts, lcp, BOS, EOS, n, threshold, False, state, R, adj, marked, parent)
+        nothing = np.zeros((0, N), np.uint32)
+        _k.level_groups(nothing, np.zeros(0, np.int64), np.zeros(0, np.int8), BOS, EOS, n, threshold, True, state,
+                        R, adj, marked, parent)  # fmt: skip
         if int(state[1]) != size:  # pragma: no cover - an internal invariant (level_stats counted them)
             raise RuntimeError(f"internal error: {int(state[1]):,} {n}-grams built of {size:,}")
         if n == N:
             self.counted.remove()
-        if n == 1:
+        if n == 1:  # <unk> and <s>: count 0, never pruned
             R[:2, 0] = (UNK, BOS)
-            raw[:2] = adj[:2] = 0
-            parent[:2] = -1
-        firstw = R[:, n - 1]
-        if n == N:
-            adj = raw
-        else:
-            at_bos = firstw == BOS
-            adj[at_bos] = raw[at_bos]
-        marked = raw <= self.prune[n - 1]
-        if n == 1:
-            marked &= firstw > EOS  # <unk>, <s>, </s> are never pruned
+            adj[:2], marked[:2], parent[:2] = 0, False, -1
         if int(np.count_nonzero(~marked)) != self.kept[n]:  # pragma: no cover - an internal invariant
             raise RuntimeError(f"internal error: the {n}-grams kept differ from their count")
         return dict(rows=R, adj=adj, parent=parent, marked=marked)
@@ -420,17 +414,19 @@ def kneser_ney(counted, order, V, prune, fallback, keep_u=True, emit=None):
     (float64; ``None`` without ``keep_u``, which saves 8 bytes an n-gram), and ``discounts``
     (N, 3); and ``sizes``, the kept n-grams of each order, known before any order is estimated.
 
-    ``emit``: called as ``emit(sizes, n, rows, prob, backoff)`` as soon as order n is finished
-    (orders in increasing order); its arrays are then dropped (the returned lists hold
-    ``None``), so an ARPA file can be written as the estimation goes.
+    ``emit``: called as ``emit(sizes, n, rows, prob, backoff)`` with the finished n-grams of
+    order n, :data:`STREAM_ROWS` at a time, orders in increasing order, as soon as order n +
+    1's interpolation weights are known; nothing is kept (the returned lists hold ``None``),
+    so an ARPA file can be written as the estimation goes.
 
-    Memory: the counted N-grams stay on disk (one block of them in memory at a time); each
-    order n, from when it is built until it is finished (after order n + 1 is interpolated),
-    ``4n + 17`` bytes an n-gram (ids, p, pruning marks; parents only while it is
-    interpolated) and the ``4n + 16`` of its output (in place when nothing is pruned; ``4n +
-    24`` with ``keep_u``); and, while order n is interpolated, its contexts (4 bytes an
-    n-gram) and 16 bytes per context. Without ``emit`` every finished order is kept (the
-    model); with it, at most two orders are held at a time.
+    Memory: the counted N-grams stay on disk (one block of them in memory at a time). Order n,
+    once built, holds ``4n + 13`` bytes an n-gram (ids, adjusted counts, which become p,
+    parents until it is interpolated, pruning marks); while it is interpolated, its contexts
+    (4 bytes an n-gram) and 16 bytes per context (order n - 1's n-grams). Without ``emit``,
+    order n - 1 is finished after order n is interpolated (its output, ``4n + 16`` bytes an
+    n-gram or ``4n + 24`` with ``keep_u``, written in place when nothing is pruned) and every
+    finished order is kept (the model). With ``emit``, order n - 1 is written out before
+    order n is interpolated, and only its p (8 bytes an n-gram) stays while it is.
     """
     N = order
     levels = _Levels(counted, N, prune)
@@ -457,12 +453,29 @@ def kneser_ney(counted, order, V, prune, fallback, keep_u=True, emit=None):
         args = (k["rows"], k["p"], k["u"], k["marked"], dest, gamma_next, n < N, EOS, UNK, rows_out, prob, backoff)
         parallel_for(_k.finish, len(k["rows"]), (*args, keep_u, u))
         K[n - 1] = None  # the adjusted counts, parents and marks of order n are no longer needed
-        del k, dest, args, gamma_next
-        if emit is not None:
-            emit(sizes, n, rows_out, prob, backoff)
-            return
         out["rows"][n - 1], out["prob"][n - 1], out["backoff"][n - 1] = rows_out, prob, backoff
         out["u"][n - 1] = u if keep_u else None
+
+    def stream(n, gamma_next):
+        """Order n through ``emit``, :data:`STREAM_ROWS` rows at a time, as soon as order n + 1's
+        weights ``gamma_next`` are known (before it is interpolated): the level's ids and marks
+        are freed; its p stays, for order n + 1's interpolation."""
+        k = K[n - 1]
+        rows, p, marked = k["rows"], k["p"], k["marked"]
+        pruned = sizes[n - 1] < len(rows)
+        dest = _k.kept_positions(marked) if pruned else None
+        block = min(STREAM_ROWS, len(rows))
+        out_rows, prob, backoff = np.empty((block, n), np.uint32), np.empty(block), np.empty(block)
+        identity, no_u = np.zeros(0, np.int32), np.zeros(0)
+        for lo in range(0, len(rows), STREAM_ROWS):
+            hi = min(lo + STREAM_ROWS, len(rows))
+            to = dest[lo:hi] - dest[lo] if pruned else identity  # output rows of the block's kept rows
+            kept = int(np.count_nonzero(~marked[lo:hi])) if pruned else hi - lo
+            g = gamma_next[lo:hi] if n < N else gamma_next
+            args = (rows[lo:hi], p[lo:hi], no_u, marked[lo:hi], to, g, n < N, EOS, UNK, out_rows, prob, backoff)
+            parallel_for(_k.finish, hi - lo, (*args, False, no_u))
+            emit(sizes, n, out_rows[:kept], prob[:kept], backoff[:kept])
+        k["rows"] = k["marked"] = None
 
     # stage 5: contexts, denominators, interpolation weights; stage 6: interpolation
     p_lower = np.zeros(0)
@@ -476,6 +489,8 @@ def kneser_ney(counted, order, V, prune, fallback, keep_u=True, emit=None):
         with np.errstate(invalid="ignore", divide="ignore"):
             np.divide(gamma, denom, out=gamma)
         gamma[denom <= 0] = np.nan
+        if emit is not None and n > 1:
+            stream(n - 1, gamma)  # order n - 1 written out before order n is interpolated
         # p takes the adjusted counts' memory (int64, each read before its p is written);
         # without keep_u the kernel writes u into p first
         p = adj.view(np.float64)
@@ -493,11 +508,16 @@ def kneser_ney(counted, order, V, prune, fallback, keep_u=True, emit=None):
             parallel_for(_k.interpolate, len(adj), (adj, ctx, k["parent"], D, denom, gamma, p_lower, 0.0, u, p))
         del ctx, denom
         k["p"], k["u"], k["parent"] = p, u, None
-        if n > 1:
+        if emit is None and n > 1:
             finish(n - 1, gamma)  # after order n read p of order n - 1
+        elif n > 1:
+            K[n - 2] = None  # written: its p is no longer needed either
         del gamma  # order n - 1's backoffs now, or unused (unigrams)
         p_lower = p
-    finish(N, np.zeros(0))
+    if emit is None:
+        finish(N, np.zeros(0))
+    else:
+        stream(N, np.zeros(0))
     if not keep_u:
         out["u"] = None
     return out

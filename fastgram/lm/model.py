@@ -681,8 +681,8 @@ def estimate_to_arpa(
 
 
 def _estimate_into_arpa(path, counted, order, V, prune, fallback, words) -> list[int]:
-    """Run the estimation on ``counted`` with each order written to the ARPA file ``path``
-    when finished; the header is written once every order's size is known."""
+    """Run the estimation on ``counted`` with each order written to the ARPA file ``path`` as
+    it is finished; the header is written once every order's size is known."""
     with contextlib.ExitStack() as stack:
         writer = None
 
@@ -690,9 +690,11 @@ def _estimate_into_arpa(path, counted, order, V, prune, fallback, words) -> list
             nonlocal writer
             if writer is None:
                 writer = stack.enter_context(_arpa.ArpaWriter(path, order, words, sizes))
-            writer.write_order(n, rows, prob, backoff)
+            writer.write(n, rows, prob, backoff)
 
         arrays = _est.kneser_ney(counted, order, V, prune, fallback, keep_u=False, emit=emit)
+        if writer is None:  # pragma: no cover - every model has unigrams
+            raise RuntimeError("internal error: the estimation wrote no n-grams")
     return arrays["sizes"]
 
 
