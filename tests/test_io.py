@@ -245,3 +245,30 @@ def test_read_npz_names_the_file_and_field(tmp_path):
     fields = {"v": np.array(3.0)}
     with pytest.raises(ValueError, match="f.npz: field 'v' must be an integer scalar, got float64"):
         _io.scalar_field("f.npz", fields, "v", 0, 5)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+def test_sigterm_while_cli_lm_writes_leaves_nothing(tmp_path):
+    """`fastgram lm` is terminated while its ARPA file is being written: the older output stays,
+    no .tmp, no scratch files."""
+    rng = np.random.default_rng(0)
+    tokens = tmp_path / "tokens.bin"
+    (rng.zipf(1.2, 4_000_000) % 50_000).astype(np.uint16).tofile(tokens)  # 0: the separator
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    out = tmp_path / "m.arpa"
+    out.write_text("an older model\n")
+    cmd = [sys.executable, "-m", "fastgram.app.cli", "lm", str(tokens), "--dtype", "uint16", "--separator", "0",
+           "--order", "4", "--discount-fallback", "--tmp-dir", str(scratch), "-o", str(out)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    try:
+        writing = _wait_for(lambda: any(p.name.endswith(".tmp") for p in tmp_path.iterdir()))
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert writing, "the ARPA file was never being written"
+    assert proc.returncode == 143, proc.stderr.read()
+    assert out.read_text() == "an older model\n"
+    assert os.listdir(scratch) == []
+    assert sorted(os.listdir(tmp_path)) == ["m.arpa", "scratch", "tokens.bin"]
