@@ -6,8 +6,8 @@ and lmplz's special words replaced), 50 MB at full scale, 100 kB under
 
 Cases:
 
-- ``lm estimate 5-gram``: text file -> ARPA file. ``kernel``: ``NGramLM.estimate_files`` +
-  ``write_arpa`` in this process; ``fastgram lm``: the command in a fresh process (its start,
+- ``lm estimate 5-gram``: text file -> ARPA file. ``kernel``: ``fastgram.estimate_to_arpa``
+  (each order written as it is finished, what the command runs) in this process; ``fastgram lm``: the command in a fresh process (its start,
   imports and first touches of memory included, as lmplz's are); ``lmplz``: ``lmplz -o 5 -S 2G``
   (skipped when absent). The kernel's and lmplz's ARPA files are compared entry by entry
   (untimed, within 1e-5).
@@ -36,6 +36,7 @@ import numpy as np
 import pytest
 from conftest import measure, size
 
+import fastgram
 from fastgram import reference as ref
 from fastgram.lm import NGramLM
 from fastgram.lm import generate as gen
@@ -82,7 +83,7 @@ def corpus(tmp_path_factory):
 
 
 def _estimate_to_arpa(train, out):
-    NGramLM.estimate_files(train, ORDER).write_arpa(out)
+    fastgram.estimate_to_arpa(train, ORDER, out)
 
 
 @pytest.mark.parametrize("role", ["kernel", "fastgram lm", "lmplz"])
