@@ -277,7 +277,9 @@ def _add_lm(sub) -> None:
         description="Estimate an interpolated modified Kneser-Ney language model exactly as KenLM's lmplz: "
         "one sentence per line of text (or token files split at --separator), <s> and </s> around each "
         "sentence, <unk> in the vocabulary. The output is ARPA when its name ends in .arpa, else fastgram's "
-        "binary .npz (fast to load); both are written atomically.",
+        "binary .npz (fast to load); both are written atomically. An ARPA file is written order by order as "
+        "the estimate finishes them, so the model is never held whole; the counted n-grams wait in scratch "
+        "files under --tmp-dir between passes.",
     )
     p.add_argument("paths", nargs="+", metavar="FILE", help="text or token files (or directories, glob patterns)")
     p.add_argument("--order", type=int, required=True, metavar="N", help="model order, 1 to 8 (e.g. 5)")
@@ -288,7 +290,12 @@ def _add_lm(sub) -> None:
     p.add_argument("--discount-fallback", type=float, nargs="*", default=None, metavar="D",
                    help="discounts for orders whose estimated ones are invalid (default 0.5 1 1.5)")  # fmt: skip
     p.add_argument("--max-memory", default=None, metavar="SIZE", help="counting budget, e.g. 2G (spills beyond it)")
-    p.add_argument("--tmp-dir", default=None, metavar="DIR", help="where spilled runs go (default: the system's)")
+    p.add_argument(
+        "--tmp-dir",
+        default=None,
+        metavar="DIR",
+        help="where spilled runs and the counted n-grams' scratch files go (default: the system's)",
+    )
     p.add_argument("--progress", action="store_true", help="print each stage and its time to stderr")
 
 
