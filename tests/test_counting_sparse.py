@@ -423,10 +423,33 @@ def test_wide_chunks_equal_the_concatenation(n, V):
 def test_wide_small_blocks_many_runs(monkeypatch):
     import fastgram.counting.sparse as sparse
 
-    monkeypatch.setattr(sparse, "BLOCK_TOKENS", 1000)  # many runs merged in memory
+    monkeypatch.setattr(sparse, "WIDE_BLOCK_TOKENS", 1000)  # many runs merged in memory
     rng = np.random.default_rng(4)
     tokens = wide_tokens(rng, 30_000, 10**6, 20)
+    assert NGramCounter(5, 10**6).block_tokens == 1000
     assert_matches_reference(tokens, 5, 10**6)
+
+
+@pytest.mark.parametrize("V, n", [(50, 3), (10**6, 5)])
+def test_result_blocks_merge_runs_in_memory_a_block_at_a_time(monkeypatch, V, n):
+    import fastgram.counting.sparse as sparse
+
+    monkeypatch.setattr(sparse, "BLOCK_TOKENS", 5000)  # several runs, none spilled
+    monkeypatch.setattr(sparse, "WIDE_BLOCK_TOKENS", 5000)
+    rng = np.random.default_rng(n)
+    tokens = wide_tokens(rng, 60_000, V, 20) if V > 10**5 else rng.integers(0, V, 60_000).astype(np.uint16)
+    monkeypatch.setattr(sparse.NGramCounter, "_merge_block", lambda self, sources: 512)
+    counter = NGramCounter(n, V)
+    for lo in range(0, len(tokens), 7_000):
+        counter.update(tokens[lo : lo + 7_000])
+    assert len(counter._runs) >= 2 and counter.spilled_runs == 0
+    whole = count_ngrams(tokens, n, V)
+    for min_count in (1, 2):
+        blocks = list(counter.result_blocks(min_count))
+        want = whole.prune(min_count)
+        assert len(blocks) > 1
+        np.testing.assert_array_equal(np.concatenate([k for k, _ in blocks]), want.keys)
+        np.testing.assert_array_equal(np.concatenate([c for _, c in blocks]), want.counts)
 
 
 def test_wide_non_contiguous_byte_swapped_and_memmap(tmp_path):
