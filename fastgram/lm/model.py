@@ -158,6 +158,10 @@ class NGramLM:
             such corpora raise ``ValueError``.
         max_memory : int or str, optional
             Budget of the counting stage (sorted runs beyond it spill under ``tmp_dir``).
+        tmp_dir : str, optional
+            Where the spilled runs and the counted n-grams' scratch files go (``4N + 8`` bytes
+            per distinct N-gram; default: the system's temporary directory). Removed however
+            the estimation ends.
         chunk_tokens : int, optional
             Tokens per counting chunk (default 16 Mi).
         keep_u : bool, default True
