@@ -52,6 +52,10 @@ DEFAULT_FALLBACK = (0.5, 1.0, 1.5)
 #: 12 Mi, 2.90-3.04 s in 8 Mi and 3.27-3.41 s in 4 Mi; with runs trimmed in place, the 50 MB
 #: corpus peaked at the same 437-438 MB with 16 Mi as with 4 Mi.
 CHUNK_TOKENS = 1 << 24
+#: Rows of the counted N-grams in memory at a time (20 MiB of word 5-gram ids).
+BLOCK_ROWS = 1 << 20
+#: Rows of an order finished and handed to ``emit`` at a time (the ARPA writer's block).
+STREAM_ROWS = 1 << 16
 SENTINEL = (1 << 32) - 1
 
 
@@ -327,12 +331,6 @@ class CountedNGrams:
         for path in self._paths:
             if os.path.exists(path):
                 os.unlink(path)
-
-
-#: Rows of the counted N-grams in memory at a time (20 MiB of word 5-gram ids).
-BLOCK_ROWS = 1 << 20
-#: Rows of an order finished and handed to ``emit`` at a time (the ARPA writer's block).
-STREAM_ROWS = 1 << 16
 
 
 class _Levels:
