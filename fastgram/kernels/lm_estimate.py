@@ -82,6 +82,20 @@ def _padding(rows, i, n, bos):
 
 
 @kernel
+def _adjusted(raw, ext, first, n, N, bos):
+    """An n-gram's adjusted count: its raw count for order N and when its forward first id is
+    ``bos``, else its continuation count ``ext``."""
+    return raw if (n == N or first == bos) else ext
+
+
+@kernel
+def _pruned(raw, first, n, threshold, eos):
+    """Whether an n-gram is pruned: raw count at most ``threshold``, never a unigram of the
+    special ids (at most ``eos``)."""
+    return raw <= threshold and not (n == 1 and first <= eos)
+
+
+@kernel
 def level_stats(rows, counts, lcp, bos, eos, prune, final, state, sizes, kept, t):
     """Every order's statistics in one pass over the sorted rows, before any order is built.
 
@@ -107,11 +121,11 @@ def level_stats(rows, counts, lcp, bos, eos, prune, final, state, sizes, kept, t
             if i < m and n < N and lcp[i] >= n:
                 continue  # row i is inside order n's open group
             if live[n]:  # close the open group
-                last = i == m and n < N
-                a = raw[n] if (n == N or first[n] == bos or last) else ext[n]
+                last = i == m and n < N  # lmplz counts the last n-gram by its raw count
+                a = raw[n] if last else _adjusted(raw[n], ext[n], first[n], n, N, bos)
                 if 1 <= a <= 4:
                     t[n, a - 1] += 1
-                if raw[n] > prune[n - 1] or (n == 1 and first[n] <= eos):
+                if not _pruned(raw[n], first[n], n, prune[n - 1], eos):
                     kept[n] += 1
             if i < m:  # open row i's group
                 live[n] = 0 if _padding(rows, i, n, bos) else 1
@@ -134,9 +148,8 @@ def _close_group(state, adj, marked, n, N, bos, eos, threshold):
     """Write the adjusted count and pruning mark of the open group ``state[0]`` (if counted)."""
     j = state[0]
     if j >= 0:
-        raw, first = state[4], state[6]
-        adj[j] = raw if (n == N or first == bos) else state[5]
-        marked[j] = raw <= threshold and not (n == 1 and first <= eos)
+        adj[j] = _adjusted(state[4], state[5], state[6], n, N, bos)
+        marked[j] = _pruned(state[4], state[6], n, threshold, eos)
 
 
 @kernel

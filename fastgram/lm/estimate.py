@@ -301,12 +301,11 @@ class CountedNGrams:
                 np.ascontiguousarray(a).tofile(f)
         self.m += len(rows)
 
-    def blocks(self, block_rows: int | None = None):
-        """Yield ``(rows (b, N) uint32, counts (b,) int64, lcp (b,) int8)`` blocks in order;
-        ``lcp[i]`` is the common prefix of row i with the row before it (0 for the first row,
-        and across a block edge, the previous block's last row)."""
-        block_rows = block_rows or BLOCK_ROWS
-        N = self.N
+    def blocks(self):
+        """Yield ``(rows (b, N) uint32, counts (b,) int64, lcp (b,) int8)`` blocks of
+        :data:`BLOCK_ROWS` in order; ``lcp[i]`` is the common prefix of row i with the row
+        before it (0 for the first row, and across a block edge, the previous block's last row)."""
+        block_rows, N = BLOCK_ROWS, self.N
         # one set of buffers, refilled: no allocation per block (the caller uses a block before
         # asking for the next)
         rows_buf = np.empty((min(block_rows, self.m), N), np.uint32)

@@ -181,12 +181,12 @@ class NGramLM:
         -----
         Memory: the counting stage is bounded by ``max_memory`` (sorted runs spill to
         ``tmp_dir``), one uint64 key word per N-gram up to 64 bits and 2-4 words beyond (word
-        5-grams). Then what must fit in memory is the sorted N-grams (about ``4N + 9`` bytes
-        each) until order N is built into them, the model itself (``4n + 24`` bytes per
-        n-gram: ids, log10 p, backoff and u; ``4n + 16`` with ``keep_u=False``) and, for the
-        order being estimated, its adjusted counts, parents and pruning marks (13 bytes per
-        n-gram); :func:`fastgram.lm.estimate_to_arpa` writes each order to an ARPA file as it
-        is finished instead of holding the model. A stream that only the estimation holds
+        5-grams). The counted N-grams then wait in scratch files under ``tmp_dir``, read back
+        a block at a time, and what must fit in memory is the model itself (``4n + 24`` bytes
+        per n-gram: ids, log10 p, backoff and u; ``4n + 16`` with ``keep_u=False``) and, for
+        the order being estimated, its adjusted counts, parents and pruning marks (13 bytes per
+        n-gram) and its contexts' sums; :func:`fastgram.lm.estimate_to_arpa` writes each order
+        to an ARPA file as it is finished instead of holding the model. A stream that only the estimation holds
         (:meth:`estimate_files`' ids and vocabulary) is freed once counted, and a text model
         keeps its words as UTF-8 bytes until :attr:`words` is first read. See :mod:`fastgram.lm.estimate`.
 
@@ -653,8 +653,8 @@ def estimate_to_arpa(
 
     The same model and the same file as ``NGramLM.estimate_files(paths, order,
     ...).write_arpa(output)``, but each order is written as soon as it is finished and then
-    dropped, so at most two orders are held at a time besides the counted n-grams: what
-    ``fastgram lm -o model.arpa`` runs.
+    dropped, so at most two orders are held at a time: what ``fastgram lm -o model.arpa``
+    runs.
 
     Parameters
     ----------
@@ -672,8 +672,8 @@ def estimate_to_arpa(
     Notes
     -----
     Memory: the counting stage as :meth:`NGramLM.estimate` (bounded by ``max_memory``); then
-    the counted N-grams (about ``4N + 9`` bytes each) until order N is built into them, and
-    the two orders being estimated (see :func:`fastgram.lm.estimate.kneser_ney`).
+    the two orders being estimated, the counted N-grams waiting in scratch files under
+    ``tmp_dir`` (``4N + 8`` bytes each; see :func:`fastgram.lm.estimate.kneser_ney`).
     """
     if "keep_u" in options:
         raise TypeError("estimate_to_arpa() takes no keep_u (an ARPA file holds no u)")
