@@ -205,12 +205,12 @@ def decode_items(
         for j0 in range(a0, a1, tile):
             nj = min(tile, a1 - j0)
             # scores (R, nj), one key at a time, for every row of the group while the key's
-            # row is in L1: the key rows are read once, in order. Eight keys a pass (sharing
-            # the query's loads) and four value rows a pass below read several rows at once:
-            # as fast on a cache in L3, but (8, 12, 1, 1024, 64) took 2.1-2.3 ms that way
-            # against 1.07-1.08 ms in order on an AMD EPYC VM (a cache streamed from DRAM);
-            # with the rows outside, each row of a GQA group read the tile again from L2 (a
-            # 1 GiB cache took 66-68 ms against 43-47 ms). One row gets its own plain loop.
+            # row is in L1: the key rows are read once, in order (and the value rows below).
+            # Eight keys and four value rows a pass read several rows at once: as fast on a
+            # cache in L3, but (8, 12, 1, 1024, 64) took 2.1-2.3 ms that way against
+            # 1.07-1.08 ms in order on an AMD EPYC VM (a cache streamed from DRAM). With the
+            # rows outside, each row of a GQA group read the tile again from L2 (a 1 GiB
+            # cache took 66-68 ms against 43-47 ms). One row gets its own plain loop.
             if R == 1:
                 for j in range(j0, j0 + nj):
                     s0 = zero
