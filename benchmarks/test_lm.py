@@ -7,8 +7,9 @@ and lmplz's special words replaced), 50 MB at full scale, 100 kB under
 Cases:
 
 - ``lm estimate 5-gram``: text file -> ARPA file. ``kernel``: ``fastgram.estimate_to_arpa``
-  (each order written as it is finished, what the command runs) in this process; ``fastgram lm``: the command in a fresh process (its start,
-  imports and first touches of memory included, as lmplz's are); ``lmplz``: ``lmplz -o 5 -S 2G``
+  (each order written as it is finished, what the command runs) in this process; ``fastgram
+  lm``: the command in a fresh process (its start, imports and first touches of memory
+  included, as lmplz's are); ``lmplz``: ``lmplz -o 5 -S 2G``
   (skipped when absent). The kernel's and lmplz's ARPA files are compared entry by entry
   (untimed, within 1e-5).
 - ``lm estimate 3-gram small``: 20k words (2k in smoke), kernel beside the plain-Python

@@ -28,17 +28,15 @@ def write_arpa(path, order, words, rows, prob, backoff) -> None:
     """Write an ARPA file: ``\\data\\``, counts, then each order's n-grams in suffix order.
 
     ``rows[n-1]`` are reversed n-grams of model ids (``(m, n)``), ``words`` the model's words
-    (str, or packed as :func:`fastgram.vocab.pack_words` gives). Every value is checked before
-    anything is written; the file is written through :class:`ArpaWriter`.
+    (str, or packed as :func:`fastgram.vocab.pack_words` gives). The file is written through
+    :class:`ArpaWriter`, which checks each order's values before formatting them.
 
     Raises
     ------
     ValueError
         A probability or backoff that is not finite or is larger in magnitude than
-        :data:`MAX_ARPA_VALUE` (nothing is written).
+        :data:`MAX_ARPA_VALUE` (the temporary file is removed: ``path`` is left as it was).
     """
-    for n in range(1, order + 1):
-        _check_values(n, prob[n - 1], backoff[n - 1])
     with ArpaWriter(path, order, words, [len(r) for r in rows]) as writer:
         for n in range(1, order + 1):
             writer.write(n, rows[n - 1], prob[n - 1], backoff[n - 1])

@@ -186,9 +186,10 @@ class NGramLM:
         per n-gram: ids, log10 p, backoff and u; ``4n + 16`` with ``keep_u=False``) and, for
         the order being estimated, its adjusted counts, parents and pruning marks (13 bytes per
         n-gram) and its contexts' sums; :func:`fastgram.lm.estimate_to_arpa` writes each order
-        to an ARPA file as it is finished instead of holding the model. A stream that only the estimation holds
-        (:meth:`estimate_files`' ids and vocabulary) is freed once counted, and a text model
-        keeps its words as UTF-8 bytes until :attr:`words` is first read. See :mod:`fastgram.lm.estimate`.
+        to an ARPA file as it is finished instead of holding the model. A stream that only the
+        estimation holds (:meth:`estimate_files`' ids and vocabulary) is freed once counted,
+        and a text model keeps its words as UTF-8 bytes until :attr:`words` is first read.
+        See :mod:`fastgram.lm.estimate`.
 
         ``<unk>``: a corpus has no unknown words (the vocabulary is what occurs); ``<unk>``
         gets the interpolation mass ``gamma / V`` of the unigrams, as in lmplz, and scoring
