@@ -452,6 +452,41 @@ def test_result_blocks_merge_runs_in_memory_a_block_at_a_time(monkeypatch, V, n)
         np.testing.assert_array_equal(np.concatenate([c for _, c in blocks]), want.counts)
 
 
+def test_a_budget_only_shrinks_blocks_and_merge_reads():
+    import fastgram.counting.sparse as sparse
+
+    # a budget never makes blocks larger than counting without one
+    assert NGramCounter(5, 10**6, max_memory="64G").block_tokens == sparse.WIDE_BLOCK_TOKENS
+    assert NGramCounter(3, 50, max_memory="64G").block_tokens == sparse.BLOCK_TOKENS
+    assert NGramCounter(3, 50, max_memory="1M").block_tokens == sparse.MIN_BLOCK_TOKENS
+    assert NGramCounter(5, 10**6, max_memory="96M").block_tokens == (96 << 20) // 96
+    # merge reads: within the budget, at most MERGE_BLOCK entries from all runs, 4096 from each
+    assert NGramCounter(3, 50, max_memory="64G")._merge_block(4) == sparse.MERGE_BLOCK // 4
+    assert NGramCounter(3, 50, max_memory="16M")._merge_block(16) == (16 << 20) // (8 * 16 * 16)
+    assert NGramCounter(3, 50, max_memory="1M")._merge_block(100) == 4096
+    assert NGramCounter(3, 50)._merge_block(1) == sparse.MERGE_BLOCK
+
+
+@pytest.mark.parametrize("V, n", [(50, 3), (10**6, 5)])
+def test_spilled_runs_merged_in_small_reads(monkeypatch, V, n, no_temp_left):
+    """Spilled runs merged a few thousand entries at a time (``MERGE_BLOCK``): same counts."""
+    import fastgram.counting.sparse as sparse
+
+    monkeypatch.setattr(sparse, "BLOCK_TOKENS", 4000)  # several runs in memory at each spill
+    monkeypatch.setattr(sparse, "WIDE_BLOCK_TOKENS", 4000)
+    monkeypatch.setattr(sparse, "MERGE_BLOCK", 4096)
+    rng = np.random.default_rng(n + 1)
+    tokens = wide_tokens(rng, 80_000, V, 20) if V > 10**5 else rng.integers(0, V, 80_000).astype(np.uint16)
+    with NGramCounter(n, V, max_memory=(1 << 20) if V > 10**5 else (1 << 18)) as counter:
+        for lo in range(0, len(tokens), 9_000):
+            counter.update(tokens[lo : lo + 9_000])
+        assert counter.spilled_runs >= 2
+        got = counter.result()
+    want = count_ngrams(tokens, n, V)
+    np.testing.assert_array_equal(got.keys, want.keys)
+    np.testing.assert_array_equal(got.counts, want.counts)
+
+
 def test_wide_non_contiguous_byte_swapped_and_memmap(tmp_path):
     rng = np.random.default_rng(13)
     V = 10**6

@@ -180,6 +180,46 @@ def test_chunks_and_spill_do_not_change_the_model(tmp_path):
     assert got.to_dict() == want
 
 
+class _RecordingCounter(estimate_module.NGramCounter):
+    """The estimation's counter, recording its budget and whether it spilled."""
+
+    seen: list = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.spills = 0
+        _RecordingCounter.seen.append(self)
+
+    def _spill(self):
+        self.spills += 1
+        super()._spill()
+
+
+def test_counting_is_bounded_without_max_memory(monkeypatch, tmp_path):
+    """No ``max_memory``: the counter still gets a budget (the default, or a quarter of the
+    machine's memory), and runs beyond it spill without changing the model."""
+    monkeypatch.setattr(estimate_module, "NGramCounter", _RecordingCounter)
+    monkeypatch.setattr(_RecordingCounter, "seen", [])
+    rng = np.random.default_rng(5)
+    tokens = rng.integers(0, 50, size=30000).astype(np.uint32)
+    want = NGramLM.estimate(tokens, 4, separator=0, discount_fallback=True, max_memory="1G").to_dict()
+    physical = fastgram._checks.physical_memory()
+    default = estimate_module.DEFAULT_MAX_MEMORY if physical is None else min(2 << 30, physical // 4)
+    assert [c.max_memory for c in _RecordingCounter.seen] == [1 << 30]
+    _RecordingCounter.seen.clear()
+    assert NGramLM.estimate(tokens, 4, separator=0, discount_fallback=True).to_dict() == want
+    assert [c.max_memory for c in _RecordingCounter.seen] == [default] and default > 0
+    assert _RecordingCounter.seen[0].spills == 0
+    # a small default spills, and the model is the same
+    monkeypatch.setattr(estimate_module, "DEFAULT_MAX_MEMORY", 64 << 10)
+    _RecordingCounter.seen.clear()
+    got = NGramLM.estimate(tokens, 4, separator=0, discount_fallback=True, chunk_tokens=1000, tmp_dir=tmp_path)
+    assert got.to_dict() == want
+    assert _RecordingCounter.seen[0].max_memory == 64 << 10 and _RecordingCounter.seen[0].spills > 0
+    with pytest.raises(ValueError, match="max_memory must be a size"):
+        NGramLM.estimate(tokens, 4, separator=0, discount_fallback=True, max_memory="lots")
+
+
 # ---------------------------------------------------------------------------------------------
 # errors
 # ---------------------------------------------------------------------------------------------

@@ -289,7 +289,12 @@ def _add_lm(sub) -> None:
                    help="lmplz's --prune: drop n-grams of order n seen at most C_n times (non-decreasing)")  # fmt: skip
     p.add_argument("--discount-fallback", type=float, nargs="*", default=None, metavar="D",
                    help="discounts for orders whose estimated ones are invalid (default 0.5 1 1.5)")  # fmt: skip
-    p.add_argument("--max-memory", default=None, metavar="SIZE", help="counting budget, e.g. 2G (spills beyond it)")
+    p.add_argument(
+        "--max-memory",
+        default=None,
+        metavar="SIZE",
+        help="counting budget, e.g. 512M (spills beyond it; default 2G or a quarter of the memory, the smaller)",
+    )
     p.add_argument(
         "--tmp-dir",
         default=None,

@@ -35,6 +35,9 @@ BLOCK_TOKENS = 1 << 27
 WIDE_BLOCK_TOKENS = 1 << 23
 #: Smallest block under a memory budget.
 MIN_BLOCK_TOKENS = 1 << 16
+#: Most entries a merge reads at a time from all its runs together (6 MiB of two-word keys
+#: and counts; its buffers take four times that), but at least 4096 from each run.
+MERGE_BLOCK = 1 << 18
 
 
 class NGramCounter:
@@ -72,12 +75,14 @@ class NGramCounter:
 
     Notes
     -----
-    Memory: one block of tokens (at most ``max_memory / 48`` tokens, 4-8 bytes of residuals
-    and up to 16 bytes of output each; with ``K``-word keys ``8 K`` bytes of rows per token,
-    the longest bucket's sort buffer per thread and ``8 (K + 1)`` bytes per distinct n-gram)
-    plus the in-memory runs (16 bytes per distinct n-gram of each run; at most
+    Memory: one block of tokens (at most ``max_memory / (48 K)`` tokens, and at most
+    :data:`BLOCK_TOKENS`, or :data:`WIDE_BLOCK_TOKENS` for keys of ``K > 1`` words; 4-8 bytes
+    of residuals and up to 16 bytes of output each; with ``K``-word keys ``8 K`` bytes of rows
+    per token, the longest bucket's sort buffer per thread and ``8 (K + 1)`` bytes per distinct
+    n-gram) plus the in-memory runs (16 bytes per distinct n-gram of each run; at most
     ``max_memory / 4`` before spilling); the final merge reads the runs in blocks of
-    ``max_memory / (8 * runs)`` bytes each, plus the (pruned) result. Time O(N) per block plus
+    ``max_memory / (8 * runs)`` bytes each (at most :data:`MERGE_BLOCK` entries from all runs
+    together), plus the (pruned) result. Time O(N) per block plus
     O(D log R) for merging R runs of D distinct n-grams. The temporary directory is removed by
     :meth:`close`, on leaving a ``with`` block (errors and ``KeyboardInterrupt`` included), or
     when the counter is garbage-collected.
@@ -114,11 +119,12 @@ class NGramCounter:
         self._spilled: list[tuple[str, int]] = []
         self._dir: str | None = None
         self._cleanup = None
-        if self.max_memory is None:
-            self.block_tokens = BLOCK_TOKENS if self.words == 1 else WIDE_BLOCK_TOKENS
-        else:
+        # a budget only ever shrinks a block below the size counted without one: a large budget
+        # lets more runs stay in memory, not sort blocks of several GB
+        self.block_tokens = BLOCK_TOKENS if self.words == 1 else WIDE_BLOCK_TOKENS
+        if self.max_memory is not None:
             per_token = 48 * self.words  # residuals or rows, sort buffers, output
-            self.block_tokens = int(min(BLOCK_TOKENS, max(MIN_BLOCK_TOKENS, self.max_memory // per_token)))
+            self.block_tokens = int(min(self.block_tokens, max(MIN_BLOCK_TOKENS, self.max_memory // per_token)))
 
     # -- context management -----------------------------------------------------------------
 
@@ -246,9 +252,11 @@ class NGramCounter:
         yield from _runs.iter_merge(sources, self._merge_block(len(sources)), min_count, self.words)
 
     def _merge_block(self, sources: int) -> int:
-        """Entries read from each of ``sources`` runs at a time, within the memory budget."""
+        """Entries read from each of ``sources`` runs at a time: within the memory budget, and
+        :data:`MERGE_BLOCK` from all of them together (a merge's buffers take ``4 * sources``
+        blocks)."""
         budget = self.max_memory or (256 << 20)
-        return max(4096, budget // (8 * self._entry_bytes * sources))
+        return max(4096, min(MERGE_BLOCK, budget // (8 * self._entry_bytes)) // sources)
 
     def result(self, min_count: int = 1) -> NGramCounts:
         """The counts so far, pruned to n-grams seen at least ``min_count`` times.

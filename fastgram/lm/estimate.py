@@ -20,7 +20,8 @@ The stages are lmplz's (see :mod:`fastgram.reference.lm` for the formulas):
 6. *Interpolation* bottom-up: ``p = u + gamma(context) * p(suffix)``, the suffix's index being
    the group index from stage 3; order n - 1 is finished (log10, backoffs) once order n is.
 
-Memory: counting is bounded by ``max_memory`` (sorted runs spill to disk) for every key space:
+Memory: counting is bounded by ``max_memory`` (sorted runs spill to disk; by default
+:data:`DEFAULT_MAX_MEMORY` or a quarter of the machine's memory) for every key space:
 :class:`fastgram.counting.NGramCounter` packs an N-gram into one uint64 word while
 ``(V + 1)**N <= 2**64`` and into 2-4 words beyond (word 5-grams); the merged counts are held
 as keys (8-32 bytes an N-gram) unless runs spilled. The counted N-grams then live on disk
@@ -38,7 +39,7 @@ import os
 
 import numpy as np
 
-from fastgram import _checks
+from fastgram import _checks, _io
 from fastgram._jit import parallel_for
 from fastgram.counting import NGramCounter, NGramCounts
 from fastgram.kernels import lm_estimate as _k
@@ -52,6 +53,10 @@ DEFAULT_FALLBACK = (0.5, 1.0, 1.5)
 #: 12 Mi, 2.90-3.04 s in 8 Mi and 3.27-3.41 s in 4 Mi; with runs trimmed in place, the 50 MB
 #: corpus peaked at the same 437-438 MB with 16 Mi as with 4 Mi.
 CHUNK_TOKENS = 1 << 24
+#: The counting stage's budget when none is given: at most this, and at most a quarter of the
+#: machine's memory. Beyond it sorted runs spill to disk (a corpus of 255 MB spilled none at
+#: 2 GiB; at 4x that size 2 GiB counted 20% faster than 512 MiB).
+DEFAULT_MAX_MEMORY = 2 << 30
 #: Rows of the counted N-grams in memory at a time (20 MiB of word 5-gram ids).
 BLOCK_ROWS = 1 << 20
 #: Rows of an order finished and handed to ``emit`` at a time (the ARPA writer's block).
@@ -164,6 +169,16 @@ def map_ids(tokens: np.ndarray, sorted_ids: np.ndarray, model_ids: np.ndarray) -
     out = np.zeros(len(t), np.uint32)
     out[hit] = model_ids[at_c[hit]]
     return out
+
+
+def counting_budget(max_memory) -> int:
+    """The counting stage's budget in bytes: ``max_memory`` (an int or ``"2G"``...) checked, or
+    without one :data:`DEFAULT_MAX_MEMORY` or a quarter of the machine's memory, the smaller."""
+    budget = _io.parse_memory(max_memory)
+    if budget is None:
+        physical = _checks.physical_memory()
+        budget = DEFAULT_MAX_MEMORY if physical is None else min(DEFAULT_MAX_MEMORY, physical // 4)
+    return budget
 
 
 def check_key_space(V: int, order: int) -> None:

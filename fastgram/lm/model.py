@@ -158,6 +158,8 @@ class NGramLM:
             such corpora raise ``ValueError``.
         max_memory : int or str, optional
             Budget of the counting stage (sorted runs beyond it spill under ``tmp_dir``).
+            Default: 2 GiB or a quarter of the machine's memory, the smaller
+            (:data:`fastgram.lm.estimate.DEFAULT_MAX_MEMORY`).
         tmp_dir : str, optional
             Where the spilled runs and the counted n-grams' scratch files go (``4N + 8`` bytes
             per distinct N-gram; default: the system's temporary directory). Removed however
@@ -180,7 +182,7 @@ class NGramLM:
         Notes
         -----
         Memory: the counting stage is bounded by ``max_memory`` (sorted runs spill to
-        ``tmp_dir``), one uint64 key word per N-gram up to 64 bits and 2-4 words beyond (word
+        ``tmp_dir``; bounded by default too), one uint64 key word per N-gram up to 64 bits and 2-4 words beyond (word
         5-grams). The counted N-grams then wait in scratch files under ``tmp_dir``, read back
         a block at a time, and what must fit in memory is the model itself (``4n + 24`` bytes
         per n-gram: ids, log10 p, backoff and u; ``4n + 16`` with ``keep_u=False``) and, for
@@ -804,7 +806,7 @@ def _options(
         order=order,
         prune=_est.check_prune(prune, order),
         fallback=_est.check_fallback(discount_fallback),
-        max_memory=max_memory,
+        max_memory=_est.counting_budget(max_memory),
         tmp_dir=tmp_dir,
         chunk_tokens=_checks.require_int(
             _est.CHUNK_TOKENS if chunk_tokens is None else chunk_tokens, "chunk_tokens", min=1
