@@ -204,7 +204,8 @@ def test_counting_is_bounded_without_max_memory(monkeypatch, tmp_path):
     tokens = rng.integers(0, 50, size=30000).astype(np.uint32)
     want = NGramLM.estimate(tokens, 4, separator=0, discount_fallback=True, max_memory="1G").to_dict()
     physical = fastgram._checks.physical_memory()
-    default = estimate_module.DEFAULT_MAX_MEMORY if physical is None else min(2 << 30, physical // 4)
+    default = estimate_module.DEFAULT_MAX_MEMORY
+    default = default if physical is None else min(default, physical // 4)
     assert [c.max_memory for c in _RecordingCounter.seen] == [1 << 30]
     _RecordingCounter.seen.clear()
     assert NGramLM.estimate(tokens, 4, separator=0, discount_fallback=True).to_dict() == want

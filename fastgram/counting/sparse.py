@@ -82,8 +82,8 @@ class NGramCounter:
     n-gram) plus the in-memory runs (16 bytes per distinct n-gram of each run; at most
     ``max_memory / 4`` before spilling); the final merge reads the runs in blocks of
     ``max_memory / (8 * runs)`` bytes each (at most :data:`MERGE_BLOCK` entries from all runs
-    together), plus the (pruned) result. Time O(N) per block plus
-    O(D log R) for merging R runs of D distinct n-grams. The temporary directory is removed by
+    together), plus the (pruned) result. Time O(N) per block plus O(D log R) for merging R runs
+    of D distinct n-grams. The temporary directory is removed by
     :meth:`close`, on leaving a ``with`` block (errors and ``KeyboardInterrupt`` included), or
     when the counter is garbage-collected.
 

@@ -21,7 +21,7 @@ The stages are lmplz's (see :mod:`fastgram.reference.lm` for the formulas):
    the group index from stage 3; order n - 1 is finished (log10, backoffs) once order n is.
 
 Memory: counting is bounded by ``max_memory`` (sorted runs spill to disk; by default
-:data:`DEFAULT_MAX_MEMORY` or a quarter of the machine's memory) for every key space:
+:data:`DEFAULT_MAX_MEMORY` or a quarter of the memory, the smaller) for every key space:
 :class:`fastgram.counting.NGramCounter` packs an N-gram into one uint64 word while
 ``(V + 1)**N <= 2**64`` and into 2-4 words beyond (word 5-grams); the merged counts are held
 as keys (8-32 bytes an N-gram) unless runs spilled. The counted N-grams then live on disk

@@ -182,8 +182,8 @@ class NGramLM:
         Notes
         -----
         Memory: the counting stage is bounded by ``max_memory`` (sorted runs spill to
-        ``tmp_dir``; bounded by default too), one uint64 key word per N-gram up to 64 bits and 2-4 words beyond (word
-        5-grams). The counted N-grams then wait in scratch files under ``tmp_dir``, read back
+        ``tmp_dir``; bounded by default too), one uint64 key word per N-gram up to 64 bits and
+        2-4 words beyond (word 5-grams). The counted N-grams then wait in scratch files under ``tmp_dir``, read back
         a block at a time, and what must fit in memory is the model itself (``4n + 24`` bytes
         per n-gram: ids, log10 p, backoff and u; ``4n + 16`` with ``keep_u=False``) and, for
         the order being estimated, its adjusted counts, parents and pruning marks (13 bytes per
